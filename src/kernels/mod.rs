@@ -1,0 +1,157 @@
+//! Numeric kernels: non-generic loops over slices with sizes passed in; the layers are thin typed
+//! wrappers that pass their static sizes.
+//!
+//! Matrix products go through one function, [`gemm`], so that the GEMM crate behind it can be
+//! swapped (see `ARCHITECTURE.md`). Kernels are generic only over the element type (`f32` for
+//! training, `f64` for gradient checks): two instantiations, whatever the number of models.
+
+pub mod conv;
+pub mod norm;
+pub mod pool;
+
+use core::fmt::Debug;
+use num_traits::Float;
+
+/// An element type the kernels support: `f32` or `f64`.
+pub trait Elem:
+    Float + Default + Debug + Send + Sync + core::iter::Sum + core::ops::AddAssign + 'static
+{
+    /// The dtype's name in checkpoints (`"F32"`, `"F64"`).
+    const DTYPE: &'static str;
+    /// Converts an `f64` literal.
+    fn lit(v: f64) -> Self;
+    /// Converts to `f64`.
+    fn to_f64_lossy(self) -> f64;
+}
+
+impl Elem for f32 {
+    const DTYPE: &'static str = "F32";
+    #[inline(always)]
+    fn lit(v: f64) -> Self {
+        v as f32
+    }
+    #[inline(always)]
+    fn to_f64_lossy(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Elem for f64 {
+    const DTYPE: &'static str = "F64";
+    #[inline(always)]
+    fn lit(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn to_f64_lossy(self) -> f64 {
+        self
+    }
+}
+
+/// A strided matrix view: element `(i, j)` is at `i * rs + j * cs`.
+#[derive(Clone, Copy, Debug)]
+pub struct Strides {
+    /// Row stride.
+    pub rs: usize,
+    /// Column stride.
+    pub cs: usize,
+}
+
+impl Strides {
+    /// A row-major matrix with `cols` columns.
+    #[inline(always)]
+    pub fn row_major(cols: usize) -> Self {
+        Strides { rs: cols, cs: 1 }
+    }
+    /// The transpose of a row-major matrix with `cols` columns (a view, no copy).
+    #[inline(always)]
+    pub fn transposed(cols: usize) -> Self {
+        Strides { rs: 1, cs: cols }
+    }
+    fn required_len(&self, rows: usize, cols: usize) -> usize {
+        if rows == 0 || cols == 0 { 0 } else { (rows - 1) * self.rs + (cols - 1) * self.cs + 1 }
+    }
+}
+
+/// `c = a · b` (or `c += a · b` when `accumulate`), with `a` m×k, `b` k×n, `c` m×n, each with its own
+/// strides (so transposes cost no copy).
+///
+/// Panics if a slice is too short for its view: the typed wrappers size every buffer from static
+/// shapes, so this is a check of the crate's own code, never of user input.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn gemm<E: Elem>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[E],
+    sa: Strides,
+    b: &[E],
+    sb: Strides,
+    c: &mut [E],
+    sc: Strides,
+    accumulate: bool,
+) {
+    assert!(a.len() >= sa.required_len(m, k), "gemm: lhs too short");
+    assert!(b.len() >= sb.required_len(k, n), "gemm: rhs too short");
+    assert!(c.len() >= sc.required_len(m, n), "gemm: dst too short");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    c[i * sc.rs + j * sc.cs] = E::zero();
+                }
+            }
+        }
+        return;
+    }
+    // SAFETY: the three asserts above prove every index the views address lies inside its slice;
+    // `c` is borrowed mutably and so cannot alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            sc.cs as isize,
+            sc.rs as isize,
+            accumulate,
+            a.as_ptr(),
+            sa.cs as isize,
+            sa.rs as isize,
+            b.as_ptr(),
+            sb.cs as isize,
+            sb.rs as isize,
+            E::one(),
+            E::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// `y[i, :] += b` for every row `i` of the row-major `y` (`b.len()` columns).
+#[inline]
+pub fn add_row_bias<E: Elem>(y: &mut [E], b: &[E]) {
+    for row in y.chunks_exact_mut(b.len()) {
+        for (v, &bi) in row.iter_mut().zip(b) {
+            *v += bi;
+        }
+    }
+}
+
+/// `db[j] = Σ_i dy[i, j]` over the rows of the row-major `dy`.
+#[inline]
+pub fn sum_rows<E: Elem>(dy: &[E], db: &mut [E]) {
+    db.fill(E::zero());
+    for row in dy.chunks_exact(db.len()) {
+        for (d, &v) in db.iter_mut().zip(row) {
+            *d += v;
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Dropout in its two forms: vanilla (the homework's) and inverted (modern frameworks').
+
+use crate::kernels::Elem;
+use crate::layer::{Layer, Module, ParamInfo, Path};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+use core::marker::PhantomData;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// A dropout probability, spelled in the type so that keep and drop cannot be confused:
+/// [`Keep<80>`] keeps 80 % of activations, [`Drop<20>`] drops 20 % of them (the same layer).
+pub trait Probability: Send + Sync + 'static {
+    /// Probability that an activation is kept, in `[0, 1]`.
+    const KEEP: f64;
+    /// How the type spells it, for summaries.
+    fn describe() -> String;
+}
+
+/// Keep each activation with probability `PERCENT / 100`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Keep<const PERCENT: u32>;
+
+/// Drop (zero) each activation with probability `PERCENT / 100`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drop<const PERCENT: u32>;
+
+impl<const P: u32> Probability for Keep<P> {
+    const KEEP: f64 = {
+        assert!(P <= 100, "Keep<P>: P is a percentage, at most 100");
+        P as f64 / 100.0
+    };
+    fn describe() -> String {
+        format!("Keep<{P}>")
+    }
+}
+
+impl<const P: u32> Probability for Drop<P> {
+    const KEEP: f64 = {
+        assert!(P <= 100, "Drop<P>: P is a percentage, at most 100");
+        1.0 - P as f64 / 100.0
+    };
+    fn describe() -> String {
+        format!("Drop<{P}>")
+    }
+}
+
+/// Which dropout: where the `1/p` scaling goes.
+pub trait DropoutForm: Send + Sync + 'static {
+    /// Scale of kept activations in training.
+    fn train_scale(keep: f64) -> f64;
+    /// Scale of all activations at test time.
+    fn test_scale(keep: f64) -> f64;
+    /// The form's name, for summaries.
+    fn name() -> &'static str;
+}
+
+/// The homework's form: `Y = X ⊙ M` in training (no rescale), `Y = p·X` at test time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Vanilla;
+
+/// The modern form: `Y = X ⊙ M / p` in training, identity at test time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Inverted;
+
+impl DropoutForm for Vanilla {
+    fn train_scale(_keep: f64) -> f64 {
+        1.0
+    }
+    fn test_scale(keep: f64) -> f64 {
+        keep
+    }
+    fn name() -> &'static str {
+        "Vanilla"
+    }
+}
+
+impl DropoutForm for Inverted {
+    fn train_scale(keep: f64) -> f64 {
+        if keep > 0.0 { 1.0 / keep } else { 0.0 }
+    }
+    fn test_scale(_keep: f64) -> f64 {
+        1.0
+    }
+    fn name() -> &'static str {
+        "Inverted"
+    }
+}
+
+/// Dropout with keep probability `P` ([`Keep`] or [`Drop`]) in form `F` ([`Inverted`] by default,
+/// [`Vanilla`] for the homework).
+///
+/// # Shapes
+/// - any input `S`, output `S`; no parameters.
+/// - Training: a mask `M` with `P(M = 1) = p` (keep probability); `Y = X ⊙ M · s` with `s = 1`
+///   (vanilla) or `1/p` (inverted); backward `dX = dY ⊙ M · s`.
+/// - Inference: `Y = p·X` (vanilla) or `Y = X` (inverted).
+///
+/// The mask comes from the layer's own seeded generator: [`Module::reseed`] makes it reproducible.
+pub struct Dropout<P: Probability = Keep<50>, F: DropoutForm = Inverted> {
+    rng: SmallRng,
+    _p: PhantomData<(P, F)>,
+}
+
+impl<P: Probability, F: DropoutForm> Clone for Dropout<P, F> {
+    fn clone(&self) -> Self {
+        Dropout { rng: self.rng.clone(), _p: PhantomData }
+    }
+}
+
+impl<P: Probability, F: DropoutForm> core::fmt::Debug for Dropout<P, F> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Dropout<{}, {}>", P::describe(), F::name())
+    }
+}
+
+impl<P: Probability, F: DropoutForm> Dropout<P, F> {
+    /// The keep probability.
+    pub fn keep_probability(&self) -> f64 {
+        P::KEEP
+    }
+}
+
+impl<P: Probability, F: DropoutForm, E: Elem> Module<E> for Dropout<P, F> {
+    fn zeros() -> Self {
+        Dropout { rng: SmallRng::seed_from_u64(0), _p: PhantomData }
+    }
+    fn visit_params(&self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &[E])) {}
+    fn visit_params_mut(&mut self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E])) {}
+    fn zip_params_mut(
+        &mut self,
+        _: &Self,
+        _: &Path<'_>,
+        _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E]),
+    ) {
+    }
+    fn reseed(&mut self, seed: u64) {
+        self.rng = SmallRng::seed_from_u64(seed);
+    }
+    fn type_name() -> String {
+        format!("Dropout<{}, {}>", P::describe(), F::name())
+    }
+}
+
+/// The mask of the last training pass, scaled: `M · s`.
+#[derive(Clone, Debug, Default)]
+pub struct DropoutCache<E> {
+    mask: Vec<E>,
+}
+
+impl<E> DropoutCache<E> {
+    /// The scaled mask of the last training pass.
+    pub fn mask(&self) -> &[E] {
+        &self.mask
+    }
+}
+
+impl<S: Shape, P: Probability, F: DropoutForm, E: Elem> Layer<S, E> for Dropout<P, F> {
+    type Out = S;
+    type Cache = DropoutCache<E>;
+
+    fn forward(&self, x: &Tensor<S, E>, y: &mut Tensor<S, E>) {
+        y.set_batch(x.batch());
+        let s = E::lit(F::test_scale(P::KEEP));
+        for (o, &v) in y.as_mut_slice().iter_mut().zip(x.as_slice()) {
+            *o = v * s;
+        }
+    }
+
+    fn forward_train(&mut self, x: &Tensor<S, E>, y: &mut Tensor<S, E>, cache: &mut DropoutCache<E>) {
+        y.set_batch(x.batch());
+        let keep = P::KEEP;
+        let s = E::lit(F::train_scale(keep));
+        cache.mask.resize(x.len(), E::zero());
+        for ((o, m), &v) in y.as_mut_slice().iter_mut().zip(cache.mask.iter_mut()).zip(x.as_slice()) {
+            *m = if self.rng.random::<f64>() < keep { s } else { E::zero() };
+            *o = v * *m;
+        }
+    }
+
+    fn backward(
+        &self,
+        x: &Tensor<S, E>,
+        _y: &Tensor<S, E>,
+        dy: &Tensor<S, E>,
+        cache: &mut DropoutCache<E>,
+        dx: Option<&mut Tensor<S, E>>,
+        _: &mut Self,
+    ) {
+        if let Some(dx) = dx {
+            dx.set_batch(x.batch());
+            for ((d, &g), &m) in dx.as_mut_slice().iter_mut().zip(dy.as_slice()).zip(&cache.mask) {
+                *d = g * m;
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! # shaped
+//!
+//! Neural networks whose tensor shapes live in the type system. A model is a Rust type; if one
+//! layer's output does not fit the next layer's input, `cargo check` rejects it with a message that
+//! names the layer and both shapes in numbers. `#[derive(Sequential)]` writes the forward and
+//! backward passes of sequential models; the kernels are monomorphized for their static shapes.
+//!
+//! Start with [`prelude`], the [`Layer`] trait, the layers in [`layers`] and `ARCHITECTURE.md`.
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod gradcheck;
+pub mod init;
+pub mod kernels;
+pub mod layer;
+pub mod layers;
+pub mod loss;
+pub mod shape;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use layer::{Layer, Module, ParamInfo, ParamKind, Path};
+pub use shaped_macros::Sequential;
+pub use tensor::Tensor;
+
+/// Everything a model definition and a training loop need.
+pub mod prelude {
+    pub use crate::Sequential;
+    pub use crate::error::{Error, Result};
+    pub use crate::init::Init;
+    pub use crate::kernels::Elem;
+    pub use crate::layer::{Layer, Module, ParamInfo, ParamKind, Path};
+    pub use crate::layers::{
+        BatchNorm1d, BatchNorm2d, Conv2d, Drop, Dropout, Flatten, Inverted, Keep, Linear, MaxPool2d, ReLU, Vanilla,
+    };
+    pub use crate::loss::{Hinge, Logistic, Loss, SoftmaxCrossEntropy, hinge_loss, logistic_loss, softmax_loss};
+    pub use crate::shape::{Const, ConstDim, Dim, Dyn, Shape};
+    pub use crate::tensor::Tensor;
+    pub use rand::SeedableRng;
+}
