@@ -9,14 +9,18 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod data;
 pub mod error;
 pub mod gradcheck;
 pub mod init;
+pub mod io;
 pub mod kernels;
 pub mod layer;
 pub mod layers;
 pub mod loss;
+pub mod optim;
 pub mod shape;
+pub mod solver;
 pub mod tensor;
 
 pub use error::{Error, Result};
@@ -34,6 +38,7 @@ pub mod prelude {
     pub use crate::layers::{
         BatchNorm1d, BatchNorm2d, Conv2d, Drop, Dropout, Flatten, Inverted, Keep, Linear, MaxPool2d, ReLU, Vanilla,
     };
+    pub use crate::optim::{Adam, AnyOptimizer, Optimizer, RmsProp, Sgd, SgdMomentum, UpdateRule};
     pub use crate::loss::{Hinge, Logistic, Loss, SoftmaxCrossEntropy, hinge_loss, logistic_loss, softmax_loss};
     pub use crate::shape::{Const, ConstDim, Dim, Dyn, Shape};
     pub use crate::tensor::Tensor;

@@ -139,7 +139,7 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
     let checks = tys.iter().enumerate().map(|(i, ty)| {
         let sin = &shapes[i];
         let span = ty.span();
-        quote_spanned!(span=> __shaped_fits::<#ty, #sin>();)
+        quote_spanned!(span=> __shaped_fits::<#ty, #sin, #elem>();)
     });
 
     // The impls assume each step fits (so a mismatch is reported once, by `__shaped_check`, at the
@@ -156,7 +156,7 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
         const _: () = {
             #[allow(dead_code, non_snake_case)]
             fn __shaped_check #impl_gb () where #where_preds {
-                fn __shaped_fits<L: #sh::Layer<I, #elem>, I: #sh::shape::Shape>() {}
+                fn __shaped_fits<L: #sh::Layer<I, __E>, I: #sh::shape::Shape, __E: #sh::kernels::Elem>() {}
                 #(#checks)*
             }
 

@@ -1,0 +1,288 @@
+//! Data sets: the in-memory [`Dataset`], loaders for IDX (Fashion-MNIST), CSV and CIFAR-10 files,
+//! and seeded synthetic sets.
+//!
+//! Every loader validates its input completely: a malformed file gives an [`Error::Data`] naming
+//! the file and what is wrong (with a line number or record index where one helps), never a panic,
+//! and header counts are checked against the real file length before anything is allocated.
+
+pub mod cifar;
+pub mod csv;
+pub mod idx;
+pub mod synthetic;
+
+pub use cifar::{load_cifar10_dir, read_cifar_batch};
+pub use csv::{binary20_splits, read_csv};
+pub use idx::{
+    FASHION_MNIST_DEBIAN_DIR, fashion_mnist_dir, load_mnist_dir, read_idx_images, read_idx_labels,
+};
+pub use synthetic::{binary20, random_images};
+
+use std::fmt;
+use std::ops::Range;
+
+use crate::error::{Error, Result};
+
+/// In-memory labelled data set: `len` samples, each `sample_len` f32 features (row-major, e.g.
+/// C*H*W pixels), labels as class indices.
+///
+/// The invariants (checked by [`Dataset::new`]) are: `features().len() == len() * sample_len()`,
+/// every label is `< classes()`, and every feature is finite.
+#[derive(Clone, PartialEq)]
+pub struct Dataset {
+    x: Vec<f32>,
+    y: Vec<usize>,
+    sample_dims: Vec<usize>,
+    classes: usize,
+}
+
+impl fmt::Debug for Dataset {
+    /// A summary (length, sample shape, classes), not the features themselves.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dataset")
+            .field("len", &self.len())
+            .field("sample_dims", &self.sample_dims)
+            .field("classes", &self.classes)
+            .finish()
+    }
+}
+
+impl Dataset {
+    /// A data set from row-major features `x` (`y.len()` samples of `prod(sample_dims)` values)
+    /// and labels `y`.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if `x.len() != y.len() * prod(sample_dims)`, if a sample dimension is
+    /// zero, or if a feature is NaN or infinite; [`Error::Label`] if `classes` is zero or a label
+    /// is `>= classes`.
+    pub fn new(x: Vec<f32>, y: Vec<usize>, sample_dims: &[usize], classes: usize) -> Result<Self> {
+        if let Some(d) = sample_dims.iter().position(|&d| d == 0) {
+            return Err(Error::Shape(format!(
+                "sample dimensions {sample_dims:?}: dimension {d} is zero"
+            )));
+        }
+        let sample_len =
+            sample_dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
+                Error::Shape(format!("sample dimensions {sample_dims:?} overflow usize"))
+            })?;
+        let expected = y.len().checked_mul(sample_len);
+        if expected != Some(x.len()) {
+            return Err(Error::Shape(format!(
+                "{} feature values do not make {} samples of shape {sample_dims:?} ({} values each)",
+                x.len(),
+                y.len(),
+                sample_len
+            )));
+        }
+        if classes == 0 {
+            return Err(Error::Label("a data set needs at least one class".into()));
+        }
+        if let Some((i, &l)) = y.iter().enumerate().find(|&(_, &l)| l >= classes) {
+            return Err(Error::Label(format!(
+                "label {l} of sample {i} is out of range: the data set has {classes} classes (0..{classes})"
+            )));
+        }
+        if let Some(k) = x.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Shape(format!(
+                "feature {} of sample {} is {}: features must be finite",
+                k % sample_len,
+                k / sample_len,
+                x[k]
+            )));
+        }
+        Ok(Dataset { x, y, sample_dims: sample_dims.to_vec(), classes })
+    }
+
+    /// The number of samples.
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    /// Whether the data set has no samples.
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+
+    /// The number of features per sample (the product of [`sample_dims`](Self::sample_dims)).
+    pub fn sample_len(&self) -> usize {
+        self.sample_dims.iter().product()
+    }
+
+    /// The shape of one sample, e.g. `[1, 28, 28]` for Fashion-MNIST or `[20]` for a feature vector.
+    pub fn sample_dims(&self) -> &[usize] {
+        &self.sample_dims
+    }
+
+    /// The number of classes: every label is below it.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// All features, row-major: sample `i` is `features()[i * sample_len()..(i + 1) * sample_len()]`.
+    pub fn features(&self) -> &[f32] {
+        &self.x
+    }
+
+    /// All labels (class indices), one per sample.
+    pub fn labels(&self) -> &[usize] {
+        &self.y
+    }
+
+    /// The features of sample `i`.
+    ///
+    /// # Panics
+    /// If `i >= len()`.
+    pub fn sample(&self, i: usize) -> &[f32] {
+        assert!(
+            i < self.len(),
+            "sample index {i} out of range for a data set of {} samples",
+            self.len()
+        );
+        let n = self.sample_len();
+        &self.x[i * n..(i + 1) * n]
+    }
+
+    /// A copy of the contiguous samples `range`.
+    ///
+    /// # Panics
+    /// If the range is decreasing or ends past `len()`.
+    pub fn slice(&self, range: Range<usize>) -> Dataset {
+        assert!(
+            range.start <= range.end && range.end <= self.len(),
+            "slice {range:?} out of range for a data set of {} samples",
+            self.len()
+        );
+        let n = self.sample_len();
+        Dataset {
+            x: self.x[range.start * n..range.end * n].to_vec(),
+            y: self.y[range.clone()].to_vec(),
+            sample_dims: self.sample_dims.clone(),
+            classes: self.classes,
+        }
+    }
+
+    /// Splits into the first `n` samples and the rest (without copying the first part).
+    ///
+    /// # Panics
+    /// If `n > len()`.
+    pub fn split_at(mut self, n: usize) -> (Dataset, Dataset) {
+        assert!(
+            n <= self.len(),
+            "split_at({n}) out of range for a data set of {} samples",
+            self.len()
+        );
+        let sl = self.sample_len();
+        let x_rest = self.x.split_off(n * sl);
+        let y_rest = self.y.split_off(n);
+        let rest = Dataset {
+            x: x_rest,
+            y: y_rest,
+            sample_dims: self.sample_dims.clone(),
+            classes: self.classes,
+        };
+        (self, rest)
+    }
+
+    /// A copy of the samples `idx` (in that order; indices may repeat).
+    ///
+    /// # Panics
+    /// If an index is `>= len()`.
+    pub fn subset(&self, idx: &[usize]) -> Dataset {
+        let n = self.sample_len();
+        let mut x = Vec::with_capacity(idx.len() * n);
+        let mut y = Vec::with_capacity(idx.len());
+        for &i in idx {
+            x.extend_from_slice(self.sample(i));
+            y.push(self.y[i]);
+        }
+        Dataset { x, y, sample_dims: self.sample_dims.clone(), classes: self.classes }
+    }
+
+    /// Multiplies every feature by `factor` (raw 0–255 pixels to [0, 1] is `scale(1.0 / 255.0)`).
+    pub fn scale(&mut self, factor: f32) {
+        for v in &mut self.x {
+            *v *= factor;
+        }
+    }
+
+    /// Holds out the LAST `len / fraction_den` samples (e.g. 10 => 1/10, rounded down) for
+    /// validation: returns `(train, val)`.
+    ///
+    /// # Panics
+    /// If `fraction_den` is zero.
+    pub fn holdout(self, fraction_den: usize) -> (Dataset, Dataset) {
+        assert!(fraction_den > 0, "holdout fraction denominator must be positive");
+        let val = self.len() / fraction_den;
+        let n = self.len() - val;
+        self.split_at(n)
+    }
+
+    /// Copies the features and labels of the samples `order` (typically
+    /// `epoch_order[start..start + batch]`) into the caller's buffers, without allocating:
+    /// `x_out` must hold `order.len() * sample_len()` values and `y_out` `order.len()` labels.
+    /// Used by mini-batching.
+    ///
+    /// # Panics
+    /// If a buffer has the wrong length or an index is `>= len()`.
+    pub fn gather_into(&self, order: &[usize], x_out: &mut [f32], y_out: &mut [usize]) {
+        let n = self.sample_len();
+        assert_eq!(
+            x_out.len(),
+            order.len() * n,
+            "gather_into: x_out holds {} values, a batch of {} samples of {n} needs {}",
+            x_out.len(),
+            order.len(),
+            order.len() * n
+        );
+        assert_eq!(
+            y_out.len(),
+            order.len(),
+            "gather_into: y_out holds {} labels, the batch has {} samples",
+            y_out.len(),
+            order.len()
+        );
+        for ((&i, xs), y) in
+            order.iter().zip(x_out.chunks_exact_mut(n.max(1))).zip(y_out.iter_mut())
+        {
+            xs.copy_from_slice(self.sample(i));
+            *y = self.y[i];
+        }
+    }
+}
+
+/// Pixel scaling of image loaders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Pixels {
+    /// Bytes 0..=255 as f32 unchanged: what the homework's hyper-parameters need.
+    #[default]
+    Raw,
+    /// Bytes divided by 255 into [0, 1].
+    Unit,
+}
+
+impl Pixels {
+    /// The factor a byte is multiplied by: 1 for [`Pixels::Raw`], 1/255 for [`Pixels::Unit`].
+    pub fn factor(self) -> f32 {
+        match self {
+            Pixels::Raw => 1.0,
+            Pixels::Unit => 1.0 / 255.0,
+        }
+    }
+
+    /// Converts pixel bytes to f32 features with this scaling (`Unit` divides by 255, so 255
+    /// becomes exactly 1.0).
+    pub fn convert(self, bytes: &[u8]) -> Vec<f32> {
+        match self {
+            Pixels::Raw => bytes.iter().map(|&b| f32::from(b)).collect(),
+            Pixels::Unit => bytes.iter().map(|&b| f32::from(b) / 255.0).collect(),
+        }
+    }
+}
+
+/// A seeded shuffled epoch order: fills `order` with a permutation of `0..n` using `rng` (reuses
+/// the Vec's capacity).
+pub fn shuffle_order(order: &mut Vec<usize>, n: usize, rng: &mut impl rand::Rng) {
+    use rand::seq::SliceRandom;
+    order.clear();
+    order.extend(0..n);
+    order.shuffle(rng);
+}

@@ -1,0 +1,7 @@
+use shaped::prelude::*;
+
+#[derive(Sequential)]
+#[sequential(input = (20,))]
+struct Empty {}
+
+fn main() {}
