@@ -1,1 +1,100 @@
-fn main() {}
+//! Kernel benchmarks on the workload's shapes: GEMM (the FC layers), convolution forward and
+//! backward through the direct loop and through im2col + GEMM (so the choice in
+//! `ConvDims::prefers_im2col` is measured, not guessed), max pooling and batch norm.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use shaped::kernels::conv::{self, ConvDims};
+use shaped::kernels::norm::{self, NormDims};
+use shaped::kernels::pool::{self, PoolDims};
+use shaped::kernels::{Strides, gemm};
+use std::hint::black_box;
+
+fn data(n: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect()
+}
+
+fn bench_gemm(c: &mut Criterion) {
+    let mut g = c.benchmark_group("gemm");
+    // (m, n, k): 4a fc1 forward, 3b fc1 forward, 1b fc1 forward
+    for &(m, n, k) in &[(100, 16, 605), (100, 64, 784), (50, 32, 20), (100, 10, 784)] {
+        let (a, b) = (data(m * k), data(k * n));
+        let mut out = vec![0.0f32; m * n];
+        g.throughput(Throughput::Elements((2 * m * n * k) as u64));
+        g.bench_function(BenchmarkId::from_parameter(format!("{m}x{k}@{k}x{n}")), |bch| {
+            bch.iter(|| {
+                gemm(
+                    m,
+                    n,
+                    k,
+                    &a,
+                    Strides::row_major(k),
+                    &b,
+                    Strides::row_major(n),
+                    &mut out,
+                    Strides::row_major(n),
+                    false,
+                );
+                black_box(&out);
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_conv(c: &mut Criterion) {
+    let mut g = c.benchmark_group("conv");
+    let shapes = [
+        ("4a 1->5 7x7 28x28", ConvDims { n: 100, c: 1, h: 28, w: 28, f: 5, k: 7, stride: 1, pad: 0 }),
+        ("vgg 16->32 3x3 16x16 p1", ConvDims { n: 100, c: 16, h: 16, w: 16, f: 32, k: 3, stride: 1, pad: 1 }),
+    ];
+    for (name, d) in shapes {
+        let x = data(d.n * d.c * d.h * d.w);
+        let w = data(d.f * d.c * d.k * d.k);
+        let q = d.oh() * d.ow();
+        let mut y = vec![0.0f32; d.n * d.f * q];
+        let mut cols = vec![0.0f32; d.patch() * q];
+        let mut dcols = vec![0.0f32; d.patch() * q];
+        let dy = data(y.len());
+        let mut dw = vec![0.0f32; w.len()];
+        let mut dx = vec![0.0f32; x.len()];
+        g.throughput(Throughput::Elements((2 * d.n * d.f * q * d.patch()) as u64));
+        g.bench_function(format!("{name} forward direct"), |b| {
+            b.iter(|| conv::forward_direct(&d, &x, &w, None, black_box(&mut y)))
+        });
+        g.bench_function(format!("{name} forward im2col"), |b| {
+            b.iter(|| conv::forward_im2col(&d, &x, &w, None, black_box(&mut y), &mut cols))
+        });
+        g.bench_function(format!("{name} backward direct"), |b| {
+            b.iter(|| conv::backward_direct(&d, &x, &w, &dy, black_box(&mut dw), None, Some(&mut dx)))
+        });
+        g.bench_function(format!("{name} backward im2col"), |b| {
+            b.iter(|| {
+                conv::backward_im2col(&d, &x, &w, &dy, black_box(&mut dw), None, Some(&mut dx), &mut cols, &mut dcols)
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_pool_norm(c: &mut Criterion) {
+    let d = PoolDims { planes: 100 * 5, h: 22, w: 22, p: 2, stride: 2 };
+    let x = data(d.planes * d.h * d.w);
+    let mut y = vec![0.0f32; d.planes * d.oh() * d.ow()];
+    let mut arg = vec![0u32; y.len()];
+    c.bench_function("maxpool 2x2 (100,5,22,22)", |b| {
+        b.iter(|| pool::max_forward(&d, &x, black_box(&mut y), Some(&mut arg)))
+    });
+    let nd = NormDims { n: 100, c: 8, inner: 22 * 22 };
+    let x = data(nd.n * nd.c * nd.inner);
+    let (g, be) = (vec![1.0f32; 8], vec![0.0f32; 8]);
+    let (mut rm, mut rv) = (vec![0.0f32; 8], vec![1.0f32; 8]);
+    let (mut y, mut xh, mut is) = (vec![0.0f32; x.len()], vec![0.0f32; x.len()], vec![0.0f32; 8]);
+    c.bench_function("batchnorm2d train (100,8,22,22)", |b| {
+        b.iter(|| {
+            norm::batchnorm_train(nd, &x, &g, &be, &mut rm, &mut rv, 0.9, 1e-5, black_box(&mut y), &mut xh, &mut is)
+        })
+    });
+}
+
+criterion_group!(benches, bench_gemm, bench_conv, bench_pool_norm);
+criterion_main!(benches);

@@ -149,14 +149,13 @@ fn parse_args() -> Result<Args, String> {
         quiet: false,
     };
     let mut it = std::env::args().skip(1);
-    let mut default_epochs = true;
+    let mut named = false;
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
             "--data" => a.data = Some(value("--data")?.into()),
             "--epochs" => {
                 a.epochs = Some(value("--epochs")?.parse().map_err(|e| format!("--epochs: {e}"))?);
-                default_epochs = false;
             }
             "--seed" => a.seed = value("--seed")?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--threads" => a.threads = value("--threads")?.parse().map_err(|e| format!("--threads: {e}"))?,
@@ -175,15 +174,14 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => return Err(HELP.into()),
             s if !s.starts_with('-') => {
                 a.experiment = s.to_string();
-                // An explicit experiment runs the spec's epochs unless --epochs says otherwise.
-                if default_epochs {
-                    a.epochs = None;
-                }
+                named = true;
             }
             other => return Err(format!("unknown option {other}\n{HELP}")),
         }
     }
-    if std::env::args().nth(1).is_none() {
+    // Without an experiment: 4a for 5 epochs (the PyTorch comparison's setting). A named
+    // experiment runs the spec's epochs unless --epochs says otherwise.
+    if !named && a.epochs.is_none() {
         a.epochs = Some(5);
     }
     Ok(a)
@@ -339,19 +337,67 @@ fn experiment(args: &Args) -> shaped::Result<Report> {
             let (train, val, test) = binary20(args)?;
             let sm = Solver::new().rule(UpdateRule::SgdMomentum).batch_size(50);
             match args.experiment.as_str() {
-                "1a" => run::<(Dyn, Const<20>), LinearModel, _>(args, sm.lr(1.0).lr_decay(0.95).reg(0.2), ep(20), Logistic, train, val, Some(test)),
-                "1b" => run::<(Dyn, Const<20>), TwoLayer, _>(args, sm.lr(8e-2).lr_decay(0.9).reg(0.3), ep(20), Logistic, train, val, Some(test)),
-                "2a" => run::<(Dyn, Const<20>), LinearModel, _>(args, sm.lr(1.0).lr_decay(0.95).reg(0.1), ep(50), Hinge, train, val, Some(test)),
-                _ => run::<(Dyn, Const<20>), TwoLayer, _>(args, sm.lr(0.1).lr_decay(0.95).reg(0.3), ep(50), Hinge, train, val, Some(test)),
+                "1a" => run::<(Dyn, Const<20>), LinearModel, _>(
+                    args,
+                    sm.lr(1.0).lr_decay(0.95).reg(0.2),
+                    ep(20),
+                    Logistic,
+                    train,
+                    val,
+                    Some(test),
+                ),
+                "1b" => run::<(Dyn, Const<20>), TwoLayer, _>(
+                    args,
+                    sm.lr(8e-2).lr_decay(0.9).reg(0.3),
+                    ep(20),
+                    Logistic,
+                    train,
+                    val,
+                    Some(test),
+                ),
+                "2a" => run::<(Dyn, Const<20>), LinearModel, _>(
+                    args,
+                    sm.lr(1.0).lr_decay(0.95).reg(0.1),
+                    ep(50),
+                    Hinge,
+                    train,
+                    val,
+                    Some(test),
+                ),
+                _ => run::<(Dyn, Const<20>), TwoLayer, _>(
+                    args,
+                    sm.lr(0.1).lr_decay(0.95).reg(0.3),
+                    ep(50),
+                    Hinge,
+                    train,
+                    val,
+                    Some(test),
+                ),
             }
         }
         "3a" | "3b" => {
             let (train, val, test) = mnist_like(args)?;
             let rms = Solver::new().rule(UpdateRule::RmsProp).batch_size(100).lr_decay(0.9).reg(0.01);
             if args.experiment == "3a" {
-                run::<(Dyn, Const<784>), Softmax, _>(args, rms.lr(5e-5), ep(50), SoftmaxCrossEntropy::<10>, train, val, Some(test))
+                run::<(Dyn, Const<784>), Softmax, _>(
+                    args,
+                    rms.lr(5e-5),
+                    ep(50),
+                    SoftmaxCrossEntropy::<10>,
+                    train,
+                    val,
+                    Some(test),
+                )
             } else {
-                run::<(Dyn, Const<784>), Mlp, _>(args, rms.lr(1e-4), ep(50), SoftmaxCrossEntropy::<10>, train, val, Some(test))
+                run::<(Dyn, Const<784>), Mlp, _>(
+                    args,
+                    rms.lr(1e-4),
+                    ep(50),
+                    SoftmaxCrossEntropy::<10>,
+                    train,
+                    val,
+                    Some(test),
+                )
             }
         }
         "4a" | "4b" => {
@@ -380,7 +426,15 @@ fn experiment(args: &Args) -> shaped::Result<Report> {
             };
             let (train, val) = train.holdout(10);
             let adam = Solver::new().rule(UpdateRule::Adam).lr(1e-3).batch_size(100);
-            run::<(Dyn, Const<3>, Const<32>, Const<32>), Vgg, _>(args, adam, ep(10), SoftmaxCrossEntropy::<10>, train, val, Some(test))
+            run::<(Dyn, Const<3>, Const<32>, Const<32>), Vgg, _>(
+                args,
+                adam,
+                ep(10),
+                SoftmaxCrossEntropy::<10>,
+                train,
+                val,
+                Some(test),
+            )
         }
         other => Err(shaped::Error::Training(format!("unknown experiment `{other}`; {HELP}"))),
     }

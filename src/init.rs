@@ -32,13 +32,7 @@ impl Init {
     }
 
     /// Fills `data` with draws from this distribution.
-    pub fn fill<E: Elem, R: rand::Rng + ?Sized>(
-        &self,
-        rng: &mut R,
-        data: &mut [E],
-        fan_in: usize,
-        fan_out: usize,
-    ) {
+    pub fn fill<E: Elem, R: rand::Rng + ?Sized>(&self, rng: &mut R, data: &mut [E], fan_in: usize, fan_out: usize) {
         let std = self.std(fan_in, fan_out);
         for v in data {
             let z: f64 = StandardNormal.sample(rng);

@@ -30,10 +30,10 @@ impl<'a> Path<'a> {
 
 impl fmt::Display for Path<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(p) = self.parent {
-            if p.parent.is_some() || !p.name.is_empty() {
-                write!(f, "{p}.")?;
-            }
+        if let Some(p) = self.parent
+            && (p.parent.is_some() || !p.name.is_empty())
+        {
+            write!(f, "{p}.")?;
         }
         f.write_str(self.name)
     }
@@ -96,6 +96,11 @@ pub struct ParamInfo<'a> {
 /// [`Module::visit_params_mut`] and [`Module::zip_params_mut`], so optimizers, checkpoints,
 /// regularisation and summaries need no knowledge of layer types. The same type holds a model's
 /// gradients: [`Module::zeros`] is the all-zero structure that `backward` writes into.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a shaped layer with elements `{E}`",
+    label = "not a layer of `{E}`",
+    note = "every field of a #[derive(Sequential)] struct must be a layer (Linear, Conv2d, ReLU, ...) or a derived model, with the model's element type"
+)]
 pub trait Module<E: Elem>: Sized + Send + Sync {
     /// The module with every parameter at its neutral value (weights, biases and β zero; γ and the
     /// running variance one). Used for gradients and as the start of [`Module::init`].
@@ -109,12 +114,7 @@ pub trait Module<E: Elem>: Sized + Send + Sync {
 
     /// Visits every parameter of `self` together with the same parameter of `other` (its gradient,
     /// say), in order.
-    fn zip_params_mut(
-        &mut self,
-        other: &Self,
-        path: &Path<'_>,
-        f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E]),
-    );
+    fn zip_params_mut(&mut self, other: &Self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E]));
 
     /// Resets the random state of stochastic layers (dropout masks) from `seed`; a no-op elsewhere.
     fn reseed(&mut self, seed: u64) {
@@ -178,12 +178,7 @@ pub trait Layer<In: Shape, E: Elem>: Module<E> {
 
     /// Training forward pass into `y`, keeping in `cache` what [`Layer::backward`] needs (and
     /// updating running statistics).
-    fn forward_train(
-        &mut self,
-        x: &Tensor<In, E>,
-        y: &mut Tensor<Self::Out, E>,
-        cache: &mut Self::Cache,
-    );
+    fn forward_train(&mut self, x: &Tensor<In, E>, y: &mut Tensor<Self::Out, E>, cache: &mut Self::Cache);
 
     /// Backward pass: given the input `x`, the output `y` and the loss gradient `dy` of the last
     /// [`Layer::forward_train`], writes the parameter gradients into `grads` (overwriting them) and,

@@ -128,9 +128,7 @@ pub trait Loss<S: Shape, E: Elem> {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SoftmaxCrossEntropy<const C: usize>;
 
-impl<B: Dim, X: ConstDim + ClassesMatch<Const<C>>, const C: usize, E: Elem> Loss<(B, X), E>
-    for SoftmaxCrossEntropy<C>
-{
+impl<B: Dim, X: ConstDim + ClassesMatch<Const<C>>, const C: usize, E: Elem> Loss<(B, X), E> for SoftmaxCrossEntropy<C> {
     fn loss(&self, scores: &Tensor<(B, X), E>, labels: &[usize], d: &mut Tensor<(B, X), E>) -> Result<E> {
         d.set_batch(scores.batch());
         softmax_rows(scores.as_slice(), C, labels, d.as_mut_slice())

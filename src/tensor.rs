@@ -44,7 +44,7 @@ impl<S: Shape, E: Elem> Tensor<S, E> {
     /// length is not a whole number of samples or contradicts a static batch size.
     pub fn from_vec(data: Vec<E>) -> Result<Self> {
         let per = S::SAMPLE_NUMEL;
-        if per == 0 || data.len() % per != 0 {
+        if per == 0 || !data.len().is_multiple_of(per) {
             return Err(Error::Shape(format!(
                 "a buffer of {} elements is not a whole number of samples of {} elements",
                 data.len(),
@@ -175,10 +175,7 @@ impl<S: Shape, E: Elem> Tensor<S, E> {
 
     /// Elementwise conversion to another element type.
     pub fn cast<F: Elem>(&self) -> Tensor<S, F> {
-        Tensor {
-            shape: self.shape,
-            data: self.data.iter().map(|&v| F::from(v).unwrap_or_else(F::nan)).collect(),
-        }
+        Tensor { shape: self.shape, data: self.data.iter().map(|&v| F::from(v).unwrap_or_else(F::nan)).collect() }
     }
 
     /// Index of the largest element in each batch entry (argmax over the sample).

@@ -16,10 +16,7 @@ struct Pair<A, B> {
 
 impl<A: Module<f32>, B: Module<f32>> Module<f32> for Pair<A, B> {
     fn zeros() -> Self {
-        Pair {
-            fc1: A::zeros(),
-            fc2: B::zeros(),
-        }
+        Pair { fc1: A::zeros(), fc2: B::zeros() }
     }
     fn visit_params(&self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &[f32])) {
         self.fc1.visit_params(&path.child("fc1"), f);
@@ -29,12 +26,7 @@ impl<A: Module<f32>, B: Module<f32>> Module<f32> for Pair<A, B> {
         self.fc1.visit_params_mut(&path.child("fc1"), f);
         self.fc2.visit_params_mut(&path.child("fc2"), f);
     }
-    fn zip_params_mut(
-        &mut self,
-        other: &Self,
-        path: &Path<'_>,
-        f: &mut dyn FnMut(&ParamInfo<'_>, &mut [f32], &[f32]),
-    ) {
+    fn zip_params_mut(&mut self, other: &Self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [f32], &[f32])) {
         self.fc1.zip_params_mut(&other.fc1, &path.child("fc1"), f);
         self.fc2.zip_params_mut(&other.fc2, &path.child("fc2"), f);
     }
@@ -58,12 +50,7 @@ impl<A: Module<f32>> Module<f32> for One<A> {
     fn visit_params_mut(&mut self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [f32])) {
         self.fc1.visit_params_mut(&path.child("fc1"), f);
     }
-    fn zip_params_mut(
-        &mut self,
-        other: &Self,
-        path: &Path<'_>,
-        f: &mut dyn FnMut(&ParamInfo<'_>, &mut [f32], &[f32]),
-    ) {
+    fn zip_params_mut(&mut self, other: &Self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [f32], &[f32])) {
         self.fc1.zip_params_mut(&other.fc1, &path.child("fc1"), f);
     }
     fn type_name() -> String {
@@ -100,10 +87,8 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn dir_listing(dir: &FsPath) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -141,15 +126,8 @@ fn round_trip_nested_model_with_buffers_extras_and_metadata() {
     let dir = tmpdir("nested");
     let p = dir.join("net.safetensors");
     let net: Net = random(3);
-    let extra = vec![(
-        "optim.note".to_string(),
-        vec![2, 2],
-        vec![1.0f32, 2.0, 3.0, 4.0],
-    )];
-    let meta = vec![
-        ("epoch".to_string(), "7".to_string()),
-        ("val_acc".to_string(), "0.976".to_string()),
-    ];
+    let extra = vec![("optim.note".to_string(), vec![2, 2], vec![1.0f32, 2.0, 3.0, 4.0])];
+    let meta = vec![("epoch".to_string(), "7".to_string()), ("val_acc".to_string(), "0.976".to_string())];
     io::save_with(&net, &extra, &meta, &p).unwrap();
 
     let mut back = Net::zeros();
@@ -157,16 +135,10 @@ fn round_trip_nested_model_with_buffers_extras_and_metadata() {
     assert_eq!(back, net);
     assert_eq!(back.fc2.params.running_var, net.fc2.params.running_var);
     assert_eq!(ck.extra, extra);
-    assert_eq!(
-        ck.extra("optim.note"),
-        Some((&[2usize, 2][..], &[1.0f32, 2.0, 3.0, 4.0][..]))
-    );
+    assert_eq!(ck.extra("optim.note"), Some((&[2usize, 2][..], &[1.0f32, 2.0, 3.0, 4.0][..])));
     assert_eq!(ck.metadata, meta);
     assert_eq!(ck.metadata("epoch"), Some("7"));
-    assert_eq!(
-        ck.model_type.as_deref(),
-        Some("Pair<Linear<3, 4>, BatchNorm1d<4>>")
-    );
+    assert_eq!(ck.model_type.as_deref(), Some("Pair<Linear<3, 4>, BatchNorm1d<4>>"));
     assert_eq!(ck.optimizer, None);
 
     // Plain `load` accepts (and ignores) the reserved extras.
@@ -204,9 +176,7 @@ fn parse_json(s: &[u8]) -> Json {
                         *i += 1;
                         break;
                     }
-                    let Json::Str(k) = value(s, i) else {
-                        panic!("object key is not a string")
-                    };
+                    let Json::Str(k) = value(s, i) else { panic!("object key is not a string") };
                     ws(s, i);
                     assert_eq!(s[*i], b':');
                     *i += 1;
@@ -264,9 +234,7 @@ fn parse_json(s: &[u8]) -> Json {
 }
 
 fn nums(j: &Json) -> Vec<usize> {
-    let Json::Arr(a) = j else {
-        panic!("not an array: {j:?}")
-    };
+    let Json::Arr(a) = j else { panic!("not an array: {j:?}") };
     a.iter()
         .map(|x| match x {
             Json::Num(n) => *n as usize,
@@ -288,19 +256,12 @@ fn file_is_standard_safetensors() {
     assert!(n.is_multiple_of(8));
     let header = &bytes[8..8 + n];
     assert_eq!(header[0], b'{');
-    let Json::Obj(h) = parse_json(header) else {
-        panic!("header is not an object")
-    };
+    let Json::Obj(h) = parse_json(header) else { panic!("header is not an object") };
     let data = &bytes[8 + n..];
 
-    let Some(Json::Obj(meta)) = h.get("__metadata__") else {
-        panic!("no __metadata__")
-    };
+    let Some(Json::Obj(meta)) = h.get("__metadata__") else { panic!("no __metadata__") };
     assert_eq!(meta.get("epoch"), Some(&Json::Str("3".into())));
-    assert_eq!(
-        meta.get("shaped.model"),
-        Some(&Json::Str("Pair<Linear<3, 4>, BatchNorm1d<4>>".into()))
-    );
+    assert_eq!(meta.get("shaped.model"), Some(&Json::Str("Pair<Linear<3, 4>, BatchNorm1d<4>>".into())));
 
     let mut expected = Vec::new();
     net.visit_params(&Path::ROOT, &mut |info, d| {
@@ -310,33 +271,18 @@ fn file_is_standard_safetensors() {
     assert_eq!(names.len(), expected.len(), "{names:?}");
     let mut covered = 0;
     for (name, shape, values) in &expected {
-        let Some(Json::Obj(t)) = h.get(name) else {
-            panic!("tensor `{name}` missing from the header")
-        };
+        let Some(Json::Obj(t)) = h.get(name) else { panic!("tensor `{name}` missing from the header") };
         assert_eq!(t.get("dtype"), Some(&Json::Str("F32".into())), "{name}");
         assert_eq!(&nums(&t["shape"]), shape, "{name}");
         let off = nums(&t["data_offsets"]);
         assert_eq!(off[1] - off[0], values.len() * 4, "{name}");
-        let decoded: Vec<f32> = data[off[0]..off[1]]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let decoded: Vec<f32> =
+            data[off[0]..off[1]].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
         assert_eq!(&decoded, values, "{name}");
         covered += off[1] - off[0];
     }
-    assert_eq!(
-        covered,
-        data.len(),
-        "the data section holds exactly the tensors"
-    );
-    for name in [
-        "fc1.weight",
-        "fc1.bias",
-        "fc2.gamma",
-        "fc2.beta",
-        "fc2.running_mean",
-        "fc2.running_var",
-    ] {
+    assert_eq!(covered, data.len(), "the data section holds exactly the tensors");
+    for name in ["fc1.weight", "fc1.bias", "fc2.gamma", "fc2.beta", "fc2.running_mean", "fc2.running_var"] {
         assert!(h.contains_key(name), "{name}");
     }
 
@@ -345,20 +291,12 @@ fn file_is_standard_safetensors() {
     io::save(&fc, &p).unwrap();
     let bytes = std::fs::read(&p).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let Json::Obj(h) = parse_json(&bytes[8..8 + n]) else {
-        panic!()
-    };
-    let Some(Json::Obj(w)) = h.get("weight") else {
-        panic!("no `weight`: {h:?}")
-    };
+    let Json::Obj(h) = parse_json(&bytes[8..8 + n]) else { panic!() };
+    let Some(Json::Obj(w)) = h.get("weight") else { panic!("no `weight`: {h:?}") };
     assert_eq!(w.get("dtype"), Some(&Json::Str("F64".into())));
     assert_eq!(nums(&w["shape"]), [3, 2]);
     let off = nums(&w["data_offsets"]);
-    let first = f64::from_le_bytes(
-        bytes[8 + n + off[0]..8 + n + off[0] + 8]
-            .try_into()
-            .unwrap(),
-    );
+    let first = f64::from_le_bytes(bytes[8 + n + off[0]..8 + n + off[0] + 8].try_into().unwrap());
     assert_eq!(first, fc.weight.as_slice()[0]);
     assert!(h.contains_key("bias"));
 }
@@ -373,14 +311,8 @@ fn wrong_shape_names_tensor_and_both_shapes() {
     let mut fc: Linear<4, 2, f32> = random(7);
     let before = fc.clone();
     let msg = checkpoint_msg(io::load(&mut fc, &p).unwrap_err());
-    assert!(
-        msg.contains("tensor `weight` has shape [3, 2] in the file, but the model expects [4, 2]"),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("Linear<3, 2>") && msg.contains("Linear<4, 2>"),
-        "{msg}"
-    );
+    assert!(msg.contains("tensor `weight` has shape [3, 2] in the file, but the model expects [4, 2]"), "{msg}");
+    assert!(msg.contains("Linear<3, 2>") && msg.contains("Linear<4, 2>"), "{msg}");
     assert_eq!(fc, before, "the model changed after a failed load");
 
     // The error's Display names the file.
@@ -397,16 +329,8 @@ fn partial_mismatch_leaves_model_unchanged() {
     let mut m: Pair<Linear<3, 4, f32>, Linear<4, 3, f32>> = random(9);
     let before = m.clone();
     let msg = checkpoint_msg(io::load(&mut m, &p).unwrap_err());
-    assert!(
-        msg.contains(
-            "tensor `fc2.weight` has shape [4, 2] in the file, but the model expects [4, 3]"
-        ),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("tensor `fc2.bias` has shape [2] in the file, but the model expects [3]"),
-        "{msg}"
-    );
+    assert!(msg.contains("tensor `fc2.weight` has shape [4, 2] in the file, but the model expects [4, 3]"), "{msg}");
+    assert!(msg.contains("tensor `fc2.bias` has shape [2] in the file, but the model expects [3]"), "{msg}");
     assert!(!msg.contains("fc1"), "{msg}");
     assert_eq!(m, before);
 }
@@ -419,10 +343,7 @@ fn wrong_dtype() {
     let mut fc: Linear<3, 2, f32> = random(11);
     let before = fc.clone();
     let msg = checkpoint_msg(io::load(&mut fc, &p).unwrap_err());
-    assert!(
-        msg.contains("tensor `weight` has dtype F64 in the file, but the model expects F32"),
-        "{msg}"
-    );
+    assert!(msg.contains("tensor `weight` has dtype F64 in the file, but the model expects F32"), "{msg}");
     assert!(msg.contains("`bias`"), "{msg}");
     assert_eq!(fc, before);
 }
@@ -435,14 +356,8 @@ fn missing_tensor() {
     let mut m: Pair<Linear<3, 4, f32>, Linear<4, 2, f32>> = random(13);
     let before = m.clone();
     let msg = checkpoint_msg(io::load(&mut m, &p).unwrap_err());
-    assert!(
-        msg.contains("tensor `fc2.weight` (shape [4, 2]) is missing from the file"),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("tensor `fc2.bias` (shape [2]) is missing from the file"),
-        "{msg}"
-    );
+    assert!(msg.contains("tensor `fc2.weight` (shape [4, 2]) is missing from the file"), "{msg}");
+    assert!(msg.contains("tensor `fc2.bias` (shape [2]) is missing from the file"), "{msg}");
     assert_eq!(m, before);
 }
 
@@ -450,22 +365,12 @@ fn missing_tensor() {
 fn extra_tensor() {
     let dir = tmpdir("extra");
     let p = dir.join("pair.safetensors");
-    io::save(
-        &random::<Pair<Linear<3, 4, f32>, Linear<4, 2, f32>>>(14),
-        &p,
-    )
-    .unwrap();
+    io::save(&random::<Pair<Linear<3, 4, f32>, Linear<4, 2, f32>>>(14), &p).unwrap();
     let mut m: One<Linear<3, 4, f32>> = random(15);
     let before = m.clone();
     let msg = checkpoint_msg(io::load(&mut m, &p).unwrap_err());
-    assert!(
-        msg.contains("unexpected tensor `fc2.weight` (shape [4, 2])"),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("unexpected tensor `fc2.bias` (shape [2])"),
-        "{msg}"
-    );
+    assert!(msg.contains("unexpected tensor `fc2.weight` (shape [4, 2])"), "{msg}");
+    assert!(msg.contains("unexpected tensor `fc2.bias` (shape [2])"), "{msg}");
     assert_eq!(m, before);
 }
 
@@ -476,15 +381,9 @@ fn extras_need_a_reserved_prefix() {
     let fc: Linear<3, 2, f32> = random(16);
     let bad = vec![("velocity".to_string(), vec![1], vec![0.0f32])];
     let msg = checkpoint_msg(io::save_with(&fc, &bad, &[], &p).unwrap_err());
-    assert!(
-        msg.contains("`velocity`") && msg.contains("optim."),
-        "{msg}"
-    );
+    assert!(msg.contains("`velocity`") && msg.contains("optim."), "{msg}");
     let clash = vec![("optim.x".to_string(), vec![2], vec![0.0f32])];
-    assert!(
-        io::save_with(&fc, &clash, &[], &p).is_err(),
-        "shape [2] with 1 value was accepted"
-    );
+    assert!(io::save_with(&fc, &clash, &[], &p).is_err(), "shape [2] with 1 value was accepted");
     let reserved_meta = vec![("shaped.model".to_string(), "x".to_string())];
     assert!(io::save_with(&fc, &[], &reserved_meta, &p).is_err());
     assert!(!p.exists());
@@ -535,9 +434,7 @@ fn garbage_files_are_errors() {
     let cases: Vec<Vec<u8>> = vec![
         Vec::new(),
         b"hello, this is not a checkpoint at all".to_vec(),
-        (0..1000u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect(),
+        (0..1000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect(),
         u64::MAX.to_le_bytes().to_vec(),
         header_not_json,
         header_wrong_offsets,
@@ -545,19 +442,13 @@ fn garbage_files_are_errors() {
     for (i, c) in cases.iter().enumerate() {
         std::fs::write(&q, c).unwrap();
         let err = io::load(&mut fc, &q).unwrap_err();
-        assert!(
-            err.to_string().contains("garbage.safetensors"),
-            "case {i}: {err}"
-        );
+        assert!(err.to_string().contains("garbage.safetensors"), "case {i}: {err}");
         checkpoint_msg(err);
         assert_eq!(fc, before, "case {i}");
     }
     // A missing file is an I/O error naming it.
     let err = io::load(&mut fc, &dir.join("nope.safetensors")).unwrap_err();
-    assert!(
-        matches!(err, Error::Io { .. }) && err.to_string().contains("nope.safetensors"),
-        "{err}"
-    );
+    assert!(matches!(err, Error::Io { .. }) && err.to_string().contains("nope.safetensors"), "{err}");
 }
 
 // ---- atomic saves ----
@@ -615,10 +506,7 @@ fn resume_with_optimizer_state_reproduces_training() {
     assert_eq!(ck.optimizer_steps, Some(3));
     assert!(ck.extra("optim.m.fc1.weight").is_some());
     assert!(ck.extra("optim.v.fc2.gamma").is_some());
-    assert!(
-        ck.extra("optim.m.fc2.running_mean").is_none(),
-        "buffers have no optimizer state"
-    );
+    assert!(ck.extra("optim.m.fc2.running_mean").is_none(), "buffers have no optimizer state");
     assert_eq!(m2, m);
     assert_eq!(opt2.step_count(), 3);
     opt.step(&mut m, &g, 1e-2);
@@ -630,10 +518,7 @@ fn resume_with_optimizer_state_reproduces_training() {
     let before = m3.clone();
     let mut mom = SgdMomentum::<f32>::new();
     let msg = checkpoint_msg(io::load_checkpoint(&mut m3, &mut mom, &p).unwrap_err());
-    assert!(
-        msg.contains("adam") && msg.contains("sgd_momentum"),
-        "{msg}"
-    );
+    assert!(msg.contains("adam") && msg.contains("sgd_momentum"), "{msg}");
     assert_eq!(m3, before);
     assert!(!mom.has_state());
     io::save(&m, &p).unwrap();
@@ -653,10 +538,7 @@ fn optimizer_state_before_the_first_step_is_saved_as_zeros() {
     let mut opt = SgdMomentum::<f32>::new();
     let ck = io::load_checkpoint(&mut back, &mut opt, &p).unwrap();
     assert_eq!(back, fc);
-    assert_eq!(
-        ck.extra("optim.velocity.weight"),
-        Some((&[6usize][..], &[0.0f32; 6][..]))
-    );
+    assert_eq!(ck.extra("optim.velocity.weight"), Some((&[6usize][..], &[0.0f32; 6][..])));
     let mut names = Vec::new();
     opt.visit_state(&mut |n, d| {
         assert!(d.iter().all(|&v| v == 0.0));

@@ -159,11 +159,7 @@ fn mnist_dir_plain_and_gzip_files() {
     // A missing file: the error names the directory and the file.
     std::fs::remove_file(dir.join("t10k-labels-idx1-ubyte.gz")).unwrap();
     let dir_name = dir.file_name().unwrap().to_str().unwrap();
-    assert_data_err(
-        load_mnist_dir(&dir, Pixels::Raw),
-        dir_name,
-        &["missing", "t10k-labels-idx1-ubyte"],
-    );
+    assert_data_err(load_mnist_dir(&dir, Pixels::Raw), dir_name, &["missing", "t10k-labels-idx1-ubyte"]);
     assert_data_err(
         load_mnist_dir(&dir.join("nope"), Pixels::Raw),
         "nope",
@@ -204,8 +200,7 @@ fn csv_round_trip() {
     // The homework layout: x0..x19 then label.
     let mut text = (0..20).map(|i| format!("x{i}")).collect::<Vec<_>>().join(",") + ",label\n";
     for r in 0..5 {
-        let row: Vec<String> =
-            (0..20).map(|i| format!("{}", (r * 20 + i) as f64 / 100.0)).collect();
+        let row: Vec<String> = (0..20).map(|i| format!("{}", (r * 20 + i) as f64 / 100.0)).collect();
         text += &format!("{},{}\n", row.join(","), r % 2);
     }
     let p = write(&dir, "hw.csv", text.as_bytes());
@@ -342,12 +337,7 @@ fn malformed_files_are_data_errors() {
         ("wrong-rank.idx", Loader::Images, wrong_rank, &["wrong rank 4"]),
         ("wrong-type.idx", Loader::Images, wrong_type, &["data type code 0x0D"]),
         ("empty.idx", Loader::Images, Vec::new(), &["truncated header", "only 0 bytes"]),
-        (
-            "short-header.idx",
-            Loader::Images,
-            idx_header(0x0803, &[2, 2])[..10].to_vec(),
-            &["truncated header"],
-        ),
+        ("short-header.idx", Loader::Images, idx_header(0x0803, &[2, 2])[..10].to_vec(), &["truncated header"]),
         (
             "truncated.idx",
             Loader::Images,
@@ -361,33 +351,13 @@ fn malformed_files_are_data_errors() {
             idx_images(3, 2, 2, &[0; 8]),
             &["truncated", "3 images of 2x2 = 12 bytes"],
         ),
-        (
-            "huge-count.idx",
-            Loader::Images,
-            idx_images(u32::MAX, 28, 28, &[0; 16]),
-            &["truncated", "4294967295 images"],
-        ),
-        (
-            "overflow.idx",
-            Loader::Images,
-            idx_images(u32::MAX, u32::MAX, u32::MAX, &[0; 16]),
-            &["overflow"],
-        ),
+        ("huge-count.idx", Loader::Images, idx_images(u32::MAX, 28, 28, &[0; 16]), &["truncated", "4294967295 images"]),
+        ("overflow.idx", Loader::Images, idx_images(u32::MAX, u32::MAX, u32::MAX, &[0; 16]), &["overflow"]),
         ("empty-images.idx", Loader::Images, idx_images(2, 0, 5, &[]), &["empty images"]),
         // gzip
         ("corrupt.idx.gz", Loader::Images, corrupt_gz, &["corrupt or truncated gzip data"]),
-        (
-            "bad-crc.idx.gz",
-            Loader::Images,
-            bad_crc_gz,
-            &["corrupt or truncated gzip data", "checksum"],
-        ),
-        (
-            "cut.idx.gz",
-            Loader::Images,
-            good_gz[..good_gz.len() / 2].to_vec(),
-            &["corrupt or truncated gzip data"],
-        ),
+        ("bad-crc.idx.gz", Loader::Images, bad_crc_gz, &["corrupt or truncated gzip data", "checksum"]),
+        ("cut.idx.gz", Loader::Images, good_gz[..good_gz.len() / 2].to_vec(), &["corrupt or truncated gzip data"]),
         (
             "huge-count.idx.gz",
             Loader::Images,
@@ -396,12 +366,7 @@ fn malformed_files_are_data_errors() {
         ),
         ("trailing.idx.gz", Loader::Images, gz(&trailing), &["trailing bytes", "gzip"]),
         ("truncated.idx.gz", Loader::Images, gz(&good_images[..20]), &["truncated", "gzip"]),
-        (
-            "garbage-after.idx.gz",
-            Loader::Images,
-            [good_gz.clone(), b"junk".to_vec()].concat(),
-            &["gzip"],
-        ),
+        ("garbage-after.idx.gz", Loader::Images, [good_gz.clone(), b"junk".to_vec()].concat(), &["gzip"]),
         // IDX labels
         (
             "images-as-labels.idx",
@@ -409,27 +374,12 @@ fn malformed_files_are_data_errors() {
             good_images.clone(),
             &["wrong magic number", "wrong rank 3", "0x00000801"],
         ),
-        (
-            "labels-truncated.idx",
-            Loader::Labels,
-            idx_labels(&[1, 2, 3])[..10].to_vec(),
-            &["truncated", "3 labels"],
-        ),
-        (
-            "labels-trailing.idx",
-            Loader::Labels,
-            [idx_labels(&[1, 2, 3]), vec![4]].concat(),
-            &["trailing bytes"],
-        ),
+        ("labels-truncated.idx", Loader::Labels, idx_labels(&[1, 2, 3])[..10].to_vec(), &["truncated", "3 labels"]),
+        ("labels-trailing.idx", Loader::Labels, [idx_labels(&[1, 2, 3]), vec![4]].concat(), &["trailing bytes"]),
         // CSV
         ("empty.csv", Loader::Csv, Vec::new(), &["empty file"]),
         ("blank.csv", Loader::Csv, b"\n  \n".to_vec(), &["empty file"]),
-        (
-            "no-label.csv",
-            Loader::Csv,
-            b"x0,x1,y\n1,2,0\n".to_vec(),
-            &["missing label column", "\"label\"", "line 1"],
-        ),
+        ("no-label.csv", Loader::Csv, b"x0,x1,y\n1,2,0\n".to_vec(), &["missing label column", "\"label\"", "line 1"]),
         ("two-labels.csv", Loader::Csv, b"label,x,label\n1,2,0\n".to_vec(), &["more than once"]),
         ("only-label.csv", Loader::Csv, b"label\n1\n".to_vec(), &["no feature columns"]),
         ("header-only.csv", Loader::Csv, header.as_bytes().to_vec(), &["no data rows"]),
@@ -439,42 +389,17 @@ fn malformed_files_are_data_errors() {
             format!("{header}1,2,0\n1,2,1\n1,2\n").into_bytes(),
             &["line 4", "ragged", "2 fields", "3 columns"],
         ),
-        (
-            "ragged-long.csv",
-            Loader::Csv,
-            format!("{header}1,2,0,9\n").into_bytes(),
-            &["line 2", "ragged", "4 fields"],
-        ),
+        ("ragged-long.csv", Loader::Csv, format!("{header}1,2,0,9\n").into_bytes(), &["line 2", "ragged", "4 fields"]),
         (
             "non-numeric.csv",
             Loader::Csv,
             format!("{header}1,2,0\n1,abc,1\n").into_bytes(),
             &["line 3", "column 2", "\"x1\"", "\"abc\" is not a number"],
         ),
-        (
-            "empty-field.csv",
-            Loader::Csv,
-            format!("{header}1,,0\n").into_bytes(),
-            &["line 2", "not a number"],
-        ),
-        (
-            "nan.csv",
-            Loader::Csv,
-            format!("{header}1,2,0\nNaN,2,1\n").into_bytes(),
-            &["line 3", "NaN", "finite"],
-        ),
-        (
-            "inf.csv",
-            Loader::Csv,
-            format!("{header}1,2,0\n1,-inf,1\n").into_bytes(),
-            &["line 3", "infinite"],
-        ),
-        (
-            "f32-overflow.csv",
-            Loader::Csv,
-            format!("{header}1,1e39,1\n").into_bytes(),
-            &["line 2", "too large for f32"],
-        ),
+        ("empty-field.csv", Loader::Csv, format!("{header}1,,0\n").into_bytes(), &["line 2", "not a number"]),
+        ("nan.csv", Loader::Csv, format!("{header}1,2,0\nNaN,2,1\n").into_bytes(), &["line 3", "NaN", "finite"]),
+        ("inf.csv", Loader::Csv, format!("{header}1,2,0\n1,-inf,1\n").into_bytes(), &["line 3", "infinite"]),
+        ("f32-overflow.csv", Loader::Csv, format!("{header}1,1e39,1\n").into_bytes(), &["line 2", "too large for f32"]),
         (
             "label-range.csv",
             Loader::Csv,
@@ -487,24 +412,14 @@ fn malformed_files_are_data_errors() {
             format!("{header}1,2,0.5\n").into_bytes(),
             &["line 2", "bad label", "non-negative integer"],
         ),
-        (
-            "label-neg.csv",
-            Loader::Csv,
-            format!("{header}1,2,-1\n").into_bytes(),
-            &["line 2", "bad label \"-1\""],
-        ),
+        ("label-neg.csv", Loader::Csv, format!("{header}1,2,-1\n").into_bytes(), &["line 2", "bad label \"-1\""]),
         (
             "label-text.csv",
             Loader::Csv,
             format!("{header}1,2,cat\n").into_bytes(),
             &["line 2", "bad label \"cat\"", "not a number"],
         ),
-        (
-            "not-utf8.csv",
-            Loader::Csv,
-            b"x0,label\n\xff\xfe,1\n".to_vec(),
-            &["UTF-8", "byte offset 9"],
-        ),
+        ("not-utf8.csv", Loader::Csv, b"x0,label\n\xff\xfe,1\n".to_vec(), &["UTF-8", "byte offset 9"]),
         // CIFAR-10
         ("empty.bin", Loader::Cifar, Vec::new(), &["not a positive multiple of the 3073-byte"]),
         (

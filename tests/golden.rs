@@ -7,29 +7,19 @@ use rand::{Rng, SeedableRng};
 use shaped::Error;
 use shaped::init::Init;
 use shaped::layer::{Layer, Module};
-use shaped::layers::{
-    BatchNorm1d, BatchNorm2d, Conv2d, Drop, Dropout, Inverted, Keep, Linear, MaxPool2d, Vanilla,
-};
-use shaped::loss::{
-    Hinge, Logistic, Loss, SoftmaxCrossEntropy, hinge_loss, logistic_loss, softmax_loss,
-};
+use shaped::layers::{BatchNorm1d, BatchNorm2d, Conv2d, Drop, Dropout, Inverted, Keep, Linear, MaxPool2d, Vanilla};
+use shaped::loss::{Hinge, Logistic, Loss, SoftmaxCrossEntropy, hinge_loss, logistic_loss, softmax_loss};
 use shaped::shape::{Const, Dyn, Shape};
 use shaped::tensor::Tensor;
 
 fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
-    (0..n)
-        .map(|i| a + (b - a) * i as f64 / (n - 1) as f64)
-        .collect()
+    (0..n).map(|i| a + (b - a) * i as f64 / (n - 1) as f64).collect()
 }
 
 fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= tol,
-            "{what}[{i}]: got {g}, want {w} (|diff| {:e} > {tol:e})",
-            (g - w).abs()
-        );
+        assert!((g - w).abs() <= tol, "{what}[{i}]: got {g}, want {w} (|diff| {:e} > {tol:e})", (g - w).abs());
     }
 }
 
@@ -47,20 +37,11 @@ fn uniform<S: Shape>(rng: &mut StdRng, batch: S::Batch) -> Tensor<S, f64> {
 #[test]
 fn conv_golden_spec() {
     let mut conv = Conv2d::<1, 1, 3, 1, 0, false, f64>::zeros();
-    conv.weight
-        .as_mut_slice()
-        .copy_from_slice(&linspace(-0.9, 0.6, 9));
-    let x =
-        Tensor::<(Const<1>, Const<1>, Const<6>, Const<6>), f64>::from_vec(linspace(-0.1, 2.5, 36))
-            .unwrap();
+    conv.weight.as_mut_slice().copy_from_slice(&linspace(-0.9, 0.6, 9));
+    let x = Tensor::<(Const<1>, Const<1>, Const<6>, Const<6>), f64>::from_vec(linspace(-0.1, 2.5, 36)).unwrap();
     let y = conv.predict(&x);
     assert_eq!(y.dims(), vec![1, 1, 4, 4]);
-    assert_close(
-        &y.as_slice()[..4],
-        &[1.02085714, 0.92057143, 0.82028571, 0.72],
-        1e-7,
-        "conv row 0",
-    );
+    assert_close(&y.as_slice()[..4], &[1.02085714, 0.92057143, 0.82028571, 0.72], 1e-7, "conv row 0");
     // train forward gives the same
     let mut yt = Tensor::zeros(Const);
     conv.forward_train(&x, &mut yt, &mut Default::default());
@@ -68,29 +49,16 @@ fn conv_golden_spec() {
 
     // f32 too, to f32 precision
     let mut c32 = Conv2d::<1, 1, 3, 1, 0, false, f32>::zeros();
-    for (d, s) in c32
-        .weight
-        .as_mut_slice()
-        .iter_mut()
-        .zip(linspace(-0.9, 0.6, 9))
-    {
+    for (d, s) in c32.weight.as_mut_slice().iter_mut().zip(linspace(-0.9, 0.6, 9)) {
         *d = s as f32;
     }
     let x32 = Tensor::<(Dyn, Const<1>, Const<6>, Const<6>), f32>::from_vec(
-        linspace(-0.1, 2.5, 36)
-            .into_iter()
-            .map(|v| v as f32)
-            .collect(),
+        linspace(-0.1, 2.5, 36).into_iter().map(|v| v as f32).collect(),
     )
     .unwrap();
     let y32 = c32.predict(&x32);
     let first: Vec<f64> = y32.as_slice()[..4].iter().map(|&v| v as f64).collect();
-    assert_close(
-        &first,
-        &[1.02085714, 0.92057143, 0.82028571, 0.72],
-        1e-5,
-        "conv f32 row 0",
-    );
+    assert_close(&first, &[1.02085714, 0.92057143, 0.82028571, 0.72], 1e-5, "conv f32 row 0");
 }
 
 /// Naive convolution (cross-correlation with stride and zero padding) and its gradients, straight
@@ -156,14 +124,8 @@ fn conv_vs_naive<
 ) where
     Conv2d<C, F, K, S, P, BIAS, f64>: Layer<(Const<N>, Const<C>, Const<H>, Const<W>), f64>,
 {
-    type L<
-        const C: usize,
-        const F: usize,
-        const K: usize,
-        const S: usize,
-        const P: usize,
-        const BIAS: bool,
-    > = Conv2d<C, F, K, S, P, BIAS, f64>;
+    type L<const C: usize, const F: usize, const K: usize, const S: usize, const P: usize, const BIAS: bool> =
+        Conv2d<C, F, K, S, P, BIAS, f64>;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut conv = L::<C, F, K, S, P, BIAS>::init(&mut rng, Init::Gaussian(1.0));
     for v in conv.bias.as_mut_slice() {
@@ -184,27 +146,12 @@ fn conv_vs_naive<
     g.bias.as_mut_slice().fill(7.0);
     dx.as_mut_slice().fill(7.0);
     conv.backward(&x, &y, &dy, &mut cache, Some(&mut dx), &mut g);
-    let bias = if BIAS {
-        Some(conv.bias.as_slice())
-    } else {
-        None
-    };
-    let (ny, ndx, ndw, ndb) = naive_conv(
-        x.as_slice(),
-        conv.weight.as_slice(),
-        bias,
-        dy.as_slice(),
-        (N, C, H, W),
-        (F, K, S, P),
-    );
+    let bias = if BIAS { Some(conv.bias.as_slice()) } else { None };
+    let (ny, ndx, ndw, ndb) =
+        naive_conv(x.as_slice(), conv.weight.as_slice(), bias, dy.as_slice(), (N, C, H, W), (F, K, S, P));
     let what = format!("Conv2d<{C},{F},{K},{S},{P},{BIAS}> on ({N},{C},{H},{W})");
     assert_close(y.as_slice(), &ny, 1e-12, &format!("{what} y"));
-    assert_close(
-        &conv.predict(&x).as_slice(),
-        &ny,
-        1e-12,
-        &format!("{what} predict"),
-    );
+    assert_close(conv.predict(&x).as_slice(), &ny, 1e-12, &format!("{what} predict"));
     assert_close(dx.as_slice(), &ndx, 1e-12, &format!("{what} dx"));
     assert_close(g.weight.as_slice(), &ndw, 1e-12, &format!("{what} dw"));
     if BIAS {
@@ -213,12 +160,7 @@ fn conv_vs_naive<
     // backward without dx gives the same parameter gradients
     let mut g2 = L::<C, F, K, S, P, BIAS>::zeros();
     conv.backward(&x, &y, &dy, &mut cache, None, &mut g2);
-    assert_close(
-        g2.weight.as_slice(),
-        &ndw,
-        1e-12,
-        &format!("{what} dw (no dx)"),
-    );
+    assert_close(g2.weight.as_slice(), &ndw, 1e-12, &format!("{what} dw (no dx)"));
 }
 
 #[test]
@@ -251,14 +193,8 @@ const BN_X: [f64; 6] = [-0.1, 0.02, 0.14, 0.26, 0.38, 0.5];
 
 fn bn_spec() -> BatchNorm1d<3, f64> {
     let mut bn = BatchNorm1d::<3, f64>::zeros();
-    bn.params
-        .gamma
-        .as_mut_slice()
-        .copy_from_slice(&linspace(-0.2, 0.3, 3));
-    bn.params
-        .beta
-        .as_mut_slice()
-        .copy_from_slice(&linspace(-0.3, 0.1, 3));
+    bn.params.gamma.as_mut_slice().copy_from_slice(&linspace(-0.2, 0.3, 3));
+    bn.params.beta.as_mut_slice().copy_from_slice(&linspace(-0.3, 0.1, 3));
     bn
 }
 
@@ -269,75 +205,32 @@ fn batchnorm_golden_spec_train() {
     let x = Tensor::<(Const<2>, Const<3>), f64>::from_vec(linspace(-0.1, 0.5, 6)).unwrap();
     let mut y = Tensor::zeros(Const);
     bn.forward_train(&x, &mut y, &mut Default::default());
-    let want = [
-        -0.10003086,
-        -0.14999229,
-        -0.19995371,
-        -0.49996914,
-        -0.05000771,
-        0.39995371,
-    ];
+    let want = [-0.10003086, -0.14999229, -0.19995371, -0.49996914, -0.05000771, 0.39995371];
     assert_close(y.as_slice(), &want, 1e-7, "bn train out");
 
     // running stats: 0.9·init + 0.1·batch, biased variance; init mean 0, var 1
-    let mean = [
-        (BN_X[0] + BN_X[3]) / 2.0,
-        (BN_X[1] + BN_X[4]) / 2.0,
-        (BN_X[2] + BN_X[5]) / 2.0,
-    ];
-    let var: Vec<f64> = (0..3)
-        .map(|j| ((BN_X[j] - mean[j]).powi(2) + (BN_X[j + 3] - mean[j]).powi(2)) / 2.0)
-        .collect();
+    let mean = [(BN_X[0] + BN_X[3]) / 2.0, (BN_X[1] + BN_X[4]) / 2.0, (BN_X[2] + BN_X[5]) / 2.0];
+    let var: Vec<f64> = (0..3).map(|j| ((BN_X[j] - mean[j]).powi(2) + (BN_X[j + 3] - mean[j]).powi(2)) / 2.0).collect();
     assert_close(&var, &[0.0324; 3], 1e-15, "biased variance");
     let rm: Vec<f64> = mean.iter().map(|m| 0.1 * m).collect();
     let rv: Vec<f64> = var.iter().map(|v| 0.9 + 0.1 * v).collect();
-    assert_close(
-        bn.params.running_mean.as_slice(),
-        &rm,
-        1e-15,
-        "running mean",
-    );
+    assert_close(bn.params.running_mean.as_slice(), &rm, 1e-15, "running mean");
     assert_close(bn.params.running_var.as_slice(), &rv, 1e-15, "running var");
 
     // from non-trivial running stats, twice
     let mut bn = bn_spec();
-    bn.params
-        .running_mean
-        .as_mut_slice()
-        .copy_from_slice(&[0.5, -0.5, 2.0]);
-    bn.params
-        .running_var
-        .as_mut_slice()
-        .copy_from_slice(&[2.0, 3.0, 0.25]);
+    bn.params.running_mean.as_mut_slice().copy_from_slice(&[0.5, -0.5, 2.0]);
+    bn.params.running_var.as_mut_slice().copy_from_slice(&[2.0, 3.0, 0.25]);
     bn.forward_train(&x, &mut y, &mut Default::default());
     bn.forward_train(&x, &mut y, &mut Default::default());
     let init_m = [0.5, -0.5, 2.0];
     let init_v = [2.0, 3.0, 0.25];
-    let rm: Vec<f64> = (0..3)
-        .map(|j| 0.9 * (0.9 * init_m[j] + 0.1 * mean[j]) + 0.1 * mean[j])
-        .collect();
-    let rv: Vec<f64> = (0..3)
-        .map(|j| 0.9 * (0.9 * init_v[j] + 0.1 * var[j]) + 0.1 * var[j])
-        .collect();
-    assert_close(
-        bn.params.running_mean.as_slice(),
-        &rm,
-        1e-14,
-        "running mean x2",
-    );
-    assert_close(
-        bn.params.running_var.as_slice(),
-        &rv,
-        1e-14,
-        "running var x2",
-    );
+    let rm: Vec<f64> = (0..3).map(|j| 0.9 * (0.9 * init_m[j] + 0.1 * mean[j]) + 0.1 * mean[j]).collect();
+    let rv: Vec<f64> = (0..3).map(|j| 0.9 * (0.9 * init_v[j] + 0.1 * var[j]) + 0.1 * var[j]).collect();
+    assert_close(bn.params.running_mean.as_slice(), &rm, 1e-14, "running mean x2");
+    assert_close(bn.params.running_var.as_slice(), &rv, 1e-14, "running var x2");
     // the training output does not depend on the running stats
-    assert_close(
-        y.as_slice(),
-        &want,
-        1e-7,
-        "bn train out (other running stats)",
-    );
+    assert_close(y.as_slice(), &want, 1e-7, "bn train out (other running stats)");
 }
 
 #[test]
@@ -351,9 +244,8 @@ fn batchnorm_eval_uses_running_stats() {
     let b = linspace(-0.3, 0.1, 3);
     let x = Tensor::<(Dyn, Const<3>), f64>::from_vec(linspace(-0.1, 0.5, 6)).unwrap();
     let y = bn.predict(&x);
-    let want: Vec<f64> = (0..6)
-        .map(|i| g[i % 3] * (BN_X[i] - rm[i % 3]) / (rv[i % 3] + 1e-5).sqrt() + b[i % 3])
-        .collect();
+    let want: Vec<f64> =
+        (0..6).map(|i| g[i % 3] * (BN_X[i] - rm[i % 3]) / (rv[i % 3] + 1e-5).sqrt() + b[i % 3]).collect();
     assert_close(y.as_slice(), &want, 1e-14, "bn eval");
     // eval does not touch the running stats
     assert_eq!(bn.params.running_mean.as_slice(), &rm);
@@ -382,9 +274,7 @@ fn batchnorm2d_per_channel_statistics() {
     let mut y = Tensor::zeros(Const);
     bn.forward_train(&x, &mut y, &mut Default::default());
     for c in 0..3 {
-        let vals: Vec<f64> = (0..2)
-            .flat_map(|n| xs[(n * 3 + c) * 8..][..8].to_vec())
-            .collect();
+        let vals: Vec<f64> = (0..2).flat_map(|n| xs[(n * 3 + c) * 8..][..8].to_vec()).collect();
         let m = vals.iter().sum::<f64>() / 16.0;
         let v = vals.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 16.0;
         for n in 0..2 {
@@ -399,17 +289,11 @@ fn batchnorm2d_per_channel_statistics() {
     }
     // eval on running stats
     let ye = bn.predict(&x);
-    for idx in 0..xs.len() {
+    for (idx, &xv) in xs.iter().enumerate() {
         let c = (idx / 8) % 3;
-        let (rm, rv) = (
-            bn.params.running_mean.as_slice()[c],
-            bn.params.running_var.as_slice()[c],
-        );
-        let want = g[c] * (xs[idx] - rm) / (rv + 1e-5).sqrt() + b[c];
-        assert!(
-            (ye.as_slice()[idx] - want).abs() < 1e-13,
-            "bn2d eval y[{idx}]"
-        );
+        let (rm, rv) = (bn.params.running_mean.as_slice()[c], bn.params.running_var.as_slice()[c]);
+        let want = g[c] * (xv - rm) / (rv + 1e-5).sqrt() + b[c];
+        assert!((ye.as_slice()[idx] - want).abs() < 1e-13, "bn2d eval y[{idx}]");
     }
 }
 
@@ -435,16 +319,11 @@ fn dropout_keep_and_drop_probabilities() {
     assert!((k80v - 0.8).abs() < 0.01, "Keep<80> vanilla kept {k80v}");
     let d20 = kept_fraction::<Drop<20>, Vanilla>(4);
     assert!((d20 - 0.8).abs() < 0.01, "Drop<20> vanilla kept {d20}");
-    assert_eq!(
-        <Dropout<Keep<80>> as Module<f32>>::zeros().keep_probability(),
-        0.8
-    );
+    assert_eq!(<Dropout<Keep<80>> as Module<f32>>::zeros().keep_probability(), 0.8);
     assert!((<Dropout<Drop<80>> as Module<f32>>::zeros().keep_probability() - 0.2).abs() < 1e-15);
     assert_eq!(kept_fraction::<Keep<100>, Inverted>(5), 1.0);
     assert_eq!(kept_fraction::<Drop<100>, Inverted>(6), 0.0);
-    println!(
-        "kept fractions: Keep<80> {k80}, Drop<80> {d80}, Keep<80> vanilla {k80v}, Drop<20> vanilla {d20}"
-    );
+    println!("kept fractions: Keep<80> {k80}, Drop<80> {d80}, Keep<80> vanilla {k80v}, Drop<20> vanilla {d20}");
 }
 
 #[test]
@@ -465,10 +344,7 @@ fn dropout_inverted_values() {
         if yv == 0.0 {
             zeros += 1;
         } else {
-            assert!(
-                (yv - xv / p).abs() < 1e-14,
-                "inverted train: {yv} vs {xv}/p"
-            );
+            assert!((yv - xv / p).abs() < 1e-14, "inverted train: {yv} vs {xv}/p");
             scaled += 1;
         }
     }
@@ -476,14 +352,7 @@ fn dropout_inverted_values() {
     // backward uses the same mask and scale
     let dy = Tensor::<(Const<10>, Const<100>), f64>::full(Const, 1.0);
     let mut dx = Tensor::zeros(Const);
-    d.backward(
-        &x,
-        &y,
-        &dy,
-        &mut cache,
-        Some(&mut dx),
-        &mut <Dropout<Keep<80>, Inverted> as Module<f64>>::zeros(),
-    );
+    d.backward(&x, &y, &dy, &mut cache, Some(&mut dx), &mut <Dropout<Keep<80>, Inverted> as Module<f64>>::zeros());
     for ((&g, &yv), &xv) in dx.as_slice().iter().zip(y.as_slice()).zip(x.as_slice()) {
         assert!((g * xv - yv).abs() < 1e-14, "dx = dy·M/p");
     }
@@ -552,9 +421,7 @@ fn losses_at_zero_scores() {
     // dscores = (1/C − onehot)/N
     assert!((d.as_slice()[0] - (0.1 - 1.0) / 4.0).abs() < 1e-15);
     assert!((d.as_slice()[1] - 0.1 / 4.0).abs() < 1e-15);
-    let sce = SoftmaxCrossEntropy::<10>
-        .loss(&s, &[0, 3, 9, 5], &mut d)
-        .unwrap();
+    let sce = SoftmaxCrossEntropy::<10>.loss(&s, &[0, 3, 9, 5], &mut d).unwrap();
     assert!((sce - 10f64.ln()).abs() < 1e-12);
 
     let s = Tensor::<(Const<6>,), f64>::zeros(Const);
@@ -579,15 +446,11 @@ fn losses_at_zero_scores() {
     // f32 and (B, 1) scores
     let s32 = Tensor::<(Dyn, Const<1>), f32>::zeros(Dyn(3));
     let mut d32 = Tensor::zeros(Dyn(0));
-    assert!(
-        (logistic_loss(&s32, &[1, 0, 1], &mut d32).unwrap() - std::f32::consts::LN_2).abs() < 1e-6
-    );
+    assert!((logistic_loss(&s32, &[1, 0, 1], &mut d32).unwrap() - std::f32::consts::LN_2).abs() < 1e-6);
     assert!((hinge_loss(&s32, &[1, 0, 1], &mut d32).unwrap() - 1.0).abs() < 1e-6);
     let s32 = Tensor::<(Dyn, Const<10>), f32>::zeros(Dyn(3));
     let mut d32 = Tensor::zeros(Dyn(0));
-    assert!(
-        (softmax_loss(&s32, &[1, 0, 9], &mut d32).unwrap() - std::f32::consts::LN_10).abs() < 1e-6
-    );
+    assert!((softmax_loss(&s32, &[1, 0, 9], &mut d32).unwrap() - std::f32::consts::LN_10).abs() < 1e-6);
 }
 
 #[test]
@@ -621,74 +484,32 @@ fn losses_known_values() {
 fn loss_label_errors() {
     let s = Tensor::<(Const<2>, Const<10>), f64>::zeros(Const);
     let mut d = Tensor::zeros(Const);
-    assert!(matches!(
-        softmax_loss(&s, &[0, 10], &mut d),
-        Err(Error::Label(_))
-    ));
-    assert!(matches!(
-        softmax_loss(&s, &[usize::MAX, 0], &mut d),
-        Err(Error::Label(_))
-    ));
-    assert!(matches!(
-        SoftmaxCrossEntropy::<10>.loss(&s, &[10, 0], &mut d),
-        Err(Error::Label(_))
-    ));
+    assert!(matches!(softmax_loss(&s, &[0, 10], &mut d), Err(Error::Label(_))));
+    assert!(matches!(softmax_loss(&s, &[usize::MAX, 0], &mut d), Err(Error::Label(_))));
+    assert!(matches!(SoftmaxCrossEntropy::<10>.loss(&s, &[10, 0], &mut d), Err(Error::Label(_))));
     assert!(softmax_loss(&s, &[9, 0], &mut d).is_ok());
 
     let s = Tensor::<(Const<3>,), f64>::zeros(Const);
     let mut d = Tensor::zeros(Const);
-    assert!(matches!(
-        logistic_loss(&s, &[0, 2, 1], &mut d),
-        Err(Error::Label(_))
-    ));
-    assert!(matches!(
-        hinge_loss(&s, &[0, 1, 5], &mut d),
-        Err(Error::Label(_))
-    ));
-    assert!(matches!(
-        Logistic.loss(&s, &[3, 1, 1], &mut d),
-        Err(Error::Label(_))
-    ));
-    assert!(matches!(
-        Hinge.loss(&s, &[0, 1, 2], &mut d),
-        Err(Error::Label(_))
-    ));
+    assert!(matches!(logistic_loss(&s, &[0, 2, 1], &mut d), Err(Error::Label(_))));
+    assert!(matches!(hinge_loss(&s, &[0, 1, 5], &mut d), Err(Error::Label(_))));
+    assert!(matches!(Logistic.loss(&s, &[3, 1, 1], &mut d), Err(Error::Label(_))));
+    assert!(matches!(Hinge.loss(&s, &[0, 1, 2], &mut d), Err(Error::Label(_))));
 }
 
 #[test]
 fn loss_batch_mismatch_errors() {
     let s = Tensor::<(Dyn, Const<10>), f64>::zeros(Dyn(3));
     let mut d = Tensor::zeros(Dyn(0));
-    assert!(matches!(
-        softmax_loss(&s, &[0, 1], &mut d),
-        Err(Error::Shape(_))
-    ));
-    assert!(matches!(
-        softmax_loss(&s, &[0, 1, 2, 3], &mut d),
-        Err(Error::Shape(_))
-    ));
-    assert!(matches!(
-        SoftmaxCrossEntropy::<10>.loss(&s, &[], &mut d),
-        Err(Error::Shape(_))
-    ));
+    assert!(matches!(softmax_loss(&s, &[0, 1], &mut d), Err(Error::Shape(_))));
+    assert!(matches!(softmax_loss(&s, &[0, 1, 2, 3], &mut d), Err(Error::Shape(_))));
+    assert!(matches!(SoftmaxCrossEntropy::<10>.loss(&s, &[], &mut d), Err(Error::Shape(_))));
     let s = Tensor::<(Dyn, Const<1>), f64>::zeros(Dyn(3));
     let mut d = Tensor::zeros(Dyn(0));
-    assert!(matches!(
-        logistic_loss(&s, &[0, 1], &mut d),
-        Err(Error::Shape(_))
-    ));
-    assert!(matches!(
-        hinge_loss(&s, &[0, 1, 1, 0], &mut d),
-        Err(Error::Shape(_))
-    ));
-    assert!(matches!(
-        Logistic.loss(&s, &[0], &mut d),
-        Err(Error::Shape(_))
-    ));
-    assert!(matches!(
-        Hinge.loss(&s, &[0, 1, 0, 1], &mut d),
-        Err(Error::Shape(_))
-    ));
+    assert!(matches!(logistic_loss(&s, &[0, 1], &mut d), Err(Error::Shape(_))));
+    assert!(matches!(hinge_loss(&s, &[0, 1, 1, 0], &mut d), Err(Error::Shape(_))));
+    assert!(matches!(Logistic.loss(&s, &[0], &mut d), Err(Error::Shape(_))));
+    assert!(matches!(Hinge.loss(&s, &[0, 1, 0, 1], &mut d), Err(Error::Shape(_))));
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -697,34 +518,16 @@ fn loss_batch_mismatch_errors() {
 #[test]
 fn tensor_from_vec_checks_length() {
     type S = (Const<2>, Const<3>);
-    assert!(matches!(
-        Tensor::<S, f32>::from_vec(vec![0.0; 5]),
-        Err(Error::Shape(_))
-    ));
-    assert!(matches!(
-        Tensor::<S, f32>::from_vec(vec![0.0; 9]),
-        Err(Error::Shape(_))
-    ));
-    assert!(matches!(
-        Tensor::<S, f32>::from_vec(vec![0.0; 3]),
-        Err(Error::Shape(_))
-    ));
-    assert!(matches!(
-        Tensor::<S, f32>::from_vec(vec![]),
-        Err(Error::Shape(_))
-    ));
+    assert!(matches!(Tensor::<S, f32>::from_vec(vec![0.0; 5]), Err(Error::Shape(_))));
+    assert!(matches!(Tensor::<S, f32>::from_vec(vec![0.0; 9]), Err(Error::Shape(_))));
+    assert!(matches!(Tensor::<S, f32>::from_vec(vec![0.0; 3]), Err(Error::Shape(_))));
+    assert!(matches!(Tensor::<S, f32>::from_vec(vec![]), Err(Error::Shape(_))));
     assert!(Tensor::<S, f32>::from_vec(vec![0.0; 6]).is_ok());
     assert!(Tensor::<S, f32>::from_slice(&[0.0; 7]).is_err());
 
     type D = (Dyn, Const<3>, Const<2>);
-    assert!(matches!(
-        Tensor::<D, f64>::from_vec(vec![0.0; 7]),
-        Err(Error::Shape(_))
-    ));
-    assert!(matches!(
-        Tensor::<D, f64>::from_vec(vec![0.0; 13]),
-        Err(Error::Shape(_))
-    ));
+    assert!(matches!(Tensor::<D, f64>::from_vec(vec![0.0; 7]), Err(Error::Shape(_))));
+    assert!(matches!(Tensor::<D, f64>::from_vec(vec![0.0; 13]), Err(Error::Shape(_))));
     let t = Tensor::<D, f64>::from_vec(vec![0.0; 18]).unwrap();
     assert_eq!(t.batch_size(), 3);
     assert_eq!(t.dims(), vec![3, 3, 2]);
@@ -765,22 +568,12 @@ fn maxpool_gradient_goes_to_first_maximum_on_ties() {
     assert_eq!(dx.as_slice(), &[3.0, 0.0, 0.0, 7.0, 0.0, 0.0, 0.0, 0.0]);
 
     // all-negative window with ties
-    let x = Tensor::<(Const<1>, Const<1>, Const<2>, Const<2>), f64>::from_vec(vec![
-        -2.0, -1.0, -1.0, -1.0,
-    ])
-    .unwrap();
+    let x = Tensor::<(Const<1>, Const<1>, Const<2>, Const<2>), f64>::from_vec(vec![-2.0, -1.0, -1.0, -1.0]).unwrap();
     let mut y = Tensor::zeros(Const);
     pool.forward_train(&x, &mut y, &mut cache);
     assert_eq!(y.as_slice(), &[-1.0]);
     let mut dx = Tensor::zeros(Const);
-    pool.backward(
-        &x,
-        &y,
-        &Tensor::from_vec(vec![1.0]).unwrap(),
-        &mut cache,
-        Some(&mut dx),
-        &mut MaxPool2d::<2>,
-    );
+    pool.backward(&x, &y, &Tensor::from_vec(vec![1.0]).unwrap(), &mut cache, Some(&mut dx), &mut MaxPool2d::<2>);
     assert_eq!(dx.as_slice(), &[0.0, 1.0, 0.0, 0.0]);
 }
 
@@ -797,14 +590,7 @@ fn maxpool_overlapping_windows_accumulate() {
     assert_eq!(y.as_slice(), &[100.0; 4]);
     let dy = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0]).unwrap();
     let mut dx = Tensor::zeros(Const);
-    pool.backward(
-        &x,
-        &y,
-        &dy,
-        &mut cache,
-        Some(&mut dx),
-        &mut MaxPool2d::<3, 1>,
-    );
+    pool.backward(&x, &y, &dy, &mut cache, Some(&mut dx), &mut MaxPool2d::<3, 1>);
     let mut want = vec![0.0; 16];
     want[6] = 10.0;
     assert_eq!(dx.as_slice(), want.as_slice());
@@ -832,19 +618,10 @@ fn maxpool_matches_naive_reference() {
     }
     let mut rng = StdRng::seed_from_u64(9);
     let x = uniform::<(Const<2>, Const<3>, Const<7>, Const<9>)>(&mut rng, Const);
-    assert_eq!(
-        MaxPool2d::<3, 2>.predict(&x).as_slice(),
-        naive(x.as_slice(), 6, 7, 9, 3, 2).as_slice()
-    );
-    assert_eq!(
-        MaxPool2d::<3, 1>.predict(&x).as_slice(),
-        naive(x.as_slice(), 6, 7, 9, 3, 1).as_slice()
-    );
+    assert_eq!(MaxPool2d::<3, 2>.predict(&x).as_slice(), naive(x.as_slice(), 6, 7, 9, 3, 2).as_slice());
+    assert_eq!(MaxPool2d::<3, 1>.predict(&x).as_slice(), naive(x.as_slice(), 6, 7, 9, 3, 1).as_slice());
     let x = uniform::<(Dyn, Const<2>, Const<6>, Const<8>)>(&mut rng, Dyn(3));
-    assert_eq!(
-        MaxPool2d::<2>.predict(&x).as_slice(),
-        naive(x.as_slice(), 6, 6, 8, 2, 2).as_slice()
-    );
+    assert_eq!(MaxPool2d::<2>.predict(&x).as_slice(), naive(x.as_slice(), 6, 6, 8, 2, 2).as_slice());
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -902,14 +679,8 @@ fn linear_matches_naive_triple_loop() {
 
     // f32, static batch of 1
     let mut f32fc = Linear::<3, 2, f32>::zeros();
-    f32fc
-        .weight
-        .as_mut_slice()
-        .copy_from_slice(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    f32fc.weight.as_mut_slice().copy_from_slice(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     f32fc.bias.as_mut_slice().copy_from_slice(&[0.5, -0.5]);
     let x = Tensor::<(Const<1>, Const<3>), f32>::from_vec(vec![1.0, 0.0, -1.0]).unwrap();
-    assert_eq!(
-        f32fc.predict(&x).as_slice(),
-        &[1.0 - 5.0 + 0.5, 2.0 - 6.0 - 0.5]
-    );
+    assert_eq!(f32fc.predict(&x).as_slice(), &[1.0 - 5.0 + 0.5, 2.0 - 6.0 - 0.5]);
 }

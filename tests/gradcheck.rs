@@ -9,8 +9,7 @@ use shaped::gradcheck::{GradCheck, GradReport, check_layer, numeric_gradient, re
 use shaped::init::Init;
 use shaped::layer::{Layer, Module, Path};
 use shaped::layers::{
-    BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Inverted, Keep, Linear, MaxPool2d, ReLU,
-    Vanilla,
+    BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Inverted, Keep, Linear, MaxPool2d, ReLU, Vanilla,
 };
 use shaped::loss::{add_l2_grad, hinge_loss, l2_penalty, logistic_loss, softmax_loss};
 use shaped::shape::{Const, Dyn, Shape};
@@ -39,9 +38,7 @@ fn uniform<S: Shape>(rng: &mut StdRng, batch: S::Batch) -> Tensor<S, f64> {
 fn distinct<S: Shape>(rng: &mut StdRng, batch: S::Batch) -> Tensor<S, f64> {
     let mut t = Tensor::<S, f64>::zeros(batch);
     let n = t.len();
-    let mut vals: Vec<f64> = (0..n)
-        .map(|i| -1.0 + (2.0 * i as f64 + 1.0) / n as f64)
-        .collect();
+    let mut vals: Vec<f64> = (0..n).map(|i| -1.0 + (2.0 * i as f64 + 1.0) / n as f64).collect();
     vals.shuffle(rng);
     t.as_mut_slice().copy_from_slice(&vals);
     t
@@ -53,11 +50,7 @@ fn fill_uniform(rng: &mut StdRng, data: &mut [f64], lo: f64, hi: f64) {
     }
 }
 
-fn check<In: Shape, L: Layer<In, f64>>(
-    name: &str,
-    layer: &mut L,
-    x: &Tensor<In, f64>,
-) -> GradReport {
+fn check<In: Shape, L: Layer<In, f64>>(name: &str, layer: &mut L, x: &Tensor<In, f64>) -> GradReport {
     let report = check_layer(layer, x, &GradCheck::default());
     println!("{name}: max {:.3e} ({report})", report.max_error());
     assert!(report.max_error() < TOL, "{name}: {report}");
@@ -179,14 +172,7 @@ fn batchnorm2d() {
 // ------------------------------------------------------------------------------------------------
 // Convolution
 
-fn conv<
-    const C: usize,
-    const F: usize,
-    const K: usize,
-    const S: usize,
-    const P: usize,
-    const BIAS: bool,
->(
+fn conv<const C: usize, const F: usize, const K: usize, const S: usize, const P: usize, const BIAS: bool>(
     seed: u64,
 ) -> Conv2d<C, F, K, S, P, BIAS, f64> {
     let mut r = rng(seed);
@@ -263,19 +249,7 @@ fn conv_padding_larger_than_kernel_offset() {
 fn conv_im2col_padding() {
     // seeds: see the note in `conv_padding1`
     let c4 = conv::<4, 3, 3, 1, 1, true>(28);
-    assert!(
-        shaped::kernels::conv::ConvDims {
-            n: 2,
-            c: 4,
-            h: 5,
-            w: 5,
-            f: 3,
-            k: 3,
-            stride: 1,
-            pad: 1
-        }
-        .prefers_im2col()
-    );
+    assert!(shaped::kernels::conv::ConvDims { n: 2, c: 4, h: 5, w: 5, f: 3, k: 3, stride: 1, pad: 1 }.prefers_im2col());
     let mut c = c4;
     let x: T4<2, 4, 5, 5> = uniform(&mut rng(129), Const);
     let rep = check("Conv2d<4,3,3,1,1> (2,4,5,5) im2col", &mut c, &x);
@@ -362,11 +336,7 @@ fn check_loss<S: Shape>(
     );
     let err = rel_error(&num, d.as_slice());
     println!("{name}: max {err:.3e}");
-    assert!(
-        err < TOL,
-        "{name}: relative error {err:e}\nnumeric {num:?}\nanalytic {:?}",
-        d.as_slice()
-    );
+    assert!(err < TOL, "{name}: relative error {err:e}\nnumeric {num:?}\nanalytic {:?}", d.as_slice());
     err
 }
 
@@ -402,12 +372,7 @@ fn hinge_loss_gradient() {
     }
     let labels_ref = &labels;
     // both sides of the hinge present
-    let active = s
-        .as_slice()
-        .iter()
-        .zip(labels_ref)
-        .filter(|&(&v, &l)| (if l == 1 { v } else { -v }) < 1.0)
-        .count();
+    let active = s.as_slice().iter().zip(labels_ref).filter(|&(&v, &l)| (if l == 1 { v } else { -v }) < 1.0).count();
     assert!(active > 0 && active < 12, "active margins: {active}");
     check_loss("hinge (12,)", &s, &labels, hinge_loss);
     let mut s2 = Tensor::<(Dyn, Const<1>), f64>::from_vec(vec![0.3, -0.2, 1.7, -1.4]).unwrap();
@@ -462,10 +427,7 @@ fn check_l2<M: Module<f64> + Clone>(name: &str, model: &M, reg: f64) -> f64 {
     );
     let err = rel_error(&num, &analytic);
     println!("{name}: max {err:.3e}");
-    assert!(
-        err < TOL,
-        "{name}: relative error {err:e}\nnumeric {num:?}\nanalytic {analytic:?}"
-    );
+    assert!(err < TOL, "{name}: relative error {err:e}\nnumeric {num:?}\nanalytic {analytic:?}");
     err
 }
 

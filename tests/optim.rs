@@ -82,10 +82,7 @@ fn state<O: Optimizer<f64>>(opt: &O) -> Vec<(String, Vec<f64>)> {
 fn assert_close(got: &[f64], want: &[f64]) {
     assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
     for (g, w) in got.iter().zip(want) {
-        assert!(
-            (g - w).abs() <= 1e-12 * (1.0 + w.abs()),
-            "got {got:?}, want {want:?}"
-        );
+        assert!((g - w).abs() <= 1e-12 * (1.0 + w.abs()), "got {got:?}, want {want:?}");
     }
 }
 
@@ -141,31 +138,14 @@ fn rmsprop_scales_by_running_rms() {
     let (_, p) = run(&mut opt, 2, 0.01);
     // step 1: c = 0.01·g² = [1e-4, 4e-4, 9e-4]; √c = |g|/10, so w −= 0.01·10·sign(g)·|g|/(|g|+1e-7)
     let step1 = |w: f64, g: f64| w - 0.01 * g / ((0.01 * g * g).sqrt() + 1e-8);
-    assert_close(
-        &p[0],
-        &[step1(1.0, 0.1), step1(-2.0, -0.2), step1(0.5, 0.3)],
-    );
-    assert_close(
-        &p[0],
-        &[
-            0.900_000_099_999_9,
-            -1.900_000_049_999_975,
-            0.400_000_033_333_322_24,
-        ],
-    );
+    assert_close(&p[0], &[step1(1.0, 0.1), step1(-2.0, -0.2), step1(0.5, 0.3)]);
+    assert_close(&p[0], &[0.900_000_099_999_9, -1.900_000_049_999_975, 0.400_000_033_333_322_24]);
     // step 2: c = 0.99·c1 + 0.01·g2² = [0.001699, 0.000396, 0.000991]
     let s = state(&opt);
     assert_eq!(s[0].0, "cache.weight");
     assert_close(&s[0].1, &[0.001699, 0.000396]);
     assert_close(&s[1].1, &[0.000991]);
-    assert_close(
-        &p[1],
-        &[
-            0.802_957_327_331_148_3,
-            -1.900_000_049_999_975,
-            0.431_766_070_141_997_86,
-        ],
-    );
+    assert_close(&p[1], &[0.802_957_327_331_148_3, -1.900_000_049_999_975, 0.431_766_070_141_997_86]);
 }
 
 #[test]
@@ -179,35 +159,11 @@ fn adam_with_bias_correction() {
     let w0 = params(&model());
     for (i, g) in GRADS[0].iter().enumerate() {
         let moved = p[0][i] - w0[i];
-        assert!(
-            (moved + lr * g.signum()).abs() < 1e-7,
-            "parameter {i} moved by {moved}"
-        );
+        assert!((moved + lr * g.signum()).abs() < 1e-7, "parameter {i} moved by {moved}");
     }
-    assert_close(
-        &p[0],
-        &[
-            0.990_000_000_999_999_9,
-            -1.990_000_000_5,
-            0.490_000_000_333_333_3,
-        ],
-    );
-    assert_close(
-        &p[1],
-        &[
-            0.981_156_236_397_511_7,
-            -1.983_299_418_432_555_9,
-            0.485_997_814_792_808_07,
-        ],
-    );
-    assert_close(
-        &p[2],
-        &[
-            0.979_389_153_378_965_3,
-            -1.987_309_486_287_194_3,
-            0.479_966_950_157_613_9,
-        ],
-    );
+    assert_close(&p[0], &[0.990_000_000_999_999_9, -1.990_000_000_5, 0.490_000_000_333_333_3]);
+    assert_close(&p[1], &[0.981_156_236_397_511_7, -1.983_299_418_432_555_9, 0.485_997_814_792_808_07]);
+    assert_close(&p[2], &[0.979_389_153_378_965_3, -1.987_309_486_287_194_3, 0.479_966_950_157_613_9]);
     assert_eq!(Optimizer::<f64>::step_count(&opt), 3);
     let s = state(&opt);
     let names: Vec<&str> = s.iter().map(|(n, _)| n.as_str()).collect();
@@ -276,14 +232,8 @@ fn rules_parse_from_names() {
         assert_eq!(s.parse::<AnyOptimizer<f32>>().unwrap().rule(), rule);
         assert_eq!(rule.to_string().parse::<UpdateRule>().unwrap(), rule);
     }
-    let err = "adagrad"
-        .parse::<AnyOptimizer<f32>>()
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("adagrad") && err.contains("sgd_momentum"),
-        "{err}"
-    );
+    let err = "adagrad".parse::<AnyOptimizer<f32>>().unwrap_err().to_string();
+    assert!(err.contains("adagrad") && err.contains("sgd_momentum"), "{err}");
 }
 
 #[test]
@@ -291,14 +241,8 @@ fn batchnorm_running_stats_are_not_trained() {
     type Bn = BatchNorm1d<3, f64>;
     for rule in UpdateRule::ALL {
         let mut bn = Bn::zeros();
-        bn.params
-            .running_mean
-            .as_mut_slice()
-            .copy_from_slice(&[0.1, 0.2, 0.3]);
-        bn.params
-            .running_var
-            .as_mut_slice()
-            .copy_from_slice(&[1.1, 1.2, 1.3]);
+        bn.params.running_mean.as_mut_slice().copy_from_slice(&[0.1, 0.2, 0.3]);
+        bn.params.running_var.as_mut_slice().copy_from_slice(&[1.1, 1.2, 1.3]);
         let mut g = Bn::zeros();
         g.params.gamma.as_mut_slice().fill(0.5);
         g.params.beta.as_mut_slice().fill(-0.5);
@@ -309,36 +253,19 @@ fn batchnorm_running_stats_are_not_trained() {
         for _ in 0..3 {
             opt.step(&mut bn, &g, 0.1);
         }
-        assert_eq!(
-            bn.params.running_mean.as_slice(),
-            &[0.1, 0.2, 0.3],
-            "{rule}"
-        );
+        assert_eq!(bn.params.running_mean.as_slice(), &[0.1, 0.2, 0.3], "{rule}");
         assert_eq!(bn.params.running_var.as_slice(), &[1.1, 1.2, 1.3], "{rule}");
-        assert!(
-            bn.params.gamma.as_slice().iter().all(|&v| v < 1.0),
-            "{rule}: γ was not trained"
-        );
-        assert!(
-            bn.params.beta.as_slice().iter().all(|&v| v > 0.0),
-            "{rule}: β was not trained"
-        );
+        assert!(bn.params.gamma.as_slice().iter().all(|&v| v < 1.0), "{rule}: γ was not trained");
+        assert!(bn.params.beta.as_slice().iter().all(|&v| v > 0.0), "{rule}: β was not trained");
         let mut names = Vec::new();
         opt.visit_state(&mut |n, d| {
             assert_eq!(d.len(), 3);
             names.push(n.to_string());
         });
-        let want: Vec<String> = ["gamma", "beta"]
-            .iter()
-            .flat_map(|p| opt.state_kinds().iter().map(move |k| format!("{k}.{p}")))
-            .collect();
+        let want: Vec<String> =
+            ["gamma", "beta"].iter().flat_map(|p| opt.state_kinds().iter().map(move |k| format!("{k}.{p}"))).collect();
         assert_eq!(names, want, "{rule}");
-        assert!(
-            names
-                .iter()
-                .all(|n| n.ends_with(".gamma") || n.ends_with(".beta")),
-            "{names:?}"
-        );
+        assert!(names.iter().all(|n| n.ends_with(".gamma") || n.ends_with(".beta")), "{names:?}");
     }
 }
 
@@ -353,10 +280,7 @@ fn steady_state_steps_do_not_allocate_or_reallocate() {
         let first = allocations();
         opt.step(&mut m, &g, 0.01); // allocates the state
         if rule != UpdateRule::Sgd {
-            assert!(
-                allocations() > first,
-                "{rule}: the allocation counter does not count"
-            );
+            assert!(allocations() > first, "{rule}: the allocation counter does not count");
         }
         let mut ptrs = Vec::new();
         opt.visit_state(&mut |_, d| ptrs.push(d.as_ptr() as usize));
@@ -365,12 +289,7 @@ fn steady_state_steps_do_not_allocate_or_reallocate() {
             opt.step(&mut m, &g, 0.01);
         }
         let after = allocations();
-        assert_eq!(
-            after - before,
-            0,
-            "{rule}: {} allocations in 100 steps",
-            after - before
-        );
+        assert_eq!(after - before, 0, "{rule}: {} allocations in 100 steps", after - before);
         let mut again = Vec::new();
         opt.visit_state(&mut |_, d| again.push(d.as_ptr() as usize));
         assert_eq!(ptrs, again, "{rule}: state was reallocated");
@@ -396,13 +315,7 @@ fn init_state_then_step_keeps_buffers() {
     opt.init_state(&m0);
     assert!(opt.has_state());
     let s = state(&opt);
-    assert_eq!(
-        s,
-        vec![
-            ("velocity.weight".to_string(), vec![0.0, 0.0]),
-            ("velocity.bias".to_string(), vec![0.0])
-        ]
-    );
+    assert_eq!(s, vec![("velocity.weight".to_string(), vec![0.0, 0.0]), ("velocity.bias".to_string(), vec![0.0])]);
     let (_, p) = run(&mut opt, 1, 0.1);
     assert_close(&p[0], &[0.99, -1.98, 0.47]);
     opt.reset();

@@ -38,8 +38,7 @@ fn conv_output_shapes() {
     assert_out::<Conv2d<1, 5, 7>, Img<Dyn, 1, 28, 28>, Img<Dyn, 5, 22, 22>>();
     assert_out::<Conv2d<1, 5, 7>, Img<B100, 1, 28, 28>, Img<B100, 5, 22, 22>>();
     assert_out::<Conv2d<1, 5, 7, 1, 0, false>, Img<Dyn, 1, 28, 28>, Img<Dyn, 5, 22, 22>>();
-    assert_out_f64::<Conv2d<1, 5, 7, 1, 0, false, f64>, Img<B100, 1, 28, 28>, Img<B100, 5, 22, 22>>(
-    );
+    assert_out_f64::<Conv2d<1, 5, 7, 1, 0, false, f64>, Img<B100, 1, 28, 28>, Img<B100, 5, 22, 22>>();
     // 4b: 8 filters
     assert_out::<Conv2d<1, 8, 7>, Img<Dyn, 1, 28, 28>, Img<Dyn, 8, 22, 22>>();
     // CIFAR: 3×3, padding 1 keeps the extent
@@ -144,9 +143,9 @@ fn linear_input_width_is_inferred() {
 }
 
 /// Compiles only when the tensor's shape is `S`.
-fn same_as<S: Shape, T: Shape>(_: &Tensor<T, impl shaped::kernels::Elem>)
+fn same_as<S: Shape, T>(_: &Tensor<T, impl shaped::kernels::Elem>)
 where
-    T: Same<S>,
+    T: Shape + Same<S>,
 {
 }
 

@@ -71,7 +71,12 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
     for i in 0..n {
         let (ty, name, sin) = (tys[i], names[i], &shapes[i]);
         let span = ty.span();
-        let input = if i == 0 { quote!(x) } else { let h = format_ident!("__h{}", i - 1); quote!(&#h) };
+        let input = if i == 0 {
+            quote!(x)
+        } else {
+            let h = format_ident!("__h{}", i - 1);
+            quote!(&#h)
+        };
         if i == n - 1 {
             fwd.extend(quote_spanned!(span=> <#ty as #sh::Layer<#sin, #elem>>::forward(&self.#name, #input, y);));
         } else {
@@ -89,7 +94,12 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
     for i in 0..n {
         let (ty, name, sin, sid) = (tys[i], names[i], &shapes[i], &step_ids[i]);
         let span = ty.span();
-        let input = if i == 0 { quote!(x) } else { let p = &step_ids[i - 1]; quote!(&#p.out) };
+        let input = if i == 0 {
+            quote!(x)
+        } else {
+            let p = &step_ids[i - 1];
+            quote!(&#p.out)
+        };
         if i == n - 1 {
             fwd_train.extend(quote_spanned!(span=>
                 <#ty as #sh::Layer<#sin, #elem>>::forward_train(&mut self.#name, #input, y, #sid);));
@@ -129,6 +139,14 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
     let summary_in = &summary_shapes[0];
     let seeds: Vec<u64> = (0..n as u64).collect();
 
+    // `<Field as Module<E>>`, at the field's span: a field that is not a layer is reported there.
+    let module_paths: Vec<TokenStream> = tys
+        .iter()
+        .map(|ty| {
+            let span = ty.span();
+            quote_spanned!(span=> <#ty as #sh::Module<#elem>>)
+        })
+        .collect();
     let module_checks = tys.iter().map(|ty| {
         let span = ty.span();
         quote_spanned!(span=> <#ty as #sh::Module<#elem>>::zeros)
@@ -149,7 +167,8 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
         .enumerate()
         .map(|(i, ty)| {
             let sin = &shapes[i];
-            quote!(#ty: #sh::Layer<#sin, #elem>,)
+            let span = ty.span();
+            quote_spanned!(span=> for<'__shaped> #ty: #sh::Layer<#sin, #elem>,)
         })
         .collect();
     quote! {
@@ -166,10 +185,10 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
                     #ident { #( #names: #module_checks(), )* }
                 }
                 fn visit_params(&self, path: &#sh::Path<'_>, f: &mut dyn FnMut(&#sh::ParamInfo<'_>, &[#elem])) {
-                    #( <#tys as #sh::Module<#elem>>::visit_params(&self.#names, &path.child(#name_strs), f); )*
+                    #( #module_paths::visit_params(&self.#names, &path.child(#name_strs), f); )*
                 }
                 fn visit_params_mut(&mut self, path: &#sh::Path<'_>, f: &mut dyn FnMut(&#sh::ParamInfo<'_>, &mut [#elem])) {
-                    #( <#tys as #sh::Module<#elem>>::visit_params_mut(&mut self.#names, &path.child(#name_strs), f); )*
+                    #( #module_paths::visit_params_mut(&mut self.#names, &path.child(#name_strs), f); )*
                 }
                 fn zip_params_mut(
                     &mut self,
@@ -177,10 +196,10 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
                     path: &#sh::Path<'_>,
                     f: &mut dyn FnMut(&#sh::ParamInfo<'_>, &mut [#elem], &[#elem]),
                 ) {
-                    #( <#tys as #sh::Module<#elem>>::zip_params_mut(&mut self.#names, &other.#names, &path.child(#name_strs), f); )*
+                    #( #module_paths::zip_params_mut(&mut self.#names, &other.#names, &path.child(#name_strs), f); )*
                 }
                 fn reseed(&mut self, seed: u64) {
-                    #( <#tys as #sh::Module<#elem>>::reseed(&mut self.#names, #sh::layer::mix_seed(seed, #seeds)); )*
+                    #( #module_paths::reseed(&mut self.#names, #sh::layer::mix_seed(seed, #seeds)); )*
                 }
                 fn type_name() -> ::std::string::String {
                     ::std::string::String::from(stringify!(#ident))
@@ -225,16 +244,16 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
                     ::std::vec![#(
                         #sh::layer::SummaryRow {
                             field: #name_strs,
-                            layer: <#tys as #sh::Module<#elem>>::type_name(),
+                            layer: #module_paths::type_name(),
                             output: #sh::layer::sample_dims::<#row_shapes>(),
-                            params: <#tys as #sh::Module<#elem>>::num_params(&self.#names),
+                            params: #module_paths::num_params(&self.#names),
                         },
                     )*]
                 }
             }
 
             #[automatically_derived]
-            impl #impl_g ::core::fmt::Display for #ident #ty_g #where_c {
+            impl #impl_g ::core::fmt::Display for #ident #ty_g where #where_preds for<'__shaped> Self: #sh::Layer<#summary_in, #elem> {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                     #sh::layer::write_summary(
                         f,

@@ -47,16 +47,10 @@ impl<'a> Model<'a> {
             }
         };
         if named.named.is_empty() {
-            return Err(syn::Error::new(
-                ast.ident.span(),
-                "#[derive(Sequential)] needs at least one layer field",
-            ));
+            return Err(syn::Error::new(ast.ident.span(), "#[derive(Sequential)] needs at least one layer field"));
         }
-        let fields = named
-            .named
-            .iter()
-            .map(|f| (f.ident.as_ref().expect("named fields have identifiers"), &f.ty))
-            .collect();
+        let fields =
+            named.named.iter().map(|f| (f.ident.as_ref().expect("named fields have identifiers"), &f.ty)).collect();
 
         let mut input = None;
         let mut elem = None;

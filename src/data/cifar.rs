@@ -14,13 +14,8 @@ const RECORD: usize = 1 + PIXELS;
 /// The number of CIFAR-10 classes.
 const CLASSES: usize = 10;
 /// The training batch files, in order.
-const TRAIN_FILES: [&str; 5] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-];
+const TRAIN_FILES: [&str; 5] =
+    ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
 /// The test batch file.
 const TEST_FILE: &str = "test_batch.bin";
 /// The subdirectory the official archive unpacks to.
@@ -93,14 +88,10 @@ fn cifar_files_dir(dir: &Path) -> Option<PathBuf> {
 pub fn load_cifar10_dir(dir: &Path, pixels: Pixels) -> Result<(Dataset, Dataset)> {
     let Some(files) = cifar_files_dir(dir) else {
         let all: Vec<&str> = TRAIN_FILES.iter().chain([&TEST_FILE]).copied().collect();
-        let missing: Vec<&str> = all
-            .iter()
-            .filter(|f| !dir.join(f).is_file() && !dir.join(SUBDIR).join(f).is_file())
-            .copied()
-            .collect();
+        let missing: Vec<&str> =
+            all.iter().filter(|f| !dir.join(f).is_file() && !dir.join(SUBDIR).join(f).is_file()).copied().collect();
         let missing = match missing.len() {
-            0 => " (some of the files are in the directory and others in its subdirectory)"
-                .to_string(),
+            0 => " (some of the files are in the directory and others in its subdirectory)".to_string(),
             n if n == all.len() => String::new(),
             _ => format!(" (missing {})", missing.join(", ")),
         };

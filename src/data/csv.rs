@@ -41,9 +41,8 @@ fn show(field: &str) -> String {
 pub fn read_csv(path: &Path, label_column: &str, classes: usize) -> Result<Dataset> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let err = |msg: String| Error::data(path, msg);
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
-        err(format!("not UTF-8 text: invalid byte sequence at byte offset {}", e.valid_up_to()))
-    })?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| err(format!("not UTF-8 text: invalid byte sequence at byte offset {}", e.valid_up_to())))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text); // byte-order mark
     if classes == 0 {
         return Err(err("no classes: the label range 0..0 is empty".into()));
@@ -63,8 +62,7 @@ pub fn read_csv(path: &Path, label_column: &str, classes: usize) -> Result<Datas
     };
     let (header_line, header) = header;
     let names: Vec<&str> = header.split(',').map(clean).collect();
-    let mut label_idx =
-        names.iter().enumerate().filter(|&(_, &n)| n == label_column).map(|(i, _)| i);
+    let mut label_idx = names.iter().enumerate().filter(|&(_, &n)| n == label_column).map(|(i, _)| i);
     let label_at = match (label_idx.next(), label_idx.next()) {
         (Some(i), None) => i,
         (Some(_), Some(_)) => {
@@ -100,24 +98,20 @@ pub fn read_csv(path: &Path, label_column: &str, classes: usize) -> Result<Datas
         }
         let fields = row.split(',').count();
         if fields != columns {
-            return Err(err(format!(
-                "line {line}: ragged row: {fields} fields, but the header has {columns} columns"
-            )));
+            return Err(err(format!("line {line}: ragged row: {fields} fields, but the header has {columns} columns")));
         }
         for (col, field) in row.split(',').map(clean).enumerate() {
             let name = names[col];
             if col == label_at {
-                y.push(parse_label(field, classes).map_err(|why| {
-                    err(format!("line {line}: bad label {} in column {name:?}: {why}", show(field)))
-                })?);
+                y.push(
+                    parse_label(field, classes).map_err(|why| {
+                        err(format!("line {line}: bad label {} in column {name:?}: {why}", show(field)))
+                    })?,
+                );
                 continue;
             }
             let v: f64 = field.parse().map_err(|_| {
-                err(format!(
-                    "line {line}, column {} ({name:?}): {} is not a number",
-                    col + 1,
-                    show(field)
-                ))
+                err(format!("line {line}, column {} ({name:?}): {} is not a number", col + 1, show(field)))
             })?;
             let v32 = v as f32;
             if !v32.is_finite() {
@@ -146,11 +140,7 @@ pub fn read_csv(path: &Path, label_column: &str, classes: usize) -> Result<Datas
 /// Parses a label field: a non-negative integer (or integral float) below `classes`.
 fn parse_label(field: &str, classes: usize) -> std::result::Result<usize, String> {
     if let Ok(v) = field.parse::<usize>() {
-        return if v < classes {
-            Ok(v)
-        } else {
-            Err(format!("out of range, labels must be in 0..{classes}"))
-        };
+        return if v < classes { Ok(v) } else { Err(format!("out of range, labels must be in 0..{classes}")) };
     }
     let v: f64 = field.parse().map_err(|_| "not a number".to_string())?;
     if !v.is_finite() || v < 0.0 || v.fract() != 0.0 {

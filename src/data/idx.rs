@@ -39,12 +39,8 @@ const IDX_U8: u8 = 0x08;
 
 /// The base names of the four (Fashion-)MNIST files, in the order train images, train labels,
 /// test images, test labels.
-const MNIST_FILES: [&str; 4] = [
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-];
+const MNIST_FILES: [&str; 4] =
+    ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
 
 /// Reads `buf.len()` bytes or up to end of file; returns how many were read.
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -90,10 +86,9 @@ fn read_idx(path: &Path, rank: u8, what: &str, describe: fn(&[u64]) -> String) -
             // Malformed content may be the symptom of a corrupt stream: if the rest of the stream
             // fails its integrity check, report that instead.
             match io::copy(&mut (&mut reader).take(GZIP_SKIM_LIMIT), &mut io::sink()) {
-                Err(e) => Err(Error::data(
-                    path,
-                    format!("{GZIP_CORRUPT}: {e} (what was decompressed is invalid too: {msg})"),
-                )),
+                Err(e) => {
+                    Err(Error::data(path, format!("{GZIP_CORRUPT}: {e} (what was decompressed is invalid too: {msg})")))
+                }
                 Ok(_) => Err(Error::Data { path, msg }),
             }
         }
@@ -173,19 +168,14 @@ fn parse_idx(
             ),
         ));
     }
-    let dims: Vec<u64> = header[4..]
-        .chunks_exact(4)
-        .map(|c| u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
-        .collect();
+    let dims: Vec<u64> =
+        header[4..].chunks_exact(4).map(|c| u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))).collect();
     let desc = describe(&dims);
     if dims.iter().skip(1).any(|&d| d == 0) {
         return Err(Error::data(path, format!("empty {what}: the header says {desc}")));
     }
     let expected = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
-        Error::data(
-            path,
-            format!("header sizes {dims:?} ({desc}) overflow: they cannot match the file length"),
-        )
+        Error::data(path, format!("header sizes {dims:?} ({desc}) overflow: they cannot match the file length"))
     })?;
 
     // Check the claimed size against what the file can hold before allocating anything.
@@ -208,10 +198,7 @@ fn parse_idx(
         }
     }
     let expected_usize = usize::try_from(expected).map_err(|_| {
-        Error::data(
-            path,
-            format!("the header claims {desc} = {expected} bytes: too large for this machine"),
-        )
+        Error::data(path, format!("the header claims {desc} = {expected} bytes: too large for this machine"))
     })?;
 
     let reserve = expected.min(file_len.saturating_mul(8)).min(isize::MAX as u64);
@@ -304,13 +291,7 @@ fn load_mnist_split(dir: &Path, prefix: &str, pixels: Pixels) -> Result<Dataset>
     let find = |kind: &str| {
         let base = format!("{prefix}-{kind}");
         find_mnist_file(dir, &base).ok_or_else(|| {
-            Error::data(
-                dir,
-                format!(
-                    "missing file {base} (or {base}.gz) in this directory: {}",
-                    mnist_expected()
-                ),
-            )
+            Error::data(dir, format!("missing file {base} (or {base}.gz) in this directory: {}", mnist_expected()))
         })
     };
     let images_path = find("images-idx3-ubyte")?;
@@ -330,9 +311,7 @@ fn load_mnist_split(dir: &Path, prefix: &str, pixels: Pixels) -> Result<Dataset>
     if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l >= 10) {
         return Err(Error::data(
             &labels_path,
-            format!(
-                "label {l} at index {i} is out of range: (Fashion-)MNIST has 10 classes, 0..=9"
-            ),
+            format!("label {l} at index {i} is out of range: (Fashion-)MNIST has 10 classes, 0..=9"),
         ));
     }
     let y = labels.into_iter().map(usize::from).collect();
@@ -349,10 +328,7 @@ fn load_mnist_split(dir: &Path, prefix: &str, pixels: Pixels) -> Result<Dataset>
 /// of a split differ; [`Error::Io`] if a file cannot be read.
 pub fn load_mnist_dir(dir: &Path, pixels: Pixels) -> Result<(Dataset, Dataset)> {
     if !dir.is_dir() {
-        return Err(Error::data(
-            dir,
-            format!("not a directory (or it does not exist): {}", mnist_expected()),
-        ));
+        return Err(Error::data(dir, format!("not a directory (or it does not exist): {}", mnist_expected())));
     }
     let train = load_mnist_split(dir, "train", pixels)?;
     let test = load_mnist_split(dir, "t10k", pixels)?;
@@ -369,8 +345,5 @@ pub fn fashion_mnist_dir() -> Option<PathBuf> {
         return Some(PathBuf::from(v));
     }
     let debian = Path::new(FASHION_MNIST_DEBIAN_DIR);
-    MNIST_FILES
-        .iter()
-        .all(|base| find_mnist_file(debian, base).is_some())
-        .then(|| debian.to_path_buf())
+    MNIST_FILES.iter().all(|base| find_mnist_file(debian, base).is_some()).then(|| debian.to_path_buf())
 }

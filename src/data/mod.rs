@@ -12,9 +12,7 @@ pub mod synthetic;
 
 pub use cifar::{load_cifar10_dir, read_cifar_batch};
 pub use csv::{binary20_splits, read_csv};
-pub use idx::{
-    FASHION_MNIST_DEBIAN_DIR, fashion_mnist_dir, load_mnist_dir, read_idx_images, read_idx_labels,
-};
+pub use idx::{FASHION_MNIST_DEBIAN_DIR, fashion_mnist_dir, load_mnist_dir, read_idx_images, read_idx_labels};
 pub use synthetic::{binary20, random_images};
 
 use std::fmt;
@@ -56,14 +54,12 @@ impl Dataset {
     /// is `>= classes`.
     pub fn new(x: Vec<f32>, y: Vec<usize>, sample_dims: &[usize], classes: usize) -> Result<Self> {
         if let Some(d) = sample_dims.iter().position(|&d| d == 0) {
-            return Err(Error::Shape(format!(
-                "sample dimensions {sample_dims:?}: dimension {d} is zero"
-            )));
+            return Err(Error::Shape(format!("sample dimensions {sample_dims:?}: dimension {d} is zero")));
         }
-        let sample_len =
-            sample_dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
-                Error::Shape(format!("sample dimensions {sample_dims:?} overflow usize"))
-            })?;
+        let sample_len = sample_dims
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| Error::Shape(format!("sample dimensions {sample_dims:?} overflow usize")))?;
         let expected = y.len().checked_mul(sample_len);
         if expected != Some(x.len()) {
             return Err(Error::Shape(format!(
@@ -132,11 +128,7 @@ impl Dataset {
     /// # Panics
     /// If `i >= len()`.
     pub fn sample(&self, i: usize) -> &[f32] {
-        assert!(
-            i < self.len(),
-            "sample index {i} out of range for a data set of {} samples",
-            self.len()
-        );
+        assert!(i < self.len(), "sample index {i} out of range for a data set of {} samples", self.len());
         let n = self.sample_len();
         &self.x[i * n..(i + 1) * n]
     }
@@ -165,20 +157,11 @@ impl Dataset {
     /// # Panics
     /// If `n > len()`.
     pub fn split_at(mut self, n: usize) -> (Dataset, Dataset) {
-        assert!(
-            n <= self.len(),
-            "split_at({n}) out of range for a data set of {} samples",
-            self.len()
-        );
+        assert!(n <= self.len(), "split_at({n}) out of range for a data set of {} samples", self.len());
         let sl = self.sample_len();
         let x_rest = self.x.split_off(n * sl);
         let y_rest = self.y.split_off(n);
-        let rest = Dataset {
-            x: x_rest,
-            y: y_rest,
-            sample_dims: self.sample_dims.clone(),
-            classes: self.classes,
-        };
+        let rest = Dataset { x: x_rest, y: y_rest, sample_dims: self.sample_dims.clone(), classes: self.classes };
         (self, rest)
     }
 
@@ -240,9 +223,7 @@ impl Dataset {
             y_out.len(),
             order.len()
         );
-        for ((&i, xs), y) in
-            order.iter().zip(x_out.chunks_exact_mut(n.max(1))).zip(y_out.iter_mut())
-        {
+        for ((&i, xs), y) in order.iter().zip(x_out.chunks_exact_mut(n.max(1))).zip(y_out.iter_mut()) {
             xs.copy_from_slice(self.sample(i));
             *y = self.y[i];
         }

@@ -74,18 +74,12 @@ pub struct Checkpoint<E> {
 impl<E> Checkpoint<E> {
     /// The extra tensor `name` (with its prefix, e.g. `optim.m.fc1.weight`): shape and values.
     pub fn extra(&self, name: &str) -> Option<(&[usize], &[E])> {
-        self.extra
-            .iter()
-            .find(|(n, ..)| n == name)
-            .map(|(_, s, d)| (&s[..], &d[..]))
+        self.extra.iter().find(|(n, ..)| n == name).map(|(_, s, d)| (&s[..], &d[..]))
     }
 
     /// The user metadata value under `key`.
     pub fn metadata(&self, key: &str) -> Option<&str> {
-        self.metadata
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
@@ -111,13 +105,7 @@ pub fn save_with<E: Elem, M: Module<E>>(
             ));
         }
     }
-    save_inner(
-        model,
-        extra,
-        metadata,
-        &[(META_MODEL, M::type_name())],
-        path,
-    )
+    save_inner(model, extra, metadata, &[(META_MODEL, M::type_name())], path)
 }
 
 fn save_inner<E: Elem, M: Module<E>>(
@@ -136,54 +124,28 @@ fn save_inner<E: Elem, M: Module<E>>(
         if !names.insert(name.clone()) && dup.is_none() {
             dup = Some(name.clone());
         }
-        tensors.push((
-            name,
-            Raw {
-                dtype,
-                shape: info.shape.to_vec(),
-                bytes: encode(data),
-            },
-        ));
+        tensors.push((name, Raw { dtype, shape: info.shape.to_vec(), bytes: encode(data) }));
     });
     if let Some(d) = dup {
-        return Err(Error::checkpoint(
-            path,
-            format!("the model has two parameters named `{d}`"),
-        ));
+        return Err(Error::checkpoint(path, format!("the model has two parameters named `{d}`")));
     }
     for (name, shape, data) in extra {
         if !RESERVED_PREFIXES.iter().any(|p| name.starts_with(p)) {
             return Err(Error::checkpoint(
                 path,
-                format!(
-                    "extra tensor `{name}` must have a name starting with a reserved prefix ({})",
-                    prefixes()
-                ),
+                format!("extra tensor `{name}` must have a name starting with a reserved prefix ({})", prefixes()),
             ));
         }
         if !names.insert(name.clone()) {
-            return Err(Error::checkpoint(
-                path,
-                format!("two tensors named `{name}`"),
-            ));
+            return Err(Error::checkpoint(path, format!("two tensors named `{name}`")));
         }
         if shape.iter().product::<usize>() != data.len() {
             return Err(Error::checkpoint(
                 path,
-                format!(
-                    "extra tensor `{name}` has shape {shape:?} but {} values",
-                    data.len()
-                ),
+                format!("extra tensor `{name}` has shape {shape:?} but {} values", data.len()),
             ));
         }
-        tensors.push((
-            name.clone(),
-            Raw {
-                dtype,
-                shape: shape.clone(),
-                bytes: encode(data),
-            },
-        ));
+        tensors.push((name.clone(), Raw { dtype, shape: shape.clone(), bytes: encode(data) }));
     }
     let mut meta: HashMap<String, String> = metadata.iter().cloned().collect();
     for (k, v) in own_metadata {
@@ -271,18 +233,12 @@ pub fn load_checkpoint<E: Elem, M: Module<E>, O: Optimizer<E>>(
     if saved != opt.name() {
         return Err(Error::checkpoint(
             path,
-            format!(
-                "the file holds state of the optimizer `{saved}`, but the optimizer is `{}`",
-                opt.name()
-            ),
+            format!("the file holds state of the optimizer `{saved}`, but the optimizer is `{}`", opt.name()),
         ));
     }
-    let steps = ckpt.optimizer_steps.ok_or_else(|| {
-        Error::checkpoint(
-            path,
-            format!("the metadata `{META_STEPS}` is missing or not a number"),
-        )
-    })?;
+    let steps = ckpt
+        .optimizer_steps
+        .ok_or_else(|| Error::checkpoint(path, format!("the metadata `{META_STEPS}` is missing or not a number")))?;
     let layout = optimizer_layout(&*model, &*opt);
     let mut problems = Vec::new();
     let mut expected = HashSet::new();
@@ -306,10 +262,7 @@ pub fn load_checkpoint<E: Elem, M: Module<E>, O: Optimizer<E>>(
         }
     }
     if !problems.is_empty() {
-        return Err(Error::checkpoint(
-            path,
-            join_problems(problems, &ckpt, M::type_name()),
-        ));
+        return Err(Error::checkpoint(path, join_problems(problems, &ckpt, M::type_name())));
     }
     write_model(&parsed, model);
     opt.reset();
@@ -325,10 +278,7 @@ pub fn load_checkpoint<E: Elem, M: Module<E>, O: Optimizer<E>>(
 
 /// `(<kind>.<path>, length)` of every state vector `opt` keeps for `model`, in the order of
 /// [`Optimizer::visit_state`].
-fn optimizer_layout<E: Elem, M: Module<E>, O: Optimizer<E>>(
-    model: &M,
-    opt: &O,
-) -> Vec<(String, usize)> {
+fn optimizer_layout<E: Elem, M: Module<E>, O: Optimizer<E>>(model: &M, opt: &O) -> Vec<(String, usize)> {
     let kinds = opt.state_kinds();
     let mut out = Vec::new();
     model.visit_params(&ParamPath::ROOT, &mut |info, data| {
@@ -374,12 +324,8 @@ fn dtype_of<E: Elem>() -> Dtype {
 fn encode<E: Elem>(data: &[E]) -> Vec<u8> {
     let mut out = Vec::with_capacity(size_of_val(data));
     match E::DTYPE {
-        "F32" => data
-            .iter()
-            .for_each(|v| out.extend_from_slice(&(v.to_f64_lossy() as f32).to_le_bytes())),
-        _ => data
-            .iter()
-            .for_each(|v| out.extend_from_slice(&v.to_f64_lossy().to_le_bytes())),
+        "F32" => data.iter().for_each(|v| out.extend_from_slice(&(v.to_f64_lossy() as f32).to_le_bytes())),
+        _ => data.iter().for_each(|v| out.extend_from_slice(&v.to_f64_lossy().to_le_bytes())),
     }
     out
 }
@@ -411,9 +357,7 @@ fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<Parsed<'a>> {
     if len < 8 {
         return Err(Error::checkpoint(
             path,
-            format!(
-                "the file is {len} bytes long, too short for a safetensors header: truncated or not a checkpoint"
-            ),
+            format!("the file is {len} bytes long, too short for a safetensors header: truncated or not a checkpoint"),
         ));
     }
     let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
@@ -433,25 +377,15 @@ fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<Parsed<'a>> {
             }
             e => e.to_string(),
         };
-        Error::checkpoint(
-            path,
-            format!("not a valid safetensors file ({len} bytes): {why}"),
-        )
+        Error::checkpoint(path, format!("not a valid safetensors file ({len} bytes): {why}"))
     };
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
     let st = SafeTensors::deserialize(bytes).map_err(invalid)?;
-    Ok(Parsed {
-        st,
-        meta: metadata.metadata().clone().unwrap_or_default(),
-    })
+    Ok(Parsed { st, meta: metadata.metadata().clone().unwrap_or_default() })
 }
 
 /// Checks every tensor of the file against `model` and collects extras and metadata; writes nothing.
-fn validate<E: Elem, M: Module<E>>(
-    parsed: &Parsed<'_>,
-    model: &M,
-    path: &Path,
-) -> Result<Checkpoint<E>> {
+fn validate<E: Elem, M: Module<E>>(parsed: &Parsed<'_>, model: &M, path: &Path) -> Result<Checkpoint<E>> {
     let st = &parsed.st;
     let dtype = dtype_of::<E>();
     let file: BTreeMap<&str, safetensors::tensor::TensorView<'_>> = st.iter().collect();
@@ -460,10 +394,7 @@ fn validate<E: Elem, M: Module<E>>(
     model.visit_params(&ParamPath::ROOT, &mut |info, _| {
         let name = info.path.to_string();
         match file.get(name.as_str()) {
-            None => problems.push(format!(
-                "tensor `{name}` (shape {:?}) is missing from the file",
-                info.shape
-            )),
+            None => problems.push(format!("tensor `{name}` (shape {:?}) is missing from the file", info.shape)),
             Some(t) => {
                 if t.dtype() != dtype {
                     problems.push(format!(
@@ -506,8 +437,7 @@ fn validate<E: Elem, M: Module<E>>(
         let numel: usize = t.shape().iter().product();
         let mut data = vec![E::zero(); numel];
         decode_into(t.data(), &mut data);
-        ckpt.extra
-            .push((name.to_string(), t.shape().to_vec(), data));
+        ckpt.extra.push((name.to_string(), t.shape().to_vec(), data));
     }
 
     for (k, v) in &parsed.meta {
@@ -524,10 +454,7 @@ fn validate<E: Elem, M: Module<E>>(
     if problems.is_empty() {
         Ok(ckpt)
     } else {
-        Err(Error::checkpoint(
-            path,
-            join_problems(problems, &ckpt, M::type_name()),
-        ))
+        Err(Error::checkpoint(path, join_problems(problems, &ckpt, M::type_name())))
     }
 }
 
@@ -545,9 +472,7 @@ fn join_problems<E>(problems: Vec<String>, ckpt: &Checkpoint<E>, model_type: Str
     if let Some(saved) = &ckpt.model_type
         && *saved != model_type
     {
-        msg.push_str(&format!(
-            "\n(the file was saved from `{saved}`; the model is `{model_type}`)"
-        ));
+        msg.push_str(&format!("\n(the file was saved from `{saved}`; the model is `{model_type}`)"));
     }
     msg
 }
@@ -556,19 +481,13 @@ fn join_problems<E>(problems: Vec<String>, ckpt: &Checkpoint<E>, model_type: Str
 fn write_model<E: Elem, M: Module<E>>(parsed: &Parsed<'_>, model: &mut M) {
     let st = &parsed.st;
     model.visit_params_mut(&ParamPath::ROOT, &mut |info, data| {
-        let t = st
-            .tensor(&info.path.to_string())
-            .expect("validated before writing");
+        let t = st.tensor(&info.path.to_string()).expect("validated before writing");
         decode_into(t.data(), data);
     });
 }
 
 fn prefixes() -> String {
-    RESERVED_PREFIXES
-        .iter()
-        .map(|p| format!("`{p}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    RESERVED_PREFIXES.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// Writes `bytes` to `path` atomically: a temporary sibling `<name>.tmp-<pid>-<n>` is written,
@@ -576,19 +495,13 @@ fn prefixes() -> String {
 /// temporary file is removed and `path` is untouched.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::checkpoint(path, "the path does not name a file"))?;
+    let file_name = path.file_name().ok_or_else(|| Error::checkpoint(path, "the path does not name a file"))?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let mut tmp_name = file_name.to_os_string();
-    tmp_name.push(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    tmp_name.push(format!(".tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
     let tmp = dir.join(tmp_name);
 
     let written = (|| -> std::io::Result<()> {

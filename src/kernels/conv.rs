@@ -191,14 +191,7 @@ pub fn col2im<E: Elem>(d: &ConvDims, cols: &[E], dxs: &mut [E]) {
 }
 
 /// Forward pass through im2col + GEMM; `cols` is scratch of `c·k·k·oh·ow` elements.
-pub fn forward_im2col<E: Elem>(
-    d: &ConvDims,
-    x: &[E],
-    w: &[E],
-    bias: Option<&[E]>,
-    y: &mut [E],
-    cols: &mut [E],
-) {
+pub fn forward_im2col<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E], cols: &mut [E]) {
     let (p, q) = (d.patch(), d.oh() * d.ow());
     for ni in 0..d.n {
         im2col(d, &x[ni * d.c * d.h * d.w..][..d.c * d.h * d.w], cols);
@@ -247,7 +240,18 @@ pub fn backward_im2col<E: Elem>(
         gemm(d.f, p, q, dyn_, Strides::row_major(q), cols, Strides::transposed(q), dw, Strides::row_major(p), ni > 0);
         if let Some(dx) = dx.as_deref_mut() {
             // dcols (p × q) = Wᵀ (p × f) · dY_n (f × q)
-            gemm(p, q, d.f, w, Strides::transposed(p), dyn_, Strides::row_major(q), dcols, Strides::row_major(q), false);
+            gemm(
+                p,
+                q,
+                d.f,
+                w,
+                Strides::transposed(p),
+                dyn_,
+                Strides::row_major(q),
+                dcols,
+                Strides::row_major(q),
+                false,
+            );
             let dxs = &mut dx[ni * chw..][..chw];
             dxs.fill(E::zero());
             col2im(d, dcols, dxs);

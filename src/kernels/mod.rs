@@ -1,7 +1,7 @@
 //! Numeric kernels: non-generic loops over slices with sizes passed in; the layers are thin typed
 //! wrappers that pass their static sizes.
 //!
-//! Matrix products go through one function, [`gemm`], so that the GEMM crate behind it can be
+//! Matrix products go through one function, [`gemm()`], so that the GEMM crate behind it can be
 //! swapped (see `ARCHITECTURE.md`). Kernels are generic only over the element type (`f32` for
 //! training, `f64` for gradient checks): two instantiations, whatever the number of models.
 
@@ -13,9 +13,7 @@ use core::fmt::Debug;
 use num_traits::Float;
 
 /// An element type the kernels support: `f32` or `f64`.
-pub trait Elem:
-    Float + Default + Debug + Send + Sync + core::iter::Sum + core::ops::AddAssign + 'static
-{
+pub trait Elem: Float + Default + Debug + Send + Sync + core::iter::Sum + core::ops::AddAssign + 'static {
     /// The dtype's name in checkpoints (`"F32"`, `"F64"`).
     const DTYPE: &'static str;
     /// Converts an `f64` literal.

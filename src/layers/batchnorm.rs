@@ -137,11 +137,7 @@ macro_rules! bn_module {
             fn visit_params(&self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &[E])) {
                 self.params.visit(path, f)
             }
-            fn visit_params_mut(
-                &mut self,
-                path: &Path<'_>,
-                f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E]),
-            ) {
+            fn visit_params_mut(&mut self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E])) {
                 self.params.visit_mut(path, f)
             }
             fn zip_params_mut(
@@ -173,9 +169,7 @@ pub struct BatchNorm1d<const D: usize, E: Elem = f32> {
 }
 bn_module!(BatchNorm1d, "BatchNorm1d");
 
-impl<B: Dim, X: ConstDim + FeaturesMatch<Const<D>>, const D: usize, E: Elem> Layer<(B, X), E>
-    for BatchNorm1d<D, E>
-{
+impl<B: Dim, X: ConstDim + FeaturesMatch<Const<D>>, const D: usize, E: Elem> Layer<(B, X), E> for BatchNorm1d<D, E> {
     type Out = (B, X);
     type Cache = BnCache<E>;
     fn forward(&self, x: &Tensor<(B, X), E>, y: &mut Tensor<(B, X), E>) {
@@ -209,8 +203,7 @@ pub struct BatchNorm2d<const C: usize, E: Elem = f32> {
 }
 bn_module!(BatchNorm2d, "BatchNorm2d");
 
-impl<B: Dim, X, H: ConstDim, W: ConstDim, const C: usize, E: Elem> Layer<(B, X, H, W), E>
-    for BatchNorm2d<C, E>
+impl<B: Dim, X, H: ConstDim, W: ConstDim, const C: usize, E: Elem> Layer<(B, X, H, W), E> for BatchNorm2d<C, E>
 where
     X: ConstDim + ChannelsMatch<Const<C>>,
 {
@@ -219,12 +212,7 @@ where
     fn forward(&self, x: &Tensor<(B, X, H, W), E>, y: &mut Tensor<(B, X, H, W), E>) {
         self.params.forward(x, y, H::N * W::N)
     }
-    fn forward_train(
-        &mut self,
-        x: &Tensor<(B, X, H, W), E>,
-        y: &mut Tensor<(B, X, H, W), E>,
-        c: &mut BnCache<E>,
-    ) {
+    fn forward_train(&mut self, x: &Tensor<(B, X, H, W), E>, y: &mut Tensor<(B, X, H, W), E>, c: &mut BnCache<E>) {
         self.params.forward_train(x, y, c, H::N * W::N)
     }
     fn backward(

@@ -56,12 +56,7 @@ impl<const C: usize, const F: usize, const K: usize, const S: usize, const P: us
             visit_one_mut(path, "bias", ParamKind::Bias, &mut self.bias, f);
         }
     }
-    fn zip_params_mut(
-        &mut self,
-        other: &Self,
-        path: &Path<'_>,
-        f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E]),
-    ) {
+    fn zip_params_mut(&mut self, other: &Self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E])) {
         let kind = ParamKind::Weight { fan_in: C * K * K, fan_out: F * K * K };
         zip_one(path, "weight", kind, &mut self.weight, &other.weight, f);
         if BIAS {
@@ -101,12 +96,7 @@ impl<
     E: Elem,
 > Layer<(B, X, H, W), E> for Conv2d<C, F, K, S, P, BIAS, E>
 {
-    type Out = (
-        B,
-        Const<F>,
-        ConvOut<H, Const<K>, Const<S>, Const<P>>,
-        ConvOut<W, Const<K>, Const<S>, Const<P>>,
-    );
+    type Out = (B, Const<F>, ConvOut<H, Const<K>, Const<S>, Const<P>>, ConvOut<W, Const<K>, Const<S>, Const<P>>);
     type Cache = ConvCache<E>;
 
     fn forward(&self, x: &Tensor<(B, X, H, W), E>, y: &mut Tensor<Self::Out, E>) {
@@ -149,7 +139,15 @@ impl<
                 &mut cache.dcols,
             );
         } else {
-            conv::backward_direct(&d, x.as_slice(), self.weight.as_slice(), dy.as_slice(), grads.weight.as_mut_slice(), db, dx);
+            conv::backward_direct(
+                &d,
+                x.as_slice(),
+                self.weight.as_slice(),
+                dy.as_slice(),
+                grads.weight.as_mut_slice(),
+                db,
+                dx,
+            );
         }
     }
 }

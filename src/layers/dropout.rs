@@ -127,13 +127,7 @@ impl<P: Probability, F: DropoutForm, E: Elem> Module<E> for Dropout<P, F> {
     }
     fn visit_params(&self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &[E])) {}
     fn visit_params_mut(&mut self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E])) {}
-    fn zip_params_mut(
-        &mut self,
-        _: &Self,
-        _: &Path<'_>,
-        _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E]),
-    ) {
-    }
+    fn zip_params_mut(&mut self, _: &Self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E])) {}
     fn reseed(&mut self, seed: u64) {
         self.rng = SmallRng::seed_from_u64(seed);
     }

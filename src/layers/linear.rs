@@ -49,12 +49,7 @@ impl<const I: usize, const O: usize, E: Elem> Module<E> for Linear<I, O, E> {
         visit_one_mut(path, "weight", ParamKind::Weight { fan_in: I, fan_out: O }, &mut self.weight, f);
         visit_one_mut(path, "bias", ParamKind::Bias, &mut self.bias, f);
     }
-    fn zip_params_mut(
-        &mut self,
-        other: &Self,
-        path: &Path<'_>,
-        f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E]),
-    ) {
+    fn zip_params_mut(&mut self, other: &Self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E])) {
         let k = ParamKind::Weight { fan_in: I, fan_out: O };
         zip_one(path, "weight", k, &mut self.weight, &other.weight, f);
         zip_one(path, "bias", ParamKind::Bias, &mut self.bias, &other.bias, f);
@@ -64,8 +59,8 @@ impl<const I: usize, const O: usize, E: Elem> Module<E> for Linear<I, O, E> {
     }
 }
 
-impl<B: Dim, X: ConstDim + FeaturesMatch<Const<I>>, const I: usize, const O: usize, E: Elem>
-    Layer<(B, X), E> for Linear<I, O, E>
+impl<B: Dim, X: ConstDim + FeaturesMatch<Const<I>>, const I: usize, const O: usize, E: Elem> Layer<(B, X), E>
+    for Linear<I, O, E>
 {
     type Out = (B, Const<O>);
     type Cache = ();
@@ -89,12 +84,7 @@ impl<B: Dim, X: ConstDim + FeaturesMatch<Const<I>>, const I: usize, const O: usi
         kernels::add_row_bias(yd, self.bias.as_slice());
     }
 
-    fn forward_train(
-        &mut self,
-        x: &Tensor<(B, X), E>,
-        y: &mut Tensor<(B, Const<O>), E>,
-        _cache: &mut (),
-    ) {
+    fn forward_train(&mut self, x: &Tensor<(B, X), E>, y: &mut Tensor<(B, Const<O>), E>, _cache: &mut ()) {
         self.forward(x, y);
     }
 

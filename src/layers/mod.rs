@@ -18,8 +18,8 @@ pub use relu::ReLU;
 
 use crate::kernels::Elem;
 use crate::layer::{ParamInfo, ParamKind, Path};
-use crate::tensor::Tensor;
 use crate::shape::Shape;
+use crate::tensor::Tensor;
 
 /// Visits one parameter tensor under `path.name`.
 #[inline]

@@ -23,13 +23,7 @@ impl<const P: usize, const S: usize, E: Elem> Module<E> for MaxPool2d<P, S> {
     }
     fn visit_params(&self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &[E])) {}
     fn visit_params_mut(&mut self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E])) {}
-    fn zip_params_mut(
-        &mut self,
-        _: &Self,
-        _: &Path<'_>,
-        _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E]),
-    ) {
-    }
+    fn zip_params_mut(&mut self, _: &Self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E])) {}
     fn type_name() -> String {
         if P == S { format!("MaxPool2d<{P}>") } else { format!("MaxPool2d<{P}, {S}>") }
     }
@@ -41,8 +35,7 @@ pub struct PoolCache {
     argmax: Vec<u32>,
 }
 
-impl<B: Dim, C: ConstDim, H, W, const P: usize, const S: usize, E: Elem> Layer<(B, C, H, W), E>
-    for MaxPool2d<P, S>
+impl<B: Dim, C: ConstDim, H, W, const P: usize, const S: usize, E: Elem> Layer<(B, C, H, W), E> for MaxPool2d<P, S>
 where
     H: ConstDim + PoolOutput<Const<P>, Const<S>>,
     W: ConstDim + PoolOutput<Const<P>, Const<S>>,

@@ -19,13 +19,7 @@ impl<E: Elem> Module<E> for ReLU {
     }
     fn visit_params(&self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &[E])) {}
     fn visit_params_mut(&mut self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E])) {}
-    fn zip_params_mut(
-        &mut self,
-        _: &Self,
-        _: &Path<'_>,
-        _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E]),
-    ) {
-    }
+    fn zip_params_mut(&mut self, _: &Self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E])) {}
     fn type_name() -> String {
         "ReLU".into()
     }

@@ -90,11 +90,7 @@ struct Slot<E, const K: usize> {
 
 impl<E: Elem, const K: usize> Default for State<E, K> {
     fn default() -> Self {
-        State {
-            slots: Vec::new(),
-            ready: false,
-            steps: 0,
-        }
+        State { slots: Vec::new(), ready: false, steps: 0 }
     }
 }
 
@@ -108,18 +104,9 @@ impl<E: Elem, const K: usize> State<E, K> {
         model.visit_params(&Path::ROOT, &mut |info, data| {
             let trainable = info.kind.trainable();
             let len = if trainable { data.len() } else { 0 };
-            let names = core::array::from_fn(|k| {
-                if trainable {
-                    format!("{}.{}", kinds[k], info.path)
-                } else {
-                    String::new()
-                }
-            });
-            slots.push(Slot {
-                names,
-                bufs: core::array::from_fn(|_| vec![E::zero(); len]),
-                trainable,
-            });
+            let names =
+                core::array::from_fn(|k| if trainable { format!("{}.{}", kinds[k], info.path) } else { String::new() });
+            slots.push(Slot { names, bufs: core::array::from_fn(|_| vec![E::zero(); len]), trainable });
         });
         self.slots = slots;
         self.ready = true;
@@ -139,27 +126,19 @@ impl<E: Elem, const K: usize> State<E, K> {
         let slots = &mut self.slots;
         let mut i = 0usize;
         model.zip_params_mut(grads, &Path::ROOT, &mut |info, w, dw| {
-            let slot = slots
-                .get_mut(i)
-                .expect("optimizer state was allocated for a model with fewer parameters");
+            let slot = slots.get_mut(i).expect("optimizer state was allocated for a model with fewer parameters");
             i += 1;
             if !info.kind.trainable() {
                 return;
             }
             assert!(
-                slot.trainable
-                    && slot.bufs.iter().all(|b| b.len() == w.len())
-                    && dw.len() == w.len(),
+                slot.trainable && slot.bufs.iter().all(|b| b.len() == w.len()) && dw.len() == w.len(),
                 "optimizer state for `{}` was allocated for a model of another structure",
                 info.path
             );
             f(w, dw, &mut slot.bufs);
         });
-        assert_eq!(
-            i,
-            slots.len(),
-            "optimizer state was allocated for a model with more parameters"
-        );
+        assert_eq!(i, slots.len(), "optimizer state was allocated for a model with more parameters");
     }
 
     fn visit(&self, f: &mut dyn FnMut(&str, &[E])) {
@@ -276,10 +255,7 @@ impl<E: Elem> SgdMomentum<E> {
     }
     /// A given momentum μ.
     pub fn with_momentum(momentum: E) -> Self {
-        SgdMomentum {
-            momentum,
-            state: State::default(),
-        }
+        SgdMomentum { momentum, state: State::default() }
     }
 }
 
@@ -292,13 +268,12 @@ impl<E: Elem> Default for SgdMomentum<E> {
 impl<E: Elem> Optimizer<E> for SgdMomentum<E> {
     fn step<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E) {
         let mu = self.momentum;
-        self.state
-            .update(model, grads, &MOMENTUM_KINDS, |w, dw, [v]| {
-                for ((w, &g), v) in w.iter_mut().zip(dw).zip(v.iter_mut()) {
-                    *v = mu * *v - lr * g;
-                    *w += *v;
-                }
-            });
+        self.state.update(model, grads, &MOMENTUM_KINDS, |w, dw, [v]| {
+            for ((w, &g), v) in w.iter_mut().zip(dw).zip(v.iter_mut()) {
+                *v = mu * *v - lr * g;
+                *w += *v;
+            }
+        });
     }
     fn name(&self) -> &'static str {
         "sgd_momentum"
@@ -325,11 +300,7 @@ impl<E: Elem> RmsProp<E> {
     }
     /// Given decay ρ and ε.
     pub fn with(decay: E, eps: E) -> Self {
-        RmsProp {
-            decay,
-            eps,
-            state: State::default(),
-        }
+        RmsProp { decay, eps, state: State::default() }
     }
 }
 
@@ -343,13 +314,12 @@ impl<E: Elem> Optimizer<E> for RmsProp<E> {
     fn step<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E) {
         let (rho, eps) = (self.decay, self.eps);
         let one_minus = E::one() - rho;
-        self.state
-            .update(model, grads, &RMSPROP_KINDS, |w, dw, [c]| {
-                for ((w, &g), c) in w.iter_mut().zip(dw).zip(c.iter_mut()) {
-                    *c = rho * *c + one_minus * g * g;
-                    *w = *w - lr * g / (c.sqrt() + eps);
-                }
-            });
+        self.state.update(model, grads, &RMSPROP_KINDS, |w, dw, [c]| {
+            for ((w, &g), c) in w.iter_mut().zip(dw).zip(c.iter_mut()) {
+                *c = rho * *c + one_minus * g * g;
+                *w = *w - lr * g / (c.sqrt() + eps);
+            }
+        });
     }
     fn name(&self) -> &'static str {
         "rmsprop"
@@ -379,12 +349,7 @@ impl<E: Elem> Adam<E> {
     }
     /// Given β₁, β₂ and ε.
     pub fn with(beta1: E, beta2: E, eps: E) -> Self {
-        Adam {
-            beta1,
-            beta2,
-            eps,
-            state: State::default(),
-        }
+        Adam { beta1, beta2, eps, state: State::default() }
     }
 }
 
@@ -403,16 +368,15 @@ impl<E: Elem> Optimizer<E> for Adam<E> {
         let c1 = E::one() - b1.powi(t);
         let c2 = E::one() - b2.powi(t);
         let (one_b1, one_b2) = (E::one() - b1, E::one() - b2);
-        self.state
-            .update(model, grads, &ADAM_KINDS, |w, dw, [m, v]| {
-                for (((w, &g), m), v) in w.iter_mut().zip(dw).zip(m.iter_mut()).zip(v.iter_mut()) {
-                    *m = b1 * *m + one_b1 * g;
-                    *v = b2 * *v + one_b2 * g * g;
-                    let mt = *m / c1;
-                    let vt = *v / c2;
-                    *w = *w - lr * mt / (vt.sqrt() + eps);
-                }
-            });
+        self.state.update(model, grads, &ADAM_KINDS, |w, dw, [m, v]| {
+            for (((w, &g), m), v) in w.iter_mut().zip(dw).zip(m.iter_mut()).zip(v.iter_mut()) {
+                *m = b1 * *m + one_b1 * g;
+                *v = b2 * *v + one_b2 * g * g;
+                let mt = *m / c1;
+                let vt = *v / c2;
+                *w = *w - lr * mt / (vt.sqrt() + eps);
+            }
+        });
     }
     fn name(&self) -> &'static str {
         "adam"
@@ -435,12 +399,7 @@ pub enum UpdateRule {
 
 impl UpdateRule {
     /// Every rule, in the order of the spec.
-    pub const ALL: [UpdateRule; 4] = [
-        UpdateRule::Sgd,
-        UpdateRule::SgdMomentum,
-        UpdateRule::RmsProp,
-        UpdateRule::Adam,
-    ];
+    pub const ALL: [UpdateRule; 4] = [UpdateRule::Sgd, UpdateRule::SgdMomentum, UpdateRule::RmsProp, UpdateRule::Adam];
 
     /// The name accepted by [`UpdateRule::from_str`]: `sgd`, `sgd_momentum`, `rmsprop`, `adam`.
     pub fn name(self) -> &'static str {
@@ -465,11 +424,7 @@ pub struct ParseRuleError(pub String);
 
 impl fmt::Display for ParseRuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown update rule `{}`; expected one of sgd, sgd_momentum, rmsprop, adam",
-            self.0
-        )
+        write!(f, "unknown update rule `{}`; expected one of sgd, sgd_momentum, rmsprop, adam", self.0)
     }
 }
 
@@ -480,10 +435,7 @@ impl FromStr for UpdateRule {
     /// `sgd`, `sgd_momentum`, `rmsprop` or `adam` (case-insensitive; `-` may replace `_`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let norm = s.trim().to_ascii_lowercase().replace('-', "_");
-        UpdateRule::ALL
-            .into_iter()
-            .find(|r| r.name() == norm)
-            .ok_or_else(|| ParseRuleError(s.to_string()))
+        UpdateRule::ALL.into_iter().find(|r| r.name() == norm).ok_or_else(|| ParseRuleError(s.to_string()))
     }
 }
 

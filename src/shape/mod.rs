@@ -258,8 +258,8 @@ where
 
 type Padded<H, P> = Sum<Sum<Tn<H>, Tn<P>>, Tn<P>>;
 
-impl<const H: usize, const K: usize, const S: usize, const P: usize>
-    ConvOutput<Const<K>, Const<S>, Const<P>> for Const<H>
+impl<const H: usize, const K: usize, const S: usize, const P: usize> ConvOutput<Const<K>, Const<S>, Const<P>>
+    for Const<H>
 where
     Const<H>: ToTypenum,
     Const<K>: ToTypenum,
@@ -268,12 +268,8 @@ where
     Tn<Const<H>>: Add<Tn<Const<P>>>,
     Sum<Tn<Const<H>>, Tn<Const<P>>>: Add<Tn<Const<P>>>,
     Padded<Const<H>, Const<P>>: typenum::Cmp<Tn<Const<K>>>,
-    (
-        Compare<Padded<Const<H>, Const<P>>, Tn<Const<K>>>,
-        Padded<Const<H>, Const<P>>,
-        Tn<Const<K>>,
-        Tn<Const<S>>,
-    ): ConvFits,
+    (Compare<Padded<Const<H>, Const<P>>, Tn<Const<K>>>, Padded<Const<H>, Const<P>>, Tn<Const<K>>, Tn<Const<S>>):
+        ConvFits,
 {
     type Out = <(
         Compare<Padded<Const<H>, Const<P>>, Tn<Const<K>>>,
@@ -354,8 +350,7 @@ where
     Tn<Const<H>>: typenum::Cmp<Tn<Const<P>>>,
     (Compare<Tn<Const<H>>, Tn<Const<P>>>, Tn<Const<H>>, Tn<Const<P>>, Tn<Const<S>>): PoolFits,
 {
-    type Out =
-        <(Compare<Tn<Const<H>>, Tn<Const<P>>>, Tn<Const<H>>, Tn<Const<P>>, Tn<Const<S>>) as PoolFits>::Out;
+    type Out = <(Compare<Tn<Const<H>>, Tn<Const<P>>>, Tn<Const<H>>, Tn<Const<P>>, Tn<Const<S>>) as PoolFits>::Out;
 }
 
 // ------------------------------------------------------------------------------------------------
