@@ -59,13 +59,15 @@ fn bench_conv(c: &mut Criterion) {
         let mut dx = vec![0.0f32; x.len()];
         g.throughput(Throughput::Elements((2 * d.n * d.f * q * d.patch()) as u64));
         g.bench_function(format!("{name} forward direct"), |b| {
-            b.iter(|| conv::forward_direct(&d, &x, &w, None, black_box(&mut y)))
+            let mut scratch = conv::ConvScratch::default();
+            b.iter(|| conv::forward_direct(&d, &x, &w, None, black_box(&mut y), &mut scratch))
         });
         g.bench_function(format!("{name} forward im2col"), |b| {
             b.iter(|| conv::forward_im2col(&d, &x, &w, None, black_box(&mut y), &mut cols))
         });
         g.bench_function(format!("{name} backward direct"), |b| {
-            b.iter(|| conv::backward_direct(&d, &x, &w, &dy, black_box(&mut dw), None, Some(&mut dx)))
+            let mut scratch = conv::ConvScratch::default();
+            b.iter(|| conv::backward_direct(&d, &x, &w, &dy, black_box(&mut dw), None, Some(&mut dx), &mut scratch))
         });
         g.bench_function(format!("{name} backward im2col"), |b| {
             b.iter(|| {

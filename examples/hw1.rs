@@ -5,9 +5,17 @@
 //! `--data DIR`); 5 (small VGG) on CIFAR-10 from `--data DIR`. Without an experiment: 4a for 5 epochs.
 //!
 //! Options: `--data PATH`, `--epochs N`, `--seed N`, `--threads N`, `--json`, `--save PATH`,
-//! `--load PATH`, `--pixels raw|unit`, `--limit N` (use the first N training images), `--quiet`.
+//! `--load PATH`, `--resume PATH`, `--pixels raw|unit`, `--limit N` (use the first N training images),
+//! `--quiet`.
+//!
+//! `--save best.safetensors` keeps the best parameters in `best.safetensors` and, after every
+//! epoch, a resumable checkpoint in `best.last.safetensors`; `--resume best.last.safetensors`
+//! (with the same experiment, seed and data) continues that run from the epoch after the saved one
+//! and ends with the same parameters as an uninterrupted run. A resumed run keeps updating the file
+//! it resumed from (or, with `--save`, the files `--save` names).
 
 use shaped::data::{self, Dataset, Pixels};
+use shaped::models::{Cnn, CnnBn, LinearModel, Mlp, Softmax, TwoLayer, Vgg};
 use shaped::optim::UpdateRule;
 use shaped::prelude::*;
 use shaped::solver::{Solver, accuracy};
@@ -15,110 +23,6 @@ use std::fmt::Display;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
-
-#[derive(Sequential)]
-#[sequential(input = (20,))]
-struct LinearModel {
-    fc: Linear<20, 1>,
-}
-
-#[derive(Sequential)]
-#[sequential(input = (20,))]
-struct TwoLayer {
-    fc1: Linear<20, 32>,
-    relu: ReLU,
-    fc2: Linear<32, 1>,
-}
-
-#[derive(Sequential)]
-#[sequential(input = (784,))]
-struct Softmax {
-    fc: Linear<784, 10>,
-}
-
-#[derive(Sequential)]
-#[sequential(input = (784,))]
-struct Mlp {
-    fc1: Linear<784, 64>,
-    relu: ReLU,
-    fc2: Linear<64, 10>,
-}
-
-/// Experiment 4a: conv 5@7×7 → ReLU → pool 2 → fc 16 → ReLU → fc 10.
-#[derive(Sequential)]
-#[sequential(input = (1, 28, 28))]
-struct Cnn {
-    conv: Conv2d<1, 5, 7, 1, 0, false>,
-    relu1: ReLU,
-    pool: MaxPool2d<2>,
-    flat: Flatten,
-    fc1: Linear<605, 16>,
-    relu2: ReLU,
-    fc2: Linear<16, 10>,
-}
-
-/// Experiment 4b: 4a with 8 filters, batch norm and (the homework's vanilla) dropout.
-#[derive(Sequential)]
-#[sequential(input = (1, 28, 28))]
-struct CnnBn {
-    conv: Conv2d<1, 8, 7, 1, 0, false>,
-    bn1: BatchNorm2d<8>,
-    relu1: ReLU,
-    pool: MaxPool2d<2>,
-    flat: Flatten,
-    fc1: Linear<968, 16>,
-    bn2: BatchNorm1d<16>,
-    relu2: ReLU,
-    drop: Dropout<Keep<50>, Vanilla>,
-    fc2: Linear<16, 10>,
-}
-
-/// A 3×3 convolution (padding 1, bias) followed by batch norm and ReLU.
-#[derive(Sequential)]
-#[sequential(input = (3, 32, 32))]
-struct Block1 {
-    conv: Conv2d<3, 16, 3, 1, 1>,
-    bn: BatchNorm2d<16>,
-    relu: ReLU,
-    pool: MaxPool2d<2>,
-}
-
-/// Experiment 5: the small VGG for CIFAR-10 (blocks nest as derived models).
-#[derive(Sequential)]
-#[sequential(input = (3, 32, 32))]
-struct Vgg {
-    block1: Block1,
-    conv2: Conv2d<16, 32, 3, 1, 1>,
-    bn2: BatchNorm2d<32>,
-    relu2: ReLU,
-    pool2: MaxPool2d<2>,
-    conv3: Conv2d<32, 32, 3, 1, 1>,
-    bn3: BatchNorm2d<32>,
-    relu3: ReLU,
-    conv4: Conv2d<32, 32, 3, 1, 1>,
-    bn4: BatchNorm2d<32>,
-    relu4: ReLU,
-    pool4: MaxPool2d<2>,
-    conv5: Conv2d<32, 64, 3, 1, 1>,
-    bn5: BatchNorm2d<64>,
-    relu5: ReLU,
-    conv6: Conv2d<64, 64, 3, 1, 1>,
-    bn6: BatchNorm2d<64>,
-    relu6: ReLU,
-    pool6: MaxPool2d<2>,
-    conv7: Conv2d<64, 64, 3, 1, 1>,
-    bn7: BatchNorm2d<64>,
-    relu7: ReLU,
-    conv8: Conv2d<64, 64, 3, 1, 1>,
-    bn8: BatchNorm2d<64>,
-    relu8: ReLU,
-    pool8: MaxPool2d<2>,
-    flat: Flatten,
-    fc1: Linear<64, 64>,
-    relu9: ReLU,
-    drop: Dropout<Keep<50>, Inverted>,
-    fc2: Linear<64, 10>,
-}
 
 struct Args {
     experiment: String,
@@ -129,6 +33,7 @@ struct Args {
     json: bool,
     save: Option<PathBuf>,
     load: Option<PathBuf>,
+    resume: Option<PathBuf>,
     pixels: Pixels,
     limit: Option<usize>,
     quiet: bool,
@@ -144,6 +49,7 @@ fn parse_args() -> Result<Args, String> {
         json: false,
         save: None,
         load: None,
+        resume: None,
         pixels: Pixels::Raw,
         limit: None,
         quiet: false,
@@ -164,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
             "--quiet" => a.quiet = true,
             "--save" => a.save = Some(value("--save")?.into()),
             "--load" => a.load = Some(value("--load")?.into()),
+            "--resume" => a.resume = Some(value("--resume")?.into()),
             "--pixels" => {
                 a.pixels = match value("--pixels")?.as_str() {
                     "raw" => Pixels::Raw,
@@ -179,6 +86,9 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown option {other}\n{HELP}")),
         }
     }
+    if a.load.is_some() && a.resume.is_some() {
+        return Err("--load and --resume cannot be combined: --resume restores the parameters itself".into());
+    }
     // Without an experiment: 4a for 5 epochs (the PyTorch comparison's setting). A named
     // experiment runs the spec's epochs unless --epochs says otherwise.
     if !named && a.epochs.is_none() {
@@ -188,7 +98,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 const HELP: &str = "usage: hw1 [1a|1b|2a|2b|3a|3b|4a|4b|5] [--data PATH] [--epochs N] [--seed N] [--threads N] \
-[--json] [--save PATH] [--load PATH] [--pixels raw|unit] [--limit N] [--quiet]";
+[--json] [--save PATH] [--load PATH] [--resume PATH] [--pixels raw|unit] [--limit N] [--quiet]";
 
 struct Report {
     experiment: String,
@@ -241,6 +151,16 @@ where
         csv.set_extension("metrics.csv");
         solver = solver.metrics_csv(csv);
     }
+    if let Some(p) = &args.resume {
+        // Without --save, keep updating the file the run resumed from.
+        if args.save.is_none() {
+            solver = solver.last_checkpoint(p);
+        }
+        solver = solver.resume_from(p);
+        if !args.quiet {
+            eprintln!("resuming from {}", p.display());
+        }
+    }
     let hist = solver.train::<S, M, L>(&mut model, &loss, &train, &val)?;
     let test_acc = match &test {
         Some(t) => Some(accuracy::<S, M, L>(&model, &loss, t, 1000)?),
@@ -260,6 +180,9 @@ where
         shaped::io::save(&model, p)?;
         if !args.quiet {
             eprintln!("saved the best parameters (epoch {}) to {}", hist.best_epoch, p.display());
+            if let Some(last) = solver.last_checkpoint_file() {
+                eprintln!("the last epoch's resumable checkpoint is {}", last.display());
+            }
         }
     }
     Ok(report)

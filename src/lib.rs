@@ -12,6 +12,9 @@
 // `Module` impls can copy the signature; clippy would have them hidden behind aliases.
 #![allow(clippy::type_complexity)]
 
+// Lets `#[derive(Sequential)]` (which writes `::shaped::…` paths) work inside this crate too.
+extern crate self as shaped;
+
 pub mod data;
 pub mod error;
 pub mod gradcheck;
@@ -21,15 +24,19 @@ pub mod kernels;
 pub mod layer;
 pub mod layers;
 pub mod loss;
+pub mod models;
 pub mod optim;
 pub mod shape;
 pub mod solver;
+pub mod step;
 pub mod tensor;
+pub mod threads;
 
 pub use error::{Error, Result};
 pub use layer::{Layer, Module, ParamInfo, ParamKind, Path};
 pub use shaped_macros::Sequential;
 pub use tensor::Tensor;
+pub use threads::{num_threads, set_num_threads};
 
 /// Everything a model definition and a training loop need.
 pub mod prelude {

@@ -51,8 +51,139 @@ impl ConvDims {
     }
 }
 
-/// Forward pass, direct loop: `y[n,f] = Σ_c x[n,c] ⋆ w[f,c] (+ b[f])`.
-pub fn forward_direct<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E]) {
+/// Scratch buffers of the direct kernels, one pair per batch part (thread), kept across steps so
+/// that a steady-state step allocates nothing.
+#[derive(Clone, Debug, Default)]
+pub struct ConvScratch<E> {
+    parts: Vec<[Vec<E>; 2]>,
+}
+
+impl<E: Elem> ConvScratch<E> {
+    fn parts(&mut self, n: usize) -> &mut [[Vec<E>; 2]] {
+        if self.parts.len() < n {
+            self.parts.resize_with(n, Default::default);
+        }
+        &mut self.parts[..n]
+    }
+}
+
+/// Forward pass, direct loop: `y[n,f] = Σ_c x[n,c] ⋆ w[f,c] (+ b[f])`, the batch split over
+/// [`num_threads`](crate::threads::num_threads) threads, with an AVX2+FMA version chosen at run time.
+pub fn forward_direct<E: Elem>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    bias: Option<&[E]>,
+    y: &mut [E],
+    scratch: &mut ConvScratch<E>,
+) {
+    let (xs, ys) = (d.c * d.h * d.w, d.f * d.oh() * d.ow());
+    let parts = super::split_batch(d.n, xs * ys * d.k * d.k);
+    if parts <= 1 {
+        return forward_direct_mv(d, x, w, bias, y, &mut scratch.parts(1)[0][0]);
+    }
+    let per = d.n.div_ceil(parts);
+    std::thread::scope(|sc| {
+        for ((i, yc), buf) in y[..d.n * ys].chunks_mut(per * ys).enumerate().zip(scratch.parts(parts)) {
+            let n = yc.len() / ys.max(1);
+            let dd = ConvDims { n, ..*d };
+            let xc = &x[i * per * xs..][..n * xs];
+            sc.spawn(move || forward_direct_mv(&dd, xc, w, bias, yc, &mut buf[0]));
+        }
+    });
+}
+
+fn forward_direct_mv<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E], scratch: &mut Vec<E>) {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        return unsafe { forward_direct_avx2(d, x, w, bias, y, scratch) };
+    }
+    if d.stride == 1 {
+        forward_full_width::<E, false>(d, x, w, bias, y, scratch)
+    } else {
+        forward_direct_body::<E, false>(d, x, w, bias, y)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn forward_direct_avx2<E: Elem>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    bias: Option<&[E]>,
+    y: &mut [E],
+    scratch: &mut Vec<E>,
+) {
+    if d.stride == 1 {
+        forward_full_width::<E, true>(d, x, w, bias, y, scratch)
+    } else {
+        forward_direct_body::<E, true>(d, x, w, bias, y)
+    }
+}
+
+/// Copies plane `src` (`h × w`) into the middle of `dst` (`(h+2p) × (w+2p)`, zero border).
+#[inline(always)]
+fn pad_plane<E: Elem>(src: &[E], h: usize, w: usize, p: usize, dst: &mut [E]) {
+    let wp = w + 2 * p;
+    dst.fill(E::zero());
+    for r in 0..h {
+        dst[(r + p) * wp + p..][..w].copy_from_slice(&src[r * w..][..w]);
+    }
+}
+
+/// The input plane `ci` of sample `ni`, padded into `buf` when the convolution pads.
+#[inline(always)]
+fn plane<'a, E: Elem>(d: &ConvDims, x: &'a [E], ni: usize, ci: usize, buf: &'a mut [E]) -> &'a [E] {
+    let src = &x[(ni * d.c + ci) * d.h * d.w..][..d.h * d.w];
+    if d.pad == 0 {
+        src
+    } else {
+        pad_plane(src, d.h, d.w, d.pad, buf);
+        buf
+    }
+}
+
+/// Stride-1 forward on full-width rows: for each kernel offset, one long `axpy` over the whole
+/// (padded) plane, `y_full[i] += w·x[i + ky·wp + kx]`, whose wrap-around columns (`ow..wp`) are
+/// computed and dropped. Long unit-stride loops vectorise fully; rows of `ow` elements did not.
+#[inline(always)]
+fn forward_full_width<E: Elem, const FMA: bool>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    bias: Option<&[E]>,
+    y: &mut [E],
+    scratch: &mut Vec<E>,
+) {
+    let (oh, ow, k) = (d.oh(), d.ow(), d.k);
+    let (hp, wp) = (d.h + 2 * d.pad, d.w + 2 * d.pad);
+    let len = (oh - 1) * wp + ow;
+    scratch.resize(oh * wp + hp * wp, E::zero());
+    let (yfull, xbuf) = scratch.split_at_mut(oh * wp);
+    for ni in 0..d.n {
+        for fi in 0..d.f {
+            yfull.fill(bias.map_or(E::zero(), |b| b[fi]));
+            for ci in 0..d.c {
+                let xp = plane(d, x, ni, ci, xbuf);
+                let wk = &w[(fi * d.c + ci) * k * k..][..k * k];
+                for ky in 0..k {
+                    for kx in 0..k {
+                        super::axpy::<E, FMA>(&mut yfull[..len], wk[ky * k + kx], &xp[ky * wp + kx..][..len]);
+                    }
+                }
+            }
+            let yp = &mut y[(ni * d.f + fi) * oh * ow..][..oh * ow];
+            for oy in 0..oh {
+                yp[oy * ow..][..ow].copy_from_slice(&yfull[oy * wp..][..ow]);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn forward_direct_body<E: Elem, const FMA: bool>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E]) {
     let (oh, ow, k, s) = (d.oh(), d.ow(), d.k, d.stride);
     for ni in 0..d.n {
         for fi in 0..d.f {
@@ -68,16 +199,13 @@ pub fn forward_direct<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]
                         let wv = wk[ky * k + kx];
                         for oy in oy0..oy1 {
                             let iy = oy * s + ky - d.pad;
-                            let yrow = &mut yp[oy * ow..(oy + 1) * ow];
+                            let yrow = &mut yp[oy * ow + ox0..oy * ow + ox1];
                             let xrow = &xp[iy * d.w..(iy + 1) * d.w];
                             if s == 1 {
-                                let off = ox0 + kx - d.pad;
-                                for (yv, &xv) in yrow[ox0..ox1].iter_mut().zip(&xrow[off..]) {
-                                    *yv += wv * xv;
-                                }
+                                super::axpy::<E, FMA>(yrow, wv, &xrow[ox0 + kx - d.pad..][..ox1 - ox0]);
                             } else {
-                                for ox in ox0..ox1 {
-                                    yrow[ox] += wv * xrow[ox * s + kx - d.pad];
+                                for (j, yv) in yrow.iter_mut().enumerate() {
+                                    *yv = super::fmadd::<E, FMA>(wv, xrow[(ox0 + j) * s + kx - d.pad], *yv);
                                 }
                             }
                         }
@@ -88,7 +216,10 @@ pub fn forward_direct<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]
     }
 }
 
-/// Backward pass, direct loop: `dw = Σ_n x ⋆ dy`, `db = Σ dy`, `dx = dy` fully convolved with `w`.
+/// Backward pass, direct loop: `dw = Σ_n x ⋆ dy`, `db = Σ dy`, `dx` = `dy` fully convolved with `w`.
+/// The weight gradient is accumulated row-wise (`f·c·k·k` rows of `ow` partial sums in `scratch`,
+/// vectorisable) and summed at the end; the batch is split over the kernel threads, each with its
+/// own partial sums.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_direct<E: Elem>(
     d: &ConvDims,
@@ -97,10 +228,10 @@ pub fn backward_direct<E: Elem>(
     dy: &[E],
     dw: &mut [E],
     db: Option<&mut [E]>,
-    mut dx: Option<&mut [E]>,
+    dx: Option<&mut [E]>,
+    scratch: &mut ConvScratch<E>,
 ) {
-    let (oh, ow, k, s) = (d.oh(), d.ow(), d.k, d.stride);
-    dw.fill(E::zero());
+    let (oh, ow) = (d.oh(), d.ow());
     if let Some(db) = db {
         db.fill(E::zero());
         for ni in 0..d.n {
@@ -109,6 +240,158 @@ pub fn backward_direct<E: Elem>(
             }
         }
     }
+    let (xs, ys) = (d.c * d.h * d.w, d.f * oh * ow);
+    let acc_len = d.f * d.c * d.k * d.k * ow;
+    let parts = super::split_batch(d.n, xs * ys * d.k * d.k).max(1);
+    let bufs = scratch.parts(parts);
+    for b in bufs.iter_mut() {
+        b[0].clear();
+        b[0].resize(acc_len, E::zero());
+    }
+    if parts == 1 {
+        let [acc, fw] = &mut bufs[0];
+        backward_direct_mv(d, x, w, dy, dx, acc, fw);
+    } else {
+        let per = d.n.div_ceil(parts);
+        std::thread::scope(|sc| {
+            let mut dx_rest = dx;
+            for (i, buf) in bufs.iter_mut().enumerate() {
+                let lo = (i * per).min(d.n);
+                let n = per.min(d.n - lo);
+                let dd = ConvDims { n, ..*d };
+                let (xc, dyc) = (&x[lo * xs..][..n * xs], &dy[lo * ys..][..n * ys]);
+                let dxc = match dx_rest.take() {
+                    Some(rest) => {
+                        let (head, tail) = rest.split_at_mut(n * xs);
+                        dx_rest = Some(tail);
+                        Some(head)
+                    }
+                    None => None,
+                };
+                let [acc, fw] = buf;
+                sc.spawn(move || backward_direct_mv(&dd, xc, w, dyc, dxc, acc, fw));
+            }
+        });
+        let (first, rest) = bufs.split_at_mut(1);
+        for part in rest.iter() {
+            for (a, &b) in first[0][0].iter_mut().zip(&part[0]) {
+                *a += b;
+            }
+        }
+    }
+    for (g, row) in dw.iter_mut().zip(bufs[0][0].chunks_exact(ow.max(1))) {
+        *g = row.iter().copied().sum();
+    }
+}
+
+fn backward_direct_mv<E: Elem>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    dy: &[E],
+    dx: Option<&mut [E]>,
+    acc: &mut [E],
+    scratch: &mut Vec<E>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        return unsafe { backward_direct_avx2(d, x, w, dy, dx, acc, scratch) };
+    }
+    if d.stride == 1 {
+        backward_full_width::<E, false>(d, x, w, dy, dx, acc, scratch)
+    } else {
+        backward_direct_body::<E, false>(d, x, w, dy, dx, acc)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn backward_direct_avx2<E: Elem>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    dy: &[E],
+    dx: Option<&mut [E]>,
+    acc: &mut [E],
+    scratch: &mut Vec<E>,
+) {
+    if d.stride == 1 {
+        backward_full_width::<E, true>(d, x, w, dy, dx, acc, scratch)
+    } else {
+        backward_direct_body::<E, true>(d, x, w, dy, dx, acc)
+    }
+}
+
+/// Stride-1 backward on full-width rows (see [`forward_full_width`]): `dy` is laid out with zeroed
+/// wrap-around columns, so `dW[f,c,ky,kx] = dy_full · x[ky·wp + kx ..]` is one long dot product and
+/// the padded input gradient one long `axpy` per kernel offset. `acc[(f·c + ci)·k·k + …]` receives
+/// the weight gradient in its first column (the row layout of the strided path is kept, `ow` wide).
+#[inline(always)]
+fn backward_full_width<E: Elem, const FMA: bool>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    dy: &[E],
+    mut dx: Option<&mut [E]>,
+    acc: &mut [E],
+    scratch: &mut Vec<E>,
+) {
+    let (oh, ow, k) = (d.oh(), d.ow(), d.k);
+    let (hp, wp) = (d.h + 2 * d.pad, d.w + 2 * d.pad);
+    let len = (oh - 1) * wp + ow;
+    let plane_p = hp * wp;
+    scratch.resize(d.f * oh * wp + 2 * plane_p, E::zero());
+    let (dyfull, rest) = scratch.split_at_mut(d.f * oh * wp);
+    let (xbuf, dxbuf) = rest.split_at_mut(plane_p);
+    for ni in 0..d.n {
+        // dY of this sample, full width with zero wrap-around columns.
+        dyfull.fill(E::zero());
+        for fi in 0..d.f {
+            let src = &dy[(ni * d.f + fi) * oh * ow..][..oh * ow];
+            for oy in 0..oh {
+                dyfull[(fi * oh + oy) * wp..][..ow].copy_from_slice(&src[oy * ow..][..ow]);
+            }
+        }
+        for ci in 0..d.c {
+            let xp = plane(d, x, ni, ci, xbuf);
+            if dx.is_some() {
+                dxbuf.fill(E::zero());
+            }
+            for fi in 0..d.f {
+                let g = &dyfull[fi * oh * wp..][..len];
+                let woff = (fi * d.c + ci) * k * k;
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let t = woff + ky * k + kx;
+                        acc[t * ow] += super::dot::<E, FMA>(g, &xp[ky * wp + kx..][..len]);
+                        if dx.is_some() {
+                            super::axpy::<E, FMA>(&mut dxbuf[ky * wp + kx..][..len], w[t], g);
+                        }
+                    }
+                }
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                let dst = &mut dx[(ni * d.c + ci) * d.h * d.w..][..d.h * d.w];
+                for r in 0..d.h {
+                    dst[r * d.w..][..d.w].copy_from_slice(&dxbuf[(r + d.pad) * wp + d.pad..][..d.w]);
+                }
+            }
+        }
+    }
+}
+
+/// `acc` holds `f·c·k·k` rows of `ow` partial sums of the weight gradient (added to).
+#[inline(always)]
+fn backward_direct_body<E: Elem, const FMA: bool>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    dy: &[E],
+    mut dx: Option<&mut [E]>,
+    acc: &mut [E],
+) {
+    let (oh, ow, k, s) = (d.oh(), d.ow(), d.k, d.stride);
     if let Some(dx) = dx.as_deref_mut() {
         dx.fill(E::zero());
     }
@@ -123,23 +406,33 @@ pub fn backward_direct<E: Elem>(
                     let (oy0, oy1) = d.valid(ky, d.h, oh);
                     for kx in 0..k {
                         let (ox0, ox1) = d.valid(kx, d.w, ow);
+                        let len = ox1 - ox0;
                         let wv = w[woff + ky * k + kx];
-                        let mut acc = E::zero();
+                        let arow = &mut acc[(woff + ky * k + kx) * ow..][..ow][ox0..ox1];
                         for oy in oy0..oy1 {
                             let iy = oy * s + ky - d.pad;
-                            let drow = &dyp[oy * ow..(oy + 1) * ow];
+                            let drow = &dyp[oy * ow + ox0..oy * ow + ox1];
                             let xrow = &xp[iy * d.w..(iy + 1) * d.w];
-                            for ox in ox0..ox1 {
-                                acc += drow[ox] * xrow[ox * s + kx - d.pad];
-                            }
-                            if let Some(dx) = dx.as_deref_mut() {
-                                let dxrow = &mut dx[xoff + iy * d.w..][..d.w];
-                                for ox in ox0..ox1 {
-                                    dxrow[ox * s + kx - d.pad] += wv * drow[ox];
+                            if s == 1 {
+                                let xs = &xrow[ox0 + kx - d.pad..][..len];
+                                super::mul_acc::<E, FMA>(arow, drow, xs);
+                                if let Some(dx) = dx.as_deref_mut() {
+                                    let dxrow = &mut dx[xoff + iy * d.w + ox0 + kx - d.pad..][..len];
+                                    super::axpy::<E, FMA>(dxrow, wv, drow);
+                                }
+                            } else {
+                                for (j, a) in arow.iter_mut().enumerate() {
+                                    *a = super::fmadd::<E, FMA>(drow[j], xrow[(ox0 + j) * s + kx - d.pad], *a);
+                                }
+                                if let Some(dx) = dx.as_deref_mut() {
+                                    let dxrow = &mut dx[xoff + iy * d.w..][..d.w];
+                                    for (j, &g) in drow.iter().enumerate() {
+                                        let t = (ox0 + j) * s + kx - d.pad;
+                                        dxrow[t] = super::fmadd::<E, FMA>(wv, g, dxrow[t]);
+                                    }
                                 }
                             }
                         }
-                        dw[woff + ky * k + kx] += acc;
                     }
                 }
             }

@@ -133,6 +133,70 @@ pub fn gemm<E: Elem>(
     }
 }
 
+/// Whether this CPU has AVX2 and FMA (detected once; the multiversioned kernels branch on it).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avx2_fma() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
+}
+
+/// `a·b + c`; a fused multiply-add when the caller is compiled with FMA (never `mul_add` outside
+/// FMA code: it would become a slow library call).
+#[inline(always)]
+pub(crate) fn fmadd<E: Elem, const FMA: bool>(a: E, b: E, c: E) -> E {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// `y += a·x` elementwise (vectorised by the caller's target features).
+#[inline(always)]
+pub(crate) fn axpy<E: Elem, const FMA: bool>(y: &mut [E], a: E, x: &[E]) {
+    for (yv, &xv) in y.iter_mut().zip(x) {
+        *yv = fmadd::<E, FMA>(a, xv, *yv);
+    }
+}
+
+/// `acc += a ⊙ b` elementwise.
+#[inline(always)]
+pub(crate) fn mul_acc<E: Elem, const FMA: bool>(acc: &mut [E], a: &[E], b: &[E]) {
+    for ((c, &av), &bv) in acc.iter_mut().zip(a).zip(b) {
+        *c = fmadd::<E, FMA>(av, bv, *c);
+    }
+}
+
+/// `Σ a ⊙ b`, with eight independent partial sums so that the loop vectorises.
+#[inline(always)]
+pub(crate) fn dot<E: Elem, const FMA: bool>(a: &[E], b: &[E]) -> E {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut lanes = [E::zero(); 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            lanes[l] = fmadd::<E, FMA>(x[l], y[l], lanes[l]);
+        }
+    }
+    let mut tail = E::zero();
+    for (&x, &y) in ra.iter().zip(rb) {
+        tail = fmadd::<E, FMA>(x, y, tail);
+    }
+    lanes.iter().copied().fold(tail, |s, v| s + v)
+}
+
+/// Into how many parts to split a batch of `n` samples whose per-sample work is about `work`
+/// multiply-adds: one part per kernel thread, but only when each part has enough work to pay for a
+/// thread (about 200 µs).
+pub(crate) fn split_batch(n: usize, work_per_sample: usize) -> usize {
+    let t = crate::threads::num_threads();
+    if t <= 1 || n < 2 {
+        return 1;
+    }
+    let total = n.saturating_mul(work_per_sample);
+    if total < 2_000_000 { 1 } else { t.min(n) }
+}
+
 /// `y[i, :] += b` for every row `i` of the row-major `y` (`b.len()` columns).
 #[inline]
 pub fn add_row_bias<E: Elem>(y: &mut [E], b: &[E]) {

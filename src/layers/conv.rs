@@ -80,6 +80,7 @@ impl<const C: usize, const F: usize, const K: usize, const S: usize, const P: us
 pub struct ConvCache<E> {
     cols: Vec<E>,
     dcols: Vec<E>,
+    direct: conv::ConvScratch<E>,
 }
 
 impl<
@@ -147,6 +148,7 @@ impl<
                 grads.weight.as_mut_slice(),
                 db,
                 dx,
+                &mut cache.direct,
             );
         }
     }
@@ -172,7 +174,7 @@ impl<const C: usize, const F: usize, const K: usize, const S: usize, const P: us
             cache.cols.resize(d.patch() * d.oh() * d.ow(), E::zero());
             conv::forward_im2col(&d, x.as_slice(), self.weight.as_slice(), bias, y.as_mut_slice(), &mut cache.cols);
         } else {
-            conv::forward_direct(&d, x.as_slice(), self.weight.as_slice(), bias, y.as_mut_slice());
+            conv::forward_direct(&d, x.as_slice(), self.weight.as_slice(), bias, y.as_mut_slice(), &mut cache.direct);
         }
     }
 }

@@ -1,0 +1,156 @@
+//! Training-step throughput of the spec's models on synthetic data of the right shape:
+//! `cargo run --release --example bench -- <experiment> [--threads N] [--steps K] [--reps R] [--json]`.
+//!
+//! Prints one JSON line `{"experiment","threads","batch","step_us","train_samples_per_sec"}`: the
+//! median over `R` repetitions of `K` steps each, after a warm-up of `K/5` steps. The work is a full
+//! training step (forward, loss, L2, backward, update) with the experiment's optimizer.
+
+use shaped::data::{Dataset, synthetic};
+use shaped::models::{Cnn, CnnBn, LinearModel, Mlp, Softmax, TwoLayer, Vgg};
+use shaped::optim::UpdateRule;
+use shaped::prelude::*;
+use shaped::step::TrainStep;
+use std::time::Instant;
+
+struct Opts {
+    experiment: String,
+    threads: usize,
+    steps: usize,
+    reps: usize,
+    json: bool,
+}
+
+fn bench<S, M, L>(o: &Opts, rule: UpdateRule, reg: f32, batch: usize, loss: L, data: Dataset) -> f64
+where
+    S: Shape<Batch = Dyn>,
+    M: Layer<S, f32>,
+    L: Loss<M::Out, f32>,
+{
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let mut model = M::init(&mut rng, Init::Gaussian(1e-3));
+    let mut step = TrainStep::<S, M>::new(rule, reg, batch);
+    let batches: Vec<Vec<usize>> = (0..data.len() / batch).map(|i| (i * batch..(i + 1) * batch).collect()).collect();
+    let mut k = 0;
+    let mut run = |n: usize| {
+        for _ in 0..n {
+            step.step(&mut model, &loss, &data, &batches[k % batches.len()], 1e-6).expect("finite loss");
+            k += 1;
+        }
+    };
+    run((o.steps / 5).max(1));
+    let mut times: Vec<f64> = (0..o.reps)
+        .map(|_| {
+            let t = Instant::now();
+            run(o.steps);
+            t.elapsed().as_secs_f64() / o.steps as f64
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn main() {
+    let mut o = Opts { experiment: "4a".into(), threads: 1, steps: 0, reps: 5, json: false };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut num = |name: &str| -> usize {
+            args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} needs a number"))
+        };
+        match a.as_str() {
+            "--threads" => o.threads = num("--threads"),
+            "--steps" => o.steps = num("--steps"),
+            "--reps" => o.reps = num("--reps").max(1),
+            "--json" => o.json = true,
+            s if !s.starts_with('-') => o.experiment = s.into(),
+            other => panic!("unknown option {other}"),
+        }
+    }
+    shaped::set_num_threads(o.threads);
+    let img = |n| synthetic::random_images(1, n, &[1, 28, 28], 10);
+    let flat = |n| synthetic::random_images(1, n, &[784], 10);
+    let defaults = |tiny: usize, small: usize, conv: usize| match o.experiment.as_str() {
+        "1a" | "1b" | "2a" | "2b" => tiny,
+        "3a" | "3b" => small,
+        _ => conv,
+    };
+    if o.steps == 0 {
+        o.steps = defaults(20_000, 1000, if o.experiment == "5" { 10 } else { 100 });
+    }
+    let sm = UpdateRule::SgdMomentum;
+    let (batch, t) = match o.experiment.as_str() {
+        "1a" => {
+            (50, bench::<(Dyn, Const<20>), LinearModel, _>(&o, sm, 0.2, 50, Logistic, synthetic::binary20(1, 1000)))
+        }
+        "1b" => (50, bench::<(Dyn, Const<20>), TwoLayer, _>(&o, sm, 0.3, 50, Logistic, synthetic::binary20(1, 1000))),
+        "2a" => (50, bench::<(Dyn, Const<20>), LinearModel, _>(&o, sm, 0.1, 50, Hinge, synthetic::binary20(1, 1000))),
+        "2b" => (50, bench::<(Dyn, Const<20>), TwoLayer, _>(&o, sm, 0.3, 50, Hinge, synthetic::binary20(1, 1000))),
+        "3a" => (
+            100,
+            bench::<(Dyn, Const<784>), Softmax, _>(
+                &o,
+                UpdateRule::RmsProp,
+                0.01,
+                100,
+                SoftmaxCrossEntropy::<10>,
+                flat(2000),
+            ),
+        ),
+        "3b" => (
+            100,
+            bench::<(Dyn, Const<784>), Mlp, _>(
+                &o,
+                UpdateRule::RmsProp,
+                0.01,
+                100,
+                SoftmaxCrossEntropy::<10>,
+                flat(2000),
+            ),
+        ),
+        "4a" => (
+            100,
+            bench::<(Dyn, Const<1>, Const<28>, Const<28>), Cnn, _>(
+                &o,
+                sm,
+                0.0,
+                100,
+                SoftmaxCrossEntropy::<10>,
+                img(2000),
+            ),
+        ),
+        "4b" => (
+            100,
+            bench::<(Dyn, Const<1>, Const<28>, Const<28>), CnnBn, _>(
+                &o,
+                sm,
+                0.0,
+                100,
+                SoftmaxCrossEntropy::<10>,
+                img(2000),
+            ),
+        ),
+        "5" => (
+            100,
+            bench::<(Dyn, Const<3>, Const<32>, Const<32>), Vgg, _>(
+                &o,
+                UpdateRule::Adam,
+                0.0,
+                100,
+                SoftmaxCrossEntropy::<10>,
+                synthetic::random_images(1, 1000, &[3, 32, 32], 10),
+            ),
+        ),
+        other => panic!("unknown experiment {other}"),
+    };
+    let sps = batch as f64 / t;
+    if o.json {
+        println!(
+            "{{\"experiment\":\"{}\",\"threads\":{},\"batch\":{batch},\"step_us\":{:.2},\"train_samples_per_sec\":{:.1}}}",
+            o.experiment,
+            o.threads,
+            t * 1e6,
+            sps
+        );
+    } else {
+        println!("{}: {:.2} µs per step, {:.0} samples/s ({} threads)", o.experiment, t * 1e6, sps, o.threads);
+    }
+}

@@ -1,0 +1,80 @@
+//! One training step with buffers allocated once: forward, loss, L2, backward, update.
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::layer::Layer;
+use crate::loss::{Loss, add_l2_grad, l2_penalty};
+use crate::optim::{AnyOptimizer, Optimizer, UpdateRule};
+use crate::shape::{Dyn, Shape};
+use crate::tensor::Tensor;
+
+/// The buffers of a training step (input batch, labels, output, output gradient, cache, parameter
+/// gradients, optimizer state), sized on the first step and reused: a steady-state
+/// [`TrainStep::step`] performs no heap allocation.
+pub struct TrainStep<S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
+    x: Tensor<S, f32>,
+    labels: Vec<usize>,
+    y: Tensor<M::Out, f32>,
+    dy: Tensor<M::Out, f32>,
+    cache: M::Cache,
+    grads: M,
+    opt: AnyOptimizer<f32>,
+    reg: f32,
+}
+
+impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
+    /// Buffers for batches of up to `batch` examples, the update rule `rule` and L2 strength `reg`.
+    pub fn new(rule: UpdateRule, reg: f32, batch: usize) -> Self {
+        TrainStep {
+            x: Tensor::zeros(Dyn(batch)),
+            labels: Vec::with_capacity(batch),
+            y: Tensor::zeros(Dyn(batch)),
+            dy: Tensor::zeros(Dyn(batch)),
+            cache: M::Cache::default(),
+            grads: M::zeros(),
+            opt: AnyOptimizer::new(rule),
+            reg,
+        }
+    }
+
+    /// The optimizer (for checkpoints of its state).
+    pub fn optimizer(&self) -> &AnyOptimizer<f32> {
+        &self.opt
+    }
+
+    /// The optimizer, mutably (to restore its state).
+    pub fn optimizer_mut(&mut self) -> &mut AnyOptimizer<f32> {
+        &mut self.opt
+    }
+
+    /// Trains `model` on the examples `batch` (indices into `data`) with learning rate `lr`; returns
+    /// the loss (data loss + L2 penalty). A non-finite loss is an error and leaves the parameters
+    /// unchanged.
+    pub fn step<L: Loss<M::Out, f32>>(
+        &mut self,
+        model: &mut M,
+        loss: &L,
+        data: &Dataset,
+        batch: &[usize],
+        lr: f32,
+    ) -> Result<f32> {
+        let b = batch.len();
+        self.x.set_batch(Dyn(b));
+        self.labels.resize(b, 0);
+        data.gather_into(batch, self.x.as_mut_slice(), &mut self.labels);
+        model.forward_train(&self.x, &mut self.y, &mut self.cache);
+        let mut l = loss.loss(&self.y, &self.labels, &mut self.dy)?;
+        if self.reg != 0.0 {
+            l += l2_penalty(model, self.reg);
+        }
+        if !l.is_finite() {
+            return Err(Error::Training(format!("the loss became {l}")));
+        }
+        model.backward(&self.x, &self.y, &self.dy, &mut self.cache, None, &mut self.grads);
+        if self.reg != 0.0 {
+            add_l2_grad(model, &mut self.grads, self.reg);
+        }
+        self.opt.step(model, &self.grads, lr);
+        Ok(l)
+    }
+}
