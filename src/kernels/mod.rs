@@ -185,6 +185,60 @@ pub(crate) fn dot<E: Elem, const FMA: bool>(a: &[E], b: &[E]) -> E {
     lanes.iter().copied().fold(tail, |s, v| s + v)
 }
 
+/// `Σ a`, with eight independent partial sums so that the loop vectorises.
+#[inline(always)]
+pub(crate) fn sum_lanes<E: Elem>(a: &[E]) -> E {
+    let mut lanes = [E::zero(); 8];
+    let c = a.chunks_exact(8);
+    let tail: E = c.remainder().iter().copied().sum();
+    for x in c {
+        for l in 0..8 {
+            lanes[l] += x[l];
+        }
+    }
+    lanes.iter().copied().fold(tail, |s, v| s + v)
+}
+
+/// `Σ (a − m)²`, with eight independent partial sums.
+#[inline(always)]
+pub(crate) fn sq_dev_lanes<E: Elem, const FMA: bool>(a: &[E], m: E) -> E {
+    let mut lanes = [E::zero(); 8];
+    let c = a.chunks_exact(8);
+    let mut tail = E::zero();
+    for &v in c.remainder() {
+        tail = fmadd::<E, FMA>(v - m, v - m, tail);
+    }
+    for x in c {
+        for l in 0..8 {
+            let dv = x[l] - m;
+            lanes[l] = fmadd::<E, FMA>(dv, dv, lanes[l]);
+        }
+    }
+    lanes.iter().copied().fold(tail, |s, v| s + v)
+}
+
+/// Runs `$body::<E, true>` compiled for AVX2+FMA when the CPU has them, else `$body::<E, false>`.
+macro_rules! multiversion {
+    ($(#[$m:meta])* $vis:vis fn $name:ident<E: Elem>($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
+        $(#[$m])*
+        $vis fn $name<E: Elem>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn fast<E: Elem>($($arg: $ty),*) {
+                    $body::<E, true>($($arg),*)
+                }
+                if $crate::kernels::has_avx2_fma() {
+                    // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                    return unsafe { fast::<E>($($arg),*) };
+                }
+            }
+            $body::<E, false>($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
+
 /// Into how many parts to split a batch of `n` samples whose per-sample work is about `work`
 /// multiply-adds: one part per kernel thread, but only when each part has enough work to pay for a
 /// thread (about 200 µs).

@@ -1,7 +1,7 @@
 //! Batch-normalisation kernels over a `(N, C, inner)` layout: statistics per channel over `N·inner`
 //! (`inner = 1` for features, `H·W` for spatial batch norm).
 
-use super::Elem;
+use super::{Elem, fmadd, multiversion, sq_dev_lanes, sum_lanes};
 
 /// Sizes of a batch-norm call.
 #[derive(Clone, Copy, Debug)]
@@ -14,11 +14,29 @@ pub struct NormDims {
     pub inner: usize,
 }
 
-/// Training forward: batch mean and biased variance per channel; `y = γ·x̂ + β` with
-/// `x̂ = (x − μ)/√(σ² + eps)`; running statistics `r = momentum·r + (1 − momentum)·batch`.
-/// Keeps `x̂` and `1/√(σ² + eps)` for the backward pass.
+multiversion! {
+    /// Training forward: batch mean and biased variance per channel; `y = γ·x̂ + β` with
+    /// `x̂ = (x − μ)/√(σ² + eps)`; running statistics `r = momentum·r + (1 − momentum)·batch`.
+    /// Keeps `x̂` and `1/√(σ² + eps)` for the backward pass.
+    #[allow(clippy::too_many_arguments)]
+    pub fn batchnorm_train<E: Elem>(
+        d: NormDims,
+        x: &[E],
+        gamma: &[E],
+        beta: &[E],
+        running_mean: &mut [E],
+        running_var: &mut [E],
+        momentum: E,
+        eps: E,
+        y: &mut [E],
+        xhat: &mut [E],
+        inv_std: &mut [E],
+    ) => batchnorm_train_body
+}
+
 #[allow(clippy::too_many_arguments)]
-pub fn batchnorm_train<E: Elem>(
+#[inline(always)]
+fn batchnorm_train_body<E: Elem, const FMA: bool>(
     d: NormDims,
     x: &[E],
     gamma: &[E],
@@ -37,17 +55,13 @@ pub fn batchnorm_train<E: Elem>(
         let mut sum = E::zero();
         for s in 0..n {
             let base = (s * c + ch) * inner;
-            for &v in &x[base..base + inner] {
-                sum += v;
-            }
+            sum += sum_lanes(&x[base..base + inner]);
         }
         let mean = sum / count;
         let mut sq = E::zero();
         for s in 0..n {
             let base = (s * c + ch) * inner;
-            for &v in &x[base..base + inner] {
-                sq += (v - mean) * (v - mean);
-            }
+            sq += sq_dev_lanes::<E, FMA>(&x[base..base + inner], mean);
         }
         let var = sq / count;
         let is = E::one() / (var + eps).sqrt();
@@ -55,10 +69,12 @@ pub fn batchnorm_train<E: Elem>(
         let (g, b) = (gamma[ch], beta[ch]);
         for s in 0..n {
             let base = (s * c + ch) * inner;
-            for i in base..base + inner {
-                let h = (x[i] - mean) * is;
-                xhat[i] = h;
-                y[i] = g * h + b;
+            for ((yv, hv), &xv) in
+                y[base..base + inner].iter_mut().zip(&mut xhat[base..base + inner]).zip(&x[base..base + inner])
+            {
+                let h = (xv - mean) * is;
+                *hv = h;
+                *yv = fmadd::<E, FMA>(g, h, b);
             }
         }
         running_mean[ch] = momentum * running_mean[ch] + (E::one() - momentum) * mean;
@@ -91,10 +107,24 @@ pub fn batchnorm_eval<E: Elem>(
     }
 }
 
-/// Backward: `dβ = Σ dy`, `dγ = Σ dy·x̂`,
-/// `dx = γ/(m·σ) · (m·dy − dβ − x̂·dγ)` with `m = N·inner`.
+multiversion! {
+    /// Backward: `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ/(m·σ) · (m·dy − dβ − x̂·dγ)` with `m = N·inner`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn batchnorm_backward<E: Elem>(
+        d: NormDims,
+        dy: &[E],
+        xhat: &[E],
+        inv_std: &[E],
+        gamma: &[E],
+        dgamma: &mut [E],
+        dbeta: &mut [E],
+        dx: Option<&mut [E]>,
+    ) => batchnorm_backward_body
+}
+
 #[allow(clippy::too_many_arguments)]
-pub fn batchnorm_backward<E: Elem>(
+#[inline(always)]
+fn batchnorm_backward_body<E: Elem, const FMA: bool>(
     d: NormDims,
     dy: &[E],
     xhat: &[E],
@@ -109,10 +139,8 @@ pub fn batchnorm_backward<E: Elem>(
         let (mut db, mut dg) = (E::zero(), E::zero());
         for s in 0..n {
             let base = (s * c + ch) * inner;
-            for i in base..base + inner {
-                db += dy[i];
-                dg += dy[i] * xhat[i];
-            }
+            db += sum_lanes(&dy[base..base + inner]);
+            dg += super::dot::<E, FMA>(&dy[base..base + inner], &xhat[base..base + inner]);
         }
         dbeta[ch] = db;
         dgamma[ch] = dg;

@@ -1,6 +1,6 @@
 //! 2-D max pooling kernels with argmax bookkeeping.
 
-use super::Elem;
+use super::{Elem, multiversion};
 
 /// Sizes of a pooling call: `x` is `(planes, h, w)` with `planes = n·c`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +30,44 @@ impl PoolDims {
 
 /// Max pooling; when `argmax` is given, records for each output the in-plane index of the first
 /// maximum of its window (row-major scan order).
-pub fn max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], mut argmax: Option<&mut [u32]>) {
+pub fn max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&mut [u32]>) {
+    match argmax {
+        Some(a) if d.p == 2 && d.stride == 2 => max2_forward(d, x, y, a),
+        a => max_forward_general(d, x, y, a),
+    }
+}
+
+multiversion! {
+    /// 2×2 windows with stride 2 (the common case), branch-free, with argmax.
+    fn max2_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: &mut [u32]) => max2_forward_body
+}
+
+#[inline(always)]
+fn max2_forward_body<E: Elem, const FMA: bool>(d: &PoolDims, x: &[E], y: &mut [E], argmax: &mut [u32]) {
+    let (oh, ow, w) = (d.oh(), d.ow(), d.w);
+    for pl in 0..d.planes {
+        let xp = &x[pl * d.h * w..][..d.h * w];
+        let base = pl * oh * ow;
+        for oy in 0..oh {
+            let r0 = &xp[2 * oy * w..][..w];
+            let r1 = &xp[(2 * oy + 1) * w..][..w];
+            let yrow = &mut y[base + oy * ow..][..ow];
+            let arow = &mut argmax[base + oy * ow..][..ow];
+            let i0 = (2 * oy * w) as u32;
+            for ox in 0..ow {
+                let (a, b, c, e) = (r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+                // first maximum in row-major order: a later element wins only when strictly larger
+                let (m1, k1) = if b > a { (b, 1u32) } else { (a, 0u32) };
+                let (m2, k2) = if e > c { (e, 1u32) } else { (c, 0u32) };
+                let (m, k) = if m2 > m1 { (m2, w as u32 + k2) } else { (m1, k1) };
+                yrow[ox] = m;
+                arow[ox] = i0 + 2 * ox as u32 + k;
+            }
+        }
+    }
+}
+
+fn max_forward_general<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], mut argmax: Option<&mut [u32]>) {
     let (oh, ow, p, s) = (d.oh(), d.ow(), d.p, d.stride);
     for pl in 0..d.planes {
         let xp = &x[pl * d.h * d.w..][..d.h * d.w];
