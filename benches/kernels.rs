@@ -52,8 +52,6 @@ fn bench_conv(c: &mut Criterion) {
         let w = data(d.f * d.c * d.k * d.k);
         let q = d.oh() * d.ow();
         let mut y = vec![0.0f32; d.n * d.f * q];
-        let mut cols = vec![0.0f32; d.patch() * q];
-        let mut dcols = vec![0.0f32; d.patch() * q];
         let dy = data(y.len());
         let mut dw = vec![0.0f32; w.len()];
         let mut dx = vec![0.0f32; x.len()];
@@ -63,16 +61,16 @@ fn bench_conv(c: &mut Criterion) {
             b.iter(|| conv::forward_direct(&d, &x, &w, None, black_box(&mut y), &mut scratch))
         });
         g.bench_function(format!("{name} forward im2col"), |b| {
-            b.iter(|| conv::forward_im2col(&d, &x, &w, None, black_box(&mut y), &mut cols))
+            let mut scratch = conv::ConvScratch::default();
+            b.iter(|| conv::forward_im2col(&d, &x, &w, None, black_box(&mut y), &mut scratch))
         });
         g.bench_function(format!("{name} backward direct"), |b| {
             let mut scratch = conv::ConvScratch::default();
             b.iter(|| conv::backward_direct(&d, &x, &w, &dy, black_box(&mut dw), None, Some(&mut dx), &mut scratch))
         });
         g.bench_function(format!("{name} backward im2col"), |b| {
-            b.iter(|| {
-                conv::backward_im2col(&d, &x, &w, &dy, black_box(&mut dw), None, Some(&mut dx), &mut cols, &mut dcols)
-            })
+            let mut scratch = conv::ConvScratch::default();
+            b.iter(|| conv::backward_im2col(&d, &x, &w, &dy, black_box(&mut dw), None, Some(&mut dx), &mut scratch))
         });
     }
     g.finish();

@@ -55,11 +55,11 @@ impl ConvDims {
 /// that a steady-state step allocates nothing.
 #[derive(Clone, Debug, Default)]
 pub struct ConvScratch<E> {
-    parts: Vec<[Vec<E>; 2]>,
+    parts: Vec<[Vec<E>; 3]>,
 }
 
 impl<E: Elem> ConvScratch<E> {
-    fn parts(&mut self, n: usize) -> &mut [[Vec<E>; 2]] {
+    fn parts(&mut self, n: usize) -> &mut [[Vec<E>; 3]] {
         if self.parts.len() < n {
             self.parts.resize_with(n, Default::default);
         }
@@ -121,6 +121,21 @@ unsafe fn forward_direct_avx2<E: Elem>(
     } else {
         forward_direct_body::<E, true>(d, x, w, bias, y)
     }
+}
+
+/// The direct forward pass through the general strided row loop, without the stride-1
+/// full-width specialisation (single-threaded; for benchmarks and tests of the specialisation).
+pub fn forward_direct_rows<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx2_fma() {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn fast<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E]) {
+            forward_direct_body::<E, true>(d, x, w, bias, y)
+        }
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        return unsafe { fast(d, x, w, bias, y) };
+    }
+    forward_direct_body::<E, false>(d, x, w, bias, y)
 }
 
 /// Copies plane `src` (`h × w`) into the middle of `dst` (`(h+2p) × (w+2p)`, zero border).
@@ -249,7 +264,7 @@ pub fn backward_direct<E: Elem>(
         b[0].resize(acc_len, E::zero());
     }
     if parts == 1 {
-        let [acc, fw] = &mut bufs[0];
+        let [acc, fw, _] = &mut bufs[0];
         backward_direct_mv(d, x, w, dy, dx, acc, fw);
     } else {
         let per = d.n.div_ceil(parts);
@@ -268,7 +283,7 @@ pub fn backward_direct<E: Elem>(
                     }
                     None => None,
                 };
-                let [acc, fw] = buf;
+                let [acc, fw, _] = buf;
                 sc.spawn(move || backward_direct_mv(&dd, xc, w, dyc, dxc, acc, fw));
             }
         });
@@ -453,8 +468,15 @@ pub fn im2col<E: Elem>(d: &ConvDims, xs: &[E], cols: &mut [E]) {
                 for oy in oy0..oy1 {
                     let iy = oy * s + ky - d.pad;
                     let xrow = &xs[(ci * d.h + iy) * d.w..][..d.w];
-                    for ox in ox0..ox1 {
-                        row[oy * ow + ox] = xrow[ox * s + kx - d.pad];
+                    if s == 1 {
+                        let src = &xrow[ox0 + kx - d.pad..][..ox1 - ox0];
+                        for (v, &x) in row[oy * ow + ox0..oy * ow + ox1].iter_mut().zip(src) {
+                            *v = x;
+                        }
+                    } else {
+                        for ox in ox0..ox1 {
+                            row[oy * ow + ox] = xrow[ox * s + kx - d.pad];
+                        }
                     }
                 }
             }
@@ -474,8 +496,15 @@ pub fn col2im<E: Elem>(d: &ConvDims, cols: &[E], dxs: &mut [E]) {
                 for oy in oy0..oy1 {
                     let iy = oy * s + ky - d.pad;
                     let dxrow = &mut dxs[(ci * d.h + iy) * d.w..][..d.w];
-                    for ox in ox0..ox1 {
-                        dxrow[ox * s + kx - d.pad] += row[oy * ow + ox];
+                    if s == 1 {
+                        let dst = &mut dxrow[ox0 + kx - d.pad..][..ox1 - ox0];
+                        for (v, &g) in dst.iter_mut().zip(&row[oy * ow + ox0..oy * ow + ox1]) {
+                            *v += g;
+                        }
+                    } else {
+                        for ox in ox0..ox1 {
+                            dxrow[ox * s + kx - d.pad] += row[oy * ow + ox];
+                        }
                     }
                 }
             }
@@ -483,24 +512,47 @@ pub fn col2im<E: Elem>(d: &ConvDims, cols: &[E], dxs: &mut [E]) {
     }
 }
 
-/// Forward pass through im2col + GEMM; `cols` is scratch of `c·k·k·oh·ow` elements.
-pub fn forward_im2col<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E], cols: &mut [E]) {
+/// Forward pass through im2col + GEMM, one sample at a time, the batch split over the kernel threads.
+pub fn forward_im2col<E: Elem>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    bias: Option<&[E]>,
+    y: &mut [E],
+    scratch: &mut ConvScratch<E>,
+) {
     let (p, q) = (d.patch(), d.oh() * d.ow());
-    for ni in 0..d.n {
-        im2col(d, &x[ni * d.c * d.h * d.w..][..d.c * d.h * d.w], cols);
-        let yn = &mut y[ni * d.f * q..][..d.f * q];
-        gemm(d.f, q, p, w, Strides::row_major(p), cols, Strides::row_major(q), yn, Strides::row_major(q), false);
-        if let Some(b) = bias {
-            for (fi, row) in yn.chunks_exact_mut(q).enumerate() {
-                for v in row {
-                    *v += b[fi];
+    let (xs, ys) = (d.c * d.h * d.w, d.f * q);
+    let parts = super::split_batch(d.n, ys * p).max(1);
+    let per = d.n.div_ceil(parts);
+    let run = |lo: usize, yc: &mut [E], cols: &mut Vec<E>| {
+        cols.resize(p * q, E::zero());
+        for (i, yn) in yc.chunks_exact_mut(ys).enumerate() {
+            im2col(d, &x[(lo + i) * xs..][..xs], cols);
+            gemm(d.f, q, p, w, Strides::row_major(p), cols, Strides::row_major(q), yn, Strides::row_major(q), false);
+            if let Some(b) = bias {
+                for (fi, row) in yn.chunks_exact_mut(q).enumerate() {
+                    for v in row {
+                        *v += b[fi];
+                    }
                 }
             }
         }
+    };
+    let bufs = scratch.parts(parts);
+    if parts == 1 {
+        return run(0, &mut y[..d.n * ys], &mut bufs[0][0]);
     }
+    std::thread::scope(|sc| {
+        for ((i, yc), buf) in y[..d.n * ys].chunks_mut(per * ys).enumerate().zip(bufs) {
+            let run = &run;
+            sc.spawn(move || run(i * per, yc, &mut buf[0]));
+        }
+    });
 }
 
-/// Backward pass through im2col + GEMM; `cols` and `dcols` are scratch of `c·k·k·oh·ow` elements.
+/// Backward pass through im2col + GEMM, the batch split over the kernel threads (each with its own
+/// weight-gradient partial sum).
 #[allow(clippy::too_many_arguments)]
 pub fn backward_im2col<E: Elem>(
     d: &ConvDims,
@@ -509,12 +561,11 @@ pub fn backward_im2col<E: Elem>(
     dy: &[E],
     dw: &mut [E],
     db: Option<&mut [E]>,
-    mut dx: Option<&mut [E]>,
-    cols: &mut [E],
-    dcols: &mut [E],
+    dx: Option<&mut [E]>,
+    scratch: &mut ConvScratch<E>,
 ) {
     let (p, q) = (d.patch(), d.oh() * d.ow());
-    let chw = d.c * d.h * d.w;
+    let (xs, ys) = (d.c * d.h * d.w, d.f * q);
     if let Some(db) = db {
         db.fill(E::zero());
         for ni in 0..d.n {
@@ -523,31 +574,79 @@ pub fn backward_im2col<E: Elem>(
             }
         }
     }
-    if d.n == 0 {
-        dw.fill(E::zero());
-    }
-    for ni in 0..d.n {
-        let dyn_ = &dy[ni * d.f * q..][..d.f * q];
-        im2col(d, &x[ni * chw..][..chw], cols);
-        // dW (f × p) += dY_n (f × q) · colsᵀ (q × p)
-        gemm(d.f, p, q, dyn_, Strides::row_major(q), cols, Strides::transposed(q), dw, Strides::row_major(p), ni > 0);
-        if let Some(dx) = dx.as_deref_mut() {
-            // dcols (p × q) = Wᵀ (p × f) · dY_n (f × q)
+    let parts = super::split_batch(d.n, ys * p * 2).max(1);
+    let per = d.n.div_ceil(parts);
+    // One part: samples lo..lo+n, its dW partial sum in `dwp`.
+    let run = |lo: usize, n: usize, dxc: Option<&mut [E]>, buf: &mut [Vec<E>; 3]| {
+        let [cols, dcols, dwp] = buf;
+        cols.resize(p * q, E::zero());
+        dcols.resize(p * q, E::zero());
+        dwp.resize(d.f * p, E::zero());
+        dwp.fill(E::zero());
+        let mut dxc = dxc;
+        for i in 0..n {
+            let dyn_ = &dy[(lo + i) * ys..][..ys];
+            im2col(d, &x[(lo + i) * xs..][..xs], cols);
+            // dW (f × p) += dY_n (f × q) · colsᵀ (q × p)
             gemm(
+                d.f,
                 p,
                 q,
-                d.f,
-                w,
-                Strides::transposed(p),
                 dyn_,
                 Strides::row_major(q),
-                dcols,
-                Strides::row_major(q),
-                false,
+                cols,
+                Strides::transposed(q),
+                dwp,
+                Strides::row_major(p),
+                true,
             );
-            let dxs = &mut dx[ni * chw..][..chw];
-            dxs.fill(E::zero());
-            col2im(d, dcols, dxs);
+            if let Some(dx) = dxc.as_deref_mut() {
+                // dcols (p × q) = Wᵀ (p × f) · dY_n (f × q)
+                gemm(
+                    p,
+                    q,
+                    d.f,
+                    w,
+                    Strides::transposed(p),
+                    dyn_,
+                    Strides::row_major(q),
+                    dcols,
+                    Strides::row_major(q),
+                    false,
+                );
+                let dxs = &mut dx[i * xs..][..xs];
+                dxs.fill(E::zero());
+                col2im(d, dcols, dxs);
+            }
+        }
+    };
+    let bufs = scratch.parts(parts);
+    if parts == 1 {
+        run(0, d.n, dx, &mut bufs[0]);
+    } else {
+        std::thread::scope(|sc| {
+            let mut dx_rest = dx;
+            for (i, buf) in bufs.iter_mut().enumerate() {
+                let lo = (i * per).min(d.n);
+                let n = per.min(d.n - lo);
+                let dxc = match dx_rest.take() {
+                    Some(rest) => {
+                        let (head, tail) = rest.split_at_mut(n * xs);
+                        dx_rest = Some(tail);
+                        Some(head)
+                    }
+                    None => None,
+                };
+                let run = &run;
+                sc.spawn(move || run(lo, n, dxc, buf));
+            }
+        });
+    }
+    let (first, rest) = bufs.split_at_mut(1);
+    dw.copy_from_slice(&first[0][2][..d.f * p]);
+    for part in rest.iter() {
+        for (a, &b) in dw.iter_mut().zip(&part[2]) {
+            *a += b;
         }
     }
 }

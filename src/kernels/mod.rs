@@ -1,11 +1,12 @@
 //! Numeric kernels: non-generic loops over slices with sizes passed in; the layers are thin typed
 //! wrappers that pass their static sizes.
 //!
-//! Matrix products go through one function, [`gemm()`], so that the GEMM crate behind it can be
-//! swapped (see `ARCHITECTURE.md`). Kernels are generic only over the element type (`f32` for
+//! Matrix products go through one function, [`gemm()`], backed by the crate's own register-blocked
+//! kernel (`matmul.rs`; `ARCHITECTURE.md` says why it replaced the `gemm` crate). Kernels are generic only over the element type (`f32` for
 //! training, `f64` for gradient checks): two instantiations, whatever the number of models.
 
 pub mod conv;
+mod matmul;
 pub mod norm;
 pub mod pool;
 
@@ -106,31 +107,7 @@ pub fn gemm<E: Elem>(
         }
         return;
     }
-    // SAFETY: the three asserts above prove every index the views address lies inside its slice;
-    // `c` is borrowed mutably and so cannot alias `a` or `b`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            sc.cs as isize,
-            sc.rs as isize,
-            accumulate,
-            a.as_ptr(),
-            sa.cs as isize,
-            sa.rs as isize,
-            b.as_ptr(),
-            sb.cs as isize,
-            sb.rs as isize,
-            E::one(),
-            E::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    matmul::gemm_small(m, n, k, a, sa, b, sb, c, sc, accumulate);
 }
 
 /// Whether this CPU has AVX2 and FMA (detected once; the multiversioned kernels branch on it).

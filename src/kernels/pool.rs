@@ -67,7 +67,9 @@ fn max2_forward_body<E: Elem, const FMA: bool>(d: &PoolDims, x: &[E], y: &mut [E
     }
 }
 
-fn max_forward_general<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], mut argmax: Option<&mut [u32]>) {
+/// Max pooling for any window and stride (the general path; [`max_forward`] dispatches here except
+/// for 2×2 windows with stride 2).
+pub fn max_forward_general<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], mut argmax: Option<&mut [u32]>) {
     let (oh, ow, p, s) = (d.oh(), d.ow(), d.p, d.stride);
     for pl in 0..d.planes {
         let xp = &x[pl * d.h * d.w..][..d.h * d.w];

@@ -78,9 +78,7 @@ impl<const C: usize, const F: usize, const K: usize, const S: usize, const P: us
 /// Scratch of the im2col path, reused across steps.
 #[derive(Clone, Debug, Default)]
 pub struct ConvCache<E> {
-    cols: Vec<E>,
-    dcols: Vec<E>,
-    direct: conv::ConvScratch<E>,
+    scratch: conv::ConvScratch<E>,
 }
 
 impl<
@@ -125,9 +123,6 @@ impl<
         });
         let db = if BIAS { Some(grads.bias.as_mut_slice()) } else { None };
         if d.prefers_im2col() {
-            let len = d.patch() * d.oh() * d.ow();
-            cache.cols.resize(len, E::zero());
-            cache.dcols.resize(len, E::zero());
             conv::backward_im2col(
                 &d,
                 x.as_slice(),
@@ -136,8 +131,7 @@ impl<
                 grads.weight.as_mut_slice(),
                 db,
                 dx,
-                &mut cache.cols,
-                &mut cache.dcols,
+                &mut cache.scratch,
             );
         } else {
             conv::backward_direct(
@@ -148,7 +142,7 @@ impl<
                 grads.weight.as_mut_slice(),
                 db,
                 dx,
-                &mut cache.direct,
+                &mut cache.scratch,
             );
         }
     }
@@ -171,10 +165,9 @@ impl<const C: usize, const F: usize, const K: usize, const S: usize, const P: us
         let d = Self::dims::<H, W>(x.batch_size());
         let bias = if BIAS { Some(self.bias.as_slice()) } else { None };
         if d.prefers_im2col() {
-            cache.cols.resize(d.patch() * d.oh() * d.ow(), E::zero());
-            conv::forward_im2col(&d, x.as_slice(), self.weight.as_slice(), bias, y.as_mut_slice(), &mut cache.cols);
+            conv::forward_im2col(&d, x.as_slice(), self.weight.as_slice(), bias, y.as_mut_slice(), &mut cache.scratch);
         } else {
-            conv::forward_direct(&d, x.as_slice(), self.weight.as_slice(), bias, y.as_mut_slice(), &mut cache.direct);
+            conv::forward_direct(&d, x.as_slice(), self.weight.as_slice(), bias, y.as_mut_slice(), &mut cache.scratch);
         }
     }
 }

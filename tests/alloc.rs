@@ -1,0 +1,105 @@
+//! A steady-state training step performs zero heap allocations (single-threaded kernels): shapes
+//! are static, so every buffer is sized on the first step and reused. Counted with a global
+//! allocator that counts.
+
+use shaped::data::synthetic;
+use shaped::models::{Cnn, CnnBn, Mlp, TwoLayer};
+use shaped::optim::UpdateRule;
+use shaped::prelude::*;
+use shaped::step::TrainStep;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by `steps` training steps after two warm-up steps (which size the buffers),
+/// cycling through full batches and a smaller last batch as an epoch does.
+fn steady_state_allocs<S, M, L>(rule: UpdateRule, reg: f32, loss: L, data: shaped::data::Dataset) -> usize
+where
+    S: Shape<Batch = Dyn>,
+    M: Layer<S, f32>,
+    L: Loss<M::Out, f32>,
+{
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let mut model = M::init(&mut rng, Init::Gaussian(1e-2));
+    let mut step = TrainStep::<S, M>::new(rule, reg, 50);
+    let full: Vec<usize> = (0..50).collect();
+    let short: Vec<usize> = (50..80).collect();
+    for b in [&full, &short] {
+        step.step(&mut model, &loss, &data, b, 1e-3).unwrap();
+    }
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for i in 0..6 {
+        let b = if i % 3 == 2 { &short } else { &full };
+        step.step(&mut model, &loss, &data, b, 1e-3).unwrap();
+    }
+    ALLOCS.load(Ordering::Relaxed) - before
+}
+
+// One test function: the counter is process-wide, so the cases must not run in parallel.
+#[test]
+fn training_steps_do_not_allocate() {
+    shaped::set_num_threads(1);
+    let bin = synthetic::binary20(1, 100);
+    let img = synthetic::random_images(1, 100, &[1, 28, 28], 10);
+    let flat = synthetic::random_images(1, 100, &[784], 10);
+    let cases = [
+        (
+            "1b",
+            steady_state_allocs::<(Dyn, Const<20>), TwoLayer, _>(UpdateRule::SgdMomentum, 0.3, Logistic, bin.clone()),
+        ),
+        ("2b", steady_state_allocs::<(Dyn, Const<20>), TwoLayer, _>(UpdateRule::SgdMomentum, 0.3, Hinge, bin)),
+        (
+            "3b",
+            steady_state_allocs::<(Dyn, Const<784>), Mlp, _>(
+                UpdateRule::RmsProp,
+                0.01,
+                SoftmaxCrossEntropy::<10>,
+                flat,
+            ),
+        ),
+        (
+            "4a",
+            steady_state_allocs::<(Dyn, Const<1>, Const<28>, Const<28>), Cnn, _>(
+                UpdateRule::SgdMomentum,
+                0.0,
+                SoftmaxCrossEntropy::<10>,
+                img.clone(),
+            ),
+        ),
+        (
+            "4b",
+            steady_state_allocs::<(Dyn, Const<1>, Const<28>, Const<28>), CnnBn, _>(
+                UpdateRule::Adam,
+                0.0,
+                SoftmaxCrossEntropy::<10>,
+                img,
+            ),
+        ),
+    ];
+    for (name, n) in cases {
+        assert_eq!(n, 0, "experiment {name}: {n} heap allocations in 6 steady-state steps");
+    }
+}
