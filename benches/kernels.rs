@@ -60,6 +60,9 @@ fn bench_conv(c: &mut Criterion) {
             let mut scratch = conv::ConvScratch::default();
             b.iter(|| conv::forward_direct(&d, &x, &w, None, black_box(&mut y), &mut scratch))
         });
+        g.bench_function(format!("{name} forward direct, general strided rows"), |b| {
+            b.iter(|| conv::forward_direct_rows(&d, &x, &w, None, black_box(&mut y)))
+        });
         g.bench_function(format!("{name} forward im2col"), |b| {
             let mut scratch = conv::ConvScratch::default();
             b.iter(|| conv::forward_im2col(&d, &x, &w, None, black_box(&mut y), &mut scratch))
@@ -81,8 +84,11 @@ fn bench_pool_norm(c: &mut Criterion) {
     let x = data(d.planes * d.h * d.w);
     let mut y = vec![0.0f32; d.planes * d.oh() * d.ow()];
     let mut arg = vec![0u32; y.len()];
-    c.bench_function("maxpool 2x2 (100,5,22,22)", |b| {
+    c.bench_function("maxpool 2x2 (100,5,22,22) specialised", |b| {
         b.iter(|| pool::max_forward(&d, &x, black_box(&mut y), Some(&mut arg)))
+    });
+    c.bench_function("maxpool 2x2 (100,5,22,22) general", |b| {
+        b.iter(|| pool::max_forward_general(&d, &x, black_box(&mut y), Some(&mut arg)))
     });
     let nd = NormDims { n: 100, c: 8, inner: 22 * 22 };
     let x = data(nd.n * nd.c * nd.inner);
@@ -96,5 +102,16 @@ fn bench_pool_norm(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_gemm, bench_conv, bench_pool_norm);
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_gemm, bench_conv, bench_pool_norm
+}
 criterion_main!(benches);

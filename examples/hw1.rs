@@ -178,10 +178,17 @@ where
     };
     if let Some(p) = &args.save {
         shaped::io::save(&model, p)?;
+        let png = p.with_extension("png");
+        // The plot is a convenience: a machine without a font still gets the checkpoint and the CSV.
+        let plotted = shaped::plot::plot_history(&hist, &format!("experiment {}", args.experiment), &png);
         if !args.quiet {
             eprintln!("saved the best parameters (epoch {}) to {}", hist.best_epoch, p.display());
             if let Some(last) = solver.last_checkpoint_file() {
                 eprintln!("the last epoch's resumable checkpoint is {}", last.display());
+            }
+            match plotted {
+                Ok(()) => eprintln!("wrote training curves to {}", png.display()),
+                Err(e) => eprintln!("note: no plot: {e}"),
             }
         }
     }

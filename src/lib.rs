@@ -26,6 +26,8 @@ pub mod layers;
 pub mod loss;
 pub mod models;
 pub mod optim;
+#[cfg(feature = "plot")]
+pub mod plot;
 pub mod shape;
 pub mod solver;
 pub mod step;

@@ -178,7 +178,7 @@ pub fn l2_penalty<E: Elem, M: Module<E>>(model: &M, reg: E) -> E {
     let mut sum = E::zero();
     model.visit_params(&Path::ROOT, &mut |info, w| {
         if info.kind.regularised() {
-            sum += w.iter().map(|&v| v * v).sum::<E>();
+            sum += crate::kernels::sum_squares(w);
         }
     });
     E::lit(0.5) * reg * sum

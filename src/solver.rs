@@ -1,17 +1,45 @@
 //! Mini-batch training: epochs, learning-rate decay, accuracy after each epoch, loss history,
-//! best-by-validation restore, progress and metrics.
+//! best-by-validation restore, progress and metrics, and resuming an interrupted run.
+//!
+//! # Randomness
+//!
+//! Nothing random carries over from one epoch to the next: epoch `k` (1-based) shuffles the
+//! training set with a generator derived from the epoch seed [`mix_seed`]`(seed, k)` and reseeds
+//! the model's dropout masks ([`Module::reseed`]) from that epoch seed too. A run is therefore a function of the seed,
+//! the data and the initial parameters (bit for bit: training is single-threaded), and a resumed
+//! run needs no generator state from the checkpoint.
+//!
+//! # Checkpoints and resuming
+//!
+//! With [`Solver::checkpoint`]`(best)`, the parameters of the best epoch so far (by validation
+//! accuracy) are saved to `best` whenever they improve, and after every epoch a *resumable*
+//! checkpoint is saved to [`last_checkpoint_path`]`(best)` (`best.last.safetensors` for
+//! `best.safetensors`; [`Solver::last_checkpoint`] chooses another path). It holds the parameters
+//! and buffers after that epoch, the optimizer state and step count (see [`io::save_checkpoint`]),
+//! the history so far and the best epoch's parameters, with metadata `solver.epoch`, `solver.seed`, `solver.batch_size`, `solver.train_len`,
+//! `solver.best_epoch`, `solver.best_val_acc`, ... . Every save is atomic, so a run killed at any
+//! moment leaves both files loadable.
+//!
+//! [`Solver::resume_from`]`(last)` loads such a file and continues with the next epoch; with the
+//! same seed, data, batch size and hyper-parameters it ends with the same parameters, bit for bit,
+//! as a run that was never interrupted. The learning rate of epoch `k` is recomputed as
+//! `lr · lr_decay^(k−1)` from the resumed solver's own settings, so a run that diverged can be
+//! resumed from its last good epoch with a lower learning rate.
 
 use crate::data::{Dataset, shuffle_order};
 use crate::error::{Error, Result};
-use crate::layer::{Layer, Module, Path};
+use crate::io::{self, ExtraTensor};
+use crate::layer::{Layer, Module, Path, mix_seed};
 use crate::loss::{Loss, add_l2_grad, l2_penalty};
 use crate::optim::{AnyOptimizer, Optimizer, UpdateRule};
 use crate::shape::{Dyn, Shape};
 use crate::tensor::Tensor;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path as FsPath, PathBuf};
+use std::str::FromStr;
 use std::time::Instant;
 
 /// What a training run produced, epoch by epoch.
@@ -71,6 +99,8 @@ pub struct Solver {
     train_sample: usize,
     verbose: bool,
     checkpoint: Option<PathBuf>,
+    last_checkpoint: Option<PathBuf>,
+    resume: Option<PathBuf>,
     metrics: Option<PathBuf>,
 }
 
@@ -87,6 +117,8 @@ impl Default for Solver {
             train_sample: 1000,
             verbose: false,
             checkpoint: None,
+            last_checkpoint: None,
+            resume: None,
             metrics: None,
         }
     }
@@ -142,10 +174,31 @@ impl Solver {
         self.verbose = on;
         self
     }
-    /// Saves the best parameters (by validation accuracy) to this safetensors file as training goes.
+    /// Saves the best parameters (by validation accuracy) to this safetensors file as training
+    /// goes, and a resumable checkpoint after every epoch to [`last_checkpoint_path`]`(path)` (unless
+    /// [`Solver::last_checkpoint`] names another file).
     pub fn checkpoint(mut self, path: impl Into<PathBuf>) -> Self {
         self.checkpoint = Some(path.into());
         self
+    }
+    /// Saves a resumable checkpoint (parameters, optimizer state, history, best parameters) to this
+    /// file after every epoch, for [`Solver::resume_from`]; with or without [`Solver::checkpoint`].
+    pub fn last_checkpoint(mut self, path: impl Into<PathBuf>) -> Self {
+        self.last_checkpoint = Some(path.into());
+        self
+    }
+    /// Continues the run saved in this resumable checkpoint (see [`Solver::last_checkpoint`]): the
+    /// model's parameters, the optimizer state and the history are replaced by the file's and
+    /// training starts with the epoch after the one it recorded. The seed, batch size and number of
+    /// training samples must be the saved run's; the rule must be the same.
+    pub fn resume_from(mut self, path: impl Into<PathBuf>) -> Self {
+        self.resume = Some(path.into());
+        self
+    }
+    /// Where the resumable checkpoint goes: [`Solver::last_checkpoint`] if set, else derived from
+    /// [`Solver::checkpoint`] by [`last_checkpoint_path`], else nowhere.
+    pub fn last_checkpoint_file(&self) -> Option<PathBuf> {
+        self.last_checkpoint.clone().or_else(|| self.checkpoint.as_deref().map(last_checkpoint_path))
     }
     /// Writes per-epoch metrics (epoch, mean loss, train/val accuracy, lr, seconds) to this CSV file.
     pub fn metrics_csv(mut self, path: impl Into<PathBuf>) -> Self {
@@ -158,7 +211,9 @@ impl Solver {
     ///
     /// `S` is the model's input shape with a runtime batch, e.g. `(Dyn, Const<1>, Const<28>,
     /// Const<28>)`; the data's samples must have `S::SAMPLE_NUMEL` features. Errors: data that does
-    /// not fit the model, labels the loss rejects, a non-finite loss (training diverged), I/O.
+    /// not fit the model, labels the loss rejects, a non-finite loss or parameter (training
+    /// diverged: [`Error::Training`] naming the epoch and step), a resume checkpoint that does not
+    /// fit ([`Error::Checkpoint`]), I/O.
     pub fn train<S, M, L>(&self, model: &mut M, loss: &L, train: &Dataset, val: &Dataset) -> Result<History>
     where
         S: Shape<Batch = Dyn>,
@@ -170,10 +225,16 @@ impl Solver {
         if train.is_empty() {
             return Err(Error::Training("the training set is empty".into()));
         }
-        let mut rng = StdRng::seed_from_u64(self.seed);
-        model.reseed(self.seed);
         let mut opt = AnyOptimizer::<f32>::new(self.rule);
         let bs = self.batch_size.min(train.len());
+        let mut best: Vec<f32> = Vec::new();
+        let mut hist = History { best_val_acc: -1.0, ..History::default() };
+        let mut done = 0usize;
+        if let Some(p) = &self.resume {
+            let r = self.load_resume(model, &mut opt, p, train.len())?;
+            (hist, best, done) = (r.hist, r.best, r.epoch);
+        }
+        let last_path = self.last_checkpoint_file();
         let mut x = Tensor::<S, f32>::zeros(Dyn(bs));
         let mut labels = vec![0usize; bs];
         let mut y = Tensor::<M::Out, f32>::zeros(Dyn(bs));
@@ -181,8 +242,6 @@ impl Solver {
         let mut cache = M::Cache::default();
         let mut grads = M::zeros();
         let mut order = Vec::with_capacity(train.len());
-        let mut best: Vec<f32> = Vec::new();
-        let mut hist = History { best_val_acc: -1.0, ..History::default() };
         let sample_idx: Vec<usize> = if train.len() > self.train_sample {
             let mut o = Vec::new();
             shuffle_order(&mut o, train.len(), &mut StdRng::seed_from_u64(self.seed ^ 0x5eed));
@@ -193,19 +252,20 @@ impl Solver {
         };
         let train_eval = train.subset(&sample_idx);
         let mut metrics = match &self.metrics {
-            Some(p) => {
-                let mut f = std::fs::File::create(p).map_err(|e| Error::io(p, e))?;
-                writeln!(f, "epoch,loss,train_acc,val_acc,lr,seconds").map_err(|e| Error::io(p, e))?;
-                Some((p.clone(), f))
-            }
+            Some(p) => Some((p.clone(), open_metrics(p, done)?)),
             None => None,
         };
         let steps_per_epoch = train.len().div_ceil(bs);
         let mut lr = self.lr;
+        for _ in 0..done {
+            lr *= self.lr_decay;
+        }
         let reg = self.reg;
-        for epoch in 1..=self.epochs {
+        for epoch in done + 1..=self.epochs {
             let t_epoch = Instant::now();
-            shuffle_order(&mut order, train.len(), &mut rng);
+            let epoch_seed = mix_seed(self.seed, epoch as u64);
+            shuffle_order(&mut order, train.len(), &mut StdRng::seed_from_u64(mix_seed(epoch_seed, 0)));
+            model.reseed(mix_seed(epoch_seed, 1));
             let bar = self.progress_bar(steps_per_epoch as u64, epoch);
             let mut epoch_loss = 0.0f64;
             let mut epoch_train_secs = 0.0f64;
@@ -224,14 +284,12 @@ impl Solver {
                     if let Some(b) = &bar {
                         b.abandon();
                     }
-                    return Err(Error::Training(format!(
-                        "the loss became {l} at epoch {epoch}, step {} (learning rate {lr}); lower the learning rate{}",
-                        step + 1,
-                        match &self.checkpoint {
-                            Some(p) => format!("; the best checkpoint so far is still in {}", p.display()),
-                            None => String::new(),
-                        }
-                    )));
+                    return Err(self.diverged(
+                        format!("the loss became {l} at epoch {epoch}, step {} of {steps_per_epoch}", step + 1),
+                        lr,
+                        epoch - 1,
+                        last_path.as_deref(),
+                    ));
                 }
                 model.backward(&x, &y, &dy, &mut cache, None, &mut grads);
                 if reg != 0.0 {
@@ -254,6 +312,19 @@ impl Solver {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
+            // A finite loss does not prove finite parameters (the last update may overflow, and
+            // ReLU hides NaN): never evaluate or save a broken model.
+            if let Some(name) = first_non_finite(model) {
+                return Err(self.diverged(
+                    format!(
+                        "parameter `{name}` became NaN or infinite at epoch {epoch}, in one of its {steps_per_epoch} steps \
+                         (the loss stayed finite)"
+                    ),
+                    lr,
+                    epoch - 1,
+                    last_path.as_deref(),
+                ));
+            }
             let train_acc = accuracy::<S, M, L>(model, loss, &train_eval, 1000)?;
             let val_acc = accuracy::<S, M, L>(model, loss, val, 1000)?;
             hist.train_acc.push(train_acc);
@@ -265,7 +336,7 @@ impl Solver {
                 hist.best_epoch = epoch;
                 snapshot(model, &mut best);
                 if let Some(p) = &self.checkpoint {
-                    crate::io::save(model, p)?;
+                    io::save(model, p)?;
                 }
             }
             if self.verbose {
@@ -277,7 +348,11 @@ impl Solver {
             }
             if let Some((p, f)) = metrics.as_mut() {
                 writeln!(f, "{epoch},{mean_loss},{train_acc},{val_acc},{lr},{}", t_epoch.elapsed().as_secs_f64())
+                    .and_then(|()| f.flush())
                     .map_err(|e| Error::io(&*p, e))?;
+            }
+            if let Some(p) = &last_path {
+                self.save_resume(model, &opt, &hist, &best, epoch, train.len(), p)?;
             }
             lr *= self.lr_decay;
         }
@@ -285,6 +360,137 @@ impl Solver {
             restore(model, &best);
         }
         Ok(hist)
+    }
+
+    /// The error for a diverged run: what happened, the advice, and which checkpoints survive.
+    fn diverged(&self, what: String, lr: f32, completed: usize, last: Option<&FsPath>) -> Error {
+        let mut msg = format!("{what} (learning rate {lr}); lower the learning rate");
+        if let Some(p) = &self.checkpoint
+            && completed > 0
+        {
+            msg.push_str(&format!("; the best checkpoint so far is still in {}", p.display()));
+        }
+        if let Some(p) = last
+            && completed > 0
+        {
+            msg.push_str(&format!(
+                "; to continue from the end of epoch {completed} with a lower learning rate, resume from {}",
+                p.display()
+            ));
+        }
+        Error::Training(msg)
+    }
+
+    /// Writes the resumable checkpoint after `epoch`.
+    #[allow(clippy::too_many_arguments)]
+    fn save_resume<M: Module<f32>>(
+        &self,
+        model: &M,
+        opt: &AnyOptimizer<f32>,
+        hist: &History,
+        best: &[f32],
+        epoch: usize,
+        train_len: usize,
+        path: &FsPath,
+    ) -> Result<()> {
+        let list = |v: &[f64]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",");
+        let lrs = hist.lr.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",");
+        let meta: Vec<(String, String)> = [
+            (RESUME_EPOCH, epoch.to_string()),
+            (RESUME_EPOCHS, self.epochs.to_string()),
+            (RESUME_SEED, self.seed.to_string()),
+            (RESUME_BATCH, self.batch_size.to_string()),
+            (RESUME_TRAIN_LEN, train_len.to_string()),
+            (RESUME_RULE, self.rule.name().to_string()),
+            (RESUME_BEST_EPOCH, hist.best_epoch.to_string()),
+            (RESUME_BEST_VAL, hist.best_val_acc.to_string()),
+            (RESUME_TRAIN_ACC, list(&hist.train_acc)),
+            (RESUME_VAL_ACC, list(&hist.val_acc)),
+            (RESUME_LR, lrs),
+            (RESUME_SECONDS, hist.train_seconds.to_string()),
+            (RESUME_SAMPLES, hist.train_samples.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let extra: Vec<ExtraTensor<f32>> = vec![
+            (RESUME_LOSS.to_string(), vec![hist.loss.len()], hist.loss.clone()),
+            (RESUME_BEST.to_string(), vec![best.len()], best.to_vec()),
+        ];
+        io::save_checkpoint_with(model, opt, &extra, &meta, path)
+    }
+
+    /// Reads a resumable checkpoint into `model` and `opt`; on any error neither is changed.
+    fn load_resume<M: Module<f32>>(
+        &self,
+        model: &mut M,
+        opt: &mut AnyOptimizer<f32>,
+        path: &FsPath,
+        train_len: usize,
+    ) -> Result<Resumed> {
+        let err = |msg: String| Error::checkpoint(path, msg);
+        let meta = io::read_metadata(path)?;
+        if !meta.contains_key(RESUME_EPOCH) {
+            return Err(err(format!(
+                "not a resumable checkpoint (no `{RESUME_EPOCH}` metadata): resume from the file the solver \
+                 writes after every epoch (`<name>.last.safetensors` next to the best-parameters checkpoint)"
+            )));
+        }
+        let epoch: usize = meta_value(&meta, RESUME_EPOCH, path)?;
+        for (key, ours, what) in [
+            (RESUME_SEED, self.seed.to_string(), "seed"),
+            (RESUME_BATCH, self.batch_size.to_string(), "batch size"),
+            (RESUME_TRAIN_LEN, train_len.to_string(), "number of training samples"),
+        ] {
+            let theirs: &str = meta.get(key).map(String::as_str).unwrap_or("(missing)");
+            if theirs != ours {
+                return Err(err(format!(
+                    "the checkpoint was written by a run with {what} {theirs}, but this run's {what} is {ours}: \
+                     a resumed run needs the same seed, batch size and training set to continue where it stopped"
+                )));
+            }
+        }
+        let mut m = M::zeros();
+        let mut o = AnyOptimizer::<f32>::new(self.rule);
+        let ck = io::load_checkpoint(&mut m, &mut o, path)?;
+        let list = |key: &str| -> Result<&str> {
+            meta.get(key).map(String::as_str).ok_or_else(|| err(format!("the metadata `{key}` is missing")))
+        };
+        let tensor = |name: &str| -> Result<Vec<f32>> {
+            ck.extra(name)
+                .map(|(_, d)| d.to_vec())
+                .ok_or_else(|| err(format!("tensor `{name}` is missing from the resumable checkpoint")))
+        };
+        let hist = History {
+            loss: tensor(RESUME_LOSS)?,
+            train_acc: parse_list(list(RESUME_TRAIN_ACC)?, RESUME_TRAIN_ACC, path)?,
+            val_acc: parse_list(list(RESUME_VAL_ACC)?, RESUME_VAL_ACC, path)?,
+            lr: parse_list(list(RESUME_LR)?, RESUME_LR, path)?,
+            best_epoch: meta_value(&meta, RESUME_BEST_EPOCH, path)?,
+            best_val_acc: meta_value(&meta, RESUME_BEST_VAL, path)?,
+            train_seconds: meta_value(&meta, RESUME_SECONDS, path)?,
+            train_samples: meta_value(&meta, RESUME_SAMPLES, path)?,
+        };
+        if hist.train_acc.len() != epoch || hist.val_acc.len() != epoch || hist.lr.len() != epoch {
+            return Err(err(format!(
+                "the history holds {} / {} / {} epochs of training accuracy / validation accuracy / learning \
+                 rate, but the checkpoint is at epoch {epoch}",
+                hist.train_acc.len(),
+                hist.val_acc.len(),
+                hist.lr.len()
+            )));
+        }
+        let best = tensor(RESUME_BEST)?;
+        let numel = count_values(&m);
+        if best.len() != numel && !(best.is_empty() && hist.best_epoch == 0) {
+            return Err(err(format!(
+                "tensor `{RESUME_BEST}` has shape [{}] in the file, but the model expects [{numel}]",
+                best.len()
+            )));
+        }
+        *model = m;
+        *opt = o;
+        Ok(Resumed { epoch, hist, best })
     }
 
     fn progress_bar(&self, len: u64, epoch: usize) -> Option<indicatif::ProgressBar> {
@@ -311,6 +517,104 @@ fn check_fits<S: Shape>(data: &Dataset, what: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// What [`Solver::resume_from`] restores besides the model and the optimizer.
+struct Resumed {
+    epoch: usize,
+    hist: History,
+    best: Vec<f32>,
+}
+
+const RESUME_EPOCH: &str = "solver.epoch";
+const RESUME_EPOCHS: &str = "solver.epochs";
+const RESUME_SEED: &str = "solver.seed";
+const RESUME_BATCH: &str = "solver.batch_size";
+const RESUME_TRAIN_LEN: &str = "solver.train_len";
+const RESUME_RULE: &str = "solver.rule";
+const RESUME_BEST_EPOCH: &str = "solver.best_epoch";
+const RESUME_BEST_VAL: &str = "solver.best_val_acc";
+const RESUME_TRAIN_ACC: &str = "solver.train_acc";
+const RESUME_VAL_ACC: &str = "solver.val_acc";
+const RESUME_LR: &str = "solver.lr";
+const RESUME_SECONDS: &str = "solver.train_seconds";
+const RESUME_SAMPLES: &str = "solver.train_samples";
+/// The loss of every step so far.
+const RESUME_LOSS: &str = "solver.loss";
+/// The best epoch's parameters and buffers, concatenated in visiting order.
+const RESUME_BEST: &str = "solver.best";
+
+/// The resumable checkpoint that goes with the best-parameters checkpoint `best`: `.last` inserted
+/// before the extension (`runs/4a.safetensors` → `runs/4a.last.safetensors`), or appended when
+/// there is none (`model` → `model.last`).
+pub fn last_checkpoint_path(best: &FsPath) -> PathBuf {
+    let mut name = best.file_stem().unwrap_or_default().to_os_string();
+    name.push(".last");
+    if let Some(ext) = best.extension() {
+        name.push(".");
+        name.push(ext);
+    }
+    best.with_file_name(name)
+}
+
+/// A metadata value parsed as `T`.
+fn meta_value<T: FromStr>(meta: &BTreeMap<String, String>, key: &str, path: &FsPath) -> Result<T> {
+    meta.get(key)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::checkpoint(path, format!("the metadata `{key}` is missing or not a number")))
+}
+
+/// A comma-separated list of numbers (empty for none), exactly as `to_string` wrote them.
+fn parse_list<T: FromStr>(v: &str, key: &str, path: &FsPath) -> Result<Vec<T>> {
+    v.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse().map_err(|_| {
+                Error::checkpoint(path, format!("the metadata `{key}` holds {s:?}, which is not a number"))
+            })
+        })
+        .collect()
+}
+
+/// The metrics CSV: created with its header, or, when resuming after epoch `done` into an existing
+/// file, kept up to that epoch (rows of later epochs, written before the interruption but not
+/// covered by the checkpoint, are dropped) and appended to.
+fn open_metrics(p: &FsPath, done: usize) -> Result<std::fs::File> {
+    if done > 0
+        && let Ok(old) = std::fs::read_to_string(p)
+    {
+        let kept: String = old
+            .lines()
+            .enumerate()
+            .filter(|(i, l)| {
+                *i == 0 || l.split(',').next().and_then(|e| e.parse::<usize>().ok()).is_some_and(|e| e <= done)
+            })
+            .map(|(_, l)| format!("{l}\n"))
+            .collect();
+        std::fs::write(p, kept).map_err(|e| Error::io(p, e))?;
+        return std::fs::OpenOptions::new().append(true).open(p).map_err(|e| Error::io(p, e));
+    }
+    let mut f = std::fs::File::create(p).map_err(|e| Error::io(p, e))?;
+    writeln!(f, "epoch,loss,train_acc,val_acc,lr,seconds").map_err(|e| Error::io(p, e))?;
+    Ok(f)
+}
+
+/// The path of the first parameter or buffer holding a NaN or infinity.
+fn first_non_finite<M: Module<f32>>(model: &M) -> Option<String> {
+    let mut bad = None;
+    model.visit_params(&Path::ROOT, &mut |info, d| {
+        if bad.is_none() && d.iter().any(|v| !v.is_finite()) {
+            bad = Some(info.path.to_string());
+        }
+    });
+    bad
+}
+
+/// The number of parameter and buffer values of `model`.
+fn count_values<M: Module<f32>>(model: &M) -> usize {
+    let mut n = 0;
+    model.visit_params(&Path::ROOT, &mut |_, d| n += d.len());
+    n
 }
 
 /// Copies every parameter and buffer of `model` into `out` (reusing its capacity).

@@ -3,9 +3,9 @@
 //! A checkpoint holds every parameter and buffer of a model under its dotted path (`fc1.weight`,
 //! `bn1.running_mean`; a lone layer's are `weight`, `bias`), with the shape of its
 //! [`ParamInfo`](crate::layer::ParamInfo) and the dtype of the element type (`F32`/`F64`,
-//! little-endian), so Python opens it with `safetensors.numpy.load_file`. Extra tensors, such as
-//! optimizer state, live under a reserved prefix (`optim.`), and string metadata (epoch, accuracy)
-//! in the header's `__metadata__`.
+//! little-endian), so Python opens it with `safetensors.numpy.load_file`. Extra tensors live under a
+//! reserved prefix (optimizer state under `optim.`, the [solver](crate::solver)'s resume state under
+//! `solver.`), and string metadata (epoch, accuracy) in the header's `__metadata__`.
 //!
 //! Loading checks every name, dtype and shape against the model type before writing anything: on
 //! any error the model is left unchanged and the message names the tensor and both shapes.
@@ -43,8 +43,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Prefix of the optimizer-state tensors written by [`save_checkpoint`] (`optim.velocity.fc1.weight`).
 pub const OPTIM_PREFIX: &str = "optim.";
 
+/// Prefix of the extra tensors the [solver](crate::solver) keeps in a resumable checkpoint
+/// (`solver.loss`, `solver.best`).
+pub const SOLVER_PREFIX: &str = "solver.";
+
 /// Name prefixes allowed for extra tensors, i.e. tensors that are not parameters of the model.
-pub const RESERVED_PREFIXES: &[&str] = &[OPTIM_PREFIX];
+pub const RESERVED_PREFIXES: &[&str] = &[OPTIM_PREFIX, SOLVER_PREFIX];
 
 /// Prefix of the metadata keys this module writes itself; user metadata may not use it.
 pub const METADATA_PREFIX: &str = "shaped.";
@@ -181,6 +185,19 @@ pub fn save_checkpoint<E: Elem, M: Module<E>, O: Optimizer<E>>(
     metadata: &[(String, String)],
     path: &Path,
 ) -> Result<()> {
+    save_checkpoint_with(model, opt, &[], metadata, path)
+}
+
+/// As [`save_checkpoint`], with `extra` tensors besides the optimizer state: their names must
+/// start with a [reserved prefix](RESERVED_PREFIXES) other than [`OPTIM_PREFIX`] (which belongs to
+/// the optimizer), e.g. `solver.loss`.
+pub fn save_checkpoint_with<E: Elem, M: Module<E>, O: Optimizer<E>>(
+    model: &M,
+    opt: &O,
+    extra: &[ExtraTensor<E>],
+    metadata: &[(String, String)],
+    path: &Path,
+) -> Result<()> {
     for (k, _) in metadata {
         if k.starts_with(METADATA_PREFIX) {
             return Err(Error::checkpoint(
@@ -189,23 +206,41 @@ pub fn save_checkpoint<E: Elem, M: Module<E>, O: Optimizer<E>>(
             ));
         }
     }
+    if let Some((name, ..)) = extra.iter().find(|(n, ..)| n.starts_with(OPTIM_PREFIX)) {
+        return Err(Error::checkpoint(
+            path,
+            format!("extra tensor `{name}` uses the prefix `{OPTIM_PREFIX}`, which holds the optimizer's state"),
+        ));
+    }
     let mut have: HashMap<String, Vec<E>> = HashMap::new();
     opt.visit_state(&mut |name, data| {
         have.insert(name.to_string(), data.to_vec());
     });
-    let extra: Vec<ExtraTensor<E>> = optimizer_layout(model, opt)
+    let mut all: Vec<ExtraTensor<E>> = optimizer_layout(model, opt)
         .into_iter()
         .map(|(name, len)| {
             let data = have.remove(&name).unwrap_or_else(|| vec![E::zero(); len]);
             (format!("{OPTIM_PREFIX}{name}"), vec![data.len()], data)
         })
         .collect();
+    all.extend(extra.iter().cloned());
     let own = [
         (META_MODEL, M::type_name()),
         (META_OPTIMIZER, opt.name().to_string()),
         (META_STEPS, opt.step_count().to_string()),
     ];
-    save_inner(model, &extra, metadata, &own, path)
+    save_inner(model, &all, metadata, &own, path)
+}
+
+/// The `__metadata__` of the checkpoint at `path` (this module's own `shaped.*` keys included),
+/// read from its header only: no model is needed and no tensor is decoded.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be read; [`Error::Checkpoint`] if it is not a safetensors file.
+pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    let parsed = parse(&bytes, path)?;
+    Ok(parsed.meta.into_iter().collect())
 }
 
 /// Loads a checkpoint written by [`save_checkpoint`] into `model` and `opt` (whose hyper-parameters

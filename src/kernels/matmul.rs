@@ -9,8 +9,9 @@
 use super::{Elem, Strides, fmadd, multiversion};
 use std::cell::RefCell;
 
-/// Rows of the micro-tile.
-const MR: usize = 4;
+/// Rows of the micro-tile (12 accumulator registers of `f32` at NR = 16; a 4-row kernel takes
+/// the remainder).
+const MR: usize = 6;
 /// Columns of the micro-tile (two AVX registers of `f32`).
 const NR: usize = 16;
 /// Depth of one packed panel (keeps a `KC × NR` panel in L1).
@@ -139,20 +140,42 @@ fn gemm_body<E: Elem, const FMA: bool>(
                 let mr = MR.min(m - i0);
                 let mut acc = [[E::zero(); NR]; MR];
                 #[cfg(target_arch = "x86_64")]
-                let done = FMA && mr == MR && {
+                // Rows this tile runs through the AVX2 f32 kernel: MR, or 4 for a remainder of 4–5.
+                let rows = if mr == MR {
+                    MR
+                } else if mr >= 4 {
+                    4
+                } else {
+                    0
+                };
+                let done = FMA && rows > 0 && {
                     if let Some(acc32) = (&mut acc as &mut dyn core::any::Any).downcast_mut::<[[f32; NR]; MR]>() {
                         let a32 = as_f32(a);
                         let p32 = as_f32(&panel[..kc * NR]);
-                        let need = (i0 + MR - 1) * sa.rs + (p0 + kc - 1) * sa.cs;
+                        let need = (i0 + rows - 1) * sa.rs + (p0 + kc - 1) * sa.cs;
                         assert!(need < a32.len(), "gemm: lhs too short");
+                        let at = &a32[i0 * sa.rs + p0 * sa.cs..];
                         // SAFETY: FMA is only true inside the AVX2+FMA version; the assert above bounds
                         // every element of A the kernel reads, the panel holds kc rows of NR.
-                        unsafe { ukernel_f32(kc, &a32[i0 * sa.rs + p0 * sa.cs..], sa.rs, sa.cs, p32, acc32) };
-                        true
+                        unsafe {
+                            if rows == MR {
+                                ukernel_f32::<MR>(kc, at, sa.rs, sa.cs, p32, acc32)
+                            } else {
+                                ukernel_f32::<4>(kc, at, sa.rs, sa.cs, p32, acc32)
+                            }
+                        };
+                        rows == mr
                     } else {
                         false
                     }
                 };
+                // A remainder of 5 rows: the kernel did 4, the last row goes through the loop below.
+                let skip =
+                    if FMA && rows == 4 && mr > 4 && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
+                        4
+                    } else {
+                        0
+                    };
                 #[cfg(not(target_arch = "x86_64"))]
                 let done = false;
                 if done {
@@ -171,7 +194,7 @@ fn gemm_body<E: Elem, const FMA: bool>(
                     for p in 0..kc {
                         let brow: &[E; NR] = panel[p * NR..(p + 1) * NR].try_into().expect("NR wide");
                         let ap = (p0 + p) * sa.cs;
-                        for r in 0..mr {
+                        for r in skip..mr {
                             let av = a[(i0 + r) * sa.rs + ap];
                             for j in 0..NR {
                                 acc[r][j] = fmadd::<E, FMA>(av, brow[j], acc[r][j]);
@@ -212,40 +235,41 @@ fn as_f32<E: Elem>(a: &[E]) -> &[f32] {
     unsafe { core::slice::from_raw_parts(a.as_ptr() as *const f32, a.len()) }
 }
 
-/// The `4 × 16` f32 micro-kernel with AVX2 and FMA: `acc = A[0..4, 0..kc] · panel[0..kc, 0..16]`,
-/// the accumulators in eight registers.
+/// The `R × 16` f32 micro-kernel with AVX2 and FMA: `acc[..R] = A[0..R, 0..kc] · panel[0..kc, 0..16]`,
+/// the `2R` accumulators in registers.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA; `a` must hold element `3·rs + (kc−1)·cs`; `panel` `kc·16`.
+/// The CPU must support AVX2 and FMA; `a` must hold element `(R−1)·rs + (kc−1)·cs`; `panel` `kc·16`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn ukernel_f32(kc: usize, a: &[f32], rs: usize, cs: usize, panel: &[f32], acc: &mut [[f32; NR]; MR]) {
+unsafe fn ukernel_f32<const R: usize>(
+    kc: usize,
+    a: &[f32],
+    rs: usize,
+    cs: usize,
+    panel: &[f32],
+    acc: &mut [[f32; NR]; MR],
+) {
     use core::arch::x86_64::*;
-    debug_assert!(panel.len() >= kc * NR && (kc == 0 || a.len() > 3 * rs + (kc - 1) * cs));
+    debug_assert!(R <= MR && panel.len() >= kc * NR && (kc == 0 || a.len() > (R - 1) * rs + (kc - 1) * cs));
     let (pa, pb) = (a.as_ptr(), panel.as_ptr());
     // SAFETY: the caller guarantees the bounds above; unaligned loads and stores.
     unsafe {
-        let mut c = [_mm256_setzero_ps(); 8];
+        let mut c0 = [_mm256_setzero_ps(); R];
+        let mut c1 = [_mm256_setzero_ps(); R];
         for p in 0..kc {
             let b0 = _mm256_loadu_ps(pb.add(p * NR));
             let b1 = _mm256_loadu_ps(pb.add(p * NR + 8));
             let ap = pa.add(p * cs);
-            let a0 = _mm256_set1_ps(*ap);
-            c[0] = _mm256_fmadd_ps(a0, b0, c[0]);
-            c[1] = _mm256_fmadd_ps(a0, b1, c[1]);
-            let a1 = _mm256_set1_ps(*ap.add(rs));
-            c[2] = _mm256_fmadd_ps(a1, b0, c[2]);
-            c[3] = _mm256_fmadd_ps(a1, b1, c[3]);
-            let a2 = _mm256_set1_ps(*ap.add(2 * rs));
-            c[4] = _mm256_fmadd_ps(a2, b0, c[4]);
-            c[5] = _mm256_fmadd_ps(a2, b1, c[5]);
-            let a3 = _mm256_set1_ps(*ap.add(3 * rs));
-            c[6] = _mm256_fmadd_ps(a3, b0, c[6]);
-            c[7] = _mm256_fmadd_ps(a3, b1, c[7]);
+            for r in 0..R {
+                let av = _mm256_set1_ps(*ap.add(r * rs));
+                c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+                c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+            }
         }
-        for r in 0..MR {
-            _mm256_storeu_ps(acc[r].as_mut_ptr(), c[2 * r]);
-            _mm256_storeu_ps(acc[r].as_mut_ptr().add(8), c[2 * r + 1]);
+        for r in 0..R {
+            _mm256_storeu_ps(acc[r].as_mut_ptr(), c0[r]);
+            _mm256_storeu_ps(acc[r].as_mut_ptr().add(8), c1[r]);
         }
     }
 }

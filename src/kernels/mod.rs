@@ -107,6 +107,10 @@ pub fn gemm<E: Elem>(
         }
         return;
     }
+    if n == 1 {
+        // A matrix-vector product (a one-output layer): a dot product per row.
+        return gemv(m, k, a, sa, b, sb.rs, c, sc.rs, accumulate);
+    }
     matmul::gemm_small(m, n, k, a, sa, b, sb, c, sc, accumulate);
 }
 
@@ -194,6 +198,19 @@ pub(crate) fn sq_dev_lanes<E: Elem, const FMA: bool>(a: &[E], m: E) -> E {
     lanes.iter().copied().fold(tail, |s, v| s + v)
 }
 
+/// `Σ a²`, with eight independent partial sums.
+pub fn sum_squares<E: Elem>(a: &[E]) -> E {
+    let mut lanes = [E::zero(); 8];
+    let c = a.chunks_exact(8);
+    let tail: E = c.remainder().iter().map(|&v| v * v).sum();
+    for x in c {
+        for l in 0..8 {
+            lanes[l] += x[l] * x[l];
+        }
+    }
+    lanes.iter().copied().fold(tail, |s, v| s + v)
+}
+
 /// Runs `$body::<E, true>` compiled for AVX2+FMA when the CPU has them, else `$body::<E, false>`.
 macro_rules! multiversion {
     ($(#[$m:meta])* $vis:vis fn $name:ident<E: Elem>($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
@@ -226,6 +243,57 @@ pub(crate) fn split_batch(n: usize, work_per_sample: usize) -> usize {
     }
     let total = n.saturating_mul(work_per_sample);
     if total < 2_000_000 { 1 } else { t.min(n) }
+}
+
+multiversion! {
+    /// `c[i] (+)= Σ_p a[i, p]·b[p]`: the `n = 1` case of [`gemm()`].
+    #[allow(clippy::too_many_arguments)]
+    fn gemv<E: Elem>(
+        m: usize,
+        k: usize,
+        a: &[E],
+        sa: Strides,
+        b: &[E],
+        b_stride: usize,
+        c: &mut [E],
+        c_stride: usize,
+        accumulate: bool,
+    ) => gemv_body
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gemv_body<E: Elem, const FMA: bool>(
+    m: usize,
+    k: usize,
+    a: &[E],
+    sa: Strides,
+    b: &[E],
+    b_stride: usize,
+    c: &mut [E],
+    c_stride: usize,
+    accumulate: bool,
+) {
+    if sa.rs == 1 && c_stride == 1 && sa.cs >= m {
+        // A is a transposed view: its columns are contiguous, so accumulate column by column.
+        let c = &mut c[..m];
+        if !accumulate {
+            c.fill(E::zero());
+        }
+        for p in 0..k {
+            axpy::<E, FMA>(c, b[p * b_stride], &a[p * sa.cs..p * sa.cs + m]);
+        }
+        return;
+    }
+    for i in 0..m {
+        let v = if sa.cs == 1 && b_stride == 1 {
+            dot::<E, FMA>(&a[i * sa.rs..i * sa.rs + k], &b[..k])
+        } else {
+            (0..k).fold(E::zero(), |acc, p| fmadd::<E, FMA>(a[i * sa.rs + p * sa.cs], b[p * b_stride], acc))
+        };
+        let d = &mut c[i * c_stride];
+        *d = if accumulate { *d + v } else { v };
+    }
 }
 
 /// `y[i, :] += b` for every row `i` of the row-major `y` (`b.len()` columns).

@@ -1,0 +1,426 @@
+//! Training faults lose nothing: a save killed at any moment leaves the previous checkpoint
+//! loadable, a diverging run stops with a clear error and keeps its best checkpoint, a resumed run
+//! ends bit-identical to an uninterrupted one, and the same seed gives the same parameters.
+
+use shaped::data::{Dataset, synthetic};
+use shaped::io;
+use shaped::optim::UpdateRule;
+use shaped::prelude::*;
+use shaped::solver::{History, Solver, last_checkpoint_path};
+use std::io::{BufRead, BufReader};
+use std::path::{Path as FsPath, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A small model with batch norm (buffers) and dropout (randomness).
+#[derive(Sequential)]
+#[sequential(input = (20,))]
+struct Net {
+    fc1: Linear<20, 32>,
+    bn: BatchNorm1d<32>,
+    relu: ReLU,
+    drop: Dropout<Keep<50>, Inverted>,
+    fc2: Linear<32, 1>,
+}
+
+type In = (Dyn, Const<20>);
+
+/// A fresh directory under cargo's target tmp dir.
+fn tmpdir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("reliability-{name}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn data() -> (Dataset, Dataset) {
+    let ds = synthetic::binary20(11, 600);
+    ds.split_at(450)
+}
+
+fn fresh_net(seed: u64) -> Net {
+    Net::init(&mut rand::rngs::StdRng::seed_from_u64(seed), Init::He)
+}
+
+/// Every parameter and buffer, as bits (so that -0.0 and NaN compare exactly).
+fn bits<M: Module<f32>>(m: &M) -> Vec<(String, Vec<u32>)> {
+    let mut out = Vec::new();
+    m.visit_params(&Path::ROOT, &mut |info, d| {
+        out.push((info.path.to_string(), d.iter().map(|v| v.to_bits()).collect()))
+    });
+    out
+}
+
+fn solver(rule: UpdateRule, lr: f32) -> Solver {
+    Solver::new().rule(rule).lr(lr).lr_decay(0.9).reg(1e-3).batch_size(32).seed(5)
+}
+
+/// The history without the wall-clock time.
+fn untimed(h: &History) -> History {
+    History { train_seconds: 0.0, ..h.clone() }
+}
+
+/// A model, optimizer state and metadata read back from a resumable checkpoint.
+/// Named parameter bits, named optimizer state and the optimizer's step count.
+type Saved = (Vec<(String, Vec<u32>)>, Vec<(String, Vec<f32>)>, u64);
+
+fn read_last(path: &FsPath, rule: UpdateRule) -> Saved {
+    let mut m = Net::zeros();
+    let mut opt = AnyOptimizer::<f32>::new(rule);
+    io::load_checkpoint(&mut m, &mut opt, path).unwrap();
+    let mut state = Vec::new();
+    opt.visit_state(&mut |n, d| state.push((n.to_string(), d.to_vec())));
+    (bits(&m), state, opt.step_count())
+}
+
+// ---- resume ----
+
+#[test]
+fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
+    let (train, val) = data();
+    for rule in [UpdateRule::SgdMomentum, UpdateRule::Adam] {
+        let lr = if rule == UpdateRule::Adam { 1e-2 } else { 5e-2 };
+        let dir = tmpdir(&format!("resume-{rule}"));
+
+        // Uninterrupted: 4 epochs.
+        let full_best = dir.join("full.safetensors");
+        let mut full = fresh_net(1);
+        let h_full = solver(rule, lr)
+            .epochs(4)
+            .checkpoint(&full_best)
+            .metrics_csv(dir.join("full.csv"))
+            .train::<In, _, _>(&mut full, &Logistic, &train, &val)
+            .unwrap();
+
+        // Interrupted after 2 epochs, then resumed for 2 more into a model of other values.
+        let best = dir.join("part.safetensors");
+        let mut part = fresh_net(1);
+        let h_part = solver(rule, lr)
+            .epochs(2)
+            .checkpoint(&best)
+            .metrics_csv(dir.join("part.csv"))
+            .train::<In, _, _>(&mut part, &Logistic, &train, &val)
+            .unwrap();
+        let last = last_checkpoint_path(&best);
+        assert_eq!(last, dir.join("part.last.safetensors"));
+        assert!(last.is_file() && best.is_file());
+        let meta = io::read_metadata(&last).unwrap();
+        assert_eq!(meta.get("solver.epoch").map(String::as_str), Some("2"));
+        assert_eq!(meta.get("shaped.optimizer").map(String::as_str), Some(rule.name()));
+
+        let mut resumed = fresh_net(99);
+        let h_resumed = solver(rule, lr)
+            .epochs(4)
+            .checkpoint(&best)
+            .metrics_csv(dir.join("part.csv"))
+            .resume_from(&last)
+            .train::<In, _, _>(&mut resumed, &Logistic, &train, &val)
+            .unwrap();
+
+        assert_eq!(bits(&resumed), bits(&full), "{rule}: best parameters differ after resuming");
+        assert_eq!(untimed(&h_resumed), untimed(&h_full), "{rule}: histories differ");
+        assert_eq!(h_resumed.loss.len(), 4 * 450usize.div_ceil(32));
+        assert_eq!(&h_resumed.loss[..h_part.loss.len()], &h_part.loss[..]);
+        // The last epoch's parameters and optimizer state, not only the best ones, agree.
+        assert_eq!(read_last(&last, rule), read_last(&last_checkpoint_path(&full_best), rule), "{rule}");
+        // So do the best-parameter files and the metrics (epochs 1-4 once each, same values).
+        let (mut a, mut b) = (Net::zeros(), Net::zeros());
+        io::load(&mut a, &full_best).unwrap();
+        io::load(&mut b, &best).unwrap();
+        assert_eq!(bits(&a), bits(&b));
+        let csv_values = |p: PathBuf| -> Vec<Vec<String>> {
+            let text = std::fs::read_to_string(p).unwrap();
+            // Drop the wall-clock column.
+            text.lines().map(|l| l.split(',').take(5).map(String::from).collect()).collect()
+        };
+        assert_eq!(csv_values(dir.join("part.csv")), csv_values(dir.join("full.csv")));
+        assert_eq!(csv_values(dir.join("part.csv")).len(), 5);
+    }
+}
+
+#[test]
+fn resume_restores_the_best_epoch_even_when_no_epoch_is_left() {
+    let (train, val) = data();
+    let dir = tmpdir("resume-best");
+    let best = dir.join("b.safetensors");
+    let mut net = fresh_net(2);
+    let h = solver(UpdateRule::SgdMomentum, 0.3)
+        .epochs(3)
+        .checkpoint(&best)
+        .train::<In, _, _>(&mut net, &Logistic, &train, &val)
+        .unwrap();
+    // Resuming a finished run trains nothing and ends on the best epoch's parameters, which come
+    // from the resumable checkpoint (it also holds the last epoch's parameters).
+    let mut again = fresh_net(3);
+    let h2 = solver(UpdateRule::SgdMomentum, 0.3)
+        .epochs(3)
+        .resume_from(last_checkpoint_path(&best))
+        .train::<In, _, _>(&mut again, &Logistic, &train, &val)
+        .unwrap();
+    assert_eq!(bits(&again), bits(&net));
+    assert_eq!(untimed(&h2), untimed(&h));
+}
+
+#[track_caller]
+fn checkpoint_err(r: shaped::Result<History>, file: &str, phrases: &[&str]) {
+    match r {
+        Err(e @ Error::Checkpoint { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains(file), "does not name {file}: {msg}");
+            for p in phrases {
+                assert!(msg.contains(p), "lacks {p:?}: {msg}");
+            }
+        }
+        other => panic!("expected Error::Checkpoint, got {other:?}"),
+    }
+}
+
+#[test]
+fn resume_refuses_a_checkpoint_of_another_run() {
+    let (train, val) = data();
+    let dir = tmpdir("resume-mismatch");
+    let best = dir.join("run.safetensors");
+    let last = last_checkpoint_path(&best);
+    let mut net = fresh_net(4);
+    solver(UpdateRule::Adam, 1e-2)
+        .epochs(1)
+        .checkpoint(&best)
+        .train::<In, _, _>(&mut net, &Logistic, &train, &val)
+        .unwrap();
+    let before = bits(&net);
+    let go = |s: Solver, net: &mut Net| s.epochs(2).train::<In, _, _>(net, &Logistic, &train, &val);
+
+    checkpoint_err(
+        go(solver(UpdateRule::Adam, 1e-2).seed(6).resume_from(&last), &mut net),
+        "run.last",
+        &["seed 5", "seed is 6"],
+    );
+    checkpoint_err(
+        go(solver(UpdateRule::Adam, 1e-2).batch_size(16).resume_from(&last), &mut net),
+        "run.last",
+        &["batch size 32", "batch size is 16"],
+    );
+    checkpoint_err(
+        go(solver(UpdateRule::SgdMomentum, 1e-2).resume_from(&last), &mut net),
+        "run.last",
+        &["`adam`", "`sgd_momentum`"],
+    );
+    // The best-parameters file is not resumable.
+    checkpoint_err(
+        go(solver(UpdateRule::Adam, 1e-2).resume_from(&best), &mut net),
+        "run.safetensors",
+        &["not a resumable checkpoint"],
+    );
+    // Fewer training samples than the saved run.
+    let small = train.slice(0..400);
+    let r = solver(UpdateRule::Adam, 1e-2)
+        .epochs(2)
+        .resume_from(&last)
+        .train::<In, _, _>(&mut net, &Logistic, &small, &val);
+    checkpoint_err(r, "run.last", &["number of training samples 450", "is 400"]);
+    // A model of another shape: the error names the tensor and both shapes.
+    #[derive(Sequential)]
+    #[sequential(input = (20,))]
+    struct Wider {
+        fc1: Linear<20, 33>,
+        bn: BatchNorm1d<33>,
+        relu: ReLU,
+        drop: Dropout<Keep<50>, Inverted>,
+        fc2: Linear<33, 1>,
+    }
+    let mut wider = Wider::zeros();
+    let r = solver(UpdateRule::Adam, 1e-2)
+        .epochs(2)
+        .resume_from(&last)
+        .train::<In, _, _>(&mut wider, &Logistic, &train, &val);
+    checkpoint_err(
+        r,
+        "run.last",
+        &["tensor `fc1.weight` has shape [20, 32] in the file, but the model expects [20, 33]"],
+    );
+    assert_eq!(bits(&net), before, "a failed resume changed the model");
+}
+
+// ---- divergence ----
+
+#[test]
+fn divergence_stops_with_an_error_and_keeps_the_best_checkpoint() {
+    let (train, val) = data();
+    let dir = tmpdir("diverge");
+    let best = dir.join("best.safetensors");
+    let last = last_checkpoint_path(&best);
+
+    // From the start: the error names epoch 1 and the step, and nothing is written.
+    let mut net = fresh_net(7);
+    let err = Solver::new()
+        .rule(UpdateRule::Sgd)
+        .lr(1e30)
+        .batch_size(50)
+        .epochs(3)
+        .checkpoint(&best)
+        .train::<In, _, _>(&mut net, &Hinge, &train, &val)
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Training(_)), "{msg}");
+    assert!(msg.contains("epoch 1") && msg.contains("step ") && msg.contains("lower the learning rate"), "{msg}");
+    assert!(!best.exists() && !last.exists(), "{msg}");
+
+    // Two good epochs, then a resumed run with a huge learning rate diverges in epoch 3.
+    let sane = || Solver::new().rule(UpdateRule::SgdMomentum).lr(0.05).batch_size(50).seed(8).checkpoint(&best);
+    let mut net = fresh_net(7);
+    sane().epochs(2).train::<In, _, _>(&mut net, &Hinge, &train, &val).unwrap();
+    let best_bytes = std::fs::read(&best).unwrap();
+    let last_bytes = std::fs::read(&last).unwrap();
+    let err =
+        sane().lr(1e30).epochs(6).resume_from(&last).train::<In, _, _>(&mut net, &Hinge, &train, &val).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Training(_)), "{msg}");
+    assert!(msg.contains("at epoch 3") && msg.contains("step "), "{msg}");
+    assert!(msg.contains("lower the learning rate"), "{msg}");
+    assert!(msg.contains(&format!("the best checkpoint so far is still in {}", best.display())), "{msg}");
+    assert!(msg.contains(&format!("resume from {}", last.display())), "{msg}");
+    // Both checkpoints are untouched and load, with finite values.
+    assert_eq!(std::fs::read(&best).unwrap(), best_bytes);
+    assert_eq!(std::fs::read(&last).unwrap(), last_bytes);
+    let mut back = Net::zeros();
+    io::load(&mut back, &best).unwrap();
+    assert!(bits(&back).iter().all(|(_, v)| v.iter().all(|&b| f32::from_bits(b).is_finite())));
+    // And the run continues from the last good epoch with a sane learning rate.
+    let h = sane().epochs(4).resume_from(&last).train::<In, _, _>(&mut net, &Hinge, &train, &val).unwrap();
+    assert_eq!(h.val_acc.len(), 4);
+    assert!(h.loss.iter().all(|l| l.is_finite()), "{h:?}");
+    assert!(bits(&net).iter().all(|(_, v)| v.iter().all(|&b| f32::from_bits(b).is_finite())));
+}
+
+// ---- determinism ----
+
+#[test]
+fn same_seed_gives_bit_identical_parameters() {
+    let (train, val) = data();
+    let run = |seed: u64| {
+        let mut net = fresh_net(9);
+        let h = Solver::new()
+            .rule(UpdateRule::Adam)
+            .lr(1e-2)
+            .batch_size(20)
+            .epochs(3)
+            .seed(seed)
+            .train::<In, _, _>(&mut net, &Logistic, &train, &val)
+            .unwrap();
+        (bits(&net), h.loss)
+    };
+    let (a, la) = run(42);
+    let (b, lb) = run(42);
+    assert_eq!(a, b);
+    assert_eq!(la.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), lb.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    let (c, _) = run(43);
+    assert_ne!(a, c, "the seed has no effect");
+}
+
+// ---- a save killed at any moment ----
+
+/// Set (to the checkpoint path) in the child process that saves in a loop until killed.
+const CHILD_ENV: &str = "SHAPED_RELIABILITY_SAVE_LOOP";
+
+/// 2048·4096 + 4096 f32 values: a 32 MiB checkpoint.
+type Big = Linear<2048, 4096, f32>;
+
+/// Version `v` (1 or 2) of the big model: value `i` is `1000·v + i mod 1000`.
+fn big(v: u32) -> Big {
+    let mut m = Big::zeros();
+    let mut i = 0u32;
+    m.visit_params_mut(&Path::ROOT, &mut |_, d| {
+        for x in d {
+            *x = (1000 * v + i % 1000) as f32;
+            i += 1;
+        }
+    });
+    m
+}
+
+/// Which version a loaded model is, if it is entirely one of them.
+fn version_of(m: &Big) -> Option<u32> {
+    let mut i = 0u32;
+    let mut seen: Option<u32> = None;
+    let mut ok = true;
+    m.visit_params(&Path::ROOT, &mut |_, d| {
+        for &x in d {
+            let v = (x as u32).wrapping_sub(i % 1000) / 1000;
+            if x != (1000 * v + i % 1000) as f32 || seen.is_some_and(|s| s != v) || !(1..=2).contains(&v) {
+                ok = false;
+            }
+            seen.get_or_insert(v);
+            i += 1;
+        }
+    });
+    if ok { seen } else { None }
+}
+
+/// The child: saves versions 2 and 1 alternately to the path in `CHILD_ENV` until killed. Does
+/// nothing in a normal test run.
+#[test]
+fn child_saves_in_a_loop() {
+    let Some(path) = std::env::var_os(CHILD_ENV) else { return };
+    let path = PathBuf::from(path);
+    let (one, two) = (big(1), big(2));
+    println!("ready");
+    let deadline = Instant::now() + Duration::from_secs(60); // never outlive a lost parent
+    while Instant::now() < deadline {
+        io::save(&two, &path).unwrap();
+        println!("saved 2");
+        io::save(&one, &path).unwrap();
+        println!("saved 1");
+    }
+}
+
+#[test]
+fn a_save_killed_at_any_moment_leaves_a_loadable_checkpoint() {
+    let dir = tmpdir("kill");
+    let path = dir.join("big.safetensors");
+    io::save(&big(1), &path).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut seen = [0usize; 3];
+    let mut mid_save = 0;
+    let reps = 24;
+    for rep in 0..reps {
+        let mut child = Command::new(&exe)
+            .args(["--exact", "child_saves_in_a_loop", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.trim_end().ends_with("ready") {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "the child exited before saving");
+        }
+        // 0 to ~290 ms in steps of 12.5 ms, visited in a scrambled order.
+        let delay = Duration::from_micros(((rep * 7) % reps) as u64 * 12_500);
+        std::thread::sleep(delay);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        drop(out);
+
+        let mut m = Big::zeros();
+        io::load(&mut m, &path).unwrap_or_else(|e| panic!("rep {rep} (killed after {delay:?}): {e}"));
+        let v = version_of(&m).unwrap_or_else(|| panic!("rep {rep}: the checkpoint mixes versions"));
+        seen[v as usize] += 1;
+        // What a kill leaves behind is only ever a temporary sibling, never a damaged target.
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            if name != "big.safetensors" {
+                assert!(name.starts_with("big.safetensors.tmp-"), "unexpected file {name}");
+                mid_save += 1;
+                std::fs::remove_file(dir.join(name)).unwrap();
+            }
+        }
+    }
+    eprintln!(
+        "{reps} kills: version 1 loaded {} times, version 2 {} times; {mid_save} interrupted saves",
+        seen[1], seen[2]
+    );
+    assert_eq!(seen[1] + seen[2], reps);
+    assert!(mid_save > 0, "no kill landed inside a save");
+}
