@@ -231,9 +231,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if args.threads > 1 && !args.quiet {
-        eprintln!("note: training runs on one thread in this version; --threads {} is recorded only", args.threads);
-    }
+    // Convolutions split each batch over this many threads (the other layers run on one).
+    shaped::set_num_threads(args.threads);
     match experiment(&args) {
         Ok(r) => {
             let test = r.test_acc.map(|t| format!("{t:.4}")).unwrap_or_else(|| "null".into());

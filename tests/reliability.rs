@@ -423,4 +423,5 @@ fn a_save_killed_at_any_moment_leaves_a_loadable_checkpoint() {
     );
     assert_eq!(seen[1] + seen[2], reps);
     assert!(mid_save > 0, "no kill landed inside a save");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

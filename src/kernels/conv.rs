@@ -51,6 +51,16 @@ impl ConvDims {
     }
 }
 
+/// Runs `f` on a new scoped thread, or on this one for the last part of a split (the caller would
+/// otherwise only wait).
+fn spawn_or_run<'scope, F: FnOnce() + Send + 'scope>(sc: &'scope std::thread::Scope<'scope, '_>, inline: bool, f: F) {
+    if inline {
+        f()
+    } else {
+        sc.spawn(f);
+    }
+}
+
 /// Scratch buffers of the direct kernels, one pair per batch part (thread), kept across steps so
 /// that a steady-state step allocates nothing.
 #[derive(Clone, Debug, Default)]
@@ -88,7 +98,8 @@ pub fn forward_direct<E: Elem>(
             let n = yc.len() / ys.max(1);
             let dd = ConvDims { n, ..*d };
             let xc = &x[i * per * xs..][..n * xs];
-            sc.spawn(move || forward_direct_mv(&dd, xc, w, bias, yc, &mut buf[0]));
+            let last = (i + 1) * per >= d.n;
+            spawn_or_run(sc, last, move || forward_direct_mv(&dd, xc, w, bias, yc, &mut buf[0]));
         }
     });
 }
@@ -284,7 +295,7 @@ pub fn backward_direct<E: Elem>(
                     None => None,
                 };
                 let [acc, fw, _] = buf;
-                sc.spawn(move || backward_direct_mv(&dd, xc, w, dyc, dxc, acc, fw));
+                spawn_or_run(sc, i + 1 == parts, move || backward_direct_mv(&dd, xc, w, dyc, dxc, acc, fw));
             }
         });
         let (first, rest) = bufs.split_at_mut(1);
@@ -546,7 +557,8 @@ pub fn forward_im2col<E: Elem>(
     std::thread::scope(|sc| {
         for ((i, yc), buf) in y[..d.n * ys].chunks_mut(per * ys).enumerate().zip(bufs) {
             let run = &run;
-            sc.spawn(move || run(i * per, yc, &mut buf[0]));
+            let last = (i + 1) * per >= d.n;
+            spawn_or_run(sc, last, move || run(i * per, yc, &mut buf[0]));
         }
     });
 }
@@ -638,7 +650,7 @@ pub fn backward_im2col<E: Elem>(
                     None => None,
                 };
                 let run = &run;
-                sc.spawn(move || run(lo, n, dxc, buf));
+                spawn_or_run(sc, i + 1 == parts, move || run(lo, n, dxc, buf));
             }
         });
     }
