@@ -183,6 +183,15 @@ fn forward_full_width<E: Elem, const FMA: bool>(
     y: &mut [E],
     scratch: &mut Vec<E>,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if FMA && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
+        // SAFETY: E is f32 (checked just above), so these are reinterpretations of the same slices.
+        let (x32, w32, y32) = unsafe { (cast::<E, f32>(x), cast::<E, f32>(w), cast_mut::<E, f32>(y)) };
+        let b32 = bias.map(|b| unsafe { cast::<E, f32>(b) });
+        // SAFETY: FMA is only true inside the AVX2+FMA version of the caller.
+        let scratch32 = unsafe { &mut *(scratch as *mut Vec<E> as *mut Vec<f32>) };
+        return unsafe { simd::forward_f32(d, x32, w32, b32, y32, scratch32) };
+    }
     let (oh, ow, k) = (d.oh(), d.ow(), d.k);
     let (hp, wp) = (d.h + 2 * d.pad, d.w + 2 * d.pad);
     let len = (oh - 1) * wp + ow;
@@ -363,6 +372,14 @@ fn backward_full_width<E: Elem, const FMA: bool>(
     acc: &mut [E],
     scratch: &mut Vec<E>,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if FMA && dx.is_none() && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
+        // SAFETY: E is f32 (checked just above), so these are reinterpretations of the same slices.
+        let (x32, dy32, acc32) = unsafe { (cast::<E, f32>(x), cast::<E, f32>(dy), cast_mut::<E, f32>(acc)) };
+        let scratch32 = unsafe { &mut *(scratch as *mut Vec<E> as *mut Vec<f32>) };
+        // SAFETY: FMA is only true inside the AVX2+FMA version of the caller.
+        return unsafe { simd::weight_grad_f32(d, x32, dy32, acc32, scratch32) };
+    }
     let (oh, ow, k) = (d.oh(), d.ow(), d.k);
     let (hp, wp) = (d.h + 2 * d.pad, d.w + 2 * d.pad);
     let len = (oh - 1) * wp + ow;
@@ -659,6 +676,242 @@ pub fn backward_im2col<E: Elem>(
     for part in rest.iter() {
         for (a, &b) in dw.iter_mut().zip(&part[2]) {
             *a += b;
+        }
+    }
+}
+
+/// `a` as a slice of `T`.
+///
+/// # Safety
+/// `E` and `T` must be the same type.
+#[cfg(target_arch = "x86_64")]
+unsafe fn cast<E, T>(a: &[E]) -> &[T] {
+    // SAFETY: same type, per the caller.
+    unsafe { core::slice::from_raw_parts(a.as_ptr() as *const T, a.len()) }
+}
+
+/// `a` as a mutable slice of `T`.
+///
+/// # Safety
+/// `E` and `T` must be the same type.
+#[cfg(target_arch = "x86_64")]
+unsafe fn cast_mut<E, T>(a: &mut [E]) -> &mut [T] {
+    // SAFETY: same type, per the caller.
+    unsafe { core::slice::from_raw_parts_mut(a.as_mut_ptr() as *mut T, a.len()) }
+}
+
+/// Register-blocked stride-1 convolution for f32 with AVX2+FMA: up to eight filters at a time share
+/// each load of the input, eight output positions per register, so the loop issues about one load per
+/// multiply-add instead of three (the full-width `axpy` form is bound by its loads and stores).
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use super::ConvDims;
+    use core::arch::x86_64::*;
+
+    const L: usize = 8;
+
+    fn round8(n: usize) -> usize {
+        n.div_ceil(L) * L
+    }
+
+    /// Copies input plane `(ni, ci)` into `buf` with `pad` zeros around and a zero tail, so that the
+    /// kernels may read whole registers past the last output position.
+    fn padded(d: &ConvDims, x: &[f32], ni: usize, ci: usize, buf: &mut [f32]) {
+        let wp = d.w + 2 * d.pad;
+        buf.fill(0.0);
+        let src = &x[(ni * d.c + ci) * d.h * d.w..][..d.h * d.w];
+        for r in 0..d.h {
+            buf[(r + d.pad) * wp + d.pad..][..d.w].copy_from_slice(&src[r * d.w..][..d.w]);
+        }
+    }
+
+    /// Length of the padded input buffer: the plane, plus what the last register can overrun.
+    fn xbuf_len(d: &ConvDims) -> usize {
+        let (hp, wp) = (d.h + 2 * d.pad, d.w + 2 * d.pad);
+        hp * wp + 2 * L + d.k
+    }
+
+    /// # Safety
+    /// AVX2 and FMA must be available.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn forward_f32(
+        d: &ConvDims,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        scratch: &mut Vec<f32>,
+    ) {
+        let (oh, ow, k) = (d.oh(), d.ow(), d.k);
+        let wp = d.w + 2 * d.pad;
+        let len = (oh - 1) * wp + ow;
+        let ys = round8(oh * wp);
+        let xl = xbuf_len(d);
+        scratch.resize(d.f * ys + xl, 0.0);
+        let (yfull, xbuf) = scratch.split_at_mut(d.f * ys);
+        for ni in 0..d.n {
+            for fi in 0..d.f {
+                yfull[fi * ys..(fi + 1) * ys].fill(bias.map_or(0.0, |b| b[fi]));
+            }
+            for ci in 0..d.c {
+                padded(d, x, ni, ci, xbuf);
+                let mut f0 = 0;
+                while f0 < d.f {
+                    let g = (d.f - f0).min(L);
+                    // SAFETY: yfull holds `ys ≥ round8(len)` per filter; xbuf holds every position a
+                    // register starting below round8(len) reads, offsets up to (k−1)·wp + k−1.
+                    unsafe {
+                        match g {
+                            1 => fw_group::<1>(d, ci, f0, len, wp, k, xbuf, w, yfull, ys),
+                            2 => fw_group::<2>(d, ci, f0, len, wp, k, xbuf, w, yfull, ys),
+                            3 => fw_group::<3>(d, ci, f0, len, wp, k, xbuf, w, yfull, ys),
+                            4 => fw_group::<4>(d, ci, f0, len, wp, k, xbuf, w, yfull, ys),
+                            5 => fw_group::<5>(d, ci, f0, len, wp, k, xbuf, w, yfull, ys),
+                            6 => fw_group::<6>(d, ci, f0, len, wp, k, xbuf, w, yfull, ys),
+                            7 => fw_group::<7>(d, ci, f0, len, wp, k, xbuf, w, yfull, ys),
+                            _ => fw_group::<8>(d, ci, f0, len, wp, k, xbuf, w, yfull, ys),
+                        }
+                    }
+                    f0 += g;
+                }
+            }
+            for fi in 0..d.f {
+                let yp = &mut y[(ni * d.f + fi) * oh * ow..][..oh * ow];
+                for oy in 0..oh {
+                    yp[oy * ow..][..ow].copy_from_slice(&yfull[fi * ys + oy * wp..][..ow]);
+                }
+            }
+        }
+    }
+
+    /// Filters `f0..f0+G` of input channel `ci`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn fw_group<const G: usize>(
+        d: &ConvDims,
+        ci: usize,
+        f0: usize,
+        len: usize,
+        wp: usize,
+        k: usize,
+        xbuf: &[f32],
+        w: &[f32],
+        yfull: &mut [f32],
+        ys: usize,
+    ) {
+        let kk = k * k;
+        let wbase: [usize; G] = core::array::from_fn(|g| ((f0 + g) * d.c + ci) * kk);
+        assert!(wbase[G - 1] + kk <= w.len() && (f0 + G) * ys <= yfull.len());
+        assert!(round8(len) + (k - 1) * (wp + 1) + L <= xbuf.len());
+        let (xp, wptr, yp) = (xbuf.as_ptr(), w.as_ptr(), yfull.as_mut_ptr());
+        let mut pos = 0;
+        // SAFETY: the asserts above bound every pointer offset used below.
+        unsafe {
+            while pos < len {
+                let mut acc: [__m256; G] = core::array::from_fn(|g| _mm256_loadu_ps(yp.add((f0 + g) * ys + pos)));
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let xv = _mm256_loadu_ps(xp.add(pos + ky * wp + kx));
+                        for g in 0..G {
+                            let wv = _mm256_set1_ps(*wptr.add(wbase[g] + ky * k + kx));
+                            acc[g] = _mm256_fmadd_ps(wv, xv, acc[g]);
+                        }
+                    }
+                }
+                for (g, a) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(yp.add((f0 + g) * ys + pos), *a);
+                }
+                pos += L;
+            }
+        }
+    }
+
+    /// Weight gradient only (no input gradient): `acc[((f·c + ci)·k·k + ky·k + kx)·ow] += dW`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn weight_grad_f32(d: &ConvDims, x: &[f32], dy: &[f32], acc: &mut [f32], scratch: &mut Vec<f32>) {
+        let (oh, ow, k) = (d.oh(), d.ow(), d.k);
+        let wp = d.w + 2 * d.pad;
+        let len = (oh - 1) * wp + ow;
+        let ys = round8(oh * wp);
+        let xl = xbuf_len(d);
+        scratch.resize(d.f * ys + xl, 0.0);
+        let (dyfull, xbuf) = scratch.split_at_mut(d.f * ys);
+        for ni in 0..d.n {
+            dyfull.fill(0.0);
+            for fi in 0..d.f {
+                let src = &dy[(ni * d.f + fi) * oh * ow..][..oh * ow];
+                for oy in 0..oh {
+                    dyfull[fi * ys + oy * wp..][..ow].copy_from_slice(&src[oy * ow..][..ow]);
+                }
+            }
+            for ci in 0..d.c {
+                padded(d, x, ni, ci, xbuf);
+                let mut f0 = 0;
+                while f0 < d.f {
+                    let g = (d.f - f0).min(L);
+                    // SAFETY: as in `forward_f32`; dyfull is zero past `len` up to `ys`.
+                    unsafe {
+                        match g {
+                            1 => dw_group::<1>(d, ci, f0, len, wp, k, ow, xbuf, dyfull, ys, acc),
+                            2 => dw_group::<2>(d, ci, f0, len, wp, k, ow, xbuf, dyfull, ys, acc),
+                            3 => dw_group::<3>(d, ci, f0, len, wp, k, ow, xbuf, dyfull, ys, acc),
+                            4 => dw_group::<4>(d, ci, f0, len, wp, k, ow, xbuf, dyfull, ys, acc),
+                            5 => dw_group::<5>(d, ci, f0, len, wp, k, ow, xbuf, dyfull, ys, acc),
+                            6 => dw_group::<6>(d, ci, f0, len, wp, k, ow, xbuf, dyfull, ys, acc),
+                            7 => dw_group::<7>(d, ci, f0, len, wp, k, ow, xbuf, dyfull, ys, acc),
+                            _ => dw_group::<8>(d, ci, f0, len, wp, k, ow, xbuf, dyfull, ys, acc),
+                        }
+                    }
+                    f0 += g;
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dw_group<const G: usize>(
+        d: &ConvDims,
+        ci: usize,
+        f0: usize,
+        len: usize,
+        wp: usize,
+        k: usize,
+        ow: usize,
+        xbuf: &[f32],
+        dyfull: &[f32],
+        ys: usize,
+        acc: &mut [f32],
+    ) {
+        let kk = k * k;
+        let obase: [usize; G] = core::array::from_fn(|g| ((f0 + g) * d.c + ci) * kk * ow);
+        assert!(obase[G - 1] + (kk - 1) * ow < acc.len() && (f0 + G) * ys <= dyfull.len());
+        assert!(round8(len) + (k - 1) * (wp + 1) + L <= xbuf.len());
+        let (xp, gp) = (xbuf.as_ptr(), dyfull.as_ptr());
+        // SAFETY: the asserts above bound every pointer offset used below.
+        unsafe {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let off = ky * wp + kx;
+                    let mut s: [__m256; G] = [_mm256_setzero_ps(); G];
+                    let mut pos = 0;
+                    while pos < len {
+                        let xv = _mm256_loadu_ps(xp.add(pos + off));
+                        for (g, sg) in s.iter_mut().enumerate() {
+                            *sg = _mm256_fmadd_ps(_mm256_loadu_ps(gp.add((f0 + g) * ys + pos)), xv, *sg);
+                        }
+                        pos += L;
+                    }
+                    for (sg, &ob) in s.iter().zip(&obase) {
+                        let mut lanes = [0.0f32; L];
+                        _mm256_storeu_ps(lanes.as_mut_ptr(), *sg);
+                        acc[ob + (ky * k + kx) * ow] += lanes.iter().sum::<f32>();
+                    }
+                }
+            }
         }
     }
 }
