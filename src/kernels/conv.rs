@@ -65,11 +65,11 @@ fn spawn_or_run<'scope, F: FnOnce() + Send + 'scope>(sc: &'scope std::thread::Sc
 /// that a steady-state step allocates nothing.
 #[derive(Clone, Debug, Default)]
 pub struct ConvScratch<E> {
-    parts: Vec<[Vec<E>; 3]>,
+    parts: Vec<[Vec<E>; 4]>,
 }
 
 impl<E: Elem> ConvScratch<E> {
-    fn parts(&mut self, n: usize) -> &mut [[Vec<E>; 3]] {
+    fn parts(&mut self, n: usize) -> &mut [[Vec<E>; 4]] {
         if self.parts.len() < n {
             self.parts.resize_with(n, Default::default);
         }
@@ -284,7 +284,7 @@ pub fn backward_direct<E: Elem>(
         b[0].resize(acc_len, E::zero());
     }
     if parts == 1 {
-        let [acc, fw, _] = &mut bufs[0];
+        let [acc, fw, _, _] = &mut bufs[0];
         backward_direct_mv(d, x, w, dy, dx, acc, fw);
     } else {
         let per = d.n.div_ceil(parts);
@@ -303,7 +303,7 @@ pub fn backward_direct<E: Elem>(
                     }
                     None => None,
                 };
-                let [acc, fw, _] = buf;
+                let [acc, fw, _, _] = buf;
                 spawn_or_run(sc, i + 1 == parts, move || backward_direct_mv(&dd, xc, w, dyc, dxc, acc, fw));
             }
         });
@@ -485,13 +485,19 @@ fn backward_direct_body<E: Elem, const FMA: bool>(
 
 /// Writes the patches of sample `xs` (`(c, h, w)`) as the columns of `cols` (`c·k·k × oh·ow`).
 pub fn im2col<E: Elem>(d: &ConvDims, xs: &[E], cols: &mut [E]) {
+    im2col_at(d, xs, cols, d.oh() * d.ow(), 0)
+}
+
+/// [`im2col`] into columns `col0..col0 + oh·ow` of a matrix whose rows are `ld` long (several
+/// samples side by side).
+fn im2col_at<E: Elem>(d: &ConvDims, xs: &[E], cols: &mut [E], ld: usize, col0: usize) {
     let (oh, ow, k, s) = (d.oh(), d.ow(), d.k, d.stride);
     for ci in 0..d.c {
         for ky in 0..k {
             let (oy0, oy1) = d.valid(ky, d.h, oh);
             for kx in 0..k {
                 let (ox0, ox1) = d.valid(kx, d.w, ow);
-                let row = &mut cols[((ci * k + ky) * k + kx) * oh * ow..][..oh * ow];
+                let row = &mut cols[((ci * k + ky) * k + kx) * ld + col0..][..oh * ow];
                 row.fill(E::zero());
                 for oy in oy0..oy1 {
                     let iy = oy * s + ky - d.pad;
@@ -514,13 +520,18 @@ pub fn im2col<E: Elem>(d: &ConvDims, xs: &[E], cols: &mut [E]) {
 
 /// Adds the columns of `cols` back into the sample gradient `dxs` (the adjoint of [`im2col`]).
 pub fn col2im<E: Elem>(d: &ConvDims, cols: &[E], dxs: &mut [E]) {
+    col2im_at(d, cols, d.oh() * d.ow(), 0, dxs)
+}
+
+/// [`col2im`] from columns `col0..col0 + oh·ow` of a matrix whose rows are `ld` long.
+fn col2im_at<E: Elem>(d: &ConvDims, cols: &[E], ld: usize, col0: usize, dxs: &mut [E]) {
     let (oh, ow, k, s) = (d.oh(), d.ow(), d.k, d.stride);
     for ci in 0..d.c {
         for ky in 0..k {
             let (oy0, oy1) = d.valid(ky, d.h, oh);
             for kx in 0..k {
                 let (ox0, ox1) = d.valid(kx, d.w, ow);
-                let row = &cols[((ci * k + ky) * k + kx) * oh * ow..][..oh * ow];
+                let row = &cols[((ci * k + ky) * k + kx) * ld + col0..][..oh * ow];
                 for oy in oy0..oy1 {
                     let iy = oy * s + ky - d.pad;
                     let dxrow = &mut dxs[(ci * d.h + iy) * d.w..][..d.w];
@@ -553,29 +564,75 @@ pub fn forward_im2col<E: Elem>(
     let (xs, ys) = (d.c * d.h * d.w, d.f * q);
     let parts = super::split_batch(d.n, ys * p).max(1);
     let per = d.n.div_ceil(parts);
-    let run = |lo: usize, yc: &mut [E], cols: &mut Vec<E>| {
-        cols.resize(p * q, E::zero());
-        for (i, yn) in yc.chunks_exact_mut(ys).enumerate() {
-            im2col(d, &x[(lo + i) * xs..][..xs], cols);
-            gemm(d.f, q, p, w, Strides::row_major(p), cols, Strides::row_major(q), yn, Strides::row_major(q), false);
-            if let Some(b) = bias {
-                for (fi, row) in yn.chunks_exact_mut(q).enumerate() {
-                    for v in row {
-                        *v += b[fi];
+    // Samples per GEMM: small feature maps are batched side by side so that the product has enough
+    // columns for the 16-wide micro-kernel.
+    let nb = (512 / q.max(1)).clamp(1, per.max(1));
+    let run = |lo: usize, yc: &mut [E], buf: &mut [Vec<E>; 4]| {
+        let [cols, ytmp, _, _] = buf;
+        cols.resize(p * q * nb, E::zero());
+        ytmp.resize(d.f * q * nb, E::zero());
+        let n = yc.len() / ys.max(1);
+        let mut s0 = 0;
+        while s0 < n {
+            let m = nb.min(n - s0);
+            let ld = m * q;
+            for s in 0..m {
+                im2col_at(d, &x[(lo + s0 + s) * xs..][..xs], cols, ld, s * q);
+            }
+            if m == 1 {
+                let yn = &mut yc[s0 * ys..][..ys];
+                gemm(
+                    d.f,
+                    q,
+                    p,
+                    w,
+                    Strides::row_major(p),
+                    cols,
+                    Strides::row_major(q),
+                    yn,
+                    Strides::row_major(q),
+                    false,
+                );
+            } else {
+                gemm(
+                    d.f,
+                    ld,
+                    p,
+                    w,
+                    Strides::row_major(p),
+                    cols,
+                    Strides::row_major(ld),
+                    ytmp,
+                    Strides::row_major(ld),
+                    false,
+                );
+                for s in 0..m {
+                    for fi in 0..d.f {
+                        yc[(s0 + s) * ys + fi * q..][..q].copy_from_slice(&ytmp[fi * ld + s * q..][..q]);
                     }
                 }
             }
+            if let Some(b) = bias {
+                for yn in yc[s0 * ys..(s0 + m) * ys].chunks_exact_mut(ys) {
+                    for (fi, row) in yn.chunks_exact_mut(q).enumerate() {
+                        for v in row {
+                            *v += b[fi];
+                        }
+                    }
+                }
+            }
+            s0 += m;
         }
     };
     let bufs = scratch.parts(parts);
     if parts == 1 {
-        return run(0, &mut y[..d.n * ys], &mut bufs[0][0]);
+        return run(0, &mut y[..d.n * ys], &mut bufs[0]);
     }
     std::thread::scope(|sc| {
         for ((i, yc), buf) in y[..d.n * ys].chunks_mut(per * ys).enumerate().zip(bufs) {
             let run = &run;
             let last = (i + 1) * per >= d.n;
-            spawn_or_run(sc, last, move || run(i * per, yc, &mut buf[0]));
+            spawn_or_run(sc, last, move || run(i * per, yc, buf));
         }
     });
 }
@@ -605,48 +662,67 @@ pub fn backward_im2col<E: Elem>(
     }
     let parts = super::split_batch(d.n, ys * p * 2).max(1);
     let per = d.n.div_ceil(parts);
-    // One part: samples lo..lo+n, its dW partial sum in `dwp`.
-    let run = |lo: usize, n: usize, dxc: Option<&mut [E]>, buf: &mut [Vec<E>; 3]| {
-        let [cols, dcols, dwp] = buf;
-        cols.resize(p * q, E::zero());
-        dcols.resize(p * q, E::zero());
+    let nb = (512 / q.max(1)).clamp(1, per.max(1));
+    // One part: samples lo..lo+n, its dW partial sum in `dwp`; small maps are batched `nb` at a time.
+    let run = |lo: usize, n: usize, dxc: Option<&mut [E]>, buf: &mut [Vec<E>; 4]| {
+        let [cols, dcols, dwp, dyg] = buf;
+        cols.resize(p * q * nb, E::zero());
+        dcols.resize(p * q * nb, E::zero());
+        dyg.resize(d.f * q * nb, E::zero());
         dwp.resize(d.f * p, E::zero());
         dwp.fill(E::zero());
         let mut dxc = dxc;
-        for i in 0..n {
-            let dyn_ = &dy[(lo + i) * ys..][..ys];
-            im2col(d, &x[(lo + i) * xs..][..xs], cols);
-            // dW (f × p) += dY_n (f × q) · colsᵀ (q × p)
+        let mut s0 = 0;
+        while s0 < n {
+            let m = nb.min(n - s0);
+            let ld = m * q;
+            for s in 0..m {
+                im2col_at(d, &x[(lo + s0 + s) * xs..][..xs], cols, ld, s * q);
+            }
+            let g: &[E] = if m == 1 {
+                &dy[(lo + s0) * ys..][..ys]
+            } else {
+                for s in 0..m {
+                    for fi in 0..d.f {
+                        dyg[fi * ld + s * q..][..q].copy_from_slice(&dy[(lo + s0 + s) * ys + fi * q..][..q]);
+                    }
+                }
+                &dyg[..d.f * ld]
+            };
+            // dW (f × p) += dY (f × ld) · colsᵀ (ld × p)
             gemm(
                 d.f,
                 p,
-                q,
-                dyn_,
-                Strides::row_major(q),
+                ld,
+                g,
+                Strides::row_major(ld),
                 cols,
-                Strides::transposed(q),
+                Strides::transposed(ld),
                 dwp,
                 Strides::row_major(p),
                 true,
             );
             if let Some(dx) = dxc.as_deref_mut() {
-                // dcols (p × q) = Wᵀ (p × f) · dY_n (f × q)
+                // dcols (p × ld) = Wᵀ (p × f) · dY (f × ld)
                 gemm(
                     p,
-                    q,
+                    ld,
                     d.f,
                     w,
                     Strides::transposed(p),
-                    dyn_,
-                    Strides::row_major(q),
+                    g,
+                    Strides::row_major(ld),
                     dcols,
-                    Strides::row_major(q),
+                    Strides::row_major(ld),
                     false,
                 );
-                let dxs = &mut dx[i * xs..][..xs];
-                dxs.fill(E::zero());
-                col2im(d, dcols, dxs);
+                for s in 0..m {
+                    let dxs = &mut dx[(s0 + s) * xs..][..xs];
+                    dxs.fill(E::zero());
+                    col2im_at(d, dcols, ld, s * q, dxs);
+                }
             }
+            s0 += m;
         }
     };
     let bufs = scratch.parts(parts);
