@@ -313,12 +313,8 @@ impl<E: Elem> Default for RmsProp<E> {
 impl<E: Elem> Optimizer<E> for RmsProp<E> {
     fn step<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E) {
         let (rho, eps) = (self.decay, self.eps);
-        let one_minus = E::one() - rho;
         self.state.update(model, grads, &RMSPROP_KINDS, |w, dw, [c]| {
-            for ((w, &g), c) in w.iter_mut().zip(dw).zip(c.iter_mut()) {
-                *c = rho * *c + one_minus * g * g;
-                *w = *w - lr * g / (c.sqrt() + eps);
-            }
+            crate::kernels::rmsprop_update(w, dw, c, lr, rho, eps);
         });
     }
     fn name(&self) -> &'static str {
@@ -367,15 +363,8 @@ impl<E: Elem> Optimizer<E> for Adam<E> {
         let t = i32::try_from(t).unwrap_or(i32::MAX);
         let c1 = E::one() - b1.powi(t);
         let c2 = E::one() - b2.powi(t);
-        let (one_b1, one_b2) = (E::one() - b1, E::one() - b2);
         self.state.update(model, grads, &ADAM_KINDS, |w, dw, [m, v]| {
-            for (((w, &g), m), v) in w.iter_mut().zip(dw).zip(m.iter_mut()).zip(v.iter_mut()) {
-                *m = b1 * *m + one_b1 * g;
-                *v = b2 * *v + one_b2 * g * g;
-                let mt = *m / c1;
-                let vt = *v / c2;
-                *w = *w - lr * mt / (vt.sqrt() + eps);
-            }
+            crate::kernels::adam_update(w, dw, m, v, lr, b1, b2, eps, c1, c2);
         });
     }
     fn name(&self) -> &'static str {
