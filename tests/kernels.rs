@@ -115,3 +115,24 @@ fn f32_convolution_matches_f64() {
         }
     }
 }
+
+#[test]
+fn threaded_max_pool_equals_single_threaded() {
+    use shaped::kernels::pool::{self, PoolDims};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    for d in [
+        PoolDims { planes: 800, h: 22, w: 22, p: 2, stride: 2 },
+        PoolDims { planes: 640, h: 11, w: 11, p: 3, stride: 2 },
+    ] {
+        let x: Vec<f32> = (0..d.planes * d.h * d.w).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let run = |threads: usize| {
+            shaped::set_num_threads(threads);
+            let mut y = vec![0.0f32; d.planes * d.oh() * d.ow()];
+            let mut a = vec![0u32; y.len()];
+            pool::max_forward(&d, &x, &mut y, Some(&mut a));
+            shaped::set_num_threads(1);
+            (y, a)
+        };
+        assert_eq!(run(1), run(2));
+    }
+}

@@ -31,6 +31,37 @@ impl PoolDims {
 /// Max pooling; when `argmax` is given, records for each output the in-plane index of the first
 /// maximum of its window (row-major scan order).
 pub fn max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&mut [u32]>) {
+    let (xs, ys) = (d.h * d.w, d.oh() * d.ow());
+    let parts = super::split_batch(d.planes, xs * 4);
+    if parts <= 1 {
+        return max_forward_one(d, x, y, argmax);
+    }
+    // Planes are independent: split them over the kernel threads.
+    let per = d.planes.div_ceil(parts);
+    std::thread::scope(|sc| {
+        let mut arg_rest = argmax;
+        for (i, yc) in y[..d.planes * ys].chunks_mut(per * ys).enumerate() {
+            let n = yc.len() / ys;
+            let dd = PoolDims { planes: n, ..*d };
+            let xc = &x[i * per * xs..][..n * xs];
+            let ac = match arg_rest.take() {
+                Some(rest) => {
+                    let (head, tail) = rest.split_at_mut(n * ys);
+                    arg_rest = Some(tail);
+                    Some(head)
+                }
+                None => None,
+            };
+            if (i + 1) * per >= d.planes {
+                max_forward_one(&dd, xc, yc, ac);
+            } else {
+                sc.spawn(move || max_forward_one(&dd, xc, yc, ac));
+            }
+        }
+    });
+}
+
+fn max_forward_one<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&mut [u32]>) {
     match argmax {
         Some(a) if d.p == 2 && d.stride == 2 => max2_forward(d, x, y, a),
         a => max_forward_general(d, x, y, a),
