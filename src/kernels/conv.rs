@@ -51,15 +51,7 @@ impl ConvDims {
     }
 }
 
-/// Runs `f` on a new scoped thread, or on this one for the last part of a split (the caller would
-/// otherwise only wait).
-fn spawn_or_run<'scope, F: FnOnce() + Send + 'scope>(sc: &'scope std::thread::Scope<'scope, '_>, inline: bool, f: F) {
-    if inline {
-        f()
-    } else {
-        sc.spawn(f);
-    }
-}
+use crate::threads::spawn_or_run;
 
 /// Scratch buffers of the direct kernels, one pair per batch part (thread), kept across steps so
 /// that a steady-state step allocates nothing.
@@ -93,7 +85,7 @@ pub fn forward_direct<E: Elem>(
         return forward_direct_mv(d, x, w, bias, y, &mut scratch.parts(1)[0][0]);
     }
     let per = d.n.div_ceil(parts);
-    std::thread::scope(|sc| {
+    crate::threads::scope(|sc| {
         for ((i, yc), buf) in y[..d.n * ys].chunks_mut(per * ys).enumerate().zip(scratch.parts(parts)) {
             let n = yc.len() / ys.max(1);
             let dd = ConvDims { n, ..*d };
@@ -288,7 +280,7 @@ pub fn backward_direct<E: Elem>(
         backward_direct_mv(d, x, w, dy, dx, acc, fw);
     } else {
         let per = d.n.div_ceil(parts);
-        std::thread::scope(|sc| {
+        crate::threads::scope(|sc| {
             let mut dx_rest = dx;
             for (i, buf) in bufs.iter_mut().enumerate() {
                 let lo = (i * per).min(d.n);
@@ -628,7 +620,7 @@ pub fn forward_im2col<E: Elem>(
     if parts == 1 {
         return run(0, &mut y[..d.n * ys], &mut bufs[0]);
     }
-    std::thread::scope(|sc| {
+    crate::threads::scope(|sc| {
         for ((i, yc), buf) in y[..d.n * ys].chunks_mut(per * ys).enumerate().zip(bufs) {
             let run = &run;
             let last = (i + 1) * per >= d.n;
@@ -729,7 +721,7 @@ pub fn backward_im2col<E: Elem>(
     if parts == 1 {
         run(0, d.n, dx, &mut bufs[0]);
     } else {
-        std::thread::scope(|sc| {
+        crate::threads::scope(|sc| {
             let mut dx_rest = dx;
             for (i, buf) in bufs.iter_mut().enumerate() {
                 let lo = (i * per).min(d.n);

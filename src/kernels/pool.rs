@@ -38,7 +38,7 @@ pub fn max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&
     }
     // Planes are independent: split them over the kernel threads.
     let per = d.planes.div_ceil(parts);
-    std::thread::scope(|sc| {
+    crate::threads::scope(|sc| {
         let mut arg_rest = argmax;
         for (i, yc) in y[..d.planes * ys].chunks_mut(per * ys).enumerate() {
             let n = yc.len() / ys;
@@ -52,11 +52,8 @@ pub fn max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&
                 }
                 None => None,
             };
-            if (i + 1) * per >= d.planes {
-                max_forward_one(&dd, xc, yc, ac);
-            } else {
-                sc.spawn(move || max_forward_one(&dd, xc, yc, ac));
-            }
+            let last = (i + 1) * per >= d.planes;
+            crate::threads::spawn_or_run(sc, last, move || max_forward_one(&dd, xc, yc, ac));
         }
     });
 }
