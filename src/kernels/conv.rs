@@ -53,6 +53,24 @@ impl ConvDims {
 
 use crate::threads::spawn_or_run;
 
+/// `db[f] = Σ_{n, position} dy[n, f, position]`.
+fn bias_grad<E: Elem>(d: &ConvDims, dy: &[E], db: &mut [E]) {
+    let q = d.oh() * d.ow();
+    db.fill(E::zero());
+    for ni in 0..d.n {
+        for (fi, b) in db.iter_mut().enumerate() {
+            *b += dy[(ni * d.f + fi) * q..][..q].iter().copied().sum::<E>();
+        }
+    }
+}
+
+/// The first `len` elements of `rest` (which keeps the others), when there is a buffer at all.
+fn split_off<'a, E>(rest: &mut Option<&'a mut [E]>, len: usize) -> Option<&'a mut [E]> {
+    let (head, tail) = rest.take()?.split_at_mut(len);
+    *rest = Some(tail);
+    Some(head)
+}
+
 /// Scratch buffers of the direct kernels, one pair per batch part (thread), kept across steps so
 /// that a steady-state step allocates nothing.
 #[derive(Clone, Debug, Default)]
@@ -260,12 +278,7 @@ pub fn backward_direct<E: Elem>(
 ) {
     let (oh, ow) = (d.oh(), d.ow());
     if let Some(db) = db {
-        db.fill(E::zero());
-        for ni in 0..d.n {
-            for (fi, b) in db.iter_mut().enumerate() {
-                *b += dy[(ni * d.f + fi) * oh * ow..][..oh * ow].iter().copied().sum::<E>();
-            }
-        }
+        bias_grad(d, dy, db);
     }
     let (xs, ys) = (d.c * d.h * d.w, d.f * oh * ow);
     let acc_len = d.f * d.c * d.k * d.k * ow;
@@ -287,14 +300,7 @@ pub fn backward_direct<E: Elem>(
                 let n = per.min(d.n - lo);
                 let dd = ConvDims { n, ..*d };
                 let (xc, dyc) = (&x[lo * xs..][..n * xs], &dy[lo * ys..][..n * ys]);
-                let dxc = match dx_rest.take() {
-                    Some(rest) => {
-                        let (head, tail) = rest.split_at_mut(n * xs);
-                        dx_rest = Some(tail);
-                        Some(head)
-                    }
-                    None => None,
-                };
+                let dxc = split_off(&mut dx_rest, n * xs);
                 let [acc, fw, _, _] = buf;
                 spawn_or_run(sc, i + 1 == parts, move || backward_direct_mv(&dd, xc, w, dyc, dxc, acc, fw));
             }
@@ -645,12 +651,7 @@ pub fn backward_im2col<E: Elem>(
     let (p, q) = (d.patch(), d.oh() * d.ow());
     let (xs, ys) = (d.c * d.h * d.w, d.f * q);
     if let Some(db) = db {
-        db.fill(E::zero());
-        for ni in 0..d.n {
-            for (fi, b) in db.iter_mut().enumerate() {
-                *b += dy[(ni * d.f + fi) * q..][..q].iter().copied().sum::<E>();
-            }
-        }
+        bias_grad(d, dy, db);
     }
     let parts = super::split_batch(d.n, ys * p * 2).max(1);
     let per = d.n.div_ceil(parts);
@@ -726,14 +727,7 @@ pub fn backward_im2col<E: Elem>(
             for (i, buf) in bufs.iter_mut().enumerate() {
                 let lo = (i * per).min(d.n);
                 let n = per.min(d.n - lo);
-                let dxc = match dx_rest.take() {
-                    Some(rest) => {
-                        let (head, tail) = rest.split_at_mut(n * xs);
-                        dx_rest = Some(tail);
-                        Some(head)
-                    }
-                    None => None,
-                };
+                let dxc = split_off(&mut dx_rest, n * xs);
                 let run = &run;
                 spawn_or_run(sc, i + 1 == parts, move || run(lo, n, dxc, buf));
             }
