@@ -30,9 +30,10 @@ use crate::data::{Dataset, shuffle_order};
 use crate::error::{Error, Result};
 use crate::io::{self, ExtraTensor};
 use crate::layer::{Layer, Module, Path, mix_seed};
-use crate::loss::{Loss, add_l2_grad, l2_penalty};
-use crate::optim::{AnyOptimizer, Optimizer, UpdateRule};
+use crate::loss::Loss;
+use crate::optim::{AnyOptimizer, UpdateRule};
 use crate::shape::{Dyn, Shape};
+use crate::step::TrainStep;
 use crate::tensor::Tensor;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -225,22 +226,17 @@ impl Solver {
         if train.is_empty() {
             return Err(Error::Training("the training set is empty".into()));
         }
-        let mut opt = AnyOptimizer::<f32>::new(self.rule);
         let bs = self.batch_size.min(train.len());
+        // The step's buffers (batch, outputs, cache, gradients, optimizer state) live as long as the run.
+        let mut step = TrainStep::<S, M>::new(self.rule, self.reg, bs);
         let mut best: Vec<f32> = Vec::new();
         let mut hist = History { best_val_acc: -1.0, ..History::default() };
         let mut done = 0usize;
         if let Some(p) = &self.resume {
-            let r = self.load_resume(model, &mut opt, p, train.len())?;
+            let r = self.load_resume(model, step.optimizer_mut(), p, train.len())?;
             (hist, best, done) = (r.hist, r.best, r.epoch);
         }
         let last_path = self.last_checkpoint_file();
-        let mut x = Tensor::<S, f32>::zeros(Dyn(bs));
-        let mut labels = vec![0usize; bs];
-        let mut y = Tensor::<M::Out, f32>::zeros(Dyn(bs));
-        let mut dy = Tensor::<M::Out, f32>::zeros(Dyn(bs));
-        let mut cache = M::Cache::default();
-        let mut grads = M::zeros();
         let mut order = Vec::with_capacity(train.len());
         let sample_idx: Vec<usize> = if train.len() > self.train_sample {
             let mut o = Vec::new();
@@ -260,7 +256,6 @@ impl Solver {
         for _ in 0..done {
             lr *= self.lr_decay;
         }
-        let reg = self.reg;
         for epoch in done + 1..=self.epochs {
             let t_epoch = Instant::now();
             let epoch_seed = mix_seed(self.seed, epoch as u64);
@@ -269,33 +264,24 @@ impl Solver {
             let bar = self.progress_bar(steps_per_epoch as u64, epoch);
             let mut epoch_loss = 0.0f64;
             let mut epoch_train_secs = 0.0f64;
-            for (step, chunk) in order.chunks(bs).enumerate() {
+            for (step_no, chunk) in order.chunks(bs).enumerate() {
                 let t0 = Instant::now();
                 let b = chunk.len();
-                x.set_batch(Dyn(b));
-                labels.resize(b, 0);
-                train.gather_into(chunk, x.as_mut_slice(), &mut labels);
-                model.forward_train(&x, &mut y, &mut cache);
-                let mut l = loss.loss(&y, &labels, &mut dy)?;
-                if reg != 0.0 {
-                    l += l2_penalty(model, reg);
-                }
-                if !l.is_finite() {
-                    if let Some(b) = &bar {
-                        b.abandon();
+                let l = match step.step(model, loss, train, chunk, lr) {
+                    Ok(l) => l,
+                    Err(Error::Training(what)) => {
+                        if let Some(b) = &bar {
+                            b.abandon();
+                        }
+                        return Err(self.diverged(
+                            format!("{what} at epoch {epoch}, step {} of {steps_per_epoch}", step_no + 1),
+                            lr,
+                            epoch - 1,
+                            last_path.as_deref(),
+                        ));
                     }
-                    return Err(self.diverged(
-                        format!("the loss became {l} at epoch {epoch}, step {} of {steps_per_epoch}", step + 1),
-                        lr,
-                        epoch - 1,
-                        last_path.as_deref(),
-                    ));
-                }
-                model.backward(&x, &y, &dy, &mut cache, None, &mut grads);
-                if reg != 0.0 {
-                    add_l2_grad(model, &mut grads, reg);
-                }
-                opt.step(model, &grads, lr);
+                    Err(e) => return Err(e),
+                };
                 epoch_train_secs += t0.elapsed().as_secs_f64();
                 hist.train_samples += b;
                 hist.loss.push(l);
@@ -352,7 +338,7 @@ impl Solver {
                     .map_err(|e| Error::io(&*p, e))?;
             }
             if let Some(p) = &last_path {
-                self.save_resume(model, &opt, &hist, &best, epoch, train.len(), p)?;
+                self.save_resume(model, step.optimizer(), &hist, &best, epoch, train.len(), p)?;
             }
             lr *= self.lr_decay;
         }
