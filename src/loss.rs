@@ -114,8 +114,9 @@ fn softmax_rows<E: Elem>(scores: &[E], c: usize, labels: &[usize], dscores: &mut
 pub trait ClassesMatch<Expected> {}
 impl<const N: usize> ClassesMatch<Const<N>> for Const<N> {}
 
-/// A loss over model outputs of shape `S`, as the solver uses it.
-pub trait Loss<S: Shape, E: Elem> {
+/// A loss over model outputs of shape `S`, as the solver uses it (`Sync`: a training step may run
+/// on a kernel thread).
+pub trait Loss<S: Shape, E: Elem>: Sync {
     /// The mean loss over the batch; writes `dL/dscores` into `dscores`.
     fn loss(&self, scores: &Tensor<S, E>, labels: &[usize], dscores: &mut Tensor<S, E>) -> Result<E>;
     /// The predicted class of each batch entry, appended to `out`.

@@ -20,6 +20,9 @@ pub struct TrainStep<S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
     grads: M,
     opt: AnyOptimizer<f32>,
     reg: f32,
+    /// Whether a step of this model split work over the kernel threads (then the whole step runs on
+    /// a kernel thread; a model too small to split stays on the caller's thread).
+    splits: bool,
 }
 
 impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
@@ -34,6 +37,7 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
             grads: M::zeros(),
             opt: AnyOptimizer::new(rule),
             reg,
+            splits: false,
         }
     }
 
@@ -51,6 +55,25 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     /// the loss (data loss + L2 penalty). A non-finite loss is an error and leaves the parameters
     /// unchanged.
     pub fn step<L: Loss<M::Out, f32>>(
+        &mut self,
+        model: &mut M,
+        loss: &L,
+        data: &Dataset,
+        batch: &[usize],
+        lr: f32,
+    ) -> Result<f32> {
+        if self.splits {
+            // On a kernel thread, so that every kernel's split of the batch starts without a
+            // hand-over from (and back to) the caller's thread.
+            return crate::threads::install(|| self.step_here(model, loss, data, batch, lr));
+        }
+        let before = crate::threads::splits();
+        let l = self.step_here(model, loss, data, batch, lr);
+        self.splits = crate::threads::splits() != before;
+        l
+    }
+
+    fn step_here<L: Loss<M::Out, f32>>(
         &mut self,
         model: &mut M,
         loss: &L,

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);
+static SPLITS: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets the number of threads the kernels may use (at least 1). Kernels split the batch across
 /// them where a layer's work is large enough to pay for it.
@@ -44,6 +45,7 @@ pub(crate) fn scope<'scope, F>(f: F)
 where
     F: FnOnce(&rayon::Scope<'scope>) + Send,
 {
+    SPLITS.fetch_add(1, Ordering::Relaxed);
     pool().scope(f)
 }
 
@@ -58,4 +60,17 @@ where
     } else {
         sc.spawn(move |_| f());
     }
+}
+
+/// How many times kernels have split work over the kernel threads so far (in any thread).
+pub(crate) fn splits() -> usize {
+    SPLITS.load(Ordering::Relaxed)
+}
+
+/// Runs `f` on one of the kernel threads, so that the kernels it calls split their work with the
+/// other kernel threads directly (without handing each split over from, and back to, a thread
+/// outside the pool, which costs a sleep and a wake-up per kernel call). A training step or a whole
+/// epoch is a good unit. With one kernel thread, `f` runs right here.
+pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if num_threads() <= 1 { f() } else { pool().install(f) }
 }

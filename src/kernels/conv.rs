@@ -59,7 +59,7 @@ fn bias_grad<E: Elem>(d: &ConvDims, dy: &[E], db: &mut [E]) {
     db.fill(E::zero());
     for ni in 0..d.n {
         for (fi, b) in db.iter_mut().enumerate() {
-            *b += dy[(ni * d.f + fi) * q..][..q].iter().copied().sum::<E>();
+            *b += super::sum_lanes(&dy[(ni * d.f + fi) * q..][..q]);
         }
     }
 }

@@ -235,14 +235,14 @@ pub(crate) use multiversion;
 
 /// Into how many parts to split a batch of `n` samples whose per-sample work is about `work`
 /// multiply-adds: one part per kernel thread, but only when each part has enough work to pay for a
-/// thread (about 200 µs).
+/// thread (about 40 µs: the parts start on pool threads that are already running).
 pub(crate) fn split_batch(n: usize, work_per_sample: usize) -> usize {
     let t = crate::threads::num_threads();
     if t <= 1 || n < 2 {
         return 1;
     }
     let total = n.saturating_mul(work_per_sample);
-    if total < 2_000_000 { 1 } else { t.min(n) }
+    if total < 400_000 { 1 } else { t.min(n) }
 }
 
 multiversion! {

@@ -32,7 +32,7 @@ impl PoolDims {
 /// maximum of its window (row-major scan order).
 pub fn max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&mut [u32]>) {
     let (xs, ys) = (d.h * d.w, d.oh() * d.ow());
-    let parts = super::split_batch(d.planes, xs * 4);
+    let parts = super::split_batch(d.planes, xs * 8);
     if parts <= 1 {
         return max_forward_one(d, x, y, argmax);
     }
@@ -128,8 +128,27 @@ pub fn max_forward_general<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], mut argm
 /// Backward: each output gradient goes to the first maximum of its window; overlapping windows
 /// accumulate.
 pub fn max_backward<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], dx: &mut [E]) {
+    let (xs, q) = (d.h * d.w, d.oh() * d.ow());
+    let parts = super::split_batch(d.planes, xs * 8);
+    if parts <= 1 {
+        return max_backward_one(d, dy, argmax, dx);
+    }
+    // Planes are independent: split them over the kernel threads.
+    let per = d.planes.div_ceil(parts);
+    crate::threads::scope(|sc| {
+        for (i, dxc) in dx[..d.planes * xs].chunks_mut(per * xs).enumerate() {
+            let n = dxc.len() / xs;
+            let dd = PoolDims { planes: n, ..*d };
+            let (dyc, ac) = (&dy[i * per * q..][..n * q], &argmax[i * per * q..][..n * q]);
+            let last = (i + 1) * per >= d.planes;
+            crate::threads::spawn_or_run(sc, last, move || max_backward_one(&dd, dyc, ac, dxc));
+        }
+    });
+}
+
+fn max_backward_one<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], dx: &mut [E]) {
     let q = d.oh() * d.ow();
-    dx.fill(E::zero());
+    dx[..d.planes * d.h * d.w].fill(E::zero());
     for pl in 0..d.planes {
         let dxp = &mut dx[pl * d.h * d.w..][..d.h * d.w];
         for (g, &i) in dy[pl * q..][..q].iter().zip(&argmax[pl * q..][..q]) {
