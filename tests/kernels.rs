@@ -19,8 +19,18 @@ fn naive(m: usize, n: usize, k: usize, a: &[f64], sa: Strides, b: &[f64], sb: St
 #[test]
 fn gemm_matches_naive_on_every_layout() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-    let shapes =
-        [(1, 1, 1), (3, 5, 7), (4, 16, 20), (50, 32, 20), (7, 17, 300), (100, 10, 784), (13, 33, 513), (64, 1, 9)];
+    let shapes = [
+        (1, 1, 1),
+        (3, 5, 7),
+        (4, 16, 20),
+        (50, 32, 20),
+        (7, 17, 300),
+        (100, 10, 784),
+        (13, 33, 513),
+        (64, 1, 9),
+        (11, 48, 600),
+        (5, 16, 0),
+    ];
     for &(m, n, k) in &shapes {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             for accumulate in [false, true] {
@@ -45,8 +55,19 @@ fn gemm_matches_naive_on_every_layout() {
                 for i in 0..m {
                     for j in 0..n {
                         let got = ct[j * m + i] as f64;
-                        assert!((got - want[i * n + j]).abs() < 1e-4 * (k as f64).sqrt(), "f32 {m}x{n}x{k} [{i},{j}]");
+                        assert!(
+                            (got - want[i * n + j]).abs() < 1e-4 * (k.max(1) as f64).sqrt(),
+                            "f32 {m}x{n}x{k} [{i},{j}]"
+                        );
                     }
+                }
+                // f32, row-major destination (the in-place tile stores), overwriting or adding
+                let mut cr: Vec<f32> = init.iter().map(|&v| v as f32).collect();
+                gemm(m, n, k, &a32, sa, &b32, sb, &mut cr, Strides::row_major(n), accumulate);
+                for i in 0..m * n {
+                    let w = want[i] + if accumulate { init[i] } else { 0.0 };
+                    let tol = 1e-4 * (k.max(1) as f64).sqrt();
+                    assert!((cr[i] as f64 - w).abs() < tol, "f32 {m}x{n}x{k} ta={ta} tb={tb} acc={accumulate} [{i}]");
                 }
             }
         }

@@ -9,7 +9,7 @@
 use super::{Elem, Strides, fmadd, multiversion};
 use std::cell::RefCell;
 
-/// Rows of the micro-tile (12 accumulator registers of `f32` at NR = 16; a 4-row kernel takes
+/// Rows of the micro-tile (12 accumulator registers of `f32` at NR = 16; tiles of 1–5 rows take
 /// the remainder).
 const MR: usize = 6;
 /// Columns of the micro-tile (two AVX registers of `f32`).
@@ -99,130 +99,229 @@ fn gemm_body<E: Elem, const FMA: bool>(
     accumulate: bool,
     panel: &mut [E],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if FMA && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
+        let (a, b, c, panel) = (as_f32(a), as_f32(b), as_f32_mut(c), as_f32_mut(panel));
+        // SAFETY: FMA is only true inside the AVX2+FMA version of `gemm_mv`.
+        return unsafe { gemm_f32_avx2(m, n, k, a, sa, b, sb, c, sc, accumulate, panel) };
+    }
     for j0 in (0..n).step_by(NR) {
         let nc = NR.min(n - j0);
         for p0 in (0..k).step_by(KC) {
             let kc = KC.min(k - p0);
-            // Pack B[p0..p0+kc, j0..j0+nc] as kc rows of NR (zero-padded), reading B along its
-            // unit-stride direction (rows for row-major B, columns for a transposed view).
-            if sb.cs == 1 || sb.rs != 1 {
-                for p in 0..kc {
-                    let row = &mut panel[p * NR..(p + 1) * NR];
-                    let base = (p0 + p) * sb.rs + j0 * sb.cs;
-                    if sb.cs == 1 {
-                        for (v, &x) in row[..nc].iter_mut().zip(&b[base..base + nc]) {
-                            *v = x;
-                        }
-                    } else {
-                        for (j, v) in row[..nc].iter_mut().enumerate() {
-                            *v = b[base + j * sb.cs];
-                        }
-                    }
-                    row[nc..].fill(E::zero());
-                }
-            } else {
-                for j in 0..NR {
-                    if j < nc {
-                        let col = &b[p0 + (j0 + j) * sb.cs..][..kc];
-                        for (p, &x) in col.iter().enumerate() {
-                            panel[p * NR + j] = x;
-                        }
-                    } else {
-                        for p in 0..kc {
-                            panel[p * NR + j] = E::zero();
-                        }
-                    }
-                }
-            }
+            pack_b(b, sb, p0, kc, j0, nc, panel);
             let first = p0 == 0 && !accumulate;
             let mut i0 = 0;
             while i0 < m {
                 let mr = MR.min(m - i0);
                 let mut acc = [[E::zero(); NR]; MR];
-                #[cfg(target_arch = "x86_64")]
-                // Rows this tile runs through the AVX2 f32 kernel: MR, or 4 for a remainder of 4–5.
-                let rows = if mr == MR {
-                    MR
-                } else if mr >= 4 {
-                    4
-                } else {
-                    0
-                };
-                let done = FMA && rows > 0 && {
-                    if let Some(acc32) = (&mut acc as &mut dyn core::any::Any).downcast_mut::<[[f32; NR]; MR]>() {
-                        let a32 = as_f32(a);
-                        let p32 = as_f32(&panel[..kc * NR]);
-                        let need = (i0 + rows - 1) * sa.rs + (p0 + kc - 1) * sa.cs;
-                        assert!(need < a32.len(), "gemm: lhs too short");
-                        let at = &a32[i0 * sa.rs + p0 * sa.cs..];
-                        // SAFETY: FMA is only true inside the AVX2+FMA version; the assert above bounds
-                        // every element of A the kernel reads, the panel holds kc rows of NR.
-                        unsafe {
-                            if rows == MR {
-                                ukernel_f32::<MR>(kc, at, sa.rs, sa.cs, p32, acc32)
-                            } else {
-                                ukernel_f32::<4>(kc, at, sa.rs, sa.cs, p32, acc32)
-                            }
-                        };
-                        rows == mr
-                    } else {
-                        false
-                    }
-                };
-                // A remainder of 5 rows: the kernel did 4, the last row goes through the loop below.
-                let skip =
-                    if FMA && rows == 4 && mr > 4 && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
-                        4
-                    } else {
-                        0
-                    };
-                #[cfg(not(target_arch = "x86_64"))]
-                let done = false;
-                if done {
-                } else if mr == MR {
-                    for p in 0..kc {
-                        let brow: &[E; NR] = panel[p * NR..(p + 1) * NR].try_into().expect("NR wide");
-                        let ap = (p0 + p) * sa.cs;
-                        for r in 0..MR {
-                            let av = a[(i0 + r) * sa.rs + ap];
-                            for j in 0..NR {
-                                acc[r][j] = fmadd::<E, FMA>(av, brow[j], acc[r][j]);
-                            }
-                        }
-                    }
-                } else {
-                    for p in 0..kc {
-                        let brow: &[E; NR] = panel[p * NR..(p + 1) * NR].try_into().expect("NR wide");
-                        let ap = (p0 + p) * sa.cs;
-                        for r in skip..mr {
-                            let av = a[(i0 + r) * sa.rs + ap];
-                            for j in 0..NR {
-                                acc[r][j] = fmadd::<E, FMA>(av, brow[j], acc[r][j]);
-                            }
+                for p in 0..kc {
+                    let brow: &[E; NR] = panel[p * NR..(p + 1) * NR].try_into().expect("NR wide");
+                    let ap = (p0 + p) * sa.cs;
+                    for (r, accr) in acc.iter_mut().enumerate().take(mr) {
+                        let av = a[(i0 + r) * sa.rs + ap];
+                        for j in 0..NR {
+                            accr[j] = fmadd::<E, FMA>(av, brow[j], accr[j]);
                         }
                     }
                 }
-                for (r, accr) in acc.iter().enumerate().take(mr) {
-                    let base = (i0 + r) * sc.rs + j0 * sc.cs;
-                    if sc.cs == 1 {
-                        let dst = &mut c[base..base + nc];
-                        if first {
-                            for (d, &v) in dst.iter_mut().zip(accr) {
-                                *d = v;
-                            }
-                        } else {
-                            for (d, &v) in dst.iter_mut().zip(accr) {
-                                *d += v;
-                            }
-                        }
-                    } else {
-                        for (j, &v) in accr.iter().enumerate().take(nc) {
-                            let d = &mut c[base + j * sc.cs];
-                            *d = if first { v } else { *d + v };
-                        }
-                    }
+                store_tile(&acc, mr, nc, c, (i0 * sc.rs + j0 * sc.cs, sc), first);
+                i0 += MR;
+            }
+        }
+    }
+    if k == 0 && !accumulate {
+        for i in 0..m {
+            for j in 0..n {
+                c[i * sc.rs + j * sc.cs] = E::zero();
+            }
+        }
+    }
+}
+
+/// Packs `B[p0..p0+kc, j0..j0+nc]` as `kc` rows of `NR` (zero-padded), reading `B` along its
+/// unit-stride direction (rows for row-major `B`, columns for a transposed view).
+#[inline(always)]
+fn pack_b<E: Elem>(b: &[E], sb: Strides, p0: usize, kc: usize, j0: usize, nc: usize, panel: &mut [E]) {
+    if sb.cs == 1 || sb.rs != 1 {
+        for p in 0..kc {
+            let row = &mut panel[p * NR..(p + 1) * NR];
+            let base = (p0 + p) * sb.rs + j0 * sb.cs;
+            for (j, v) in row[..nc].iter_mut().enumerate() {
+                *v = b[base + j * sb.cs];
+            }
+            row[nc..].fill(E::zero());
+        }
+    } else {
+        for j in 0..NR {
+            if j < nc {
+                let col = &b[p0 + (j0 + j) * sb.cs..][..kc];
+                for (p, &x) in col.iter().enumerate() {
+                    panel[p * NR + j] = x;
+                }
+            } else {
+                for p in 0..kc {
+                    panel[p * NR + j] = E::zero();
+                }
+            }
+        }
+    }
+}
+
+/// Writes (`first`) or adds the `mr × nc` corner of a tile into `C` at `(offset, strides)`.
+#[inline(always)]
+fn store_tile<E: Elem>(acc: &[[E; NR]; MR], mr: usize, nc: usize, c: &mut [E], at: (usize, Strides), first: bool) {
+    let (base, sc) = at;
+    for (r, accr) in acc.iter().enumerate().take(mr) {
+        for (j, &v) in accr.iter().enumerate().take(nc) {
+            let d = &mut c[base + r * sc.rs + j * sc.cs];
+            *d = if first { v } else { *d + v };
+        }
+    }
+}
+
+/// The f32 GEMM with AVX2 and FMA: `R × 16` register tiles for every row count `R` ≤ `MR`; `B` read
+/// in place when its rows are unit-stride and a block is a full 16 columns wide (packed otherwise,
+/// into `panel`); tiles written straight into `C` when its rows are unit-stride (through a small
+/// buffer otherwise). Small products, where packing and copying would cost more than the
+/// arithmetic, are the reason for the in-place paths.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA. (Every slice is bounds-checked against its view here.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_f32_avx2(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    sa: Strides,
+    b: &[f32],
+    sb: Strides,
+    c: &mut [f32],
+    sc: Strides,
+    accumulate: bool,
+    panel: &mut [f32],
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(sc.required_len(m, n) <= c.len(), "gemm: output too short");
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    c[i * sc.rs + j * sc.cs] = 0.0;
+                }
+            }
+        }
+        return;
+    }
+    assert!(sa.required_len(m, k) <= a.len(), "gemm: lhs too short");
+    assert!(sb.required_len(k, n) <= b.len(), "gemm: rhs too short");
+    assert!(panel.len() >= KC * NR, "gemm: panel too short");
+    for j0 in (0..n).step_by(NR) {
+        let nc = NR.min(n - j0);
+        for p0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - p0);
+            let in_place = sb.cs == 1 && nc == NR;
+            let (bp, bs) = if in_place {
+                // SAFETY: rows p0..p0+kc, columns j0..j0+16 of B are in bounds (asserted above).
+                (unsafe { b.as_ptr().add(p0 * sb.rs + j0) }, sb.rs)
+            } else {
+                pack_b(b, sb, p0, kc, j0, nc, panel);
+                (panel.as_ptr(), NR)
+            };
+            let first = p0 == 0 && !accumulate;
+            let direct = sc.cs == 1 && nc == NR;
+            let mut i0 = 0;
+            while i0 < m {
+                let mr = MR.min(m - i0);
+                // SAFETY: rows i0..i0+mr, columns p0..p0+kc of A are in bounds (asserted above).
+                let ap = unsafe { a.as_ptr().add(i0 * sa.rs + p0 * sa.cs) };
+                let t = Tile { kc, a: ap, rs: sa.rs, cs: sa.cs, b: bp, bs };
+                if direct {
+                    // SAFETY: rows i0..i0+mr, columns j0..j0+16 of C are in bounds (asserted above);
+                    // the tile reads only the A rows and B block checked above.
+                    unsafe { t.run(mr, c.as_mut_ptr().add(i0 * sc.rs + j0), sc.rs, !first) };
+                } else {
+                    let mut acc = [[0.0f32; NR]; MR];
+                    // SAFETY: `acc` holds MR rows of NR; A and B as above.
+                    unsafe { t.run(mr, acc.as_mut_ptr() as *mut f32, NR, false) };
+                    store_tile(&acc, mr, nc, c, (i0 * sc.rs + j0 * sc.cs, sc), first);
                 }
                 i0 += MR;
+            }
+        }
+    }
+}
+
+/// One `R × 16` register tile of the f32 kernel: `A` rows from `a` (row stride `rs`, column stride
+/// `cs`, `kc` columns), `B` as `kc` rows of 16 from `b` with row stride `bs`.
+#[cfg(target_arch = "x86_64")]
+struct Tile {
+    kc: usize,
+    a: *const f32,
+    rs: usize,
+    cs: usize,
+    b: *const f32,
+    bs: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Tile {
+    /// Writes (or, with `add`, adds) `mr` rows of 16 into `out` (row stride `os`).
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `a`, `b` hold the elements described on [`Tile`] for `mr` rows; `out` holds
+    /// `mr` rows of 16 at stride `os`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn run(&self, mr: usize, out: *mut f32, os: usize, add: bool) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match mr {
+                6 => self.rows::<6>(out, os, add),
+                5 => self.rows::<5>(out, os, add),
+                4 => self.rows::<4>(out, os, add),
+                3 => self.rows::<3>(out, os, add),
+                2 => self.rows::<2>(out, os, add),
+                _ => self.rows::<1>(out, os, add),
+            }
+        }
+    }
+
+    /// The `R × 16` micro-kernel, its `2R` accumulators in registers.
+    ///
+    /// # Safety
+    /// As for [`Tile::run`] with `mr = R`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn rows<const R: usize>(&self, out: *mut f32, os: usize, add: bool) {
+        use core::arch::x86_64::*;
+        // SAFETY: the caller guarantees the bounds; unaligned loads and stores.
+        unsafe {
+            let mut c0 = [_mm256_setzero_ps(); R];
+            let mut c1 = [_mm256_setzero_ps(); R];
+            for p in 0..self.kc {
+                let bp = self.b.add(p * self.bs);
+                let (b0, b1) = (_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8)));
+                let ap = self.a.add(p * self.cs);
+                for r in 0..R {
+                    let av = _mm256_set1_ps(*ap.add(r * self.rs));
+                    c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+                    c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+                }
+            }
+            for r in 0..R {
+                let o = out.add(r * os);
+                if add {
+                    c0[r] = _mm256_add_ps(c0[r], _mm256_loadu_ps(o));
+                    c1[r] = _mm256_add_ps(c1[r], _mm256_loadu_ps(o.add(8)));
+                }
+                _mm256_storeu_ps(o, c0[r]);
+                _mm256_storeu_ps(o.add(8), c1[r]);
             }
         }
     }
@@ -235,41 +334,9 @@ fn as_f32<E: Elem>(a: &[E]) -> &[f32] {
     unsafe { core::slice::from_raw_parts(a.as_ptr() as *const f32, a.len()) }
 }
 
-/// The `R × 16` f32 micro-kernel with AVX2 and FMA: `acc[..R] = A[0..R, 0..kc] · panel[0..kc, 0..16]`,
-/// the `2R` accumulators in registers.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA; `a` must hold element `(R−1)·rs + (kc−1)·cs`; `panel` `kc·16`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn ukernel_f32<const R: usize>(
-    kc: usize,
-    a: &[f32],
-    rs: usize,
-    cs: usize,
-    panel: &[f32],
-    acc: &mut [[f32; NR]; MR],
-) {
-    use core::arch::x86_64::*;
-    debug_assert!(R <= MR && panel.len() >= kc * NR && (kc == 0 || a.len() > (R - 1) * rs + (kc - 1) * cs));
-    let (pa, pb) = (a.as_ptr(), panel.as_ptr());
-    // SAFETY: the caller guarantees the bounds above; unaligned loads and stores.
-    unsafe {
-        let mut c0 = [_mm256_setzero_ps(); R];
-        let mut c1 = [_mm256_setzero_ps(); R];
-        for p in 0..kc {
-            let b0 = _mm256_loadu_ps(pb.add(p * NR));
-            let b1 = _mm256_loadu_ps(pb.add(p * NR + 8));
-            let ap = pa.add(p * cs);
-            for r in 0..R {
-                let av = _mm256_set1_ps(*ap.add(r * rs));
-                c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
-                c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
-            }
-        }
-        for r in 0..R {
-            _mm256_storeu_ps(acc[r].as_mut_ptr(), c0[r]);
-            _mm256_storeu_ps(acc[r].as_mut_ptr().add(8), c1[r]);
-        }
-    }
+/// `a` as `&mut [f32]` when `E` is `f32`.
+fn as_f32_mut<E: Elem>(a: &mut [E]) -> &mut [f32] {
+    assert_eq!(core::any::TypeId::of::<E>(), core::any::TypeId::of::<f32>());
+    // SAFETY: E is f32 (asserted just above).
+    unsafe { core::slice::from_raw_parts_mut(a.as_mut_ptr() as *mut f32, a.len()) }
 }

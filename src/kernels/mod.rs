@@ -342,9 +342,19 @@ fn adam_body<E: Elem, const FMA: bool>(
     }
 }
 
-/// `y[i, :] += b` for every row `i` of the row-major `y` (`b.len()` columns).
-#[inline]
-pub fn add_row_bias<E: Elem>(y: &mut [E], b: &[E]) {
+multiversion! {
+    /// `y[i, j] += b[j]` over the rows of the row-major `y`.
+    pub fn add_row_bias<E: Elem>(y: &mut [E], b: &[E]) => add_row_bias_body
+}
+
+#[inline(always)]
+fn add_row_bias_body<E: Elem, const FMA: bool>(y: &mut [E], b: &[E]) {
+    if let [bias] = b {
+        for v in y.iter_mut() {
+            *v += *bias;
+        }
+        return;
+    }
     for row in y.chunks_exact_mut(b.len()) {
         for (v, &bi) in row.iter_mut().zip(b) {
             *v += bi;
@@ -352,13 +362,45 @@ pub fn add_row_bias<E: Elem>(y: &mut [E], b: &[E]) {
     }
 }
 
-/// `db[j] = Σ_i dy[i, j]` over the rows of the row-major `dy`.
-#[inline]
-pub fn sum_rows<E: Elem>(dy: &[E], db: &mut [E]) {
+multiversion! {
+    /// `db[j] = Σ_i dy[i, j]` over the rows of the row-major `dy`.
+    pub fn sum_rows<E: Elem>(dy: &[E], db: &mut [E]) => sum_rows_body
+}
+
+#[inline(always)]
+fn sum_rows_body<E: Elem, const FMA: bool>(dy: &[E], db: &mut [E]) {
+    if let [d] = db {
+        *d = sum_lanes(dy);
+        return;
+    }
     db.fill(E::zero());
     for row in dy.chunks_exact(db.len()) {
         for (d, &v) in db.iter_mut().zip(row) {
             *d += v;
         }
+    }
+}
+
+multiversion! {
+    /// `y = max(x, 0)` elementwise.
+    pub fn relu_forward<E: Elem>(x: &[E], y: &mut [E]) => relu_forward_body
+}
+
+#[inline(always)]
+fn relu_forward_body<E: Elem, const FMA: bool>(x: &[E], y: &mut [E]) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = if v > E::zero() { v } else { E::zero() };
+    }
+}
+
+multiversion! {
+    /// `dx = dy` where `x > 0`, else 0, elementwise.
+    pub fn relu_backward<E: Elem>(x: &[E], dy: &[E], dx: &mut [E]) => relu_backward_body
+}
+
+#[inline(always)]
+fn relu_backward_body<E: Elem, const FMA: bool>(x: &[E], dy: &[E], dx: &mut [E]) {
+    for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
+        *d = if v > E::zero() { g } else { E::zero() };
     }
 }

@@ -31,9 +31,7 @@ impl<S: Shape, E: Elem> Layer<S, E> for ReLU {
 
     fn forward(&self, x: &Tensor<S, E>, y: &mut Tensor<S, E>) {
         y.set_batch(x.batch());
-        for (o, &v) in y.as_mut_slice().iter_mut().zip(x.as_slice()) {
-            *o = if v > E::zero() { v } else { E::zero() };
-        }
+        crate::kernels::relu_forward(x.as_slice(), y.as_mut_slice());
     }
 
     fn forward_train(&mut self, x: &Tensor<S, E>, y: &mut Tensor<S, E>, _: &mut ()) {
@@ -51,9 +49,7 @@ impl<S: Shape, E: Elem> Layer<S, E> for ReLU {
     ) {
         if let Some(dx) = dx {
             dx.set_batch(x.batch());
-            for ((d, &g), &v) in dx.as_mut_slice().iter_mut().zip(dy.as_slice()).zip(x.as_slice()) {
-                *d = if v > E::zero() { g } else { E::zero() };
-            }
+            crate::kernels::relu_backward(x.as_slice(), dy.as_slice(), dx.as_mut_slice());
         }
     }
 }
