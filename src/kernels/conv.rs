@@ -1,6 +1,6 @@
 //! 2-D convolution (cross-correlation) kernels: a direct loop for few channels, im2col + GEMM for many.
 
-use super::{Elem, Strides, gemm};
+use super::{Elem, Strides, gemm, multiversion};
 
 /// Sizes of a convolution call. `x` is `(n, c, h, w)`, the kernel `(f, c, k, k)`, `y` `(n, f, oh, ow)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -486,29 +486,104 @@ pub fn im2col<E: Elem>(d: &ConvDims, xs: &[E], cols: &mut [E]) {
     im2col_at(d, xs, cols, d.oh() * d.ow(), 0)
 }
 
-/// [`im2col`] into columns `col0..col0 + oh·ow` of a matrix whose rows are `ld` long (several
-/// samples side by side).
-fn im2col_at<E: Elem>(d: &ConvDims, xs: &[E], cols: &mut [E], ld: usize, col0: usize) {
+multiversion! {
+    /// [`im2col`] into columns `col0..col0 + oh·ow` of a matrix whose rows are `ld` long (several
+    /// samples side by side).
+    fn im2col_at<E: Elem>(d: &ConvDims, xs: &[E], cols: &mut [E], ld: usize, col0: usize) => im2col_at_body
+}
+
+/// `dst = src` for the short rows of small feature maps, written as a plain loop (a `memcpy` call
+/// per row of 2–16 elements costs more than the copy).
+#[inline(always)]
+fn copy_short<E: Elem>(dst: &mut [E], src: &[E]) {
+    let mut dc = dst.chunks_exact_mut(8);
+    let mut sc = src.chunks_exact(8);
+    for (d, s) in (&mut dc).zip(&mut sc) {
+        let v: [E; 8] = s.try_into().expect("8 wide");
+        d.copy_from_slice(&v);
+    }
+    for (d, &s) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
+        // `+ 0` keeps this a loop (an identical copy loop would become a `memcpy` call again)
+        *d = s + E::zero();
+    }
+}
+
+/// Widest padded input row the stride-1 im2col/col2im paths keep on the stack.
+const ROW_BUF: usize = 64;
+
+/// `dst = src` for exactly `dst.len()` elements, with fixed-size moves for the common row widths
+/// of small feature maps.
+#[inline(always)]
+fn copy_row<E: Elem>(dst: &mut [E], src: &[E]) {
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match dst.len() {
+                $($n => {
+                    let v: [E; $n] = src[..$n].try_into().expect("row width");
+                    let d: &mut [E; $n] = dst.try_into().expect("row width");
+                    *d = v;
+                })*
+                _ => copy_short(dst, &src[..dst.len()]),
+            }
+        };
+    }
+    fixed!(2 4 8 16 32)
+}
+
+/// `dst += src` elementwise (the adjoint of [`copy_row`]).
+#[inline(always)]
+fn add_row<E: Elem>(dst: &mut [E], src: &[E]) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d += v;
+    }
+}
+
+#[inline(always)]
+fn im2col_at_body<E: Elem, const FMA: bool>(d: &ConvDims, xs: &[E], cols: &mut [E], ld: usize, col0: usize) {
     let (oh, ow, k, s) = (d.oh(), d.ow(), d.k, d.stride);
+    let pw = d.w + 2 * d.pad;
+    if s == 1 && pw <= ROW_BUF {
+        // Stride 1: each output row of a kernel row (ci, ky) is a window of one zero-padded input
+        // row, so pad the row once into a stack buffer and copy `ow` elements per kernel column.
+        let mut buf = [E::zero(); ROW_BUF];
+        for ci in 0..d.c {
+            for ky in 0..k {
+                let base = (ci * k + ky) * k;
+                for oy in 0..oh {
+                    let iy = (oy + ky).wrapping_sub(d.pad);
+                    if iy >= d.h {
+                        for kx in 0..k {
+                            cols[(base + kx) * ld + col0 + oy * ow..][..ow].fill(E::zero());
+                        }
+                        continue;
+                    }
+                    copy_short(&mut buf[d.pad..d.pad + d.w], &xs[(ci * d.h + iy) * d.w..][..d.w]);
+                    for kx in 0..k {
+                        copy_row(&mut cols[(base + kx) * ld + col0 + oy * ow..][..ow], &buf[kx..kx + ow]);
+                    }
+                }
+            }
+        }
+        return;
+    }
     for ci in 0..d.c {
         for ky in 0..k {
             let (oy0, oy1) = d.valid(ky, d.h, oh);
             for kx in 0..k {
                 let (ox0, ox1) = d.valid(kx, d.w, ow);
                 let row = &mut cols[((ci * k + ky) * k + kx) * ld + col0..][..oh * ow];
-                row.fill(E::zero());
-                for oy in oy0..oy1 {
+                for oy in 0..oh {
+                    let out = &mut row[oy * ow..][..ow];
+                    if oy < oy0 || oy >= oy1 {
+                        out.fill(E::zero());
+                        continue;
+                    }
                     let iy = oy * s + ky - d.pad;
                     let xrow = &xs[(ci * d.h + iy) * d.w..][..d.w];
-                    if s == 1 {
-                        let src = &xrow[ox0 + kx - d.pad..][..ox1 - ox0];
-                        for (v, &x) in row[oy * ow + ox0..oy * ow + ox1].iter_mut().zip(src) {
-                            *v = x;
-                        }
-                    } else {
-                        for ox in ox0..ox1 {
-                            row[oy * ow + ox] = xrow[ox * s + kx - d.pad];
-                        }
+                    out[..ox0].fill(E::zero());
+                    out[ox1..].fill(E::zero());
+                    for ox in ox0..ox1 {
+                        out[ox] = xrow[ox * s + kx - d.pad];
                     }
                 }
             }
@@ -521,9 +596,37 @@ pub fn col2im<E: Elem>(d: &ConvDims, cols: &[E], dxs: &mut [E]) {
     col2im_at(d, cols, d.oh() * d.ow(), 0, dxs)
 }
 
-/// [`col2im`] from columns `col0..col0 + oh·ow` of a matrix whose rows are `ld` long.
-fn col2im_at<E: Elem>(d: &ConvDims, cols: &[E], ld: usize, col0: usize, dxs: &mut [E]) {
+multiversion! {
+    /// [`col2im`] from columns `col0..col0 + oh·ow` of a matrix whose rows are `ld` long.
+    fn col2im_at<E: Elem>(d: &ConvDims, cols: &[E], ld: usize, col0: usize, dxs: &mut [E]) => col2im_at_body
+}
+
+#[inline(always)]
+fn col2im_at_body<E: Elem, const FMA: bool>(d: &ConvDims, cols: &[E], ld: usize, col0: usize, dxs: &mut [E]) {
     let (oh, ow, k, s) = (d.oh(), d.ow(), d.k, d.stride);
+    let pw = d.w + 2 * d.pad;
+    if s == 1 && pw <= ROW_BUF {
+        // Stride 1: gather the kernel columns of one (ci, ky, oy) into a zero-padded row on the
+        // stack, then add its inner part to the input row it came from.
+        let mut buf;
+        for ci in 0..d.c {
+            for ky in 0..k {
+                let base = (ci * k + ky) * k;
+                for oy in 0..oh {
+                    let iy = (oy + ky).wrapping_sub(d.pad);
+                    if iy >= d.h {
+                        continue;
+                    }
+                    buf = [E::zero(); ROW_BUF]; // fixed-size stores, not a `memset` call
+                    for kx in 0..k {
+                        add_row(&mut buf[kx..kx + ow], &cols[(base + kx) * ld + col0 + oy * ow..][..ow]);
+                    }
+                    add_row(&mut dxs[(ci * d.h + iy) * d.w..][..d.w], &buf[d.pad..d.pad + d.w]);
+                }
+            }
+        }
+        return;
+    }
     for ci in 0..d.c {
         for ky in 0..k {
             let (oy0, oy1) = d.valid(ky, d.h, oh);
@@ -533,20 +636,22 @@ fn col2im_at<E: Elem>(d: &ConvDims, cols: &[E], ld: usize, col0: usize, dxs: &mu
                 for oy in oy0..oy1 {
                     let iy = oy * s + ky - d.pad;
                     let dxrow = &mut dxs[(ci * d.h + iy) * d.w..][..d.w];
-                    if s == 1 {
-                        let dst = &mut dxrow[ox0 + kx - d.pad..][..ox1 - ox0];
-                        for (v, &g) in dst.iter_mut().zip(&row[oy * ow + ox0..oy * ow + ox1]) {
-                            *v += g;
-                        }
-                    } else {
-                        for ox in ox0..ox1 {
-                            dxrow[ox * s + kx - d.pad] += row[oy * ow + ox];
-                        }
+                    for ox in ox0..ox1 {
+                        dxrow[ox * s + kx - d.pad] += row[oy * ow + ox];
                     }
                 }
             }
         }
     }
+}
+
+/// How many samples' patch matrices to put side by side in one GEMM: enough for at least 64 columns
+/// (the 16-wide micro-kernel needs several), few enough that the `p × columns` matrix stays in L2.
+fn samples_per_gemm(p: usize, q: usize, per: usize) -> usize {
+    const L2_ELEMS: usize = 65536; // 256 KiB of f32, a quarter of this machine's L2
+    let fit = L2_ELEMS / (p * q).max(1);
+    let wide = 64usize.div_ceil(q.max(1));
+    fit.max(wide).clamp(1, per.max(1))
 }
 
 /// Forward pass through im2col + GEMM, one sample at a time, the batch split over the kernel threads.
@@ -564,7 +669,7 @@ pub fn forward_im2col<E: Elem>(
     let per = d.n.div_ceil(parts);
     // Samples per GEMM: small feature maps are batched side by side so that the product has enough
     // columns for the 16-wide micro-kernel.
-    let nb = (512 / q.max(1)).clamp(1, per.max(1));
+    let nb = samples_per_gemm(p, q, per);
     let run = |lo: usize, yc: &mut [E], buf: &mut [Vec<E>; 4]| {
         let [cols, ytmp, _, _] = buf;
         cols.resize(p * q * nb, E::zero());
@@ -606,7 +711,7 @@ pub fn forward_im2col<E: Elem>(
                 );
                 for s in 0..m {
                     for fi in 0..d.f {
-                        yc[(s0 + s) * ys + fi * q..][..q].copy_from_slice(&ytmp[fi * ld + s * q..][..q]);
+                        copy_short(&mut yc[(s0 + s) * ys + fi * q..][..q], &ytmp[fi * ld + s * q..][..q]);
                     }
                 }
             }
@@ -655,7 +760,7 @@ pub fn backward_im2col<E: Elem>(
     }
     let parts = super::split_batch(d.n, ys * p * 2).max(1);
     let per = d.n.div_ceil(parts);
-    let nb = (512 / q.max(1)).clamp(1, per.max(1));
+    let nb = samples_per_gemm(p, q, per);
     // One part: samples lo..lo+n, its dW partial sum in `dwp`; small maps are batched `nb` at a time.
     let run = |lo: usize, n: usize, dxc: Option<&mut [E]>, buf: &mut [Vec<E>; 4]| {
         let [cols, dcols, dwp, dyg] = buf;
@@ -677,7 +782,7 @@ pub fn backward_im2col<E: Elem>(
             } else {
                 for s in 0..m {
                     for fi in 0..d.f {
-                        dyg[fi * ld + s * q..][..q].copy_from_slice(&dy[(lo + s0 + s) * ys + fi * q..][..q]);
+                        copy_short(&mut dyg[fi * ld + s * q..][..q], &dy[(lo + s0 + s) * ys + fi * q..][..q]);
                     }
                 }
                 &dyg[..d.f * ld]
