@@ -1,7 +1,8 @@
 //! The number of threads the kernels may use (default 1), and the persistent worker pool that runs
 //! the parts of a split batch (threads are created once, not per layer call).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);
@@ -49,6 +50,23 @@ where
     pool().scope(f)
 }
 
+thread_local! {
+    /// Whether this thread is running a part of a split (kernels called inside do not split again).
+    static IN_PART: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the current thread is running a part of a split: a kernel called from inside one (a GEMM
+/// inside a convolution's part) runs whole, since the other threads have parts of their own.
+pub(crate) fn in_part() -> bool {
+    IN_PART.with(|c| c.get())
+}
+
+fn run_part(f: impl FnOnce()) {
+    let outer = IN_PART.with(|c| c.replace(true));
+    f();
+    IN_PART.with(|c| c.set(outer));
+}
+
 /// Runs `f` as a part of the scope, or right here for the last part of a split (so the worker running
 /// the scope's body works instead of waiting).
 pub(crate) fn spawn_or_run<'scope, F>(sc: &rayon::Scope<'scope>, inline: bool, f: F)
@@ -56,9 +74,9 @@ where
     F: FnOnce() + Send + 'scope,
 {
     if inline {
-        f()
+        run_part(f)
     } else {
-        sc.spawn(move |_| f());
+        sc.spawn(move |_| run_part(f));
     }
 }
 
@@ -69,8 +87,48 @@ pub(crate) fn splits() -> usize {
 
 /// Runs `f` on one of the kernel threads, so that the kernels it calls split their work with the
 /// other kernel threads directly (without handing each split over from, and back to, a thread
-/// outside the pool, which costs a sleep and a wake-up per kernel call). A training step or a whole
-/// epoch is a good unit. With one kernel thread, `f` runs right here.
+/// outside the pool). While `f` runs, the other kernel threads stay awake, polling for parts instead
+/// of going to sleep between two kernels: on these virtual machines a sleeping thread takes tens of
+/// microseconds to wake, more than many parts take to run. A training step is the intended unit (the
+/// other threads spin for as long as `f` runs). With one kernel thread, `f` runs right here.
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if num_threads() <= 1 { f() } else { pool().install(f) }
+    let n = num_threads();
+    if n <= 1 {
+        return f();
+    }
+    pool().install(|| {
+        let done = AtomicBool::new(false);
+        let main = rayon::current_thread_index();
+        rayon::scope(|s| {
+            for _ in 1..n {
+                s.spawn(|s| keep_awake(s, &done, main));
+            }
+            // Set `done` however `f` ends: a panic in it must not leave the pollers spinning (the
+            // scope waits for them before it passes the panic on).
+            struct Done<'a>(&'a AtomicBool);
+            impl Drop for Done<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Release);
+                }
+            }
+            let _done = Done(&done);
+            f()
+        })
+    })
+}
+
+/// Polls the pool for parts until `done`. On the thread running the step itself (which picks this
+/// job up while waiting for a part of its own), hands the job back instead, for another thread.
+fn keep_awake<'s>(s: &rayon::Scope<'s>, done: &'s AtomicBool, main: Option<usize>) {
+    if rayon::current_thread_index() == main {
+        if !done.load(Ordering::Acquire) {
+            s.spawn(move |s| keep_awake(s, done, main));
+        }
+        return;
+    }
+    while !done.load(Ordering::Acquire) {
+        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+            std::hint::spin_loop();
+        }
+    }
 }

@@ -75,6 +75,28 @@ fn gemm_matches_naive_on_every_layout() {
 }
 
 #[test]
+fn threaded_gemm_is_bit_identical() {
+    // Large products split C's rows over the threads; each element is computed the same way.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    for &(m, n, k, ta) in &[(100, 64, 784, false), (605, 16, 100, true), (97, 33, 500, false), (200, 10, 784, false)] {
+        let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let init: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let sa = if ta { Strides::transposed(m) } else { Strides::row_major(k) };
+        for accumulate in [false, true] {
+            let run = |threads: usize| {
+                shaped::set_num_threads(threads);
+                let mut c = init.clone();
+                gemm(m, n, k, &a, sa, &b, Strides::row_major(n), &mut c, Strides::row_major(n), accumulate);
+                shaped::set_num_threads(1);
+                c
+            };
+            assert_eq!(run(1), run(2), "{m}x{n}x{k} ta={ta} acc={accumulate}");
+        }
+    }
+}
+
+#[test]
 fn threaded_convolution_equals_single_threaded() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     for d in [
@@ -156,4 +178,15 @@ fn threaded_max_pool_equals_single_threaded() {
         };
         assert_eq!(run(1), run(2));
     }
+}
+
+#[test]
+fn a_panicking_step_on_the_pool_does_not_hang() {
+    // `threads::install` keeps the other kernel threads polling while the step runs; a panic inside
+    // must still release them (the scope waits for them before passing the panic on).
+    shaped::set_num_threads(2);
+    let r = std::panic::catch_unwind(|| shaped::threads::install(|| panic!("inside the step")));
+    assert!(r.is_err(), "the panic reaches the caller");
+    assert_eq!(shaped::threads::install(|| 7), 7, "the pool still works afterwards");
+    shaped::set_num_threads(1);
 }

@@ -2,12 +2,15 @@
 """Runs shaped's bench example and the PyTorch baseline back to back for each spec model and thread
 count, and prints a Markdown table of medians and their ratio (numbers for BENCHMARKS.md).
 
-Usage: python3 tools/bench_compare.py [--models 1a,1b,...] [--threads 1,2] [--torch-venv DIR]
+Usage: python3 tools/bench_compare.py [--models 1a,1b,...] [--threads 1,2] [--rounds N] [--torch-venv DIR]
+With --rounds N, each model and thread count runs N times (PyTorch, then shaped, back to back); the
+table gives the median step times and the median of the N per-round ratios, and the range of those
+ratios, so that one noisy moment on a shared machine does not decide a figure.
 Needs: `cargo build --release --example bench`, and the PyTorch baseline installed by
 ../shared/bench/setup.sh (a virtualenv under ~/.venvs/torch-anchor). Both sides run through
 ../shared/bench/bench_exec.sh, one after the other, so they see the same machine state.
 """
-import argparse, json, os, subprocess, sys, tempfile
+import argparse, json, os, statistics, subprocess, sys, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -52,16 +55,21 @@ def main():
     ap.add_argument("--models", default="1a,1b,2a,2b,3a,3b,4a,4b,5")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--torch-venv", default=os.path.expanduser("~/.venvs/torch-anchor"))
+    ap.add_argument("--rounds", type=int, default=1)
     a = ap.parse_args()
-    print("| model | threads | batch | PyTorch step (µs) | shaped step (µs) | shaped samples/s | speed-up |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | threads | batch | PyTorch step (µs) | shaped step (µs) | shaped samples/s | speed-up | ratio range |")
+    print("|---|---|---|---|---|---|---|---|")
     for m in a.models.split(","):
         batch = 50 if m in TINY else 100
         for t in [int(x) for x in a.threads.split(",")]:
-            pt = torch(m, t, a.torch_venv)
-            sh = shaped(m, t)
-            print(f"| {m} | {t} | {batch} | {pt:.1f} | {sh:.1f} | {batch / sh * 1e6:,.0f} | {pt / sh:.1f}× |", flush=True)
-
+            pts, shs = [], []
+            for _ in range(max(1, a.rounds)):
+                pts.append(torch(m, t, a.torch_venv))
+                shs.append(shaped(m, t))
+            ratios = [p / s for p, s in zip(pts, shs)]
+            pt, sh, r = statistics.median(pts), statistics.median(shs), statistics.median(ratios)
+            print(f"| {m} | {t} | {batch} | {pt:.1f} | {sh:.1f} | {batch / sh * 1e6:,.0f} | {r:.1f}× "
+                  f"| {min(ratios):.1f}–{max(ratios):.1f}× |", flush=True)
 
 if __name__ == "__main__":
     main()

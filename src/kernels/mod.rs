@@ -111,6 +111,31 @@ pub fn gemm<E: Elem>(
         // A matrix-vector product (a one-output layer): a dot product per row.
         return gemv(m, k, a, sa, b, sb.rs, c, sc.rs, accumulate);
     }
+    // Large products split the rows of C over the kernel threads (C's rows must be contiguous runs).
+    // Every element is computed by the same code either way, so the split does not change results.
+    // "Large" is higher than for other kernels: a step whose only splits are small products (3a's
+    // 100×784·784×10) loses more to running on the pool than the split gains.
+    let parts = if sc.cs == 1 && m * n * k >= 2_000_000 { split_batch(m, n * k) } else { 1 };
+    if parts > 1 {
+        let per = m.div_ceil(parts).next_multiple_of(6); // whole 6-row tiles per part
+        let c = &mut c[..sc.required_len(m, n)];
+        crate::threads::scope(|scope| {
+            let mut rest = c;
+            let mut i0 = 0;
+            while i0 < m {
+                let rows = per.min(m - i0);
+                let (head, tail) = if i0 + rows < m { rest.split_at_mut(rows * sc.rs) } else { (rest, &mut [][..]) };
+                rest = tail;
+                let a = &a[i0 * sa.rs..];
+                let last = i0 + rows >= m;
+                crate::threads::spawn_or_run(scope, last, move || {
+                    matmul::gemm_small(rows, n, k, a, sa, b, sb, head, sc, accumulate)
+                });
+                i0 += rows;
+            }
+        });
+        return;
+    }
     matmul::gemm_small(m, n, k, a, sa, b, sb, c, sc, accumulate);
 }
 
@@ -238,7 +263,7 @@ pub(crate) use multiversion;
 /// thread (about 40 µs: the parts start on pool threads that are already running).
 pub(crate) fn split_batch(n: usize, work_per_sample: usize) -> usize {
     let t = crate::threads::num_threads();
-    if t <= 1 || n < 2 {
+    if t <= 1 || n < 2 || crate::threads::in_part() {
         return 1;
     }
     let total = n.saturating_mul(work_per_sample);
