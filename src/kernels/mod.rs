@@ -406,9 +406,39 @@ fn sum_rows_body<E: Elem, const FMA: bool>(dy: &[E], db: &mut [E]) {
     }
 }
 
+/// Runs `f` on matching chunks of `out` and `input` (and `input2`), over the kernel threads when the
+/// tensor is large enough to pay for a split (elementwise work, a few operations per element).
+fn split_elementwise<E: Elem>(out: &mut [E], input: &[E], input2: &[E], f: fn(&[E], &[E], &mut [E])) {
+    let parts = split_batch(out.len().div_ceil(64), 128);
+    if parts <= 1 {
+        return f(input, input2, out);
+    }
+    let per = out.len().div_ceil(parts).next_multiple_of(64);
+    let len = out.len();
+    crate::threads::scope(|sc| {
+        for (i, oc) in out.chunks_mut(per).enumerate() {
+            let r = i * per..(i * per + oc.len());
+            let (ic, ic2) = (&input[r.clone()], &input2[r.start.min(input2.len())..r.end.min(input2.len())]);
+            let last = r.end >= len;
+            crate::threads::spawn_or_run(sc, last, move || f(ic, ic2, oc));
+        }
+    });
+}
+
+/// `y = max(x, 0)` elementwise (split over the kernel threads when large).
+pub fn relu_forward<E: Elem>(x: &[E], y: &mut [E]) {
+    let n = x.len().min(y.len());
+    split_elementwise(&mut y[..n], &x[..n], &[], |x, _, y| relu_forward_one(x, y));
+}
+
+/// `dx = dy` where `x > 0`, else 0, elementwise (split over the kernel threads when large).
+pub fn relu_backward<E: Elem>(x: &[E], dy: &[E], dx: &mut [E]) {
+    let n = x.len().min(dy.len()).min(dx.len());
+    split_elementwise(&mut dx[..n], &x[..n], &dy[..n], relu_backward_one);
+}
+
 multiversion! {
-    /// `y = max(x, 0)` elementwise.
-    pub fn relu_forward<E: Elem>(x: &[E], y: &mut [E]) => relu_forward_body
+    fn relu_forward_one<E: Elem>(x: &[E], y: &mut [E]) => relu_forward_body
 }
 
 #[inline(always)]
@@ -419,8 +449,7 @@ fn relu_forward_body<E: Elem, const FMA: bool>(x: &[E], y: &mut [E]) {
 }
 
 multiversion! {
-    /// `dx = dy` where `x > 0`, else 0, elementwise.
-    pub fn relu_backward<E: Elem>(x: &[E], dy: &[E], dx: &mut [E]) => relu_backward_body
+    fn relu_backward_one<E: Elem>(x: &[E], dy: &[E], dx: &mut [E]) => relu_backward_body
 }
 
 #[inline(always)]
