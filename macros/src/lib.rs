@@ -10,9 +10,10 @@ mod codegen;
 mod parse;
 
 /// Derives `Module`, `Layer` and `Display` (a model summary) for a struct whose named fields are
-/// layers applied in order.
+/// layers applied in order. (The example is compiled and run where the derive is used: the `shaped`
+/// crate's documentation, `tests/derive.rs` and `tests/ui/`; a proc-macro crate cannot run it.)
 ///
-/// ```ignore
+/// ```text
 /// #[derive(Sequential)]
 /// #[sequential(input = (1, 28, 28))]          // sample shape; the batch dimension stays free
 /// struct Cnn {
