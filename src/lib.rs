@@ -6,6 +6,29 @@
 //! backward passes of sequential models; the kernels are monomorphized for their static shapes.
 //!
 //! Start with [`prelude`], the [`Layer`] trait, the layers in [`layers`] and `ARCHITECTURE.md`.
+//!
+//! ```
+//! use shaped::prelude::*;
+//!
+//! #[derive(Sequential)]
+//! #[sequential(input = (1, 28, 28))]        // the sample shape; the batch stays free
+//! struct Cnn {
+//!     conv: Conv2d<1, 5, 7, 1, 0, false>,   // 1 → 5 channels, 7×7, stride 1, no padding, no bias
+//!     relu1: ReLU,
+//!     pool: MaxPool2d<2>,                   // must tile its input exactly
+//!     flat: Flatten,
+//!     fc1: Linear<605, 16>,                 // 5·11·11 = 605: a wrong number fails `cargo check`
+//!     relu2: ReLU,
+//!     fc2: Linear<16, 10>,
+//! }
+//!
+//! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+//! let net = Cnn::init(&mut rng, Init::Gaussian(1e-3));
+//! assert!(net.to_string().contains("fc1"));  // the summary: field, layer, output shape, parameters
+//! let x = Tensor::<(Dyn, Const<1>, Const<28>, Const<28>)>::zeros(Dyn(32));
+//! let scores = net.predict(&x);             // Tensor<(Dyn, Const<10>)>
+//! assert_eq!(scores.batch_size(), 32);
+//! ```
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 // Visitor callbacks (`&mut dyn FnMut(&ParamInfo, &mut [E], &[E])`) are spelled out so that hand-written

@@ -11,7 +11,7 @@ mod parse;
 
 /// Derives `Module`, `Layer` and `Display` (a model summary) for a struct whose named fields are
 /// layers applied in order. (The example is compiled and run where the derive is used: the `shaped`
-/// crate's documentation, `tests/derive.rs` and `tests/ui/`; a proc-macro crate cannot run it.)
+/// crate's front-page doctest, `tests/derive.rs` and `tests/ui/`; a proc-macro crate cannot run it.)
 ///
 /// ```text
 /// #[derive(Sequential)]
