@@ -304,15 +304,20 @@ impl Tile {
         unsafe {
             let mut c0 = [_mm256_setzero_ps(); R];
             let mut c1 = [_mm256_setzero_ps(); R];
-            for p in 0..self.kc {
-                let bp = self.b.add(p * self.bs);
+            // One offset per row of A, opaque to the optimiser so that it keeps them in registers:
+            // left alone, it rebuilds the row addresses as a running sum, a chain of R dependent
+            // adds in every step of the loop (seen in the profile as the kernel's bottleneck).
+            let rows: [usize; R] = core::hint::black_box(core::array::from_fn(|r| r * self.rs));
+            let (mut ap, mut bp) = (self.a, self.b);
+            for _ in 0..self.kc {
                 let (b0, b1) = (_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8)));
-                let ap = self.a.add(p * self.cs);
                 for r in 0..R {
-                    let av = _mm256_set1_ps(*ap.add(r * self.rs));
+                    let av = _mm256_set1_ps(*ap.add(rows[r]));
                     c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
                     c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
                 }
+                ap = ap.add(self.cs);
+                bp = bp.add(self.bs);
             }
             for r in 0..R {
                 let o = out.add(r * os);
