@@ -62,9 +62,27 @@ pub(crate) fn in_part() -> bool {
 }
 
 fn run_part(f: impl FnOnce()) {
-    let outer = IN_PART.with(|c| c.replace(true));
+    // Restored however `f` ends: a panicking part must not leave a pool thread marked for good.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            IN_PART.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(IN_PART.with(|c| c.replace(true)));
     f();
-    IN_PART.with(|c| c.set(outer));
+}
+
+/// Runs `f(offset, piece)` on the consecutive `piece`-long pieces of `out` (the last may be shorter),
+/// each a part on the kernel threads, the last one on this thread.
+pub(crate) fn for_pieces<T: Send>(out: &mut [T], piece: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let (len, f) = (out.len(), &f);
+    scope(|sc| {
+        for (i, p) in out.chunks_mut(piece.max(1)).enumerate() {
+            let start = i * piece;
+            spawn_or_run(sc, start + p.len() >= len, move || f(start, p));
+        }
+    });
 }
 
 /// Runs `f` as a part of the scope, or right here for the last part of a split (so the worker running

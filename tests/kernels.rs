@@ -173,11 +173,38 @@ fn threaded_max_pool_equals_single_threaded() {
             let mut y = vec![0.0f32; d.planes * d.oh() * d.ow()];
             let mut a = vec![0u32; y.len()];
             pool::max_forward(&d, &x, &mut y, Some(&mut a));
+            // backward (planes split too), with the output as a stand-in gradient
+            let mut dx = vec![f32::NAN; x.len()];
+            pool::max_backward(&d, &y, &a, &mut dx);
             shaped::set_num_threads(1);
-            (y, a)
+            (y, a, dx)
         };
-        assert_eq!(run(1), run(2));
+        let (one, two) = (run(1), run(2));
+        assert!(one.2.iter().all(|v| v.is_finite()), "backward writes every input gradient");
+        assert_eq!(one, two);
     }
+}
+
+#[test]
+fn threaded_relu_equals_single_threaded() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+    let n = 300_001; // large enough to split, not a multiple of the piece size
+    let x: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let dy: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let run = |threads: usize| {
+        shaped::set_num_threads(threads);
+        let (mut y, mut dx) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+        shaped::kernels::relu_forward(&x, &mut y);
+        shaped::kernels::relu_backward(&x, &dy, &mut dx);
+        shaped::set_num_threads(1);
+        (y, dx)
+    };
+    let (one, two) = (run(1), run(2));
+    for i in 0..n {
+        assert_eq!(one.0[i], x[i].max(0.0), "forward [{i}]");
+        assert_eq!(one.1[i], if x[i] > 0.0 { dy[i] } else { 0.0 }, "backward [{i}]");
+    }
+    assert_eq!(one, two);
 }
 
 #[test]
@@ -189,4 +216,40 @@ fn a_panicking_step_on_the_pool_does_not_hang() {
     assert!(r.is_err(), "the panic reaches the caller");
     assert_eq!(shaped::threads::install(|| 7), 7, "the pool still works afterwards");
     shaped::set_num_threads(1);
+}
+
+#[test]
+fn im2col_paths_equal_the_direct_convolution() {
+    // Stride-1 im2col/col2im build rows from a padded row on the stack when it fits (≤ 64 wide) and
+    // fall back to the general loop otherwise; both must agree with the direct kernels.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    for d in [
+        ConvDims { n: 3, c: 4, h: 6, w: 7, f: 3, k: 3, stride: 1, pad: 1 },
+        ConvDims { n: 2, c: 4, h: 5, w: 70, f: 3, k: 3, stride: 1, pad: 1 },
+        ConvDims { n: 2, c: 5, h: 4, w: 4, f: 2, k: 3, stride: 1, pad: 2 },
+    ] {
+        let x: Vec<f64> = (0..d.n * d.c * d.h * d.w).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let w: Vec<f64> = (0..d.f * d.c * d.k * d.k).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let b: Vec<f64> = (0..d.f).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let ylen = d.n * d.f * d.oh() * d.ow();
+        let dy: Vec<f64> = (0..ylen).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let run = |im2col: bool| {
+            let mut s = ConvScratch::default();
+            let mut y = vec![0.0; ylen];
+            let (mut dw, mut db, mut dx) = (vec![0.0; w.len()], vec![0.0; d.f], vec![0.0; x.len()]);
+            if im2col {
+                conv::forward_im2col(&d, &x, &w, Some(&b), &mut y, &mut s);
+                conv::backward_im2col(&d, &x, &w, &dy, &mut dw, Some(&mut db), Some(&mut dx), &mut s);
+            } else {
+                conv::forward_direct(&d, &x, &w, Some(&b), &mut y, &mut s);
+                conv::backward_direct(&d, &x, &w, &dy, &mut dw, Some(&mut db), Some(&mut dx), &mut s);
+            }
+            [y, dw, db, dx]
+        };
+        let (a, b2) = (run(true), run(false));
+        for (name, (u, v)) in ["y", "dW", "db", "dX"].iter().zip(a.iter().zip(&b2)) {
+            let err = u.iter().zip(v).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+            assert!(err < 1e-12, "{d:?} {name}: im2col and direct differ by {err}");
+        }
+    }
 }

@@ -49,8 +49,8 @@ fn with_panel<E: Elem, R>(len: usize, f: impl FnOnce(&mut [E]) -> R) -> R {
     }
 }
 
-/// `c (+)= a · b` for an `m×k` by `k×n` product with arbitrary strides; the slices' lengths have
-/// been checked by the caller.
+/// `c (+)= a · b` for an `m×k` by `k×n` product with arbitrary strides, `m, n, k ≥ 1`; the slices'
+/// lengths have been checked by the caller ([`super::gemm`], which handles empty products).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_small<E: Elem>(
     m: usize,
@@ -130,13 +130,6 @@ fn gemm_body<E: Elem, const FMA: bool>(
             }
         }
     }
-    if k == 0 && !accumulate {
-        for i in 0..m {
-            for j in 0..n {
-                c[i * sc.rs + j * sc.cs] = E::zero();
-            }
-        }
-    }
 }
 
 /// Packs `B[p0..p0+kc, j0..j0+nc]` as `kc` rows of `NR` (zero-padded), reading `B` along its
@@ -204,20 +197,9 @@ unsafe fn gemm_f32_avx2(
     accumulate: bool,
     panel: &mut [f32],
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
+    // Empty products never get here: `kernels::gemm` returns for them. The bounds below are what
+    // the raw-pointer tiles rely on.
     assert!(sc.required_len(m, n) <= c.len(), "gemm: output too short");
-    if k == 0 {
-        if !accumulate {
-            for i in 0..m {
-                for j in 0..n {
-                    c[i * sc.rs + j * sc.cs] = 0.0;
-                }
-            }
-        }
-        return;
-    }
     assert!(sa.required_len(m, k) <= a.len(), "gemm: lhs too short");
     assert!(sb.required_len(k, n) <= b.len(), "gemm: rhs too short");
     assert!(panel.len() >= KC * NR, "gemm: panel too short");

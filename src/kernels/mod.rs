@@ -119,22 +119,11 @@ pub fn gemm<E: Elem>(
     if parts > 1 {
         let per = m.div_ceil(parts).next_multiple_of(6); // whole 6-row tiles per part
         let c = &mut c[..sc.required_len(m, n)];
-        crate::threads::scope(|scope| {
-            let mut rest = c;
-            let mut i0 = 0;
-            while i0 < m {
-                let rows = per.min(m - i0);
-                let (head, tail) = if i0 + rows < m { rest.split_at_mut(rows * sc.rs) } else { (rest, &mut [][..]) };
-                rest = tail;
-                let a = &a[i0 * sa.rs..];
-                let last = i0 + rows >= m;
-                crate::threads::spawn_or_run(scope, last, move || {
-                    matmul::gemm_small(rows, n, k, a, sa, b, sb, head, sc, accumulate)
-                });
-                i0 += rows;
-            }
+        return crate::threads::for_pieces(c, per * sc.rs, |at, head| {
+            let i0 = at / sc.rs;
+            let rows = per.min(m - i0);
+            matmul::gemm_small(rows, n, k, &a[i0 * sa.rs..], sa, b, sb, head, sc, accumulate)
         });
-        return;
     }
     matmul::gemm_small(m, n, k, a, sa, b, sb, c, sc, accumulate);
 }
@@ -406,35 +395,27 @@ fn sum_rows_body<E: Elem, const FMA: bool>(dy: &[E], db: &mut [E]) {
     }
 }
 
-/// Runs `f` on matching chunks of `out` and `input` (and `input2`), over the kernel threads when the
-/// tensor is large enough to pay for a split (elementwise work, a few operations per element).
-fn split_elementwise<E: Elem>(out: &mut [E], input: &[E], input2: &[E], f: fn(&[E], &[E], &mut [E])) {
+/// Runs `f(range, out[range])` over `out`, split over the kernel threads when it is large enough to
+/// pay for a split (elementwise work, a few operations per element).
+fn split_elementwise<E: Elem>(out: &mut [E], f: impl Fn(core::ops::Range<usize>, &mut [E]) + Sync) {
     let parts = split_batch(out.len().div_ceil(64), 128);
     if parts <= 1 {
-        return f(input, input2, out);
+        return f(0..out.len(), out);
     }
     let per = out.len().div_ceil(parts).next_multiple_of(64);
-    let len = out.len();
-    crate::threads::scope(|sc| {
-        for (i, oc) in out.chunks_mut(per).enumerate() {
-            let r = i * per..(i * per + oc.len());
-            let (ic, ic2) = (&input[r.clone()], &input2[r.start.min(input2.len())..r.end.min(input2.len())]);
-            let last = r.end >= len;
-            crate::threads::spawn_or_run(sc, last, move || f(ic, ic2, oc));
-        }
-    });
+    crate::threads::for_pieces(out, per, |at, piece| f(at..at + piece.len(), piece));
 }
 
 /// `y = max(x, 0)` elementwise (split over the kernel threads when large).
 pub fn relu_forward<E: Elem>(x: &[E], y: &mut [E]) {
     let n = x.len().min(y.len());
-    split_elementwise(&mut y[..n], &x[..n], &[], |x, _, y| relu_forward_one(x, y));
+    split_elementwise(&mut y[..n], |r, y| relu_forward_one(&x[r], y));
 }
 
 /// `dx = dy` where `x > 0`, else 0, elementwise (split over the kernel threads when large).
 pub fn relu_backward<E: Elem>(x: &[E], dy: &[E], dx: &mut [E]) {
     let n = x.len().min(dy.len()).min(dx.len());
-    split_elementwise(&mut dx[..n], &x[..n], &dy[..n], relu_backward_one);
+    split_elementwise(&mut dx[..n], |r, dx| relu_backward_one(&x[r.clone()], &dy[r], dx));
 }
 
 multiversion! {

@@ -135,14 +135,10 @@ pub fn max_backward<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], dx: &mut [E
     }
     // Planes are independent: split them over the kernel threads.
     let per = d.planes.div_ceil(parts);
-    crate::threads::scope(|sc| {
-        for (i, dxc) in dx[..d.planes * xs].chunks_mut(per * xs).enumerate() {
-            let n = dxc.len() / xs;
-            let dd = PoolDims { planes: n, ..*d };
-            let (dyc, ac) = (&dy[i * per * q..][..n * q], &argmax[i * per * q..][..n * q]);
-            let last = (i + 1) * per >= d.planes;
-            crate::threads::spawn_or_run(sc, last, move || max_backward_one(&dd, dyc, ac, dxc));
-        }
+    crate::threads::for_pieces(&mut dx[..d.planes * xs], per * xs, |at, dxc| {
+        let (p0, n) = (at / xs, dxc.len() / xs);
+        let dd = PoolDims { planes: n, ..*d };
+        max_backward_one(&dd, &dy[p0 * q..][..n * q], &argmax[p0 * q..][..n * q], dxc)
     });
 }
 
