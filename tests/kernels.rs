@@ -220,13 +220,20 @@ fn a_panicking_step_on_the_pool_does_not_hang() {
 
 #[test]
 fn im2col_paths_equal_the_direct_convolution() {
-    // Stride-1 im2col/col2im build rows from a padded row on the stack when it fits (≤ 64 wide) and
-    // fall back to the general loop otherwise; both must agree with the direct kernels.
+    // Stride-1 im2col/col2im go through a zero-padded plane, with fixed-size row moves for output
+    // widths 2, 4, 8, 16 and 32 and a loop for the others; other strides take the general loop.
+    // All must agree with the direct kernels.
     let mut rng = rand::rngs::StdRng::seed_from_u64(13);
     for d in [
         ConvDims { n: 3, c: 4, h: 6, w: 7, f: 3, k: 3, stride: 1, pad: 1 },
         ConvDims { n: 2, c: 4, h: 5, w: 70, f: 3, k: 3, stride: 1, pad: 1 },
         ConvDims { n: 2, c: 5, h: 4, w: 4, f: 2, k: 3, stride: 1, pad: 2 },
+        ConvDims { n: 2, c: 4, h: 2, w: 2, f: 3, k: 3, stride: 1, pad: 1 },
+        ConvDims { n: 3, c: 4, h: 4, w: 4, f: 5, k: 3, stride: 1, pad: 1 },
+        ConvDims { n: 2, c: 4, h: 8, w: 8, f: 3, k: 3, stride: 1, pad: 1 },
+        ConvDims { n: 2, c: 4, h: 16, w: 16, f: 3, k: 3, stride: 1, pad: 1 },
+        ConvDims { n: 2, c: 4, h: 3, w: 32, f: 3, k: 3, stride: 1, pad: 1 },
+        ConvDims { n: 2, c: 4, h: 9, w: 9, f: 3, k: 3, stride: 2, pad: 1 },
     ] {
         let x: Vec<f64> = (0..d.n * d.c * d.h * d.w).map(|_| rng.random_range(-1.0..1.0)).collect();
         let w: Vec<f64> = (0..d.f * d.c * d.k * d.k).map(|_| rng.random_range(-1.0..1.0)).collect();

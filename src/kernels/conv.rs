@@ -486,10 +486,25 @@ pub fn im2col<E: Elem>(d: &ConvDims, xs: &[E], cols: &mut [E]) {
     im2col_at(d, xs, cols, d.oh() * d.ow(), 0)
 }
 
+/// [`im2col`] into columns `col0..col0 + oh·ow` of a matrix whose rows are `ld` long (several
+/// samples side by side). Stride 1 goes through a zero-padded plane in the thread's packing buffer.
+fn im2col_at<E: Elem>(d: &ConvDims, xs: &[E], cols: &mut [E], ld: usize, col0: usize) {
+    if d.stride == 1 {
+        let len = (d.h + 2 * d.pad) * (d.w + 2 * d.pad);
+        super::matmul::with_panel::<E, _>(len, |plane| im2col_plane_mv(d, xs, cols, ld, col0, plane))
+    } else {
+        im2col_strided(d, xs, cols, ld, col0)
+    }
+}
+
 multiversion! {
-    /// [`im2col`] into columns `col0..col0 + oh·ow` of a matrix whose rows are `ld` long (several
-    /// samples side by side).
-    fn im2col_at<E: Elem>(d: &ConvDims, xs: &[E], cols: &mut [E], ld: usize, col0: usize) => im2col_at_body
+    /// The stride-1 [`im2col_at`], through `plane`.
+    fn im2col_plane_mv<E: Elem>(d: &ConvDims, xs: &[E], cols: &mut [E], ld: usize, col0: usize, plane: &mut [E]) => im2col_plane_body
+}
+
+multiversion! {
+    /// [`im2col_at`] for any stride.
+    fn im2col_strided<E: Elem>(d: &ConvDims, xs: &[E], cols: &mut [E], ld: usize, col0: usize) => im2col_strided_body
 }
 
 /// `dst = src` for the short rows of small feature maps, written as a plain loop (a `memcpy` call
@@ -508,29 +523,94 @@ fn copy_short<E: Elem>(dst: &mut [E], src: &[E]) {
     }
 }
 
-/// Widest padded input row the stride-1 im2col/col2im paths keep on the stack.
-const ROW_BUF: usize = 64;
-
-/// `dst = src` for exactly `dst.len()` elements, with fixed-size moves for the common row widths
-/// of small feature maps.
+/// Copies `OW` elements (`OW > 0`, a fixed-size move) or `dst.len()` elements (`OW = 0`).
 #[inline(always)]
-fn copy_row<E: Elem>(dst: &mut [E], src: &[E]) {
-    macro_rules! fixed {
-        ($($n:literal)*) => {
-            match dst.len() {
-                $($n => {
-                    let v: [E; $n] = src[..$n].try_into().expect("row width");
-                    let d: &mut [E; $n] = dst.try_into().expect("row width");
-                    *d = v;
-                })*
-                _ => copy_short(dst, &src[..dst.len()]),
-            }
-        };
+fn copy_fixed<E: Elem, const OW: usize>(dst: &mut [E], src: &[E]) {
+    if OW > 0 {
+        let v: [E; OW] = src[..OW].try_into().expect("row width");
+        let d: &mut [E; OW] = dst.try_into().expect("row width");
+        *d = v;
+    } else {
+        copy_short(dst, src);
     }
-    fixed!(2 4 8 16 32)
 }
 
-/// `dst += src` elementwise (the adjoint of [`copy_row`]).
+/// `dst += src` over `OW` elements (`OW > 0`, fixed-size) or `dst.len()` elements (`OW = 0`).
+#[inline(always)]
+fn add_fixed<E: Elem, const OW: usize>(dst: &mut [E], src: &[E]) {
+    if OW > 0 {
+        let v: &[E; OW] = src[..OW].try_into().expect("row width");
+        let d: &mut [E; OW] = dst.try_into().expect("row width");
+        for j in 0..OW {
+            d[j] += v[j];
+        }
+    } else {
+        add_row(dst, src);
+    }
+}
+
+/// Stride-1 im2col through a zero-padded copy of each input plane: the row of kernel offset
+/// `(ky, kx)` is `oh` windows of `OW` elements (`OW = 0`: `ow`, not fixed) of the plane, so every
+/// copy is a fixed-size move with no border logic. `plane` (`(h + 2p)·(w + 2p)`) arrives zeroed;
+/// only its inner part is written, so its border stays zero.
+#[inline(always)]
+fn im2col_plane<E: Elem, const OW: usize>(
+    d: &ConvDims,
+    xs: &[E],
+    cols: &mut [E],
+    ld: usize,
+    col0: usize,
+    plane: &mut [E],
+) {
+    let (oh, ow, k, p) = (d.oh(), d.ow(), d.k, d.pad);
+    let pw = d.w + 2 * p;
+    for ci in 0..d.c {
+        for iy in 0..d.h {
+            copy_short(&mut plane[(iy + p) * pw + p..][..d.w], &xs[(ci * d.h + iy) * d.w..][..d.w]);
+        }
+        for ky in 0..k {
+            for kx in 0..k {
+                let dst = &mut cols[((ci * k + ky) * k + kx) * ld + col0..][..oh * ow];
+                let src = &plane[ky * pw + kx..];
+                for (oy, out) in dst.chunks_exact_mut(ow).enumerate() {
+                    copy_fixed::<E, OW>(out, &src[oy * pw..][..ow]);
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col_plane`]: each plane's kernel-offset rows are added into a zero-padded
+/// accumulator with fixed-size adds, whose inner part is then added into `dxs`.
+#[inline(always)]
+fn col2im_plane<E: Elem, const OW: usize>(
+    d: &ConvDims,
+    cols: &[E],
+    ld: usize,
+    col0: usize,
+    dxs: &mut [E],
+    plane: &mut [E],
+) {
+    let (oh, ow, k, p) = (d.oh(), d.ow(), d.k, d.pad);
+    let pw = d.w + 2 * p;
+    for ci in 0..d.c {
+        plane.fill(E::zero());
+        for ky in 0..k {
+            for kx in 0..k {
+                let src = &cols[((ci * k + ky) * k + kx) * ld + col0..][..oh * ow];
+                let acc = &mut plane[ky * pw + kx..];
+                for (oy, row) in src.chunks_exact(ow).enumerate() {
+                    add_fixed::<E, OW>(&mut acc[oy * pw..][..ow], row);
+                }
+            }
+        }
+        for iy in 0..d.h {
+            add_row(&mut dxs[(ci * d.h + iy) * d.w..][..d.w], &plane[(iy + p) * pw + p..][..d.w]);
+        }
+    }
+}
+
+/// `dst += src` elementwise (the adjoint of [`copy_short`]).
 #[inline(always)]
 fn add_row<E: Elem>(dst: &mut [E], src: &[E]) {
     for (d, &v) in dst.iter_mut().zip(src) {
@@ -539,33 +619,28 @@ fn add_row<E: Elem>(dst: &mut [E], src: &[E]) {
 }
 
 #[inline(always)]
-fn im2col_at_body<E: Elem, const FMA: bool>(d: &ConvDims, xs: &[E], cols: &mut [E], ld: usize, col0: usize) {
-    let (oh, ow, k, s) = (d.oh(), d.ow(), d.k, d.stride);
-    let pw = d.w + 2 * d.pad;
-    if s == 1 && pw <= ROW_BUF {
-        // Stride 1: each output row of a kernel row (ci, ky) is a window of one zero-padded input
-        // row, so pad the row once into a stack buffer and copy `ow` elements per kernel column.
-        let mut buf = [E::zero(); ROW_BUF];
-        for ci in 0..d.c {
-            for ky in 0..k {
-                let base = (ci * k + ky) * k;
-                for oy in 0..oh {
-                    let iy = (oy + ky).wrapping_sub(d.pad);
-                    if iy >= d.h {
-                        for kx in 0..k {
-                            cols[(base + kx) * ld + col0 + oy * ow..][..ow].fill(E::zero());
-                        }
-                        continue;
-                    }
-                    copy_short(&mut buf[d.pad..d.pad + d.w], &xs[(ci * d.h + iy) * d.w..][..d.w]);
-                    for kx in 0..k {
-                        copy_row(&mut cols[(base + kx) * ld + col0 + oy * ow..][..ow], &buf[kx..kx + ow]);
-                    }
-                }
-            }
-        }
-        return;
+fn im2col_plane_body<E: Elem, const FMA: bool>(
+    d: &ConvDims,
+    xs: &[E],
+    cols: &mut [E],
+    ld: usize,
+    col0: usize,
+    plane: &mut [E],
+) {
+    plane.fill(E::zero());
+    match d.ow() {
+        2 => im2col_plane::<E, 2>(d, xs, cols, ld, col0, plane),
+        4 => im2col_plane::<E, 4>(d, xs, cols, ld, col0, plane),
+        8 => im2col_plane::<E, 8>(d, xs, cols, ld, col0, plane),
+        16 => im2col_plane::<E, 16>(d, xs, cols, ld, col0, plane),
+        32 => im2col_plane::<E, 32>(d, xs, cols, ld, col0, plane),
+        _ => im2col_plane::<E, 0>(d, xs, cols, ld, col0, plane),
     }
+}
+
+#[inline(always)]
+fn im2col_strided_body<E: Elem, const FMA: bool>(d: &ConvDims, xs: &[E], cols: &mut [E], ld: usize, col0: usize) {
+    let (oh, ow, k, s) = (d.oh(), d.ow(), d.k, d.stride);
     for ci in 0..d.c {
         for ky in 0..k {
             let (oy0, oy1) = d.valid(ky, d.h, oh);
@@ -596,37 +671,49 @@ pub fn col2im<E: Elem>(d: &ConvDims, cols: &[E], dxs: &mut [E]) {
     col2im_at(d, cols, d.oh() * d.ow(), 0, dxs)
 }
 
+/// [`col2im`] from columns `col0..col0 + oh·ow` of a matrix whose rows are `ld` long. Stride 1
+/// accumulates in a zero-padded plane in the thread's packing buffer.
+fn col2im_at<E: Elem>(d: &ConvDims, cols: &[E], ld: usize, col0: usize, dxs: &mut [E]) {
+    if d.stride == 1 {
+        let len = (d.h + 2 * d.pad) * (d.w + 2 * d.pad);
+        super::matmul::with_panel::<E, _>(len, |plane| col2im_plane_mv(d, cols, ld, col0, dxs, plane))
+    } else {
+        col2im_strided(d, cols, ld, col0, dxs)
+    }
+}
+
 multiversion! {
-    /// [`col2im`] from columns `col0..col0 + oh·ow` of a matrix whose rows are `ld` long.
-    fn col2im_at<E: Elem>(d: &ConvDims, cols: &[E], ld: usize, col0: usize, dxs: &mut [E]) => col2im_at_body
+    /// The stride-1 [`col2im_at`], through `plane`.
+    fn col2im_plane_mv<E: Elem>(d: &ConvDims, cols: &[E], ld: usize, col0: usize, dxs: &mut [E], plane: &mut [E]) => col2im_plane_body
+}
+
+multiversion! {
+    /// [`col2im_at`] for any stride.
+    fn col2im_strided<E: Elem>(d: &ConvDims, cols: &[E], ld: usize, col0: usize, dxs: &mut [E]) => col2im_strided_body
 }
 
 #[inline(always)]
-fn col2im_at_body<E: Elem, const FMA: bool>(d: &ConvDims, cols: &[E], ld: usize, col0: usize, dxs: &mut [E]) {
-    let (oh, ow, k, s) = (d.oh(), d.ow(), d.k, d.stride);
-    let pw = d.w + 2 * d.pad;
-    if s == 1 && pw <= ROW_BUF {
-        // Stride 1: gather the kernel columns of one (ci, ky, oy) into a zero-padded row on the
-        // stack, then add its inner part to the input row it came from.
-        let mut buf;
-        for ci in 0..d.c {
-            for ky in 0..k {
-                let base = (ci * k + ky) * k;
-                for oy in 0..oh {
-                    let iy = (oy + ky).wrapping_sub(d.pad);
-                    if iy >= d.h {
-                        continue;
-                    }
-                    buf = [E::zero(); ROW_BUF]; // fixed-size stores, not a `memset` call
-                    for kx in 0..k {
-                        add_row(&mut buf[kx..kx + ow], &cols[(base + kx) * ld + col0 + oy * ow..][..ow]);
-                    }
-                    add_row(&mut dxs[(ci * d.h + iy) * d.w..][..d.w], &buf[d.pad..d.pad + d.w]);
-                }
-            }
-        }
-        return;
+fn col2im_plane_body<E: Elem, const FMA: bool>(
+    d: &ConvDims,
+    cols: &[E],
+    ld: usize,
+    col0: usize,
+    dxs: &mut [E],
+    plane: &mut [E],
+) {
+    match d.ow() {
+        2 => col2im_plane::<E, 2>(d, cols, ld, col0, dxs, plane),
+        4 => col2im_plane::<E, 4>(d, cols, ld, col0, dxs, plane),
+        8 => col2im_plane::<E, 8>(d, cols, ld, col0, dxs, plane),
+        16 => col2im_plane::<E, 16>(d, cols, ld, col0, dxs, plane),
+        32 => col2im_plane::<E, 32>(d, cols, ld, col0, dxs, plane),
+        _ => col2im_plane::<E, 0>(d, cols, ld, col0, dxs, plane),
     }
+}
+
+#[inline(always)]
+fn col2im_strided_body<E: Elem, const FMA: bool>(d: &ConvDims, cols: &[E], ld: usize, col0: usize, dxs: &mut [E]) {
+    let (oh, ow, k, s) = (d.oh(), d.ow(), d.k, d.stride);
     for ci in 0..d.c {
         for ky in 0..k {
             let (oy0, oy1) = d.valid(ky, d.h, oh);
@@ -787,17 +874,18 @@ pub fn backward_im2col<E: Elem>(
                 }
                 &dyg[..d.f * ld]
             };
-            // dW (f × p) += dY (f × ld) · colsᵀ (ld × p)
+            // dWᵀ (p × f) += cols (p × ld) · dYᵀ (ld × f): the GEMM packs the narrow dY, not
+            // the 9×-wider patch matrix, and broadcasts from the patch rows in place.
             gemm(
-                d.f,
                 p,
+                d.f,
                 ld,
-                g,
-                Strides::row_major(ld),
                 cols,
+                Strides::row_major(ld),
+                g,
                 Strides::transposed(ld),
                 dwp,
-                Strides::row_major(p),
+                Strides::transposed(p),
                 true,
             );
             if let Some(dx) = dxc.as_deref_mut() {

@@ -22,8 +22,10 @@ thread_local! {
     static PANEL64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with this thread's packing buffer for `E`, grown to at least `len` elements.
-fn with_panel<E: Elem, R>(len: usize, f: impl FnOnce(&mut [E]) -> R) -> R {
+/// Runs `f` with this thread's packing buffer for `E` (`len` elements, grown as needed, contents
+/// unspecified). The GEMM and the im2col/col2im plane paths use it; neither calls the other, so
+/// the buffer is never borrowed twice.
+pub(super) fn with_panel<E: Elem, R>(len: usize, f: impl FnOnce(&mut [E]) -> R) -> R {
     fn grow<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
         if v.len() < len {
             v.resize(len, T::default());
