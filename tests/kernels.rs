@@ -260,3 +260,23 @@ fn im2col_paths_equal_the_direct_convolution() {
         }
     }
 }
+
+#[test]
+fn vectorised_2x2_pool_equals_the_general_loop() {
+    // The f32 2×2 kernel (eight windows per AVX2 step, the row ends in a scalar loop) must pick
+    // the same maximum and the same first-maximum index as the general loop, ties included.
+    use shaped::kernels::pool::{self, PoolDims};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    for (h, w) in [(32, 32), (16, 16), (22, 22), (9, 35), (2, 2), (4, 18)] {
+        let d = PoolDims { planes: 3, h, w, p: 2, stride: 2 };
+        // few distinct values, so that windows often hold ties
+        let x: Vec<f32> = (0..d.planes * h * w).map(|_| rng.random_range(0..4) as f32 - 1.5).collect();
+        let q = d.planes * d.oh() * d.ow();
+        let (mut y, mut a) = (vec![0.0f32; q], vec![0u32; q]);
+        let (mut yg, mut ag) = (vec![0.0f32; q], vec![0u32; q]);
+        pool::max_forward(&d, &x, &mut y, Some(&mut a));
+        pool::max_forward_general(&d, &x, &mut yg, Some(&mut ag));
+        assert_eq!(a, ag, "{h}×{w}: argmax differs");
+        assert_eq!(y, yg, "{h}×{w}: maxima differ");
+    }
+}

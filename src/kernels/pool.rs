@@ -73,6 +73,18 @@ multiversion! {
 #[inline(always)]
 fn max2_forward_body<E: Elem, const FMA: bool>(d: &PoolDims, x: &[E], y: &mut [E], argmax: &mut [u32]) {
     let (oh, ow, w) = (d.oh(), d.ow(), d.w);
+    #[cfg(target_arch = "x86_64")]
+    if FMA && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
+        // SAFETY: E is f32 (checked just above), so these reinterpret the same slices.
+        let (x32, y32) = unsafe {
+            (
+                core::slice::from_raw_parts(x.as_ptr() as *const f32, x.len()),
+                core::slice::from_raw_parts_mut(y.as_mut_ptr() as *mut f32, y.len()),
+            )
+        };
+        // SAFETY: FMA is only true inside the AVX2+FMA version of `max2_forward`.
+        return unsafe { max2_forward_f32(d, x32, y32, argmax) };
+    }
     for pl in 0..d.planes {
         let xp = &x[pl * d.h * w..][..d.h * w];
         let base = pl * oh * ow;
@@ -90,6 +102,70 @@ fn max2_forward_body<E: Elem, const FMA: bool>(d: &PoolDims, x: &[E], y: &mut [E
                 let (m, k) = if m2 > m1 { (m2, w as u32 + k2) } else { (m1, k1) };
                 yrow[ox] = m;
                 arow[ox] = i0 + 2 * ox as u32 + k;
+            }
+        }
+    }
+}
+
+/// [`max2_forward`] for `f32` with AVX2: eight windows per step (their two input rows split into
+/// even and odd columns), the same comparisons as the scalar loop, which takes the row ends.
+///
+/// # Safety
+/// The CPU must support AVX2. (Every row is bounds-checked before its vector loads.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn max2_forward_f32(d: &PoolDims, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+    use core::arch::x86_64::*;
+    let (oh, ow, w) = (d.oh(), d.ow(), d.w);
+    let vec_end = ow / 8 * 8;
+    // SAFETY (whole body): AVX2 is enabled; every load and store below is inside a row slice
+    // whose length was checked: `2·ox + 16 ≤ 2·ow ≤ w` for the input rows, `ox + 8 ≤ ow` for the
+    // output rows.
+    unsafe {
+        // even and odd columns of 16 consecutive values, in order
+        let split = |p: *const f32| {
+            let (lo, hi) = (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)));
+            let ev = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
+            let od = _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi);
+            let fix = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)));
+            (fix(ev), fix(od))
+        };
+        let one = _mm256_set1_epi32(1);
+        let wv = _mm256_set1_epi32(w as i32);
+        let lane2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+        for pl in 0..d.planes {
+            let xp = &x[pl * d.h * w..][..d.h * w];
+            let base = pl * oh * ow;
+            for oy in 0..oh {
+                let r0 = &xp[2 * oy * w..][..w];
+                let r1 = &xp[(2 * oy + 1) * w..][..w];
+                let yrow = &mut y[base + oy * ow..][..ow];
+                let arow = &mut argmax[base + oy * ow..][..ow];
+                let i0 = (2 * oy * w) as u32;
+                for ox in (0..vec_end).step_by(8) {
+                    let (a, b) = split(r0.as_ptr().add(2 * ox));
+                    let (c, e) = split(r1.as_ptr().add(2 * ox));
+                    let g1 = _mm256_cmp_ps::<_CMP_GT_OQ>(b, a);
+                    let m1 = _mm256_blendv_ps(a, b, g1);
+                    let g2 = _mm256_cmp_ps::<_CMP_GT_OQ>(e, c);
+                    let m2 = _mm256_blendv_ps(c, e, g2);
+                    let g3 = _mm256_cmp_ps::<_CMP_GT_OQ>(m2, m1);
+                    let m = _mm256_blendv_ps(m1, m2, g3);
+                    let k1 = _mm256_and_si256(_mm256_castps_si256(g1), one);
+                    let k2 = _mm256_add_epi32(wv, _mm256_and_si256(_mm256_castps_si256(g2), one));
+                    let k = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(k1), _mm256_castsi256_ps(k2), g3));
+                    let at = _mm256_add_epi32(_mm256_set1_epi32((i0 + 2 * ox as u32) as i32), lane2);
+                    _mm256_storeu_ps(yrow.as_mut_ptr().add(ox), m);
+                    _mm256_storeu_si256(arow.as_mut_ptr().add(ox) as *mut __m256i, _mm256_add_epi32(at, k));
+                }
+                for ox in vec_end..ow {
+                    let (a, b, c, e) = (r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+                    let (m1, k1) = if b > a { (b, 1u32) } else { (a, 0u32) };
+                    let (m2, k2) = if e > c { (e, 1u32) } else { (c, 0u32) };
+                    let (m, k) = if m2 > m1 { (m2, w as u32 + k2) } else { (m1, k1) };
+                    yrow[ox] = m;
+                    arow[ox] = i0 + 2 * ox as u32 + k;
+                }
             }
         }
     }
