@@ -132,9 +132,15 @@ fn threaded_convolution_equals_single_threaded() {
 #[test]
 fn f32_convolution_matches_f64() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    for (f, c, hw, k, pad) in
-        [(1, 1, 9, 3, 0), (5, 1, 28, 7, 0), (8, 1, 28, 7, 0), (11, 2, 13, 5, 2), (3, 3, 8, 3, 1), (7, 2, 10, 1, 0)]
-    {
+    for (f, c, hw, k, pad) in [
+        (1, 1, 9, 3, 0),
+        (5, 1, 28, 7, 0),
+        (8, 1, 28, 7, 0),
+        (11, 2, 13, 5, 2),
+        (3, 3, 8, 3, 1),
+        (7, 2, 10, 1, 0),
+        (16, 3, 32, 3, 1),
+    ] {
         let d = ConvDims { n: 3, c, h: hw, w: hw, f, k, stride: 1, pad };
         let x: Vec<f64> = (0..d.n * c * hw * hw).map(|_| rng.random_range(-1.0..1.0)).collect();
         let w: Vec<f64> = (0..f * c * k * k).map(|_| rng.random_range(-1.0..1.0)).collect();
