@@ -94,10 +94,10 @@ fn bench_pool_norm(c: &mut Criterion) {
     let x = data(nd.n * nd.c * nd.inner);
     let (g, be) = (vec![1.0f32; 8], vec![0.0f32; 8]);
     let (mut rm, mut rv) = (vec![0.0f32; 8], vec![1.0f32; 8]);
-    let (mut y, mut xh, mut is) = (vec![0.0f32; x.len()], vec![0.0f32; x.len()], vec![0.0f32; 8]);
+    let (mut y, mut mean, mut is) = (vec![0.0f32; x.len()], vec![0.0f32; 8], vec![0.0f32; 8]);
     c.bench_function("batchnorm2d train (100,8,22,22)", |b| {
         b.iter(|| {
-            norm::batchnorm_train(nd, &x, &g, &be, &mut rm, &mut rv, 0.9, 1e-5, black_box(&mut y), &mut xh, &mut is)
+            norm::batchnorm_train(nd, &x, &g, &be, &mut rm, &mut rv, 0.9, 1e-5, black_box(&mut y), &mut mean, &mut is)
         })
     });
 }

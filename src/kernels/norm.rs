@@ -72,7 +72,8 @@ fn split_channels(d: NormDims, f: &(dyn Fn(Range<usize>) + Sync)) {
 
 /// Training forward: batch mean and biased variance per channel; `y = γ·x̂ + β` with
 /// `x̂ = (x − μ)/√(σ² + eps)`; running statistics `r = momentum·r + (1 − momentum)·batch`.
-/// Keeps `x̂` and `1/√(σ² + eps)` for the backward pass.
+/// Keeps `μ` and `1/√(σ² + eps)` per channel for the backward pass, which recomputes `x̂` from `x`
+/// (one stream fewer to write than keeping `x̂`).
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_train<E: Elem>(
     d: NormDims,
@@ -84,12 +85,12 @@ pub fn batchnorm_train<E: Elem>(
     momentum: E,
     eps: E,
     y: &mut [E],
-    xhat: &mut [E],
+    mean: &mut [E],
     inv_std: &mut [E],
 ) {
     let bufs = TrainBufs {
         y: Shared::new(y),
-        xhat: Shared::new(xhat),
+        mean: Shared::new(mean),
         inv_std: Shared::new(inv_std),
         running_mean: Shared::new(running_mean),
         running_var: Shared::new(running_var),
@@ -100,7 +101,7 @@ pub fn batchnorm_train<E: Elem>(
 /// The outputs of [`batchnorm_train`], shared by the parts of a channel split.
 struct TrainBufs<'a, E> {
     y: Shared<'a, E>,
-    xhat: Shared<'a, E>,
+    mean: Shared<'a, E>,
     inv_std: Shared<'a, E>,
     running_mean: Shared<'a, E>,
     running_var: Shared<'a, E>,
@@ -151,16 +152,15 @@ fn train_channels_body<E: Elem, const FMA: bool>(
         let (g, b) = (gamma[ch], beta[ch]);
         for s in 0..n {
             let base = (s * c + ch) * inner;
-            // SAFETY: channel `ch` belongs to this part only; one piece of each buffer at a time.
-            let (y, xhat) = unsafe { (out.y.piece(base, inner), out.xhat.piece(base, inner)) };
-            for ((yv, hv), &xv) in y.iter_mut().zip(xhat.iter_mut()).zip(&x[base..base + inner]) {
-                let h = (xv - mean) * is;
-                *hv = h;
-                *yv = fmadd::<E, FMA>(g, h, b);
+            // SAFETY: channel `ch` belongs to this part only; one piece at a time.
+            let y = unsafe { out.y.piece(base, inner) };
+            for (yv, &xv) in y.iter_mut().zip(&x[base..base + inner]) {
+                *yv = fmadd::<E, FMA>(g, (xv - mean) * is, b);
             }
         }
         // SAFETY: as above, element `ch` of the per-channel buffers belongs to this part only.
         unsafe {
+            out.mean.piece(ch, 1)[0] = mean;
             out.inv_std.piece(ch, 1)[0] = is;
             let rm = &mut out.running_mean.piece(ch, 1)[0];
             *rm = momentum * *rm + (E::one() - momentum) * mean;
@@ -195,12 +195,14 @@ pub fn batchnorm_eval<E: Elem>(
     }
 }
 
-/// Backward: `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ/(m·σ) · (m·dy − dβ − x̂·dγ)` with `m = N·inner`.
+/// Backward: `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ/(m·σ) · (m·dy − dβ − x̂·dγ)` with `m = N·inner`
+/// and `x̂ = (x − μ)·inv_std` recomputed from the forward input `x` and the kept `mean`, `inv_std`.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward<E: Elem>(
     d: NormDims,
     dy: &[E],
-    xhat: &[E],
+    x: &[E],
+    mean: &[E],
     inv_std: &[E],
     gamma: &[E],
     dgamma: &mut [E],
@@ -208,7 +210,7 @@ pub fn batchnorm_backward<E: Elem>(
     dx: Option<&mut [E]>,
 ) {
     let out = BackBufs { dgamma: Shared::new(dgamma), dbeta: Shared::new(dbeta), dx: dx.map(Shared::new) };
-    split_channels(d, &|chs| backward_channels(d, chs, dy, xhat, inv_std, gamma, &out));
+    split_channels(d, &|chs| backward_channels(d, chs, dy, x, mean, inv_std, gamma, &out));
 }
 
 /// The outputs of [`batchnorm_backward`], shared by the parts of a channel split.
@@ -224,7 +226,8 @@ multiversion! {
         d: NormDims,
         chs: Range<usize>,
         dy: &[E],
-        xhat: &[E],
+        x: &[E],
+        mean: &[E],
         inv_std: &[E],
         gamma: &[E],
         out: &BackBufs<'_, E>,
@@ -237,7 +240,8 @@ fn backward_channels_body<E: Elem, const FMA: bool>(
     d: NormDims,
     chs: Range<usize>,
     dy: &[E],
-    xhat: &[E],
+    x: &[E],
+    mean: &[E],
     inv_std: &[E],
     gamma: &[E],
     out: &BackBufs<'_, E>,
@@ -245,27 +249,48 @@ fn backward_channels_body<E: Elem, const FMA: bool>(
     let NormDims { n, c, inner } = d;
     let m = E::from(n * inner).unwrap_or_else(E::one).max(E::one());
     for ch in chs {
+        let (mu, is) = (mean[ch], inv_std[ch]);
         let (mut db, mut dg) = (E::zero(), E::zero());
         for s in 0..n {
             let base = (s * c + ch) * inner;
             db += sum_lanes(&dy[base..base + inner]);
-            dg += super::dot::<E, FMA>(&dy[base..base + inner], &xhat[base..base + inner]);
+            dg += dot_dev::<E, FMA>(&dy[base..base + inner], &x[base..base + inner], mu);
         }
+        let dg = dg * is;
         // SAFETY: channel `ch` belongs to this part only; one piece of each buffer at a time.
         unsafe {
             out.dbeta.piece(ch, 1)[0] = db;
             out.dgamma.piece(ch, 1)[0] = dg;
         }
         if let Some(dx) = &out.dx {
-            let k = gamma[ch] * inv_std[ch] / m;
+            let k = gamma[ch] * is / m;
             for s in 0..n {
                 let base = (s * c + ch) * inner;
                 // SAFETY: as above.
                 let dxr = unsafe { dx.piece(base, inner) };
-                for ((o, &g), &h) in dxr.iter_mut().zip(&dy[base..base + inner]).zip(&xhat[base..base + inner]) {
-                    *o = k * (m * g - db - h * dg);
+                for ((o, &g), &xv) in dxr.iter_mut().zip(&dy[base..base + inner]).zip(&x[base..base + inner]) {
+                    *o = k * (m * g - db - (xv - mu) * is * dg);
                 }
             }
         }
     }
+}
+
+/// `Σ a·(x − m)`, with eight independent partial sums.
+#[inline(always)]
+fn dot_dev<E: Elem, const FMA: bool>(a: &[E], x: &[E], m: E) -> E {
+    let len = a.len().min(x.len());
+    let (a, x) = (&a[..len], &x[..len]);
+    let mut lanes = [E::zero(); 8];
+    let (ca, cx) = (a.chunks_exact(8), x.chunks_exact(8));
+    let mut tail = E::zero();
+    for (&u, &v) in ca.remainder().iter().zip(cx.remainder()) {
+        tail = fmadd::<E, FMA>(u, v - m, tail);
+    }
+    for (u, v) in ca.zip(cx) {
+        for l in 0..8 {
+            lanes[l] = fmadd::<E, FMA>(u[l], v[l] - m, lanes[l]);
+        }
+    }
+    lanes.iter().copied().fold(tail, |s, v| s + v)
 }

@@ -76,7 +76,7 @@ impl<const C: usize, E: Elem> BnParams<C, E> {
         inner: usize,
     ) {
         y.set_batch(x.batch());
-        cache.xhat.resize(x.len(), E::zero());
+        cache.mean.resize(C, E::zero());
         cache.inv_std.resize(C, E::zero());
         let d = NormDims { n: x.batch_size(), c: C, inner };
         norm::batchnorm_train(
@@ -89,7 +89,7 @@ impl<const C: usize, E: Elem> BnParams<C, E> {
             E::lit(BN_MOMENTUM),
             E::lit(BN_EPS),
             y.as_mut_slice(),
-            &mut cache.xhat,
+            &mut cache.mean,
             &mut cache.inv_std,
         );
     }
@@ -111,7 +111,8 @@ impl<const C: usize, E: Elem> BnParams<C, E> {
         norm::batchnorm_backward(
             d,
             dy.as_slice(),
-            &cache.xhat,
+            x.as_slice(),
+            &cache.mean,
             &cache.inv_std,
             self.gamma.as_slice(),
             grads.gamma.as_mut_slice(),
@@ -121,10 +122,11 @@ impl<const C: usize, E: Elem> BnParams<C, E> {
     }
 }
 
-/// What batch norm keeps for its backward pass: `x̂` and `1/√(σ² + eps)` per channel.
+/// What batch norm keeps for its backward pass: the batch mean and `1/√(σ² + eps)` per channel
+/// (the backward pass recomputes `x̂` from its input).
 #[derive(Clone, Debug, Default)]
 pub struct BnCache<E> {
-    xhat: Vec<E>,
+    mean: Vec<E>,
     inv_std: Vec<E>,
 }
 
