@@ -618,6 +618,21 @@ fn add_row<E: Elem>(dst: &mut [E], src: &[E]) {
     }
 }
 
+/// `$f::<E, W>(args)` with `W` the output width `$ow` when it is one of the common widths (fixed-size
+/// row moves), `W = 0` (rows of `ow` elements) otherwise.
+macro_rules! by_width {
+    ($ow:expr, $f:ident($($arg:expr),*)) => {
+        match $ow {
+            2 => $f::<E, 2>($($arg),*),
+            4 => $f::<E, 4>($($arg),*),
+            8 => $f::<E, 8>($($arg),*),
+            16 => $f::<E, 16>($($arg),*),
+            32 => $f::<E, 32>($($arg),*),
+            _ => $f::<E, 0>($($arg),*),
+        }
+    };
+}
+
 #[inline(always)]
 fn im2col_plane_body<E: Elem, const FMA: bool>(
     d: &ConvDims,
@@ -628,14 +643,7 @@ fn im2col_plane_body<E: Elem, const FMA: bool>(
     plane: &mut [E],
 ) {
     plane.fill(E::zero());
-    match d.ow() {
-        2 => im2col_plane::<E, 2>(d, xs, cols, ld, col0, plane),
-        4 => im2col_plane::<E, 4>(d, xs, cols, ld, col0, plane),
-        8 => im2col_plane::<E, 8>(d, xs, cols, ld, col0, plane),
-        16 => im2col_plane::<E, 16>(d, xs, cols, ld, col0, plane),
-        32 => im2col_plane::<E, 32>(d, xs, cols, ld, col0, plane),
-        _ => im2col_plane::<E, 0>(d, xs, cols, ld, col0, plane),
-    }
+    by_width!(d.ow(), im2col_plane(d, xs, cols, ld, col0, plane))
 }
 
 #[inline(always)]
@@ -701,14 +709,7 @@ fn col2im_plane_body<E: Elem, const FMA: bool>(
     dxs: &mut [E],
     plane: &mut [E],
 ) {
-    match d.ow() {
-        2 => col2im_plane::<E, 2>(d, cols, ld, col0, dxs, plane),
-        4 => col2im_plane::<E, 4>(d, cols, ld, col0, dxs, plane),
-        8 => col2im_plane::<E, 8>(d, cols, ld, col0, dxs, plane),
-        16 => col2im_plane::<E, 16>(d, cols, ld, col0, dxs, plane),
-        32 => col2im_plane::<E, 32>(d, cols, ld, col0, dxs, plane),
-        _ => col2im_plane::<E, 0>(d, cols, ld, col0, dxs, plane),
-    }
+    by_width!(d.ow(), col2im_plane(d, cols, ld, col0, dxs, plane))
 }
 
 #[inline(always)]
@@ -955,9 +956,10 @@ unsafe fn cast_mut<E, T>(a: &mut [E]) -> &mut [T] {
     unsafe { core::slice::from_raw_parts_mut(a.as_mut_ptr() as *mut T, a.len()) }
 }
 
-/// Register-blocked stride-1 convolution for f32 with AVX2+FMA: up to eight filters at a time share
-/// each load of the input, eight output positions per register, so the loop issues about one load per
-/// multiply-add instead of three (the full-width `axpy` form is bound by its loads and stores).
+/// Register-blocked stride-1 convolution for f32 with AVX2+FMA: the forward pass keeps 6 filters ×
+/// 16 positions in registers over every input channel and kernel offset, the weight gradient shares
+/// each input load between up to eight filters, so neither is bound by loads and stores as the
+/// full-width `axpy` form is.
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use super::ConvDims;

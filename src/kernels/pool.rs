@@ -95,16 +95,22 @@ fn max2_forward_body<E: Elem, const FMA: bool>(d: &PoolDims, x: &[E], y: &mut [E
             let arow = &mut argmax[base + oy * ow..][..ow];
             let i0 = (2 * oy * w) as u32;
             for ox in 0..ow {
-                let (a, b, c, e) = (r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
-                // first maximum in row-major order: a later element wins only when strictly larger
-                let (m1, k1) = if b > a { (b, 1u32) } else { (a, 0u32) };
-                let (m2, k2) = if e > c { (e, 1u32) } else { (c, 0u32) };
-                let (m, k) = if m2 > m1 { (m2, w as u32 + k2) } else { (m1, k1) };
-                yrow[ox] = m;
-                arow[ox] = i0 + 2 * ox as u32 + k;
+                (yrow[ox], arow[ox]) = window2(r0, r1, ox, w, i0);
             }
         }
     }
+}
+
+/// Maximum and in-plane index of the 2×2 window `ox` on input rows `r0`, `r1` (row `r0` starting at
+/// index `i0` of a plane `w` wide): the first maximum in row-major order, a later element winning
+/// only when strictly larger.
+#[inline(always)]
+fn window2<E: Elem>(r0: &[E], r1: &[E], ox: usize, w: usize, i0: u32) -> (E, u32) {
+    let (a, b, c, e) = (r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+    let (m1, k1) = if b > a { (b, 1u32) } else { (a, 0u32) };
+    let (m2, k2) = if e > c { (e, 1u32) } else { (c, 0u32) };
+    let (m, k) = if m2 > m1 { (m2, w as u32 + k2) } else { (m1, k1) };
+    (m, i0 + 2 * ox as u32 + k)
 }
 
 /// [`max2_forward`] for `f32` with AVX2: eight windows per step (their two input rows split into
@@ -159,12 +165,7 @@ unsafe fn max2_forward_f32(d: &PoolDims, x: &[f32], y: &mut [f32], argmax: &mut 
                     _mm256_storeu_si256(arow.as_mut_ptr().add(ox) as *mut __m256i, _mm256_add_epi32(at, k));
                 }
                 for ox in vec_end..ow {
-                    let (a, b, c, e) = (r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
-                    let (m1, k1) = if b > a { (b, 1u32) } else { (a, 0u32) };
-                    let (m2, k2) = if e > c { (e, 1u32) } else { (c, 0u32) };
-                    let (m, k) = if m2 > m1 { (m2, w as u32 + k2) } else { (m1, k1) };
-                    yrow[ox] = m;
-                    arow[ox] = i0 + 2 * ox as u32 + k;
+                    (yrow[ox], arow[ox]) = window2(r0, r1, ox, w, i0);
                 }
             }
         }
