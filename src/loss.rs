@@ -33,14 +33,7 @@ pub fn logistic_loss<S: OnePerSample, E: Elem>(
     dscores.set_batch(scores.batch());
     let n = E::lit(scores.batch_size().max(1) as f64);
     let mut total = E::zero();
-    for ((d, &s), &l) in dscores.as_mut_slice().iter_mut().zip(scores.as_slice()).zip(labels) {
-        let y = if l == 1 { E::one() } else { E::zero() };
-        // log(1 + e^s) − y·s and σ(s), both from e^−|s| (no overflow, one exponential)
-        let e = (-s.abs()).exp();
-        total += s.max(E::zero()) - s * y + e.ln_1p();
-        let sig = if s >= E::zero() { E::one() / (E::one() + e) } else { e / (E::one() + e) };
-        *d = (sig - y) / n;
-    }
+    crate::kernels::logistic_rows(scores.as_slice(), labels, dscores.as_mut_slice(), n, &mut total);
     Ok(total / n)
 }
 

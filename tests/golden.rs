@@ -684,3 +684,52 @@ fn linear_matches_naive_triple_loop() {
     let x = Tensor::<(Const<1>, Const<3>), f32>::from_vec(vec![1.0, 0.0, -1.0]).unwrap();
     assert_eq!(f32fc.predict(&x).as_slice(), &[1.0 - 5.0 + 0.5, 2.0 - 6.0 - 0.5]);
 }
+
+#[test]
+fn f32_logistic_matches_f64() {
+    // The f32 loss evaluates e^−|s| and ln(1 + e^−|s|) with inline polynomials (so that the loop
+    // vectorises); they must agree with the f64 library functions to f32 precision everywhere.
+    use shaped::kernels::Elem;
+    for i in 0..=20_000 {
+        let x = -100.0 * i as f64 / 20_000.0;
+        let (got, want) = ((x as f32).exp_nonpos() as f64, (x as f32 as f64).exp());
+        if x >= -87.0 {
+            assert!((got - want).abs() <= 2.5e-7 * want, "exp({x}) = {got}, want {want}");
+        } else {
+            assert!(got <= 1.7e-38, "exp({x}) = {got}");
+        }
+    }
+    let unit = (0..=20_000).map(|i| i as f64 / 20_000.0).chain((1..60).map(|p| 2f64.powi(-p)));
+    for x in unit.chain([0.0, 1e-8, 1e-9, 1e-30, std::f64::consts::SQRT_2 - 1.0]) {
+        let x32 = x as f32;
+        let (got, want) = (x32.ln_1p_unit() as f64, (x32 as f64).ln_1p());
+        assert!((got - want).abs() <= 1.5e-7 * want, "ln_1p({x}) = {got}, want {want}");
+    }
+    // The whole loss: scores across the range, both labels, against the f64 path.
+    let mut rng = StdRng::seed_from_u64(3);
+    let n = 203; // not a multiple of the kernel's 8 lanes
+    let scores: Vec<f64> = (0..n)
+        .map(|i| match i % 4 {
+            0 => rng.random_range(-1.0..1.0),
+            1 => rng.random_range(-12.0..12.0),
+            2 => rng.random_range(-120.0..120.0),
+            _ => 0.0,
+        })
+        .map(|v: f64| v as f32 as f64) // the scores both paths see
+        .collect();
+    let labels: Vec<usize> = (0..n).map(|_| rng.random_range(0..2)).collect();
+    let s64 = Tensor::<(Dyn, Const<1>), f64>::from_vec_batch(Dyn(n), scores.clone()).unwrap();
+    let s32 =
+        Tensor::<(Dyn, Const<1>), f32>::from_vec_batch(Dyn(n), scores.iter().map(|&v| v as f32).collect()).unwrap();
+    let (mut d64, mut d32) = (Tensor::zeros(Dyn(0)), Tensor::zeros(Dyn(0)));
+    let l64 = logistic_loss(&s64, &labels, &mut d64).unwrap();
+    let l32 = logistic_loss(&s32, &labels, &mut d32).unwrap() as f64;
+    assert!((l32 - l64).abs() <= 1e-6 * l64, "loss {l32} vs {l64}");
+    for (i, (&g32, &g64)) in d32.as_slice().iter().zip(d64.as_slice()).enumerate() {
+        assert!(
+            (g32 as f64 - g64).abs() <= 4.0 * f32::EPSILON as f64 / n as f64,
+            "gradient {i}: {g32} vs {g64} (score {})",
+            scores[i]
+        );
+    }
+}

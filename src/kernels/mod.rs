@@ -21,6 +21,16 @@ pub trait Elem: Float + Default + Debug + Send + Sync + core::iter::Sum + core::
     fn lit(v: f64) -> Self;
     /// Converts to `f64`.
     fn to_f64_lossy(self) -> f64;
+    /// `ln(1 + x)` for `x ∈ [0, 1]`, to this type's precision (the logistic loss's softplus term).
+    #[inline(always)]
+    fn ln_1p_unit(self) -> Self {
+        self.ln_1p()
+    }
+    /// `eˣ` for `x ≤ 0`, to this type's precision (the logistic loss's `e^−|s|`).
+    #[inline(always)]
+    fn exp_nonpos(self) -> Self {
+        self.exp()
+    }
 }
 
 impl Elem for f32 {
@@ -32,6 +42,49 @@ impl Elem for f32 {
     #[inline(always)]
     fn to_f64_lossy(self) -> f64 {
         self as f64
+    }
+    /// Inline arithmetic (no library call, so loops over it vectorise): `1 + x = 2ᵏ(1 + f)` with
+    /// `f ∈ [√½ − 1, √2 − 1]` computed exactly from `x`, then Cephes' `logf` polynomial for
+    /// `ln(1 + f)` (relative error under 1e-7).
+    #[inline(always)]
+    fn ln_1p_unit(self) -> Self {
+        let big = self > core::f32::consts::SQRT_2 - 1.0;
+        let f = if big { (self - 1.0) * 0.5 } else { self };
+        let k = if big { 1.0 } else { 0.0 };
+        let z = f * f;
+        let mut p = 7.037_683_6e-2 * f - 1.151_461e-1;
+        for c in [
+            1.167_699_9e-1,
+            -1.242_014_1e-1,
+            1.424_932_3e-1,
+            -1.666_805_8e-1,
+            2.000_071_4e-1,
+            -2.499_999_4e-1,
+            3.333_333e-1,
+        ] {
+            p = p * f + c;
+        }
+        // k·ln 2 in two parts (0.693359375 is exact in a few bits) around the polynomial.
+        let y = f * z * p - 2.121_944_4e-4 * k - 0.5 * z;
+        f + y + 0.693_359_4 * k
+    }
+    /// Inline arithmetic (Cephes' `expf`): `eˣ = 2ⁿ·eʳ` with `r = x − n·ln 2 ∈ [−ln 2/2, ln 2/2]`
+    /// and a degree-5 polynomial for `eʳ − 1 − r` (within 2 ulp); `x` below −87 gives `e⁻⁸⁷`.
+    #[inline(always)]
+    fn exp_nonpos(self) -> Self {
+        // n = round(x·log₂e) by adding 1.5·2²³ (no float-to-int conversion, which would not
+        // vectorise): t's low mantissa bits hold n, so t's bits give 2ⁿ's exponent field directly.
+        const MAGIC: f32 = 12_582_912.0;
+        let x = self.max(-87.0);
+        let t = x * core::f32::consts::LOG2_E + MAGIC;
+        let nf = t - MAGIC;
+        let r = x - nf * 0.693_359_4 + nf * 2.121_944_4e-4;
+        let mut p = 1.987_569_1e-4 * r + 1.398_2e-3;
+        for c in [8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+            p = p * r + c;
+        }
+        let two_n = f32::from_bits(t.to_bits().wrapping_sub(MAGIC.to_bits() - 127) << 23);
+        (p * r * r + r + 1.0) * two_n
     }
 }
 
@@ -289,13 +342,31 @@ fn gemv_body<E: Elem, const FMA: bool>(
     accumulate: bool,
 ) {
     if sa.rs == 1 && c_stride == 1 && sa.cs >= m {
-        // A is a transposed view: its columns are contiguous, so accumulate column by column.
+        // A is a transposed view: its columns are contiguous, so accumulate column by column, 32
+        // outputs at a time in registers (not through memory: each column's update would wait on
+        // the previous one's store).
+        const W: usize = 32;
         let c = &mut c[..m];
         if !accumulate {
             c.fill(E::zero());
         }
-        for p in 0..k {
-            axpy::<E, FMA>(c, b[p * b_stride], &a[p * sa.cs..p * sa.cs + m]);
+        let mut i0 = 0;
+        while i0 + W <= m {
+            let mut acc = [E::zero(); W];
+            acc.copy_from_slice(&c[i0..i0 + W]);
+            for p in 0..k {
+                let (bv, col) = (b[p * b_stride], &a[p * sa.cs + i0..p * sa.cs + i0 + W]);
+                for l in 0..W {
+                    acc[l] = fmadd::<E, FMA>(bv, col[l], acc[l]);
+                }
+            }
+            c[i0..i0 + W].copy_from_slice(&acc);
+            i0 += W;
+        }
+        if i0 < m {
+            for p in 0..k {
+                axpy::<E, FMA>(&mut c[i0..], b[p * b_stride], &a[p * sa.cs + i0..p * sa.cs + m]);
+            }
         }
         return;
     }
@@ -308,6 +379,40 @@ fn gemv_body<E: Elem, const FMA: bool>(
         let d = &mut c[i * c_stride];
         *d = if accumulate { *d + v } else { v };
     }
+}
+
+multiversion! {
+    /// The logistic loss's kernel: for each score `s` with label `y ∈ {0, 1}` writes
+    /// `(σ(s) − y)/n` into `d` and adds `log(1 + eˢ) − y·s` to `total`, both from `e^−|s|` (no
+    /// overflow, one exponential).
+    pub(crate) fn logistic_rows<E: Elem>(scores: &[E], labels: &[usize], d: &mut [E], n: E, total: &mut E) => logistic_body
+}
+
+#[inline(always)]
+fn logistic_body<E: Elem, const FMA: bool>(scores: &[E], labels: &[usize], d: &mut [E], n: E, total: &mut E) {
+    #[inline(always)]
+    fn one<E: Elem>(s: E, label: usize, d: &mut E, n: E) -> E {
+        let y = if label == 1 { E::one() } else { E::zero() };
+        let e = (-s.abs()).exp_nonpos();
+        let sig = if s >= E::zero() { E::one() } else { e } / (E::one() + e);
+        *d = (sig - y) / n;
+        s.max(E::zero()) - s * y + e.ln_1p_unit()
+    }
+    let len = scores.len().min(labels.len()).min(d.len());
+    let (scores, labels, d) = (&scores[..len], &labels[..len], &mut d[..len]);
+    let mut lanes = [E::zero(); 8];
+    let (cs, cl, mut cd) = (scores.chunks_exact(8), labels.chunks_exact(8), d.chunks_exact_mut(8));
+    let (rs, rl) = (cs.remainder(), cl.remainder());
+    for ((s, l), dd) in cs.zip(cl).zip(&mut cd) {
+        for i in 0..8 {
+            lanes[i] += one(s[i], l[i], &mut dd[i], n);
+        }
+    }
+    let mut tail = E::zero();
+    for ((&s, &l), dd) in rs.iter().zip(rl).zip(cd.into_remainder()) {
+        tail += one(s, l, dd, n);
+    }
+    *total = lanes.iter().copied().fold(tail, |a, v| a + v);
 }
 
 multiversion! {
