@@ -1,17 +1,43 @@
-//! The number of threads the kernels may use (default 1), and the persistent worker pool that runs
-//! the parts of a split batch (threads are created once, not per layer call).
+//! The number of threads the kernels may use (default 1), and the persistent workers that run the
+//! parts of a split batch.
+//!
+//! A kernel splits its batch into at most [`num_threads`] parts and calls [`run_parts`]: the calling
+//! thread runs the last part itself while workers run the others. The workers are threads created
+//! once (on the first split that needs them) and kept for the life of the process. A part is handed
+//! to a worker through its own slot (a generation counter and a pointer to the part, no queue and
+//! no allocation), and the caller waits by spinning: the parts are tens to hundreds of microseconds
+//! long, and on these virtual machines a sleeping thread takes tens of microseconds to wake. Between
+//! splits a worker spins for a short grace period, and for as long as an [`install`] is running (a
+//! training step), before it parks.
 
-use std::cell::Cell;
+use std::any::Any;
+use std::cell::{Cell, UnsafeCell};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Mutex, OnceLock};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+/// The most threads the kernels use: the caller and 63 workers.
+pub const MAX_THREADS: usize = 64;
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);
 static SPLITS: AtomicUsize = AtomicUsize::new(0);
+/// How many [`install`] calls are running (workers do not park while one is).
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+/// Whether a split is using the workers (a second caller, on another thread, runs its parts itself).
+static BUSY: AtomicBool = AtomicBool::new(false);
 
-/// Sets the number of threads the kernels may use (at least 1). Kernels split the batch across
-/// them where a layer's work is large enough to pay for it.
+/// How long a worker spins for its next part, outside an [`install`], before it parks.
+const GRACE: Duration = Duration::from_micros(200);
+/// After spinning this long (a step's thread descheduled, or a long part), spinners also yield
+/// their core to the scheduler now and then.
+const PATIENCE: Duration = Duration::from_millis(2);
+
+/// Sets the number of threads the kernels may use (1 to [`MAX_THREADS`]). Kernels split the batch
+/// across them where a layer's work is large enough to pay for it.
 pub fn set_num_threads(n: usize) {
-    THREADS.store(n.max(1), Ordering::Relaxed);
+    THREADS.store(n.clamp(1, MAX_THREADS), Ordering::Relaxed);
 }
 
 /// The number of threads the kernels may use.
@@ -19,35 +45,9 @@ pub fn num_threads() -> usize {
     THREADS.load(Ordering::Relaxed)
 }
 
-/// The pool for the current thread count (`num_threads()` workers: a scope's body runs on a worker
-/// while the calling thread waits). Rebuilt when the count changes.
-fn pool() -> Arc<rayon::ThreadPool> {
-    static POOL: Mutex<Option<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(None);
-    let want = num_threads().max(1);
-    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    match &*guard {
-        Some((n, p)) if *n == want => p.clone(),
-        _ => {
-            let p = Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(want)
-                    .thread_name(|i| format!("shaped-kernel-{i}"))
-                    .build()
-                    .expect("the kernel thread pool starts"),
-            );
-            *guard = Some((want, p.clone()));
-            p
-        }
-    }
-}
-
-/// Runs `f` with a scope whose spawned parts run on the kernel pool; returns when all have finished.
-pub(crate) fn scope<'scope, F>(f: F)
-where
-    F: FnOnce(&rayon::Scope<'scope>) + Send,
-{
-    SPLITS.fetch_add(1, Ordering::Relaxed);
-    pool().scope(f)
+/// How many times kernels have split work over the worker threads so far (in any thread).
+pub(crate) fn splits() -> usize {
+    SPLITS.load(Ordering::Relaxed)
 }
 
 thread_local! {
@@ -61,8 +61,9 @@ pub(crate) fn in_part() -> bool {
     IN_PART.with(|c| c.get())
 }
 
-fn run_part(f: impl FnOnce()) {
-    // Restored however `f` ends: a panicking part must not leave a pool thread marked for good.
+/// Runs `f` marked as a part (see [`in_part`]).
+fn as_part<R>(f: impl FnOnce() -> R) -> R {
+    // Restored however `f` ends: a panicking part must not leave the thread marked for good.
     struct Restore(bool);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -70,83 +71,318 @@ fn run_part(f: impl FnOnce()) {
         }
     }
     let _restore = Restore(IN_PART.with(|c| c.replace(true)));
-    f();
+    f()
+}
+
+/// A part handed to a worker: `call(ctx, index)`.
+#[derive(Clone, Copy)]
+struct Job {
+    ctx: *const (),
+    index: usize,
+    call: unsafe fn(*const (), usize),
+}
+
+/// One worker's slot. The poster writes `job`, then bumps `posted`; the worker reads `job` after
+/// seeing the bump, runs it, then sets `done` to the same count.
+struct Worker {
+    posted: AtomicUsize,
+    done: AtomicUsize,
+    sleeping: AtomicBool,
+    job: UnsafeCell<Job>,
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    thread: OnceLock<Thread>,
+}
+
+// SAFETY: `job` is written only by the one poster (holding `BUSY`) while the worker is idle
+// (`done == posted`), and read by the worker only after it has seen the new `posted` (Release /
+// Acquire), before it publishes `done`; the other fields are atomics or locks.
+unsafe impl Sync for Worker {}
+
+unsafe fn no_job(_: *const (), _: usize) {}
+
+#[allow(clippy::declare_interior_mutable_const)] // only the array initialiser below uses it
+const IDLE: Worker = Worker {
+    posted: AtomicUsize::new(0),
+    done: AtomicUsize::new(0),
+    sleeping: AtomicBool::new(false),
+    job: UnsafeCell::new(Job { ctx: core::ptr::null(), index: 0, call: no_job }),
+    panic: Mutex::new(None),
+    thread: OnceLock::new(),
+};
+
+static WORKERS: [Worker; MAX_THREADS - 1] = [IDLE; MAX_THREADS - 1];
+static STARTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Starts workers until `want` run (or the system refuses a thread); returns how many run.
+fn start_workers(want: usize) -> usize {
+    let have = STARTED.load(Ordering::Acquire);
+    if have >= want {
+        return have;
+    }
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut have = STARTED.load(Ordering::Acquire);
+    while have < want {
+        let w: &'static Worker = &WORKERS[have];
+        let spawned =
+            std::thread::Builder::new().name(format!("shaped-kernel-{}", have + 1)).spawn(move || worker_main(w));
+        match spawned {
+            Ok(handle) => {
+                let _ = w.thread.set(handle.thread().clone());
+            }
+            Err(_) => break, // run with the workers there are
+        }
+        have += 1;
+        STARTED.store(have, Ordering::Release);
+    }
+    have
+}
+
+/// Spins (with a CPU hint) until `ready()`; after [`PATIENCE`], yields the core now and then.
+/// Returns early, with `false`, when `give_up(spun)` says so.
+fn spin_until(ready: impl Fn() -> bool, give_up: impl Fn(Duration) -> bool) -> bool {
+    let start = Instant::now();
+    let mut i = 0u32;
+    while !ready() {
+        i = i.wrapping_add(1);
+        if i.is_multiple_of(64) {
+            let spun = start.elapsed();
+            if give_up(spun) {
+                return false;
+            }
+            if spun > PATIENCE {
+                std::thread::yield_now();
+            }
+        }
+        std::hint::spin_loop();
+    }
+    true
+}
+
+fn worker_main(w: &'static Worker) {
+    let mut seen = 0usize;
+    loop {
+        let new = || w.posted.load(Ordering::Acquire) != seen;
+        while !spin_until(new, |spun| ACTIVE.load(Ordering::Relaxed) == 0 && spun > GRACE) {
+            // Park (until a part is posted, or an `install` wakes the workers to spin). The poster
+            // bumps `posted` and then looks at `sleeping` (both SeqCst), and this thread sets
+            // `sleeping` and then looks at `posted`: one of them sees the other.
+            w.sleeping.store(true, Ordering::SeqCst);
+            if w.posted.load(Ordering::SeqCst) == seen {
+                std::thread::park();
+            }
+            w.sleeping.store(false, Ordering::Relaxed);
+        }
+        seen = w.posted.load(Ordering::Acquire);
+        // SAFETY: the poster wrote the job before publishing `seen` and leaves it alone until `done`.
+        let job = unsafe { *w.job.get() };
+        // SAFETY: the poster keeps `job.ctx` alive until it sees `done == seen`.
+        let run = catch_unwind(AssertUnwindSafe(|| as_part(|| unsafe { (job.call)(job.ctx, job.index) })));
+        if let Err(p) = run {
+            *w.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+        }
+        w.done.store(seen, Ordering::Release);
+    }
+}
+
+/// Unparks worker `w` if it is parked (or about to park).
+fn wake(w: &Worker) {
+    if w.sleeping.load(Ordering::SeqCst)
+        && let Some(t) = w.thread.get()
+    {
+        t.unpark();
+    }
+}
+
+/// What a posted part reads: the shared function and the parts' payloads (one slot per worker).
+struct Ctx<P, F> {
+    f: *const F,
+    slots: *mut Option<P>,
+}
+
+/// Runs worker `i`'s part: takes its payload and calls the shared function on it.
+///
+/// # Safety
+/// `ctx` points to a live `Ctx<P, F>` whose slot `i` holds a payload no other thread touches.
+unsafe fn call_part<P, F: Fn(P)>(ctx: *const (), i: usize) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let ctx = &*(ctx as *const Ctx<P, F>);
+        let p = (*ctx.slots.add(i)).take().expect("a posted part has a payload");
+        (*ctx.f)(p);
+    }
+}
+
+/// Waits, however the split ends (even by a panic), until every posted worker is done: the parts
+/// borrow the caller's frame.
+struct Waiter {
+    posted: usize,
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        for w in &WORKERS[..self.posted] {
+            let target = w.posted.load(Ordering::Relaxed);
+            spin_until(|| w.done.load(Ordering::Acquire) == target, |_| false);
+        }
+        BUSY.store(false, Ordering::Release);
+    }
+}
+
+/// Runs `f(p)` for every payload `p` of `parts`: the last one on this thread, the others on the
+/// workers (one each), all finished when this returns. Every payload is processed whole by one call
+/// of `f`, so results do not depend on which thread ran which part. When the workers are busy with
+/// another caller's split, or this thread is itself running a part, the parts run here one after
+/// the other. A panic in a part is resumed here, after every part has finished.
+pub(crate) fn run_parts<P: Send, F: Fn(P) + Sync>(parts: impl IntoIterator<Item = P>, f: F) {
+    run_parts_on(num_threads(), parts, f)
+}
+
+/// [`run_parts`] with `threads` threads (the caller and `threads − 1` workers).
+fn run_parts_on<P: Send, F: Fn(P) + Sync>(threads: usize, parts: impl IntoIterator<Item = P>, f: F) {
+    let want = threads.clamp(1, MAX_THREADS) - 1;
+    if want == 0 || in_part() || BUSY.swap(true, Ordering::Acquire) {
+        return as_part(|| parts.into_iter().for_each(&f));
+    }
+    let mut waiter = Waiter { posted: 0 };
+    let workers = start_workers(want).min(want);
+    SPLITS.fetch_add(1, Ordering::Relaxed);
+    let mut slots: [Option<P>; MAX_THREADS - 1] = core::array::from_fn(|_| None);
+    let ctx = Ctx { f: &f, slots: slots.as_mut_ptr() };
+    let mut pending = None;
+    let mut extra = Vec::new(); // more payloads than threads: not the kernels' way, but allowed
+    for p in parts {
+        let Some(prev) = pending.replace(p) else { continue };
+        if waiter.posted == workers {
+            extra.push(prev);
+            continue;
+        }
+        let (i, w) = (waiter.posted, &WORKERS[waiter.posted]);
+        // SAFETY: worker i is idle (its previous part finished before the last `Waiter` returned)
+        // and slot i is ours; the writes are published by the `posted` store below.
+        unsafe {
+            *ctx.slots.add(i) = Some(prev);
+            *w.job.get() = Job { ctx: &ctx as *const Ctx<P, F> as *const (), index: i, call: call_part::<P, F> };
+        }
+        waiter.posted += 1;
+        w.posted.fetch_add(1, Ordering::SeqCst);
+        wake(w);
+    }
+    let mine = catch_unwind(AssertUnwindSafe(|| as_part(|| extra.into_iter().chain(pending).for_each(&f))));
+    let posted = waiter.posted;
+    drop(waiter);
+    drop(slots);
+    if let Err(p) = mine {
+        resume_unwind(p);
+    }
+    for w in &WORKERS[..posted] {
+        if let Some(p) = w.panic.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            resume_unwind(p);
+        }
+    }
 }
 
 /// Runs `f(offset, piece)` on the consecutive `piece`-long pieces of `out` (the last may be shorter),
-/// each a part on the kernel threads, the last one on this thread.
+/// one part each (see [`run_parts`]).
 pub(crate) fn for_pieces<T: Send>(out: &mut [T], piece: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    let (len, f) = (out.len(), &f);
-    scope(|sc| {
-        for (i, p) in out.chunks_mut(piece.max(1)).enumerate() {
-            let start = i * piece;
-            spawn_or_run(sc, start + p.len() >= len, move || f(start, p));
+    let piece = piece.max(1);
+    run_parts(out.chunks_mut(piece).enumerate(), |(i, p)| f(i * piece, p));
+}
+
+/// Runs `f` with the workers kept awake: between the splits of the kernels `f` calls, the workers
+/// spin for their next part instead of parking (on these virtual machines a parked thread takes
+/// tens of microseconds to wake, more than many parts take to run). A training step is the intended
+/// unit: the workers spin, using their cores, for as long as `f` runs. With one thread this is just
+/// `f()`.
+pub fn install<R>(f: impl FnOnce() -> R) -> R {
+    struct Active;
+    impl Drop for Active {
+        fn drop(&mut self) {
+            ACTIVE.fetch_sub(1, Ordering::Relaxed);
         }
-    });
-}
-
-/// Runs `f` as a part of the scope, or right here for the last part of a split (so the worker running
-/// the scope's body works instead of waiting).
-pub(crate) fn spawn_or_run<'scope, F>(sc: &rayon::Scope<'scope>, inline: bool, f: F)
-where
-    F: FnOnce() + Send + 'scope,
-{
-    if inline {
-        run_part(f)
-    } else {
-        sc.spawn(move |_| run_part(f));
     }
-}
-
-/// How many times kernels have split work over the kernel threads so far (in any thread).
-pub(crate) fn splits() -> usize {
-    SPLITS.load(Ordering::Relaxed)
-}
-
-/// Runs `f` on one of the kernel threads, so that the kernels it calls split their work with the
-/// other kernel threads directly (without handing each split over from, and back to, a thread
-/// outside the pool). While `f` runs, the other kernel threads stay awake, polling for parts instead
-/// of going to sleep between two kernels: on these virtual machines a sleeping thread takes tens of
-/// microseconds to wake, more than many parts take to run. A training step is the intended unit (the
-/// other threads spin for as long as `f` runs). With one kernel thread, `f` runs right here.
-pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    let n = num_threads();
-    if n <= 1 {
+    if num_threads() <= 1 {
         return f();
     }
-    pool().install(|| {
-        let done = AtomicBool::new(false);
-        let main = rayon::current_thread_index();
-        rayon::scope(|s| {
-            for _ in 1..n {
-                s.spawn(|s| keep_awake(s, &done, main));
-            }
-            // Set `done` however `f` ends: a panic in it must not leave the pollers spinning (the
-            // scope waits for them before it passes the panic on).
-            struct Done<'a>(&'a AtomicBool);
-            impl Drop for Done<'_> {
-                fn drop(&mut self) {
-                    self.0.store(true, Ordering::Release);
-                }
-            }
-            let _done = Done(&done);
-            f()
-        })
-    })
+    ACTIVE.fetch_add(1, Ordering::Relaxed);
+    let _active = Active;
+    // Wake parked workers now, so that the first split does not wait for them.
+    for w in &WORKERS[..STARTED.load(Ordering::Acquire).min(num_threads() - 1)] {
+        wake(w);
+    }
+    f()
 }
 
-/// Polls the pool for parts until `done`. On the thread running the step itself (which picks this
-/// job up while waiting for a part of its own), hands the job back instead, for another thread.
-fn keep_awake<'s>(s: &rayon::Scope<'s>, done: &'s AtomicBool, main: Option<usize>) {
-    if rayon::current_thread_index() == main {
-        if !done.load(Ordering::Acquire) {
-            s.spawn(move |s| keep_awake(s, done, main));
-        }
-        return;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    /// Each part adds its payload to `sum` and records which thread ran it.
+    fn sum_parts(threads: usize, n: u64) -> (u64, bool) {
+        let sum = AtomicU64::new(0);
+        let me = std::thread::current().id();
+        let elsewhere = AtomicBool::new(false);
+        run_parts_on(threads, 1..=n, |v| {
+            assert!(in_part(), "a part runs marked as a part");
+            sum.fetch_add(v, Ordering::Relaxed);
+            if std::thread::current().id() != me {
+                elsewhere.store(true, Ordering::Relaxed);
+            }
+        });
+        assert!(!in_part(), "the caller is unmarked after the split");
+        (sum.into_inner(), elsewhere.into_inner())
     }
-    while !done.load(Ordering::Acquire) {
-        if rayon::yield_now() != Some(rayon::Yield::Executed) {
-            std::hint::spin_loop();
+
+    #[test]
+    fn every_part_runs_once_whatever_the_count() {
+        for threads in [1, 2, 3, 8] {
+            for n in [0u64, 1, 2, 3, 7, 20] {
+                let (sum, _) = sum_parts(threads, n);
+                assert_eq!(sum, n * (n + 1) / 2, "{threads} threads, {n} parts");
+            }
         }
+        // One thread: everything runs on the caller.
+        assert!(!sum_parts(1, 4).1);
+    }
+
+    #[test]
+    fn a_panicking_part_reaches_the_caller_and_the_workers_stay_usable() {
+        for bad in [0u64, 1] {
+            // Part 0 goes to a worker, part 1 (the last) runs on the caller.
+            let r = catch_unwind(|| run_parts_on(2, [0u64, 1], |v| assert_ne!(v, bad, "part {v} fails")));
+            let msg = r.expect_err("the panic is resumed");
+            let text = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert!(text.contains(&format!("part {bad} fails")), "{text}");
+        }
+        assert_eq!(sum_parts(2, 2).0, 3);
+    }
+
+    #[test]
+    fn concurrent_callers_each_get_all_their_parts() {
+        // Several threads split at once: one holds the workers, the others run their parts
+        // themselves; every caller's sums come out right.
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for n in 0..200u64 {
+                        assert_eq!(sum_parts(2, n % 5).0, (n % 5) * (n % 5 + 1) / 2);
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn parts_reach_a_worker_inside_and_outside_install() {
+        // Outside `install` the workers park after their grace period; a posted part wakes them.
+        std::thread::sleep(Duration::from_millis(5));
+        // (Another test may hold the workers for a while: retry for up to a second.)
+        let start = Instant::now();
+        while !sum_parts(2, 2).1 {
+            assert!(start.elapsed() < Duration::from_secs(1), "no part ever ran on a worker");
+        }
+        let inside = install(|| sum_parts(2, 2).0);
+        assert_eq!(inside, 3);
     }
 }

@@ -61,11 +61,22 @@ where
 // One test function: the counter is process-wide, so the cases must not run in parallel.
 #[test]
 fn training_steps_do_not_allocate() {
+    // With one thread, and with two (the convolutions then split the batch over a worker thread,
+    // whose allocations the process-wide counter sees too).
+    for threads in [1, 2] {
+        shaped::set_num_threads(threads);
+        for (name, n) in cases() {
+            assert_eq!(n, 0, "experiment {name}, {threads} thread(s): {n} heap allocations in 6 steady-state steps");
+        }
+    }
     shaped::set_num_threads(1);
+}
+
+fn cases() -> [(&'static str, usize); 5] {
     let bin = synthetic::binary20(1, 100);
     let img = synthetic::random_images(1, 100, &[1, 28, 28], 10);
     let flat = synthetic::random_images(1, 100, &[784], 10);
-    let cases = [
+    [
         (
             "1b",
             steady_state_allocs::<(Dyn, Const<20>), TwoLayer, _>(UpdateRule::SgdMomentum, 0.3, Logistic, bin.clone()),
@@ -98,8 +109,5 @@ fn training_steps_do_not_allocate() {
                 img,
             ),
         ),
-    ];
-    for (name, n) in cases {
-        assert_eq!(n, 0, "experiment {name}: {n} heap allocations in 6 steady-state steps");
-    }
+    ]
 }

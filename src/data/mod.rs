@@ -223,10 +223,20 @@ impl Dataset {
             y_out.len(),
             order.len()
         );
-        for ((&i, xs), y) in order.iter().zip(x_out.chunks_exact_mut(n.max(1))).zip(y_out.iter_mut()) {
-            xs.copy_from_slice(self.sample(i));
-            *y = self.y[i];
+        let gather = |(order, x_out, y_out): (&[usize], &mut [f32], &mut [usize])| {
+            for ((&i, xs), y) in order.iter().zip(x_out.chunks_exact_mut(n.max(1))).zip(y_out.iter_mut()) {
+                xs.copy_from_slice(self.sample(i));
+                *y = self.y[i];
+            }
+        };
+        // A large batch is gathered by the kernel threads (the copy is memory-bound work).
+        let parts = crate::kernels::split_batch(order.len(), n * 8);
+        if parts <= 1 {
+            return gather((order, x_out, y_out));
         }
+        let per = order.len().div_ceil(parts);
+        let pieces = order.chunks(per).zip(x_out.chunks_mut(per * n)).zip(y_out.chunks_mut(per));
+        crate::threads::run_parts(pieces.map(|((o, x), y)| (o, x, y)), gather);
     }
 }
 

@@ -51,7 +51,7 @@ impl ConvDims {
     }
 }
 
-use crate::threads::spawn_or_run;
+use crate::threads::run_parts;
 
 /// `db[f] = Σ_{n, position} dy[n, f, position]`.
 fn bias_grad<E: Elem>(d: &ConvDims, dy: &[E], db: &mut [E]) {
@@ -103,14 +103,11 @@ pub fn forward_direct<E: Elem>(
         return forward_direct_mv(d, x, w, bias, y, &mut scratch.parts(1)[0][0]);
     }
     let per = d.n.div_ceil(parts);
-    crate::threads::scope(|sc| {
-        for ((i, yc), buf) in y[..d.n * ys].chunks_mut(per * ys).enumerate().zip(scratch.parts(parts)) {
-            let n = yc.len() / ys.max(1);
-            let dd = ConvDims { n, ..*d };
-            let xc = &x[i * per * xs..][..n * xs];
-            let last = (i + 1) * per >= d.n;
-            spawn_or_run(sc, last, move || forward_direct_mv(&dd, xc, w, bias, yc, &mut buf[0]));
-        }
+    let pieces = y[..d.n * ys].chunks_mut(per * ys).enumerate().zip(scratch.parts(parts));
+    run_parts(pieces, |((i, yc), buf)| {
+        let n = yc.len() / ys.max(1);
+        let dd = ConvDims { n, ..*d };
+        forward_direct_mv(&dd, &x[i * per * xs..][..n * xs], w, bias, yc, &mut buf[0])
     });
 }
 
@@ -293,17 +290,17 @@ pub fn backward_direct<E: Elem>(
         backward_direct_mv(d, x, w, dy, dx, acc, fw);
     } else {
         let per = d.n.div_ceil(parts);
-        crate::threads::scope(|sc| {
-            let mut dx_rest = dx;
-            for (i, buf) in bufs.iter_mut().enumerate() {
-                let lo = (i * per).min(d.n);
-                let n = per.min(d.n - lo);
-                let dd = ConvDims { n, ..*d };
-                let (xc, dyc) = (&x[lo * xs..][..n * xs], &dy[lo * ys..][..n * ys]);
-                let dxc = split_off(&mut dx_rest, n * xs);
-                let [acc, fw, _, _] = buf;
-                spawn_or_run(sc, i + 1 == parts, move || backward_direct_mv(&dd, xc, w, dyc, dxc, acc, fw));
-            }
+        let mut dx_rest = dx;
+        let pieces = bufs.iter_mut().enumerate().map(|(i, buf)| {
+            let lo = (i * per).min(d.n);
+            let n = per.min(d.n - lo);
+            (lo, n, split_off(&mut dx_rest, n * xs), buf)
+        });
+        run_parts(pieces, |(lo, n, dxc, buf)| {
+            let dd = ConvDims { n, ..*d };
+            let (xc, dyc) = (&x[lo * xs..][..n * xs], &dy[lo * ys..][..n * ys]);
+            let [acc, fw, _, _] = buf;
+            backward_direct_mv(&dd, xc, w, dyc, dxc, acc, fw)
         });
         let (first, rest) = bufs.split_at_mut(1);
         for part in rest.iter() {
@@ -819,13 +816,7 @@ pub fn forward_im2col<E: Elem>(
     if parts == 1 {
         return run(0, &mut y[..d.n * ys], &mut bufs[0]);
     }
-    crate::threads::scope(|sc| {
-        for ((i, yc), buf) in y[..d.n * ys].chunks_mut(per * ys).enumerate().zip(bufs) {
-            let run = &run;
-            let last = (i + 1) * per >= d.n;
-            spawn_or_run(sc, last, move || run(i * per, yc, buf));
-        }
-    });
+    run_parts(y[..d.n * ys].chunks_mut(per * ys).enumerate().zip(bufs), |((i, yc), buf)| run(i * per, yc, buf));
 }
 
 /// Backward pass through im2col + GEMM, the batch split over the kernel threads (each with its own
@@ -916,16 +907,13 @@ pub fn backward_im2col<E: Elem>(
     if parts == 1 {
         run(0, d.n, dx, &mut bufs[0]);
     } else {
-        crate::threads::scope(|sc| {
-            let mut dx_rest = dx;
-            for (i, buf) in bufs.iter_mut().enumerate() {
-                let lo = (i * per).min(d.n);
-                let n = per.min(d.n - lo);
-                let dxc = split_off(&mut dx_rest, n * xs);
-                let run = &run;
-                spawn_or_run(sc, i + 1 == parts, move || run(lo, n, dxc, buf));
-            }
+        let mut dx_rest = dx;
+        let pieces = bufs.iter_mut().enumerate().map(|(i, buf)| {
+            let lo = (i * per).min(d.n);
+            let n = per.min(d.n - lo);
+            (lo, n, split_off(&mut dx_rest, n * xs), buf)
         });
+        run_parts(pieces, |(lo, n, dxc, buf)| run(lo, n, dxc, buf));
     }
     let (first, rest) = bufs.split_at_mut(1);
     dw.copy_from_slice(&first[0][2][..d.f * p]);

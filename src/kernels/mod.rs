@@ -168,7 +168,7 @@ pub fn gemm<E: Elem>(
     // Every element is computed by the same code either way, so the split does not change results.
     // "Large" is higher than for other kernels: a step whose only splits are small products (3a's
     // 100×784·784×10) loses more to running on the pool than the split gains.
-    let parts = if sc.cs == 1 && m * n * k >= 2_000_000 { split_batch(m, n * k) } else { 1 };
+    let parts = if sc.cs == 1 && m * n * k >= 1_000_000 { split_batch(m, n * k) } else { 1 };
     if parts > 1 {
         let per = m.div_ceil(parts).next_multiple_of(6); // whole 6-row tiles per part
         let c = &mut c[..sc.required_len(m, n)];
@@ -509,6 +509,18 @@ fn split_elementwise<E: Elem>(out: &mut [E], f: impl Fn(core::ops::Range<usize>,
     }
     let per = out.len().div_ceil(parts).next_multiple_of(64);
     crate::threads::for_pieces(out, per, |at, piece| f(at..at + piece.len(), piece));
+}
+
+/// `dst = src` (lengths must match), split over the kernel threads when large (a batch of
+/// activations: the copy runs at memory speed, so a split pays from about 50k elements).
+pub fn copy<E: Elem>(src: &[E], dst: &mut [E]) {
+    assert_eq!(src.len(), dst.len(), "copy: source and destination lengths differ");
+    let parts = split_batch(dst.len().div_ceil(64), 64 * 8);
+    if parts <= 1 {
+        return dst.copy_from_slice(src);
+    }
+    let per = dst.len().div_ceil(parts).next_multiple_of(64);
+    crate::threads::for_pieces(dst, per, |at, piece| piece.copy_from_slice(&src[at..at + piece.len()]));
 }
 
 /// `y = max(x, 0)` elementwise (split over the kernel threads when large).

@@ -61,13 +61,7 @@ fn split_channels(d: NormDims, f: &(dyn Fn(Range<usize>) + Sync)) {
         return f(0..d.c);
     }
     let per = d.c.div_ceil(parts);
-    crate::threads::scope(|sc| {
-        for start in (0..d.c).step_by(per) {
-            let range = start..(start + per).min(d.c);
-            let last = range.end >= d.c;
-            crate::threads::spawn_or_run(sc, last, move || f(range));
-        }
-    });
+    crate::threads::run_parts((0..d.c).step_by(per).map(|start| start..(start + per).min(d.c)), f);
 }
 
 /// Training forward: batch mean and biased variance per channel; `y = γ·x̂ + β` with

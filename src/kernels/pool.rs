@@ -38,23 +38,23 @@ pub fn max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&
     }
     // Planes are independent: split them over the kernel threads.
     let per = d.planes.div_ceil(parts);
-    crate::threads::scope(|sc| {
-        let mut arg_rest = argmax;
-        for (i, yc) in y[..d.planes * ys].chunks_mut(per * ys).enumerate() {
-            let n = yc.len() / ys;
-            let dd = PoolDims { planes: n, ..*d };
-            let xc = &x[i * per * xs..][..n * xs];
-            let ac = match arg_rest.take() {
-                Some(rest) => {
-                    let (head, tail) = rest.split_at_mut(n * ys);
-                    arg_rest = Some(tail);
-                    Some(head)
-                }
-                None => None,
-            };
-            let last = (i + 1) * per >= d.planes;
-            crate::threads::spawn_or_run(sc, last, move || max_forward_one(&dd, xc, yc, ac));
-        }
+    let mut arg_rest = argmax;
+    let pieces = y[..d.planes * ys].chunks_mut(per * ys).enumerate().map(|(i, yc)| {
+        let n = yc.len() / ys;
+        let ac = match arg_rest.take() {
+            Some(rest) => {
+                let (head, tail) = rest.split_at_mut(n * ys);
+                arg_rest = Some(tail);
+                Some(head)
+            }
+            None => None,
+        };
+        (i, yc, ac)
+    });
+    crate::threads::run_parts(pieces, |(i, yc, ac)| {
+        let n = yc.len() / ys;
+        let dd = PoolDims { planes: n, ..*d };
+        max_forward_one(&dd, &x[i * per * xs..][..n * xs], yc, ac)
     });
 }
 

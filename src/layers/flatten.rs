@@ -35,7 +35,7 @@ where
 
     fn forward(&self, x: &Tensor<(B, C, H, W), E>, y: &mut Tensor<Self::Out, E>) {
         y.set_batch(x.batch());
-        y.as_mut_slice().copy_from_slice(x.as_slice());
+        crate::kernels::copy(x.as_slice(), y.as_mut_slice());
     }
 
     fn forward_train(&mut self, x: &Tensor<(B, C, H, W), E>, y: &mut Tensor<Self::Out, E>, _: &mut ()) {
@@ -53,7 +53,7 @@ where
     ) {
         if let Some(dx) = dx {
             dx.set_batch(x.batch());
-            dx.as_mut_slice().copy_from_slice(dy.as_slice());
+            crate::kernels::copy(dy.as_slice(), dx.as_mut_slice());
         }
     }
 }
