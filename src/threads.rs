@@ -1,7 +1,7 @@
 //! The number of threads the kernels may use (default 1), and the persistent workers that run the
 //! parts of a split batch.
 //!
-//! A kernel splits its batch into at most [`num_threads`] parts and calls [`run_parts`]: the calling
+//! A kernel splits its batch into at most [`num_threads`] parts and calls `run_parts`: the calling
 //! thread runs the last part itself while workers run the others. The workers are threads created
 //! once (on the first split that needs them) and kept for the life of the process. A part is handed
 //! to a worker through its own slot (a generation counter and a pointer to the part, no queue and
