@@ -287,3 +287,18 @@ fn vectorised_2x2_pool_equals_the_general_loop() {
         assert_eq!(y, yg, "{h}×{w}: maxima differ");
     }
 }
+
+#[test]
+fn column_sums_match_a_naive_loop() {
+    // `sum_rows` (bias gradients) sums 32 columns at a time in registers, the rest one by one.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    for (rows, cols) in [(50, 1), (3, 5), (50, 32), (7, 33), (100, 70), (0, 16)] {
+        let dy: Vec<f64> = (0..rows * cols).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let mut db = vec![f64::NAN; cols];
+        shaped::kernels::sum_rows(&dy, &mut db);
+        for (j, &got) in db.iter().enumerate() {
+            let want: f64 = (0..rows).map(|i| dy[i * cols + j]).sum();
+            assert!((got - want).abs() < 1e-12, "{rows}×{cols}, column {j}: {got} vs {want}");
+        }
+    }
+}

@@ -492,11 +492,30 @@ fn sum_rows_body<E: Elem, const FMA: bool>(dy: &[E], db: &mut [E]) {
         *d = sum_lanes(dy);
         return;
     }
-    db.fill(E::zero());
-    for row in dy.chunks_exact(db.len()) {
-        for (d, &v) in db.iter_mut().zip(row) {
-            *d += v;
+    // 32 columns at a time, summed in registers over all rows (through memory, each row's adds
+    // would wait on the previous row's stores).
+    const W: usize = 32;
+    let c = db.len();
+    let mut j0 = 0;
+    while j0 < c {
+        let w = W.min(c - j0);
+        let mut acc = [E::zero(); W];
+        if w == W {
+            for row in dy.chunks_exact(c) {
+                let row: &[E; W] = row[j0..j0 + W].try_into().expect("W columns");
+                for l in 0..W {
+                    acc[l] += row[l];
+                }
+            }
+        } else {
+            for row in dy.chunks_exact(c) {
+                for (a, &v) in acc.iter_mut().zip(&row[j0..j0 + w]) {
+                    *a += v;
+                }
+            }
         }
+        db[j0..j0 + w].copy_from_slice(&acc[..w]);
+        j0 += W;
     }
 }
 
