@@ -138,7 +138,15 @@ fn gemm_body<E: Elem, const FMA: bool>(
 /// unit-stride direction (rows for row-major `B`, columns for a transposed view).
 #[inline(always)]
 fn pack_b<E: Elem>(b: &[E], sb: Strides, p0: usize, kc: usize, j0: usize, nc: usize, panel: &mut [E]) {
-    if sb.cs == 1 || sb.rs != 1 {
+    if sb.cs == 1 {
+        // Rows of B are unit-stride: short fixed-size moves (no per-element indexing).
+        for p in 0..kc {
+            let row = &mut panel[p * NR..(p + 1) * NR];
+            let base = (p0 + p) * sb.rs + j0;
+            copy_short(&b[base..base + nc], &mut row[..nc]);
+            row[nc..].fill(E::zero());
+        }
+    } else if sb.rs != 1 {
         for p in 0..kc {
             let row = &mut panel[p * NR..(p + 1) * NR];
             let base = (p0 + p) * sb.rs + j0 * sb.cs;
@@ -163,10 +171,40 @@ fn pack_b<E: Elem>(b: &[E], sb: Strides, p0: usize, kc: usize, j0: usize, nc: us
     }
 }
 
+/// `dst = src` for a tile row (at most 16 elements): one 8-element move and single elements, not a
+/// `memcpy` call or an indexed loop.
+#[inline(always)]
+fn copy_short<E: Elem>(src: &[E], dst: &mut [E]) {
+    let n = src.len().min(dst.len());
+    let mut i = 0;
+    if n >= 8 {
+        let s: &[E; 8] = src[..8].try_into().expect("8 elements");
+        let d: &mut [E; 8] = (&mut dst[..8]).try_into().expect("8 elements");
+        *d = *s;
+        i = 8;
+    }
+    for (d, &v) in dst[i..n].iter_mut().zip(&src[i..n]) {
+        *d = v;
+    }
+}
+
 /// Writes (`first`) or adds the `mr × nc` corner of a tile into `C` at `(offset, strides)`.
 #[inline(always)]
 fn store_tile<E: Elem>(acc: &[[E; NR]; MR], mr: usize, nc: usize, c: &mut [E], at: (usize, Strides), first: bool) {
     let (base, sc) = at;
+    if sc.cs == 1 {
+        for (r, accr) in acc.iter().enumerate().take(mr) {
+            let dst = &mut c[base + r * sc.rs..][..nc];
+            if first {
+                copy_short(&accr[..nc], dst);
+            } else {
+                for (d, &v) in dst.iter_mut().zip(accr) {
+                    *d += v;
+                }
+            }
+        }
+        return;
+    }
     for (r, accr) in acc.iter().enumerate().take(mr) {
         for (j, &v) in accr.iter().enumerate().take(nc) {
             let d = &mut c[base + r * sc.rs + j * sc.cs];
