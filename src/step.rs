@@ -3,7 +3,7 @@
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::layer::Layer;
-use crate::loss::{Loss, add_l2_grad, l2_penalty};
+use crate::loss::{Loss, l2_penalty};
 use crate::optim::{AnyOptimizer, Optimizer, UpdateRule};
 use crate::shape::{Dyn, Shape};
 use crate::tensor::Tensor;
@@ -94,10 +94,8 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
             return Err(Error::Training(format!("the loss became {l}")));
         }
         model.backward(&self.x, &self.y, &self.dy, &mut self.cache, None, &mut self.grads);
-        if self.reg != 0.0 {
-            add_l2_grad(model, &mut self.grads, self.reg);
-        }
-        self.opt.step(model, &self.grads, lr);
+        // The L2 gradient `reg·W` is added inside the update (one pass over the parameters).
+        self.opt.step_l2(model, &self.grads, lr, self.reg);
         Ok(l)
     }
 }

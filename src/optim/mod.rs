@@ -39,7 +39,15 @@ pub trait Optimizer<E: Elem> {
     /// rate `lr`. Allocates the state on the first call; later calls allocate nothing.
     ///
     /// Panics if the state was sized for a model of another structure.
-    fn step<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E);
+    fn step<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E) {
+        self.step_l2(model, grads, lr, E::zero())
+    }
+
+    /// [`Optimizer::step`] with the L2 gradient `reg·w` added, as the update reads it, to the
+    /// gradient of every regularised parameter (weights; not biases or batch-norm parameters): the
+    /// same update as [`crate::loss::add_l2_grad`] followed by `step`, in one pass over the
+    /// parameters and without writing into `grads`.
+    fn step_l2<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E, reg: E);
 
     /// The rule's name as accepted by [`UpdateRule::from_str`] (`"adam"`).
     fn name(&self) -> &'static str;
@@ -112,14 +120,16 @@ impl<E: Elem, const K: usize> State<E, K> {
         self.ready = true;
     }
 
-    /// Calls `f(w, dw, state)` for every trainable parameter; allocation-free once initialised.
+    /// Calls `f(w, dw, state, r)` for every trainable parameter, with `r = reg` for regularised
+    /// ones and 0 for the others; allocation-free once initialised.
     #[inline]
     fn update<M: Module<E>>(
         &mut self,
         model: &mut M,
         grads: &M,
         kinds: &[&str; K],
-        mut f: impl FnMut(&mut [E], &[E], &mut [Vec<E>; K]),
+        reg: E,
+        mut f: impl FnMut(&mut [E], &[E], &mut [Vec<E>; K], E),
     ) {
         self.init(model, kinds);
         self.steps += 1;
@@ -136,7 +146,7 @@ impl<E: Elem, const K: usize> State<E, K> {
                 "optimizer state for `{}` was allocated for a model of another structure",
                 info.path
             );
-            f(w, dw, &mut slot.bufs);
+            f(w, dw, &mut slot.bufs, if info.kind.regularised() { reg } else { E::zero() });
         });
         assert_eq!(i, slots.len(), "optimizer state was allocated for a model with more parameters");
     }
@@ -205,12 +215,13 @@ impl Sgd {
 }
 
 impl<E: Elem> Optimizer<E> for Sgd {
-    fn step<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E) {
+    fn step_l2<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
         self.steps += 1;
         model.zip_params_mut(grads, &Path::ROOT, &mut |info, w, dw| {
             if info.kind.trainable() {
+                let r = if info.kind.regularised() { reg } else { E::zero() };
                 for (w, &g) in w.iter_mut().zip(dw) {
-                    *w = *w - lr * g;
+                    *w = *w - lr * (g + r * *w);
                 }
             }
         });
@@ -266,11 +277,11 @@ impl<E: Elem> Default for SgdMomentum<E> {
 }
 
 impl<E: Elem> Optimizer<E> for SgdMomentum<E> {
-    fn step<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E) {
+    fn step_l2<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
         let mu = self.momentum;
-        self.state.update(model, grads, &MOMENTUM_KINDS, |w, dw, [v]| {
+        self.state.update(model, grads, &MOMENTUM_KINDS, reg, |w, dw, [v], r| {
             for ((w, &g), v) in w.iter_mut().zip(dw).zip(v.iter_mut()) {
-                *v = mu * *v - lr * g;
+                *v = mu * *v - lr * (g + r * *w);
                 *w += *v;
             }
         });
@@ -311,10 +322,10 @@ impl<E: Elem> Default for RmsProp<E> {
 }
 
 impl<E: Elem> Optimizer<E> for RmsProp<E> {
-    fn step<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E) {
+    fn step_l2<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
         let (rho, eps) = (self.decay, self.eps);
-        self.state.update(model, grads, &RMSPROP_KINDS, |w, dw, [c]| {
-            crate::kernels::rmsprop_update(w, dw, c, lr, rho, eps);
+        self.state.update(model, grads, &RMSPROP_KINDS, reg, |w, dw, [c], r| {
+            crate::kernels::rmsprop_update(w, dw, c, lr, rho, eps, r);
         });
     }
     fn name(&self) -> &'static str {
@@ -356,15 +367,15 @@ impl<E: Elem> Default for Adam<E> {
 }
 
 impl<E: Elem> Optimizer<E> for Adam<E> {
-    fn step<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E) {
+    fn step_l2<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
         let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
         // `t` after this step's increment (done by `update`).
         let t = self.state.steps.saturating_add(1);
         let t = i32::try_from(t).unwrap_or(i32::MAX);
         let c1 = E::one() - b1.powi(t);
         let c2 = E::one() - b2.powi(t);
-        self.state.update(model, grads, &ADAM_KINDS, |w, dw, [m, v]| {
-            crate::kernels::adam_update(w, dw, m, v, lr, b1, b2, eps, c1, c2);
+        self.state.update(model, grads, &ADAM_KINDS, reg, |w, dw, [m, v], r| {
+            crate::kernels::adam_update(w, dw, m, v, lr, b1, b2, eps, c1, c2, r);
         });
     }
     fn name(&self) -> &'static str {
@@ -488,8 +499,8 @@ macro_rules! dispatch {
 }
 
 impl<E: Elem> Optimizer<E> for AnyOptimizer<E> {
-    fn step<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E) {
-        dispatch!(self, o => o.step(model, grads, lr))
+    fn step_l2<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
+        dispatch!(self, o => o.step_l2(model, grads, lr, reg))
     }
     fn name(&self) -> &'static str {
         dispatch!(self, o => Optimizer::<E>::name(o))
