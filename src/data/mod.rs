@@ -225,7 +225,13 @@ impl Dataset {
         );
         let gather = |(order, x_out, y_out): (&[usize], &mut [f32], &mut [usize])| {
             for ((&i, xs), y) in order.iter().zip(x_out.chunks_exact_mut(n.max(1))).zip(y_out.iter_mut()) {
-                copy_row(self.sample(i), xs);
+                // Short rows (the 20-feature data) in fixed-size moves: a `memcpy` call per row
+                // costs more than the copy.
+                if n <= 64 {
+                    crate::kernels::copy_short(xs, self.sample(i));
+                } else {
+                    xs.copy_from_slice(self.sample(i));
+                }
                 *y = self.y[i];
             }
         };
@@ -237,23 +243,6 @@ impl Dataset {
         let per = order.len().div_ceil(parts);
         let pieces = order.chunks(per).zip(x_out.chunks_mut(per * n)).zip(y_out.chunks_mut(per));
         crate::threads::run_parts(pieces.map(|((o, x), y)| (o, x, y)), gather);
-    }
-}
-
-/// `dst = src` for one sample: short rows (the 20-feature data) in fixed-size 8-element moves
-/// rather than a `memcpy` call per row, which costs more than the copy.
-#[inline]
-fn copy_row(src: &[f32], dst: &mut [f32]) {
-    if src.len() > 64 {
-        return dst.copy_from_slice(src);
-    }
-    let (s8, s_rest) = src.as_chunks::<8>();
-    let (d8, d_rest) = dst.as_chunks_mut::<8>();
-    for (d, s) in d8.iter_mut().zip(s8) {
-        *d = *s;
-    }
-    for (d, s) in d_rest.iter_mut().zip(s_rest) {
-        *d = *s;
     }
 }
 

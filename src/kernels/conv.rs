@@ -51,6 +51,7 @@ impl ConvDims {
     }
 }
 
+use super::copy_short;
 use crate::threads::run_parts;
 
 /// `db[f] = Σ_{n, position} dy[n, f, position]`.
@@ -502,22 +503,6 @@ multiversion! {
 multiversion! {
     /// [`im2col_at`] for any stride.
     fn im2col_strided<E: Elem>(d: &ConvDims, xs: &[E], cols: &mut [E], ld: usize, col0: usize) => im2col_strided_body
-}
-
-/// `dst = src` for the short rows of small feature maps, written as a plain loop (a `memcpy` call
-/// per row of 2–16 elements costs more than the copy).
-#[inline(always)]
-fn copy_short<E: Elem>(dst: &mut [E], src: &[E]) {
-    let mut dc = dst.chunks_exact_mut(8);
-    let mut sc = src.chunks_exact(8);
-    for (d, s) in (&mut dc).zip(&mut sc) {
-        let v: [E; 8] = s.try_into().expect("8 wide");
-        d.copy_from_slice(&v);
-    }
-    for (d, &s) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
-        // `+ 0` keeps this a loop (an identical copy loop would become a `memcpy` call again)
-        *d = s + E::zero();
-    }
 }
 
 /// Copies `OW` elements (`OW > 0`, a fixed-size move) or `dst.len()` elements (`OW = 0`).

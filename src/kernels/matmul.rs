@@ -6,7 +6,7 @@
 //! buffers and bookkeeping vectors), which a training step must not do, and because its per-call
 //! overhead dominated the workload's tiny products (50×20·20×32). See `ARCHITECTURE.md`.
 
-use super::{Elem, Strides, fmadd, multiversion};
+use super::{Elem, Strides, copy_short, fmadd, multiversion};
 use std::cell::RefCell;
 
 /// Rows of the micro-tile (12 accumulator registers of `f32` at NR = 16; tiles of 1–5 rows take
@@ -143,7 +143,7 @@ fn pack_b<E: Elem>(b: &[E], sb: Strides, p0: usize, kc: usize, j0: usize, nc: us
         for p in 0..kc {
             let row = &mut panel[p * NR..(p + 1) * NR];
             let base = (p0 + p) * sb.rs + j0;
-            copy_short(&b[base..base + nc], &mut row[..nc]);
+            copy_short(&mut row[..nc], &b[base..base + nc]);
             row[nc..].fill(E::zero());
         }
     } else if sb.rs != 1 {
@@ -171,23 +171,6 @@ fn pack_b<E: Elem>(b: &[E], sb: Strides, p0: usize, kc: usize, j0: usize, nc: us
     }
 }
 
-/// `dst = src` for a tile row (at most 16 elements): one 8-element move and single elements, not a
-/// `memcpy` call or an indexed loop.
-#[inline(always)]
-fn copy_short<E: Elem>(src: &[E], dst: &mut [E]) {
-    let n = src.len().min(dst.len());
-    let mut i = 0;
-    if n >= 8 {
-        let s: &[E; 8] = src[..8].try_into().expect("8 elements");
-        let d: &mut [E; 8] = (&mut dst[..8]).try_into().expect("8 elements");
-        *d = *s;
-        i = 8;
-    }
-    for (d, &v) in dst[i..n].iter_mut().zip(&src[i..n]) {
-        *d = v;
-    }
-}
-
 /// Writes (`first`) or adds the `mr × nc` corner of a tile into `C` at `(offset, strides)`.
 #[inline(always)]
 fn store_tile<E: Elem>(acc: &[[E; NR]; MR], mr: usize, nc: usize, c: &mut [E], at: (usize, Strides), first: bool) {
@@ -196,7 +179,7 @@ fn store_tile<E: Elem>(acc: &[[E; NR]; MR], mr: usize, nc: usize, c: &mut [E], a
         for (r, accr) in acc.iter().enumerate().take(mr) {
             let dst = &mut c[base + r * sc.rs..][..nc];
             if first {
-                copy_short(&accr[..nc], dst);
+                copy_short(dst, &accr[..nc]);
             } else {
                 for (d, &v) in dst.iter_mut().zip(accr) {
                     *d += v;

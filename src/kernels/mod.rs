@@ -547,6 +547,23 @@ pub fn copy<E: Elem>(src: &[E], dst: &mut [E]) {
     crate::threads::for_pieces(dst, per, |at, piece| piece.copy_from_slice(&src[at..at + piece.len()]));
 }
 
+/// `dst = src` for short rows (feature-map rows, GEMM tile rows, 20-feature samples), in 8-element
+/// moves and a plain loop: a `memcpy` call per row of 2–16 elements costs more than the copy.
+/// (Copies `min(len)` elements; a negative zero in the tail may come out positive.)
+#[inline(always)]
+pub(crate) fn copy_short<E: Elem>(dst: &mut [E], src: &[E]) {
+    let mut dc = dst.chunks_exact_mut(8);
+    let mut sc = src.chunks_exact(8);
+    for (d, s) in (&mut dc).zip(&mut sc) {
+        let v: [E; 8] = s.try_into().expect("8 wide");
+        d.copy_from_slice(&v);
+    }
+    for (d, &s) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
+        // `+ 0` keeps this a loop (an identical copy loop would become a `memcpy` call again)
+        *d = s + E::zero();
+    }
+}
+
 /// `y = max(x, 0)` elementwise (split over the kernel threads when large).
 pub fn relu_forward<E: Elem>(x: &[E], y: &mut [E]) {
     let n = x.len().min(y.len());
