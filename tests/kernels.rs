@@ -302,3 +302,54 @@ fn column_sums_match_a_naive_loop() {
         }
     }
 }
+
+#[test]
+fn implicit_im2col_f32_equals_the_f64_direct_convolution() {
+    // In f32 on an AVX2 CPU, stride-1 convolutions with output rows of ≥ 8 skip the patch matrix
+    // (the GEMM reads windows of zero-padded planes); with "same" padding the backward pass does
+    // too. Compare against the f64 direct kernels, on one and two threads (the batch split).
+    let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+    for d in [
+        ConvDims { n: 3, c: 4, h: 8, w: 8, f: 5, k: 3, stride: 1, pad: 1 },
+        ConvDims { n: 4, c: 16, h: 16, w: 16, f: 32, k: 3, stride: 1, pad: 1 },
+        ConvDims { n: 2, c: 4, h: 5, w: 70, f: 3, k: 3, stride: 1, pad: 1 },
+        ConvDims { n: 2, c: 4, h: 9, w: 12, f: 7, k: 5, stride: 1, pad: 2 },
+        ConvDims { n: 2, c: 5, h: 12, w: 11, f: 3, k: 3, stride: 1, pad: 0 },
+        ConvDims { n: 3, c: 4, h: 4, w: 4, f: 5, k: 3, stride: 1, pad: 1 },
+    ] {
+        let x: Vec<f64> = (0..d.n * d.c * d.h * d.w).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let w: Vec<f64> = (0..d.f * d.c * d.k * d.k).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let b: Vec<f64> = (0..d.f).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let ylen = d.n * d.f * d.oh() * d.ow();
+        let dy: Vec<f64> = (0..ylen).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let mut s = ConvScratch::default();
+        let mut y = vec![0.0; ylen];
+        let (mut dw, mut db, mut dx) = (vec![0.0; w.len()], vec![0.0; d.f], vec![0.0; x.len()]);
+        conv::forward_direct(&d, &x, &w, Some(&b), &mut y, &mut s);
+        conv::backward_direct(&d, &x, &w, &dy, &mut dw, Some(&mut db), Some(&mut dx), &mut s);
+        let f = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        let (x32, w32, b32, dy32) = (f(&x), f(&w), f(&b), f(&dy));
+        for threads in [1, 2] {
+            shaped::set_num_threads(threads);
+            let mut s = ConvScratch::default();
+            // Twice with the same scratch: the backward pass reuses the forward's buffers, whose
+            // zero borders must be restored.
+            for round in 0..2 {
+                let mut y32 = vec![f32::NAN; ylen];
+                let (mut dw32, mut db32, mut dx32) =
+                    (vec![f32::NAN; w.len()], vec![f32::NAN; d.f], vec![f32::NAN; x.len()]);
+                conv::forward_im2col(&d, &x32, &w32, Some(&b32), &mut y32, &mut s);
+                conv::backward_im2col(&d, &x32, &w32, &dy32, &mut dw32, Some(&mut db32), Some(&mut dx32), &mut s);
+                let depth = (d.c * d.k * d.k).max(d.n * d.oh() * d.ow()) as f64;
+                for (name, got, want) in [("y", &y32, &y), ("dW", &dw32, &dw), ("db", &db32, &db), ("dX", &dx32, &dx)] {
+                    let err = got.iter().zip(want.iter()).map(|(&p, &q)| (p as f64 - q).abs()).fold(0.0, f64::max);
+                    assert!(
+                        err < 2e-6 * depth,
+                        "{d:?} {threads} thread(s), round {round}, {name}: f32 and f64 differ by {err}"
+                    );
+                }
+            }
+        }
+        shaped::set_num_threads(1);
+    }
+}

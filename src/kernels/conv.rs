@@ -77,6 +77,10 @@ fn split_off<'a, E>(rest: &mut Option<&'a mut [E]>, len: usize) -> Option<&'a mu
 #[derive(Clone, Debug, Default)]
 pub struct ConvScratch<E> {
     parts: Vec<[Vec<E>; 4]>,
+    /// The row offsets of the implicit patch matrix (see `forward_indirect`).
+    offs: Vec<usize>,
+    /// The flipped, transposed weights of the implicit backward pass (see `backward_indirect`).
+    wt: Vec<E>,
 }
 
 impl<E: Elem> ConvScratch<E> {
@@ -724,6 +728,227 @@ fn samples_per_gemm(p: usize, q: usize, per: usize) -> usize {
     fit.max(wide).clamp(1, per.max(1))
 }
 
+/// Whether the implicit-im2col forward pass applies: f32 on an AVX2+FMA CPU, stride 1, and output
+/// rows of at least 8 (the GEMM computes `ow + k − 1` columns per output row, the extra ones
+/// discarded: too many for narrower maps).
+fn indirect_applies<E: Elem>(d: &ConvDims) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() && super::has_avx2_fma() {
+        return d.stride == 1 && d.ow() >= 8 && d.n > 0 && d.f > 0 && d.c > 0;
+    }
+    let _ = d;
+    false
+}
+
+/// `a` as `&[f32]` (`E` is `f32`, checked by the caller).
+fn f32s<E: Elem>(a: &[E]) -> &[f32] {
+    assert_eq!(core::any::TypeId::of::<E>(), core::any::TypeId::of::<f32>());
+    // SAFETY: E is f32 (asserted just above).
+    unsafe { core::slice::from_raw_parts(a.as_ptr() as *const f32, a.len()) }
+}
+
+/// `a` as `&mut [f32]` (`E` is `f32`, checked by the caller).
+fn f32s_mut<E: Elem>(a: &mut [E]) -> &mut [f32] {
+    assert_eq!(core::any::TypeId::of::<E>(), core::any::TypeId::of::<f32>());
+    // SAFETY: E is f32 (asserted just above).
+    unsafe { core::slice::from_raw_parts_mut(a.as_mut_ptr() as *mut f32, a.len()) }
+}
+
+/// The forward pass without a patch matrix: each sample's channels are copied once into
+/// zero-padded planes (`hp × wp`), and the GEMM reads row `(c, ky, kx)` of the patch matrix as the
+/// window of `oh·wp` values starting at `c·hp·wp + ky·wp + kx` (`gemm_indirect_f32`). Output row
+/// `oy` then sits at columns `oy·wp ..` of the product, whose last `k − 1` columns per row (which
+/// wrap into the next padded row) are dropped. Returns `false` where it does not apply
+/// ([`indirect_applies`]).
+fn forward_indirect<E: Elem>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    bias: Option<&[E]>,
+    y: &mut [E],
+    scratch: &mut ConvScratch<E>,
+) -> bool {
+    if !indirect_applies::<E>(d) {
+        return false;
+    }
+    let (oh, ow, k, pad) = (d.oh(), d.ow(), d.k, d.pad);
+    let (hp, wp) = (d.h + 2 * pad, d.w + 2 * pad);
+    let (plane, q, p) = (hp * wp, oh * ow, d.patch());
+    let nw = (oh * wp).next_multiple_of(16);
+    // The last window of the last plane runs past it by up to `nw − oh·wp + k − 1` values (read
+    // into columns that are dropped): room for them, zeroed.
+    let plen = d.c * plane + nw + k * wp;
+    let (xs, ys) = (d.c * d.h * d.w, d.f * q);
+    let mut offs = core::mem::take(&mut scratch.offs);
+    patch_offsets(&mut offs, d.c, k, plane, wp);
+    let (x, w) = (f32s(x), f32s(w));
+    let bias = bias.map(f32s);
+    let run = |lo: usize, yc: &mut [f32], buf: &mut [Vec<E>; 4]| {
+        let [pbuf, ybuf, _, _] = buf;
+        pbuf.clear();
+        pbuf.resize(plen, E::zero()); // borders zero (the buffer is shared with the backward pass)
+        ybuf.resize(d.f * nw, E::zero());
+        let (planes, yw) = (f32s_mut(pbuf), f32s_mut(ybuf));
+        for (s, yn) in yc.chunks_exact_mut(ys).enumerate() {
+            pad_planes(planes, &x[(lo + s) * xs..][..xs], (d.h, d.w, pad, wp));
+            let done = super::matmul::gemm_indirect_f32(d.f, nw, p, w, p, planes, &offs, yw, nw);
+            assert!(done, "the indirect GEMM runs where indirect_applies");
+            for (fi, yf) in yn.chunks_exact_mut(q).enumerate() {
+                let b = bias.map_or(0.0, |b| b[fi]);
+                for (oy, row) in yf.chunks_exact_mut(ow).enumerate() {
+                    for (o, &v) in row.iter_mut().zip(&yw[fi * nw + oy * wp..][..ow]) {
+                        *o = v + b;
+                    }
+                }
+            }
+        }
+    };
+    let parts = super::split_batch(d.n, ys * p).max(1);
+    let per = d.n.div_ceil(parts);
+    let y = f32s_mut(&mut y[..d.n * ys]);
+    let bufs = scratch.parts(parts);
+    if parts == 1 {
+        run(0, y, &mut bufs[0]);
+    } else {
+        run_parts(y.chunks_mut(per * ys).enumerate().zip(bufs), |((i, yc), buf)| run(i * per, yc, buf));
+    }
+    scratch.offs = offs;
+    true
+}
+
+/// The offsets `ci·plane + ky·wp + kx` of the implicit patch rows, for `channels` planes.
+fn patch_offsets(offs: &mut Vec<usize>, channels: usize, k: usize, plane: usize, wp: usize) {
+    offs.clear();
+    for ci in 0..channels {
+        for ky in 0..k {
+            offs.extend((0..k).map(|kx| ci * plane + ky * wp + kx));
+        }
+    }
+}
+
+/// Copies the `h × w` planes of `src` into the interiors of the zero-padded `hp × wp` planes of
+/// `dst` (border `pad`).
+fn pad_planes(dst: &mut [f32], src: &[f32], (h, w, pad, wp): (usize, usize, usize, usize)) {
+    let plane = (h + 2 * pad) * wp;
+    for (ci, sp) in src.chunks_exact(h * w).enumerate() {
+        for (iy, row) in sp.chunks_exact(w).enumerate() {
+            copy_short(&mut dst[ci * plane + (iy + pad) * wp + pad..][..w], row);
+        }
+    }
+}
+
+/// The backward pass without patch matrices, where "same" padding (`2·pad = k − 1`, stride 1)
+/// gives the zero-padded output gradient `dYp` the input planes' geometry:
+/// - `dWᵀ (p × f) += P (p × nw) · dYwᵀ`: the rows of the left factor are the windows of the padded
+///   input planes the forward pass reads (`gemm_rows_indirect_f32`), and `dYw` — the output
+///   gradient laid out on the padded width, zero in the dropped columns — is `dYp` read from
+///   offset `pad·(wp + 1)`;
+/// - `dX = W' ⋆ dYp`: a forward pass of the padded output gradient with the weights flipped and
+///   transposed (`W'[c, f, ky, kx] = W[f, c, k−1−ky, k−1−kx]`), through `gemm_indirect_f32`.
+///
+/// Returns `dx` back (`Err`) where it does not apply.
+#[allow(clippy::type_complexity)]
+fn backward_indirect<'a, E: Elem>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    dy: &[E],
+    dw: &mut [E],
+    dx: Option<&'a mut [E]>,
+    scratch: &mut ConvScratch<E>,
+) -> Result<(), Option<&'a mut [E]>> {
+    let (k, pad) = (d.k, d.pad);
+    let (hp, wp) = (d.h + 2 * pad, d.w + 2 * pad);
+    let plane = hp * wp;
+    let nw = (d.h * wp).next_multiple_of(16);
+    // The dropped columns past the last output row read on into the bottom padding and the next
+    // plane's top padding (zeros), never into values.
+    let same = 2 * pad + 1 == k && pad > 0 && pad * (wp + 1) + nw <= plane + pad * wp;
+    if !indirect_applies::<E>(d) || !same {
+        return Err(dx);
+    }
+    let (p, pf) = (d.patch(), d.f * k * k);
+    let slack = nw + k * wp + wp + 1;
+    let (xs, ys) = (d.c * d.h * d.w, d.f * d.h * d.w);
+    let mut offs = core::mem::take(&mut scratch.offs);
+    patch_offsets(&mut offs, d.c.max(d.f), k, plane, wp);
+    let mut wt = core::mem::take(&mut scratch.wt);
+    wt.clear();
+    if dx.is_some() {
+        for ci in 0..d.c {
+            for fi in 0..d.f {
+                for ky in (0..k).rev() {
+                    wt.extend((0..k).rev().map(|kx| w[((fi * d.c + ci) * k + ky) * k + kx]));
+                }
+            }
+        }
+    }
+    let (x, dy, wt32) = (f32s(x), f32s(dy), f32s(&wt));
+    let (offs_ref, geo) = (&offs, (d.h, d.w, pad, wp));
+    let run = |lo: usize, n: usize, dxc: Option<&mut [E]>, buf: &mut [Vec<E>; 4]| {
+        let [pbuf, ybuf, dwp, xbuf] = buf;
+        for (b, len) in [(&mut *pbuf, d.c * plane + slack), (&mut *ybuf, d.f * plane + slack), (&mut *dwp, d.f * p)] {
+            b.clear();
+            b.resize(len, E::zero());
+        }
+        xbuf.resize(d.c * nw, E::zero());
+        let (planes, dyp, dwp, dxw) = (f32s_mut(pbuf), f32s_mut(ybuf), f32s_mut(dwp), f32s_mut(xbuf));
+        let mut dxc = dxc.map(f32s_mut);
+        for s in 0..n {
+            pad_planes(planes, &x[(lo + s) * xs..][..xs], geo);
+            pad_planes(dyp, &dy[(lo + s) * ys..][..ys], geo);
+            // dWᵀ row-major (p × f): the tiles store whole rows (transposed once, at the end).
+            let (sb, sc) = (Strides { rs: 1, cs: plane }, Strides::row_major(d.f));
+            let done = super::matmul::gemm_rows_indirect_f32(
+                p,
+                d.f,
+                nw,
+                planes,
+                &offs_ref[..p],
+                1,
+                &dyp[pad * (wp + 1)..],
+                sb,
+                dwp,
+                sc,
+                true,
+            );
+            assert!(done, "the indirect GEMM runs where indirect_applies");
+            if let Some(dxc) = dxc.as_deref_mut() {
+                let done = super::matmul::gemm_indirect_f32(d.c, nw, pf, wt32, pf, dyp, &offs_ref[..pf], dxw, nw);
+                assert!(done, "the indirect GEMM runs where indirect_applies");
+                for (ci, dxp) in dxc[s * xs..][..xs].chunks_exact_mut(d.h * d.w).enumerate() {
+                    for (iy, row) in dxp.chunks_exact_mut(d.w).enumerate() {
+                        copy_short(row, &dxw[ci * nw + iy * wp..][..d.w]);
+                    }
+                }
+            }
+        }
+    };
+    let parts = super::split_batch(d.n, ys * p * 2).max(1);
+    let per = d.n.div_ceil(parts);
+    let bufs = scratch.parts(parts);
+    if parts == 1 {
+        run(0, d.n, dx, &mut bufs[0]);
+    } else {
+        let mut dx_rest = dx;
+        let pieces = bufs.iter_mut().enumerate().map(|(i, buf)| {
+            let lo = (i * per).min(d.n);
+            let n = per.min(d.n - lo);
+            (lo, n, split_off(&mut dx_rest, n * xs), buf)
+        });
+        run_parts(pieces, |(lo, n, dxc, buf)| run(lo, n, dxc, buf));
+    }
+    // dW (f × p) = Σ over parts of dWᵀ (p × f), in part order.
+    for (fi, dwf) in dw.chunks_exact_mut(p).enumerate() {
+        for (i, g) in dwf.iter_mut().enumerate() {
+            *g = bufs.iter().fold(E::zero(), |acc, part| acc + part[2][i * d.f + fi]);
+        }
+    }
+    scratch.offs = offs;
+    scratch.wt = wt;
+    Ok(())
+}
+
 /// Forward pass through im2col + GEMM, one sample at a time, the batch split over the kernel threads.
 pub fn forward_im2col<E: Elem>(
     d: &ConvDims,
@@ -733,6 +958,9 @@ pub fn forward_im2col<E: Elem>(
     y: &mut [E],
     scratch: &mut ConvScratch<E>,
 ) {
+    if forward_indirect(d, x, w, bias, y, scratch) {
+        return;
+    }
     let (p, q) = (d.patch(), d.oh() * d.ow());
     let (xs, ys) = (d.c * d.h * d.w, d.f * q);
     let parts = super::split_batch(d.n, ys * p).max(1);
@@ -822,6 +1050,10 @@ pub fn backward_im2col<E: Elem>(
     if let Some(db) = db {
         bias_grad(d, dy, db);
     }
+    let dx = match backward_indirect(d, x, w, dy, dw, dx, scratch) {
+        Ok(()) => return,
+        Err(dx) => dx,
+    };
     let parts = super::split_batch(d.n, ys * p * 2).max(1);
     let per = d.n.div_ceil(parts);
     let nb = samples_per_gemm(p, q, per);

@@ -105,7 +105,7 @@ fn gemm_body<E: Elem, const FMA: bool>(
     if FMA && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
         let (a, b, c, panel) = (as_f32(a), as_f32(b), as_f32_mut(c), as_f32_mut(panel));
         // SAFETY: FMA is only true inside the AVX2+FMA version of `gemm_mv`.
-        return unsafe { gemm_f32_avx2(m, n, k, a, sa, b, sb, c, sc, accumulate, panel) };
+        return unsafe { gemm_f32_avx2(m, n, k, a, sa, b, sb, c, sc, accumulate, panel, None) };
     }
     for j0 in (0..n).step_by(NR) {
         let nc = NR.min(n - j0);
@@ -132,6 +132,13 @@ fn gemm_body<E: Elem, const FMA: bool>(
             }
         }
     }
+}
+
+/// The rows of the next f32 tile when `rem` rows are left: six, except that 7 and 8 left become
+/// 4 + 3 and 4 + 4 (a 1- or 2-row tile has too few accumulators to hide the FMA latency).
+#[inline(always)]
+fn tile_rows(rem: usize) -> usize {
+    if rem == 7 || rem == 8 { 4 } else { rem.min(MR) }
 }
 
 /// Packs `B[p0..p0+kc, j0..j0+nc]` as `kc` rows of `NR` (zero-padded), reading `B` along its
@@ -219,11 +226,18 @@ unsafe fn gemm_f32_avx2(
     sc: Strides,
     accumulate: bool,
     panel: &mut [f32],
+    a_rows: Option<&[usize]>,
 ) {
     // Empty products never get here: `kernels::gemm` returns for them. The bounds below are what
     // the raw-pointer tiles rely on.
     assert!(sc.required_len(m, n) <= c.len(), "gemm: output too short");
-    assert!(sa.required_len(m, k) <= a.len(), "gemm: lhs too short");
+    match a_rows {
+        None => assert!(sa.required_len(m, k) <= a.len(), "gemm: lhs too short"),
+        Some(r) => assert!(
+            r.len() >= m && r[..m].iter().all(|&o| o + (k - 1) * sa.cs < a.len()),
+            "gemm: an lhs row runs past its buffer"
+        ),
+    }
     assert!(sb.required_len(k, n) <= b.len(), "gemm: rhs too short");
     assert!(panel.len() >= KC * NR, "gemm: panel too short");
     for j0 in (0..n).step_by(NR) {
@@ -242,28 +256,142 @@ unsafe fn gemm_f32_avx2(
             let direct = sc.cs == 1 && nc == NR;
             let mut i0 = 0;
             while i0 < m {
-                let mr = MR.min(m - i0);
+                let mr = tile_rows(m - i0);
                 // SAFETY: rows i0..i0+mr, columns p0..p0+kc of A are in bounds (asserted above).
-                let ap = unsafe { a.as_ptr().add(i0 * sa.rs + p0 * sa.cs) };
-                let t = Tile { kc, a: ap, rs: sa.rs, cs: sa.cs, b: bp, bs };
+                let (ap, arows) = match a_rows {
+                    None => (unsafe { a.as_ptr().add(i0 * sa.rs + p0 * sa.cs) }, core::ptr::null()),
+                    Some(r) => (unsafe { a.as_ptr().add(p0 * sa.cs) }, r[i0..].as_ptr()),
+                };
+                let t = Tile { kc, a: ap, rs: sa.rs, cs: sa.cs, b: bp, bs, offs: core::ptr::null(), arows };
                 if direct {
                     // SAFETY: rows i0..i0+mr, columns j0..j0+16 of C are in bounds (asserted above);
                     // the tile reads only the A rows and B block checked above.
-                    unsafe { t.run(mr, c.as_mut_ptr().add(i0 * sc.rs + j0), sc.rs, !first) };
+                    unsafe { t.run::<false>(mr, c.as_mut_ptr().add(i0 * sc.rs + j0), sc.rs, !first) };
                 } else {
                     let mut acc = [[0.0f32; NR]; MR];
                     // SAFETY: `acc` holds MR rows of NR; A and B as above.
-                    unsafe { t.run(mr, acc.as_mut_ptr() as *mut f32, NR, false) };
+                    unsafe { t.run::<false>(mr, acc.as_mut_ptr() as *mut f32, NR, false) };
                     store_tile(&acc, mr, nc, c, (i0 * sc.rs + j0 * sc.cs, sc), first);
                 }
-                i0 += MR;
+                i0 += mr;
+            }
+        }
+    }
+}
+
+/// `c = a · B` in f32 where row `p` of the `k × n` matrix `B` is `b[offs[p]..][..n]`: an implicit
+/// im2col, the rows being shifted windows of zero-padded input planes. `a` is row-major `m × k`
+/// with row stride `a_rs`, `c` row-major `m × n` with row stride `ldc`, `n` a multiple of 16.
+/// Returns `false`, doing nothing, on a CPU without AVX2 and FMA (the caller then builds the patch
+/// matrix instead).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_indirect_f32(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_rs: usize,
+    b: &[f32],
+    offs: &[usize],
+    c: &mut [f32],
+    ldc: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx2_fma() {
+        assert!(n.is_multiple_of(NR) && m > 0 && k > 0, "gemm_indirect: n a multiple of 16, m and k ≥ 1");
+        assert!(a.len() >= (m - 1) * a_rs + k && a_rs >= k, "gemm_indirect: lhs too short");
+        assert!(c.len() >= (m - 1) * ldc + n && ldc >= n, "gemm_indirect: dst too short");
+        let offs = &offs[..k];
+        assert!(offs.iter().all(|&o| o + n <= b.len()), "gemm_indirect: a row of B runs past its buffer");
+        // SAFETY: AVX2 and FMA are present (checked above); the bounds were asserted above.
+        unsafe { gemm_indirect_avx2(m, n, k, a, a_rs, b, offs, c, ldc) };
+        return true;
+    }
+    let _ = (m, n, k, a, a_rs, b, offs, c, ldc);
+    false
+}
+
+/// `c (+)= A · b` in f32 where row `i` of the `m × k` matrix `A` is `a[a_rows[i]..]` with column
+/// stride `a_cs` (an implicit im2col on the left: the rows are windows of padded planes), `b` and
+/// `c` strided as in [`super::gemm()`]. Returns `false`, doing nothing, without AVX2 and FMA.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_rows_indirect_f32(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_rows: &[usize],
+    a_cs: usize,
+    b: &[f32],
+    sb: Strides,
+    c: &mut [f32],
+    sc: Strides,
+    accumulate: bool,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx2_fma() {
+        assert!(m > 0 && n > 0 && k > 0, "gemm_rows_indirect: empty product");
+        assert!(b.len() >= sb.required_len(k, n), "gemm_rows_indirect: rhs too short");
+        let sa = Strides { rs: 0, cs: a_cs };
+        // SAFETY: AVX2 and FMA are present (checked above); the kernel asserts the bounds.
+        with_panel::<f32, _>(KC * NR, |panel| unsafe {
+            gemm_f32_avx2(m, n, k, a, sa, b, sb, c, sc, accumulate, panel, Some(a_rows))
+        });
+        return true;
+    }
+    let _ = (m, n, k, a, a_rows, a_cs, b, sb, c, sc, accumulate);
+    false
+}
+
+/// The loops of [`gemm_indirect_f32`]: 16-column blocks of `B`, `KC`-deep panels, `R × 16` tiles.
+///
+/// # Safety
+/// AVX2 and FMA; the bounds asserted by [`gemm_indirect_f32`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_indirect_avx2(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_rs: usize,
+    b: &[f32],
+    offs: &[usize],
+    c: &mut [f32],
+    ldc: usize,
+) {
+    for j0 in (0..n).step_by(NR) {
+        for p0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - p0);
+            let mut i0 = 0;
+            while i0 < m {
+                let mr = tile_rows(m - i0);
+                // SAFETY: rows i0..i0+mr, columns p0..p0+kc of A, rows p0..p0+kc (columns
+                // j0..j0+16) of B and rows i0..i0+mr (columns j0..j0+16) of C are in bounds.
+                unsafe {
+                    let t = Tile {
+                        kc,
+                        a: a.as_ptr().add(i0 * a_rs + p0),
+                        rs: a_rs,
+                        cs: 1,
+                        b: b.as_ptr().add(j0),
+                        bs: 0,
+                        offs: offs.as_ptr().add(p0),
+                        arows: core::ptr::null(),
+                    };
+                    t.run::<true>(mr, c.as_mut_ptr().add(i0 * ldc + j0), ldc, p0 > 0);
+                }
+                i0 += mr;
             }
         }
     }
 }
 
 /// One `R × 16` register tile of the f32 kernel: `A` rows from `a` (row stride `rs`, column stride
-/// `cs`, `kc` columns), `B` as `kc` rows of 16 from `b` with row stride `bs`.
+/// `cs`, `kc` columns), `B` as `kc` rows of 16 from `b` with row stride `bs` — or, in the indirect
+/// variant, row `p` at `b + offs[p]`. When `arows` is not null, row `r` of `A` starts at
+/// `a + arows[r]` instead of `a + r·rs`.
 #[cfg(target_arch = "x86_64")]
 struct Tile {
     kc: usize,
@@ -272,6 +400,8 @@ struct Tile {
     cs: usize,
     b: *const f32,
     bs: usize,
+    offs: *const usize,
+    arows: *const usize,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -283,16 +413,16 @@ impl Tile {
     /// `mr` rows of 16 at stride `os`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn run(&self, mr: usize, out: *mut f32, os: usize, add: bool) {
+    unsafe fn run<const IND: bool>(&self, mr: usize, out: *mut f32, os: usize, add: bool) {
         // SAFETY: forwarded from the caller.
         unsafe {
             match mr {
-                6 => self.rows::<6>(out, os, add),
-                5 => self.rows::<5>(out, os, add),
-                4 => self.rows::<4>(out, os, add),
-                3 => self.rows::<3>(out, os, add),
-                2 => self.rows::<2>(out, os, add),
-                _ => self.rows::<1>(out, os, add),
+                6 => self.rows::<6, IND>(out, os, add),
+                5 => self.rows::<5, IND>(out, os, add),
+                4 => self.rows::<4, IND>(out, os, add),
+                3 => self.rows::<3, IND>(out, os, add),
+                2 => self.rows::<2, IND>(out, os, add),
+                _ => self.rows::<1, IND>(out, os, add),
             }
         }
     }
@@ -303,7 +433,7 @@ impl Tile {
     /// As for [`Tile::run`] with `mr = R`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn rows<const R: usize>(&self, out: *mut f32, os: usize, add: bool) {
+    unsafe fn rows<const R: usize, const IND: bool>(&self, out: *mut f32, os: usize, add: bool) {
         use core::arch::x86_64::*;
         // SAFETY: the caller guarantees the bounds; unaligned loads and stores.
         unsafe {
@@ -312,9 +442,15 @@ impl Tile {
             // One offset per row of A, opaque to the optimiser so that it keeps them in registers:
             // left alone, it rebuilds the row addresses as a running sum, a chain of R dependent
             // adds in every step of the loop (seen in the profile as the kernel's bottleneck).
-            let rows: [usize; R] = core::hint::black_box(core::array::from_fn(|r| r * self.rs));
-            let (mut ap, mut bp) = (self.a, self.b);
+            let rows: [usize; R] = core::hint::black_box(core::array::from_fn(|r| {
+                if self.arows.is_null() { r * self.rs } else { *self.arows.add(r) }
+            }));
+            let (mut ap, mut bp, mut op) = (self.a, self.b, self.offs);
             for _ in 0..self.kc {
+                if IND {
+                    bp = self.b.add(*op);
+                    op = op.add(1);
+                }
                 let (b0, b1) = (_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8)));
                 for r in 0..R {
                     let av = _mm256_set1_ps(*ap.add(rows[r]));
@@ -322,7 +458,9 @@ impl Tile {
                     c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
                 }
                 ap = ap.add(self.cs);
-                bp = bp.add(self.bs);
+                if !IND {
+                    bp = bp.add(self.bs);
+                }
             }
             for r in 0..R {
                 let o = out.add(r * os);
