@@ -740,6 +740,46 @@ fn indirect_applies<E: Elem>(d: &ConvDims) -> bool {
     false
 }
 
+/// Whether the implicit-im2col backward pass applies: as the forward, and "same" padding
+/// (`2·pad = k − 1`, so that the padded output gradient has the padded input's geometry), with
+/// the dropped columns past the last output row reading on into the bottom padding and the next
+/// plane's top padding (zeros), never into values.
+fn indirect_backward_applies<E: Elem>(d: &ConvDims) -> bool {
+    let (pad, wp) = (d.pad, d.w + 2 * d.pad);
+    let (plane, nw) = ((d.h + 2 * pad) * wp, (d.h * wp).next_multiple_of(16));
+    indirect_applies::<E>(d) && 2 * pad + 1 == d.k && pad > 0 && pad * (wp + 1) + nw <= plane + pad * wp
+}
+
+/// Forward pass by the fastest path for `d` and `E`: without a patch matrix where
+/// `backward` can do the same (f32 on AVX2, stride 1, "same" padding, output rows ≥ 8), through
+/// im2col + GEMM for ≥ 4 input channels ([`ConvDims::prefers_im2col`]), direct loops otherwise.
+pub fn forward<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E], scratch: &mut ConvScratch<E>) {
+    if d.prefers_im2col() || indirect_backward_applies::<E>(d) {
+        forward_im2col(d, x, w, bias, y, scratch)
+    } else {
+        forward_direct(d, x, w, bias, y, scratch)
+    }
+}
+
+/// Backward pass by the path [`forward`] takes for `d` and `E`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward<E: Elem>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    dy: &[E],
+    dw: &mut [E],
+    db: Option<&mut [E]>,
+    dx: Option<&mut [E]>,
+    scratch: &mut ConvScratch<E>,
+) {
+    if d.prefers_im2col() || indirect_backward_applies::<E>(d) {
+        backward_im2col(d, x, w, dy, dw, db, dx, scratch)
+    } else {
+        backward_direct(d, x, w, dy, dw, db, dx, scratch)
+    }
+}
+
 /// `a` as `&[f32]` (`E` is `f32`, checked by the caller).
 fn f32s<E: Elem>(a: &[E]) -> &[f32] {
     assert_eq!(core::any::TypeId::of::<E>(), core::any::TypeId::of::<f32>());
@@ -857,16 +897,13 @@ fn backward_indirect<'a, E: Elem>(
     dx: Option<&'a mut [E]>,
     scratch: &mut ConvScratch<E>,
 ) -> Result<(), Option<&'a mut [E]>> {
+    if !indirect_backward_applies::<E>(d) {
+        return Err(dx);
+    }
     let (k, pad) = (d.k, d.pad);
     let (hp, wp) = (d.h + 2 * pad, d.w + 2 * pad);
     let plane = hp * wp;
     let nw = (d.h * wp).next_multiple_of(16);
-    // The dropped columns past the last output row read on into the bottom padding and the next
-    // plane's top padding (zeros), never into values.
-    let same = 2 * pad + 1 == k && pad > 0 && pad * (wp + 1) + nw <= plane + pad * wp;
-    if !indirect_applies::<E>(d) || !same {
-        return Err(dx);
-    }
     let (p, pf) = (d.patch(), d.f * k * k);
     let slack = nw + k * wp + wp + 1;
     let (xs, ys) = (d.c * d.h * d.w, d.f * d.h * d.w);

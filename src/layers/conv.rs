@@ -122,29 +122,8 @@ impl<
             t.as_mut_slice()
         });
         let db = if BIAS { Some(grads.bias.as_mut_slice()) } else { None };
-        if d.prefers_im2col() {
-            conv::backward_im2col(
-                &d,
-                x.as_slice(),
-                self.weight.as_slice(),
-                dy.as_slice(),
-                grads.weight.as_mut_slice(),
-                db,
-                dx,
-                &mut cache.scratch,
-            );
-        } else {
-            conv::backward_direct(
-                &d,
-                x.as_slice(),
-                self.weight.as_slice(),
-                dy.as_slice(),
-                grads.weight.as_mut_slice(),
-                db,
-                dx,
-                &mut cache.scratch,
-            );
-        }
+        let (x, w, dy) = (x.as_slice(), self.weight.as_slice(), dy.as_slice());
+        conv::backward(&d, x, w, dy, grads.weight.as_mut_slice(), db, dx, &mut cache.scratch);
     }
 }
 
@@ -164,10 +143,6 @@ impl<const C: usize, const F: usize, const K: usize, const S: usize, const P: us
         y.set_batch(x.batch());
         let d = Self::dims::<H, W>(x.batch_size());
         let bias = if BIAS { Some(self.bias.as_slice()) } else { None };
-        if d.prefers_im2col() {
-            conv::forward_im2col(&d, x.as_slice(), self.weight.as_slice(), bias, y.as_mut_slice(), &mut cache.scratch);
-        } else {
-            conv::forward_direct(&d, x.as_slice(), self.weight.as_slice(), bias, y.as_mut_slice(), &mut cache.scratch);
-        }
+        conv::forward(&d, x.as_slice(), self.weight.as_slice(), bias, y.as_mut_slice(), &mut cache.scratch);
     }
 }
