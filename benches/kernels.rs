@@ -1,6 +1,7 @@
 //! Kernel benchmarks on the workload's shapes: GEMM (the FC layers), convolution forward and
-//! backward through the direct loop and through im2col + GEMM (so the choice in
-//! `ConvDims::prefers_im2col` is measured, not guessed), max pooling and batch norm.
+//! backward through the direct loop, through im2col + GEMM with an explicit patch matrix and through
+//! the implicit im2col (so the choices of `conv::forward` are measured, not guessed), max pooling
+//! and batch norm.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use shaped::kernels::conv::{self, ConvDims};
@@ -46,6 +47,7 @@ fn bench_conv(c: &mut Criterion) {
     let shapes = [
         ("4a 1->5 7x7 28x28", ConvDims { n: 100, c: 1, h: 28, w: 28, f: 5, k: 7, stride: 1, pad: 0 }),
         ("vgg 16->32 3x3 16x16 p1", ConvDims { n: 100, c: 16, h: 16, w: 16, f: 32, k: 3, stride: 1, pad: 1 }),
+        ("vgg 3->16 3x3 32x32 p1", ConvDims { n: 100, c: 3, h: 32, w: 32, f: 16, k: 3, stride: 1, pad: 1 }),
     ];
     for (name, d) in shapes {
         let x = data(d.n * d.c * d.h * d.w);
@@ -63,7 +65,11 @@ fn bench_conv(c: &mut Criterion) {
         g.bench_function(format!("{name} forward direct, general strided rows"), |b| {
             b.iter(|| conv::forward_direct_rows(&d, &x, &w, None, black_box(&mut y)))
         });
-        g.bench_function(format!("{name} forward im2col"), |b| {
+        g.bench_function(format!("{name} forward im2col, patch matrix"), |b| {
+            let mut scratch = conv::ConvScratch::default();
+            b.iter(|| conv::forward_patch_matrix(&d, &x, &w, None, black_box(&mut y), &mut scratch))
+        });
+        g.bench_function(format!("{name} forward im2col, implicit where it applies"), |b| {
             let mut scratch = conv::ConvScratch::default();
             b.iter(|| conv::forward_im2col(&d, &x, &w, None, black_box(&mut y), &mut scratch))
         });
@@ -71,7 +77,11 @@ fn bench_conv(c: &mut Criterion) {
             let mut scratch = conv::ConvScratch::default();
             b.iter(|| conv::backward_direct(&d, &x, &w, &dy, black_box(&mut dw), None, Some(&mut dx), &mut scratch))
         });
-        g.bench_function(format!("{name} backward im2col"), |b| {
+        g.bench_function(format!("{name} backward im2col, patch matrix"), |b| {
+            let mut scratch = conv::ConvScratch::default();
+            b.iter(|| conv::backward_patch_matrix(&d, &x, &w, &dy, black_box(&mut dw), Some(&mut dx), &mut scratch))
+        });
+        g.bench_function(format!("{name} backward im2col, implicit where it applies"), |b| {
             let mut scratch = conv::ConvScratch::default();
             b.iter(|| conv::backward_im2col(&d, &x, &w, &dy, black_box(&mut dw), None, Some(&mut dx), &mut scratch))
         });

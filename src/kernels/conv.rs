@@ -986,7 +986,9 @@ fn backward_indirect<'a, E: Elem>(
     Ok(())
 }
 
-/// Forward pass through im2col + GEMM, one sample at a time, the batch split over the kernel threads.
+/// Forward pass through im2col + GEMM, the batch split over the kernel threads: without a patch
+/// matrix where the implicit path applies (f32 on AVX2, stride 1, output rows ≥ 8), through
+/// [`forward_patch_matrix`] otherwise.
 pub fn forward_im2col<E: Elem>(
     d: &ConvDims,
     x: &[E],
@@ -995,9 +997,21 @@ pub fn forward_im2col<E: Elem>(
     y: &mut [E],
     scratch: &mut ConvScratch<E>,
 ) {
-    if forward_indirect(d, x, w, bias, y, scratch) {
-        return;
+    if !forward_indirect(d, x, w, bias, y, scratch) {
+        forward_patch_matrix(d, x, w, bias, y, scratch)
     }
+}
+
+/// Forward pass through an explicit patch matrix (im2col) + GEMM, whatever the element type and
+/// shape (what [`forward_im2col`] falls back to; public so that benches can compare the two).
+pub fn forward_patch_matrix<E: Elem>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    bias: Option<&[E]>,
+    y: &mut [E],
+    scratch: &mut ConvScratch<E>,
+) {
     let (p, q) = (d.patch(), d.oh() * d.ow());
     let (xs, ys) = (d.c * d.h * d.w, d.f * q);
     let parts = super::split_batch(d.n, ys * p).max(1);
@@ -1070,7 +1084,8 @@ pub fn forward_im2col<E: Elem>(
 }
 
 /// Backward pass through im2col + GEMM, the batch split over the kernel threads (each with its own
-/// weight-gradient partial sum).
+/// weight-gradient partial sum): without patch matrices where the implicit path applies (f32 on
+/// AVX2, stride 1, "same" padding, output rows ≥ 8), through [`backward_patch_matrix`] otherwise.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_im2col<E: Elem>(
     d: &ConvDims,
@@ -1082,15 +1097,28 @@ pub fn backward_im2col<E: Elem>(
     dx: Option<&mut [E]>,
     scratch: &mut ConvScratch<E>,
 ) {
-    let (p, q) = (d.patch(), d.oh() * d.ow());
-    let (xs, ys) = (d.c * d.h * d.w, d.f * q);
     if let Some(db) = db {
         bias_grad(d, dy, db);
     }
-    let dx = match backward_indirect(d, x, w, dy, dw, dx, scratch) {
-        Ok(()) => return,
-        Err(dx) => dx,
-    };
+    if let Err(dx) = backward_indirect(d, x, w, dy, dw, dx, scratch) {
+        backward_patch_matrix(d, x, w, dy, dw, dx, scratch)
+    }
+}
+
+/// Backward pass (weight and input gradients; no bias gradient) through explicit patch matrices
+/// (im2col/col2im) + GEMM: what [`backward_im2col`] falls back to, public for benches.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_patch_matrix<E: Elem>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    dy: &[E],
+    dw: &mut [E],
+    dx: Option<&mut [E]>,
+    scratch: &mut ConvScratch<E>,
+) {
+    let (p, q) = (d.patch(), d.oh() * d.ow());
+    let (xs, ys) = (d.c * d.h * d.w, d.f * q);
     let parts = super::split_batch(d.n, ys * p * 2).max(1);
     let per = d.n.div_ceil(parts);
     let nb = samples_per_gemm(p, q, per);
