@@ -233,6 +233,27 @@ pub(crate) fn dot<E: Elem, const FMA: bool>(a: &[E], b: &[E]) -> E {
     lanes.iter().copied().fold(tail, |s, v| s + v)
 }
 
+/// [`dot`] of four rows with one `b`: the same eight partial sums per row, folded the same way.
+#[inline(always)]
+pub(crate) fn dot4<E: Elem, const FMA: bool>(rows: [&[E]; 4], b: &[E]) -> [E; 4] {
+    let k = rows.iter().map(|r| r.len()).fold(b.len(), usize::min);
+    let full = k / 8 * 8;
+    let mut lanes = [[E::zero(); 8]; 4];
+    for p0 in (0..full).step_by(8) {
+        let bc: &[E; 8] = b[p0..p0 + 8].try_into().expect("8 elements");
+        for (lr, row) in lanes.iter_mut().zip(&rows) {
+            let ar: &[E; 8] = row[p0..p0 + 8].try_into().expect("8 elements");
+            for l in 0..8 {
+                lr[l] = fmadd::<E, FMA>(ar[l], bc[l], lr[l]);
+            }
+        }
+    }
+    core::array::from_fn(|r| {
+        let tail = (full..k).fold(E::zero(), |t, p| fmadd::<E, FMA>(rows[r][p], b[p], t));
+        lanes[r].iter().copied().fold(tail, |s, v| s + v)
+    })
+}
+
 /// `Σ a`, with eight independent partial sums so that the loop vectorises.
 #[inline(always)]
 pub(crate) fn sum_lanes<E: Elem>(a: &[E]) -> E {
@@ -370,7 +391,20 @@ fn gemv_body<E: Elem, const FMA: bool>(
         }
         return;
     }
-    for i in 0..m {
+    let mut i0 = 0;
+    if sa.cs == 1 && b_stride == 1 {
+        // Four rows at a time: each 8-element chunk of `b` is loaded once for four dot products,
+        // and the four chains run side by side (same sums, in the same order, as `dot`).
+        while i0 + 4 <= m {
+            let rows: [&[E]; 4] = core::array::from_fn(|r| &a[(i0 + r) * sa.rs..][..k]);
+            for (r, v) in dot4::<E, FMA>(rows, &b[..k]).into_iter().enumerate() {
+                let d = &mut c[(i0 + r) * c_stride];
+                *d = if accumulate { *d + v } else { v };
+            }
+            i0 += 4;
+        }
+    }
+    for i in i0..m {
         let v = if sa.cs == 1 && b_stride == 1 {
             dot::<E, FMA>(&a[i * sa.rs..i * sa.rs + k], &b[..k])
         } else {
