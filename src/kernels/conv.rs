@@ -72,6 +72,29 @@ fn split_off<'a, E>(rest: &mut Option<&'a mut [E]>, len: usize) -> Option<&'a mu
     Some(head)
 }
 
+/// Runs `run(lo, n, dx, buffers)` on the batch of `total` samples split into `bufs.len()` parts
+/// (samples `lo..lo + n` each, with their slice of `dx`, `xs` values a sample, and their own
+/// buffers): the backward passes' split over the kernel threads.
+fn split_backward<E: Elem>(
+    total: usize,
+    xs: usize,
+    dx: Option<&mut [E]>,
+    bufs: &mut [[Vec<E>; 4]],
+    run: impl Fn(usize, usize, Option<&mut [E]>, &mut [Vec<E>; 4]) + Sync,
+) {
+    if let [buf] = bufs {
+        return run(0, total, dx, buf);
+    }
+    let per = total.div_ceil(bufs.len().max(1));
+    let mut dx_rest = dx;
+    let pieces = bufs.iter_mut().enumerate().map(|(i, buf)| {
+        let lo = (i * per).min(total);
+        let n = per.min(total - lo);
+        (lo, n, split_off(&mut dx_rest, n * xs), buf)
+    });
+    run_parts(pieces, |(lo, n, dxc, buf)| run(lo, n, dxc, buf));
+}
+
 /// Scratch buffers of the direct kernels, one pair per batch part (thread), kept across steps so
 /// that a steady-state step allocates nothing.
 #[derive(Clone, Debug, Default)]
@@ -290,28 +313,16 @@ pub fn backward_direct<E: Elem>(
         b[0].clear();
         b[0].resize(acc_len, E::zero());
     }
-    if parts == 1 {
-        let [acc, fw, _, _] = &mut bufs[0];
-        backward_direct_mv(d, x, w, dy, dx, acc, fw);
-    } else {
-        let per = d.n.div_ceil(parts);
-        let mut dx_rest = dx;
-        let pieces = bufs.iter_mut().enumerate().map(|(i, buf)| {
-            let lo = (i * per).min(d.n);
-            let n = per.min(d.n - lo);
-            (lo, n, split_off(&mut dx_rest, n * xs), buf)
-        });
-        run_parts(pieces, |(lo, n, dxc, buf)| {
-            let dd = ConvDims { n, ..*d };
-            let (xc, dyc) = (&x[lo * xs..][..n * xs], &dy[lo * ys..][..n * ys]);
-            let [acc, fw, _, _] = buf;
-            backward_direct_mv(&dd, xc, w, dyc, dxc, acc, fw)
-        });
-        let (first, rest) = bufs.split_at_mut(1);
-        for part in rest.iter() {
-            for (a, &b) in first[0][0].iter_mut().zip(&part[0]) {
-                *a += b;
-            }
+    split_backward(d.n, xs, dx, bufs, |lo, n, dxc, buf| {
+        let dd = ConvDims { n, ..*d };
+        let (xc, dyc) = (&x[lo * xs..][..n * xs], &dy[lo * ys..][..n * ys]);
+        let [acc, fw, _, _] = buf;
+        backward_direct_mv(&dd, xc, w, dyc, dxc, acc, fw)
+    });
+    let (first, rest) = bufs.split_at_mut(1);
+    for part in rest.iter() {
+        for (a, &b) in first[0][0].iter_mut().zip(&part[0]) {
+            *a += b;
         }
     }
     for (g, row) in dw.iter_mut().zip(bufs[0][0].chunks_exact(ow.max(1))) {
@@ -961,20 +972,8 @@ fn backward_indirect<'a, E: Elem>(
             }
         }
     };
-    let parts = super::split_batch(d.n, ys * p * 2).max(1);
-    let per = d.n.div_ceil(parts);
-    let bufs = scratch.parts(parts);
-    if parts == 1 {
-        run(0, d.n, dx, &mut bufs[0]);
-    } else {
-        let mut dx_rest = dx;
-        let pieces = bufs.iter_mut().enumerate().map(|(i, buf)| {
-            let lo = (i * per).min(d.n);
-            let n = per.min(d.n - lo);
-            (lo, n, split_off(&mut dx_rest, n * xs), buf)
-        });
-        run_parts(pieces, |(lo, n, dxc, buf)| run(lo, n, dxc, buf));
-    }
+    let bufs = scratch.parts(super::split_batch(d.n, ys * p * 2).max(1));
+    split_backward(d.n, xs, dx, bufs, run);
     // dW (f × p) = Σ over parts of dWᵀ (p × f), in part order.
     for (fi, dwf) in dw.chunks_exact_mut(p).enumerate() {
         for (i, g) in dwf.iter_mut().enumerate() {
@@ -1186,17 +1185,7 @@ pub fn backward_patch_matrix<E: Elem>(
         }
     };
     let bufs = scratch.parts(parts);
-    if parts == 1 {
-        run(0, d.n, dx, &mut bufs[0]);
-    } else {
-        let mut dx_rest = dx;
-        let pieces = bufs.iter_mut().enumerate().map(|(i, buf)| {
-            let lo = (i * per).min(d.n);
-            let n = per.min(d.n - lo);
-            (lo, n, split_off(&mut dx_rest, n * xs), buf)
-        });
-        run_parts(pieces, |(lo, n, dxc, buf)| run(lo, n, dxc, buf));
-    }
+    split_backward(d.n, xs, dx, bufs, run);
     let (first, rest) = bufs.split_at_mut(1);
     dw.copy_from_slice(&first[0][2][..d.f * p]);
     for part in rest.iter() {
