@@ -52,6 +52,7 @@ impl ConvDims {
 }
 
 use super::copy_short;
+use super::matmul::{as_f32, as_f32_mut};
 use crate::threads::run_parts;
 
 /// `db[f] = Σ_{n, position} dy[n, f, position]`.
@@ -791,20 +792,6 @@ pub fn backward<E: Elem>(
     }
 }
 
-/// `a` as `&[f32]` (`E` is `f32`, checked by the caller).
-fn f32s<E: Elem>(a: &[E]) -> &[f32] {
-    assert_eq!(core::any::TypeId::of::<E>(), core::any::TypeId::of::<f32>());
-    // SAFETY: E is f32 (asserted just above).
-    unsafe { core::slice::from_raw_parts(a.as_ptr() as *const f32, a.len()) }
-}
-
-/// `a` as `&mut [f32]` (`E` is `f32`, checked by the caller).
-fn f32s_mut<E: Elem>(a: &mut [E]) -> &mut [f32] {
-    assert_eq!(core::any::TypeId::of::<E>(), core::any::TypeId::of::<f32>());
-    // SAFETY: E is f32 (asserted just above).
-    unsafe { core::slice::from_raw_parts_mut(a.as_mut_ptr() as *mut f32, a.len()) }
-}
-
 /// The forward pass without a patch matrix: each sample's channels are copied once into
 /// zero-padded planes (`hp × wp`), and the GEMM reads row `(c, ky, kx)` of the patch matrix as the
 /// window of `oh·wp` values starting at `c·hp·wp + ky·wp + kx` (`gemm_indirect_f32`). Output row
@@ -832,14 +819,14 @@ fn forward_indirect<E: Elem>(
     let (xs, ys) = (d.c * d.h * d.w, d.f * q);
     let mut offs = core::mem::take(&mut scratch.offs);
     patch_offsets(&mut offs, d.c, k, plane, wp);
-    let (x, w) = (f32s(x), f32s(w));
-    let bias = bias.map(f32s);
+    let (x, w) = (as_f32(x), as_f32(w));
+    let bias = bias.map(as_f32);
     let run = |lo: usize, yc: &mut [f32], buf: &mut [Vec<E>; 4]| {
         let [pbuf, ybuf, _, _] = buf;
         pbuf.clear();
         pbuf.resize(plen, E::zero()); // borders zero (the buffer is shared with the backward pass)
         ybuf.resize(d.f * nw, E::zero());
-        let (planes, yw) = (f32s_mut(pbuf), f32s_mut(ybuf));
+        let (planes, yw) = (as_f32_mut(pbuf), as_f32_mut(ybuf));
         for (s, yn) in yc.chunks_exact_mut(ys).enumerate() {
             pad_planes(planes, &x[(lo + s) * xs..][..xs], (d.h, d.w, pad, wp));
             let done = super::matmul::gemm_indirect_f32(d.f, nw, p, w, p, planes, &offs, yw, nw);
@@ -856,7 +843,7 @@ fn forward_indirect<E: Elem>(
     };
     let parts = super::split_batch(d.n, ys * p).max(1);
     let per = d.n.div_ceil(parts);
-    let y = f32s_mut(&mut y[..d.n * ys]);
+    let y = as_f32_mut(&mut y[..d.n * ys]);
     let bufs = scratch.parts(parts);
     if parts == 1 {
         run(0, y, &mut bufs[0]);
@@ -931,7 +918,7 @@ fn backward_indirect<'a, E: Elem>(
             }
         }
     }
-    let (x, dy, wt32) = (f32s(x), f32s(dy), f32s(&wt));
+    let (x, dy, wt32) = (as_f32(x), as_f32(dy), as_f32(&wt));
     let (offs_ref, geo) = (&offs, (d.h, d.w, pad, wp));
     let run = |lo: usize, n: usize, dxc: Option<&mut [E]>, buf: &mut [Vec<E>; 4]| {
         let [pbuf, ybuf, dwp, xbuf] = buf;
@@ -940,8 +927,8 @@ fn backward_indirect<'a, E: Elem>(
             b.resize(len, E::zero());
         }
         xbuf.resize(d.c * nw, E::zero());
-        let (planes, dyp, dwp, dxw) = (f32s_mut(pbuf), f32s_mut(ybuf), f32s_mut(dwp), f32s_mut(xbuf));
-        let mut dxc = dxc.map(f32s_mut);
+        let (planes, dyp, dwp, dxw) = (as_f32_mut(pbuf), as_f32_mut(ybuf), as_f32_mut(dwp), as_f32_mut(xbuf));
+        let mut dxc = dxc.map(as_f32_mut);
         for s in 0..n {
             pad_planes(planes, &x[(lo + s) * xs..][..xs], geo);
             pad_planes(dyp, &dy[(lo + s) * ys..][..ys], geo);

@@ -476,14 +476,14 @@ impl Tile {
 }
 
 /// `a` as `&[f32]` when `E` is `f32`.
-fn as_f32<E: Elem>(a: &[E]) -> &[f32] {
+pub(super) fn as_f32<E: Elem>(a: &[E]) -> &[f32] {
     assert_eq!(core::any::TypeId::of::<E>(), core::any::TypeId::of::<f32>());
     // SAFETY: E is f32 (asserted just above).
     unsafe { core::slice::from_raw_parts(a.as_ptr() as *const f32, a.len()) }
 }
 
 /// `a` as `&mut [f32]` when `E` is `f32`.
-fn as_f32_mut<E: Elem>(a: &mut [E]) -> &mut [f32] {
+pub(super) fn as_f32_mut<E: Elem>(a: &mut [E]) -> &mut [f32] {
     assert_eq!(core::any::TypeId::of::<E>(), core::any::TypeId::of::<f32>());
     // SAFETY: E is f32 (asserted just above).
     unsafe { core::slice::from_raw_parts_mut(a.as_mut_ptr() as *mut f32, a.len()) }
