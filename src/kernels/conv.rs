@@ -221,11 +221,11 @@ fn forward_full_width<E: Elem, const FMA: bool>(
 ) {
     #[cfg(target_arch = "x86_64")]
     if FMA && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
-        // SAFETY: E is f32 (checked just above), so these are reinterpretations of the same slices.
-        let (x32, w32, y32) = unsafe { (cast::<E, f32>(x), cast::<E, f32>(w), cast_mut::<E, f32>(y)) };
-        let b32 = bias.map(|b| unsafe { cast::<E, f32>(b) });
-        // SAFETY: FMA is only true inside the AVX2+FMA version of the caller.
+        let (x32, w32, y32) = (as_f32(x), as_f32(w), as_f32_mut(y));
+        let b32 = bias.map(as_f32);
+        // SAFETY: E is f32 (checked just above): the same vector.
         let scratch32 = unsafe { &mut *(scratch as *mut Vec<E> as *mut Vec<f32>) };
+        // SAFETY: FMA is only true inside the AVX2+FMA version of the caller.
         return unsafe { simd::forward_f32(d, x32, w32, b32, y32, scratch32) };
     }
     let (oh, ow, k) = (d.oh(), d.ow(), d.k);
@@ -386,8 +386,8 @@ fn backward_full_width<E: Elem, const FMA: bool>(
 ) {
     #[cfg(target_arch = "x86_64")]
     if FMA && dx.is_none() && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
-        // SAFETY: E is f32 (checked just above), so these are reinterpretations of the same slices.
-        let (x32, dy32, acc32) = unsafe { (cast::<E, f32>(x), cast::<E, f32>(dy), cast_mut::<E, f32>(acc)) };
+        let (x32, dy32, acc32) = (as_f32(x), as_f32(dy), as_f32_mut(acc));
+        // SAFETY: E is f32 (checked just above): the same vector.
         let scratch32 = unsafe { &mut *(scratch as *mut Vec<E> as *mut Vec<f32>) };
         // SAFETY: FMA is only true inside the AVX2+FMA version of the caller.
         return unsafe { simd::weight_grad_f32(d, x32, dy32, acc32, scratch32) };
@@ -1180,26 +1180,6 @@ pub fn backward_patch_matrix<E: Elem>(
             *a += b;
         }
     }
-}
-
-/// `a` as a slice of `T`.
-///
-/// # Safety
-/// `E` and `T` must be the same type.
-#[cfg(target_arch = "x86_64")]
-unsafe fn cast<E, T>(a: &[E]) -> &[T] {
-    // SAFETY: same type, per the caller.
-    unsafe { core::slice::from_raw_parts(a.as_ptr() as *const T, a.len()) }
-}
-
-/// `a` as a mutable slice of `T`.
-///
-/// # Safety
-/// `E` and `T` must be the same type.
-#[cfg(target_arch = "x86_64")]
-unsafe fn cast_mut<E, T>(a: &mut [E]) -> &mut [T] {
-    // SAFETY: same type, per the caller.
-    unsafe { core::slice::from_raw_parts_mut(a.as_mut_ptr() as *mut T, a.len()) }
 }
 
 /// Register-blocked stride-1 convolution for f32 with AVX2+FMA: the forward pass keeps 6 filters ×

@@ -105,7 +105,7 @@ fn gemm_body<E: Elem, const FMA: bool>(
     if FMA && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
         let (a, b, c, panel) = (as_f32(a), as_f32(b), as_f32_mut(c), as_f32_mut(panel));
         // SAFETY: FMA is only true inside the AVX2+FMA version of `gemm_mv`.
-        return unsafe { gemm_f32_avx2(m, n, k, a, sa, b, sb, c, sc, accumulate, panel, None) };
+        return unsafe { gemm_f32_avx2(m, n, k, a, sa, b, sb, c, sc, accumulate, panel, None, None) };
     }
     for j0 in (0..n).step_by(NR) {
         let nc = NR.min(n - j0);
@@ -207,7 +207,9 @@ fn store_tile<E: Elem>(acc: &[[E; NR]; MR], mr: usize, nc: usize, c: &mut [E], a
 /// in place when its rows are unit-stride and a block is a full 16 columns wide (packed otherwise,
 /// into `panel`); tiles written straight into `C` when its rows are unit-stride (through a small
 /// buffer otherwise). Small products, where packing and copying would cost more than the
-/// arithmetic, are the reason for the in-place paths.
+/// arithmetic, are the reason for the in-place paths. With `a_rows`, row `i` of `A` starts at
+/// `a[a_rows[i]]` (`sa.rs` unused); with `b_rows`, row `p` of `B` is `b[b_rows[p]..][..n]`, read in
+/// place (`sb` unused, `n` a multiple of 16): the implicit im2col of the convolutions.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA. (Every slice is bounds-checked against its view here.)
@@ -227,6 +229,7 @@ unsafe fn gemm_f32_avx2(
     accumulate: bool,
     panel: &mut [f32],
     a_rows: Option<&[usize]>,
+    b_rows: Option<&[usize]>,
 ) {
     // Empty products never get here: `kernels::gemm` returns for them. The bounds below are what
     // the raw-pointer tiles rely on.
@@ -238,19 +241,29 @@ unsafe fn gemm_f32_avx2(
             "gemm: an lhs row runs past its buffer"
         ),
     }
-    assert!(sb.required_len(k, n) <= b.len(), "gemm: rhs too short");
+    match b_rows {
+        None => assert!(sb.required_len(k, n) <= b.len(), "gemm: rhs too short"),
+        Some(r) => assert!(
+            n.is_multiple_of(NR) && r.len() >= k && r[..k].iter().all(|&o| o + n <= b.len()),
+            "gemm: an rhs row runs past its buffer (or n is not a multiple of 16)"
+        ),
+    }
     assert!(panel.len() >= KC * NR, "gemm: panel too short");
     for j0 in (0..n).step_by(NR) {
         let nc = NR.min(n - j0);
         for p0 in (0..k).step_by(KC) {
             let kc = KC.min(k - p0);
-            let in_place = sb.cs == 1 && nc == NR;
-            let (bp, bs) = if in_place {
-                // SAFETY: rows p0..p0+kc, columns j0..j0+16 of B are in bounds (asserted above).
-                (unsafe { b.as_ptr().add(p0 * sb.rs + j0) }, sb.rs)
-            } else {
-                pack_b(b, sb, p0, kc, j0, nc, panel);
-                (panel.as_ptr(), NR)
+            // SAFETY (the pointer arithmetic): rows p0..p0+kc, columns j0..j0+16 of B are in bounds
+            // (asserted above).
+            let (bp, bs, offs) = match b_rows {
+                Some(r) => (unsafe { b.as_ptr().add(j0) }, 0, r[p0..].as_ptr()),
+                None if sb.cs == 1 && nc == NR => {
+                    (unsafe { b.as_ptr().add(p0 * sb.rs + j0) }, sb.rs, core::ptr::null())
+                }
+                None => {
+                    pack_b(b, sb, p0, kc, j0, nc, panel);
+                    (panel.as_ptr(), NR, core::ptr::null())
+                }
             };
             let first = p0 == 0 && !accumulate;
             let direct = sc.cs == 1 && nc == NR;
@@ -262,15 +275,15 @@ unsafe fn gemm_f32_avx2(
                     None => (unsafe { a.as_ptr().add(i0 * sa.rs + p0 * sa.cs) }, core::ptr::null()),
                     Some(r) => (unsafe { a.as_ptr().add(p0 * sa.cs) }, r[i0..].as_ptr()),
                 };
-                let t = Tile { kc, a: ap, rs: sa.rs, cs: sa.cs, b: bp, bs, offs: core::ptr::null(), arows };
+                let t = Tile { kc, a: ap, rs: sa.rs, cs: sa.cs, b: bp, bs, offs, arows };
                 if direct {
                     // SAFETY: rows i0..i0+mr, columns j0..j0+16 of C are in bounds (asserted above);
                     // the tile reads only the A rows and B block checked above.
-                    unsafe { t.run::<false>(mr, c.as_mut_ptr().add(i0 * sc.rs + j0), sc.rs, !first) };
+                    unsafe { t.run_any(mr, c.as_mut_ptr().add(i0 * sc.rs + j0), sc.rs, !first) };
                 } else {
                     let mut acc = [[0.0f32; NR]; MR];
                     // SAFETY: `acc` holds MR rows of NR; A and B as above.
-                    unsafe { t.run::<false>(mr, acc.as_mut_ptr() as *mut f32, NR, false) };
+                    unsafe { t.run_any(mr, acc.as_mut_ptr() as *mut f32, NR, false) };
                     store_tile(&acc, mr, nc, c, (i0 * sc.rs + j0 * sc.cs, sc), first);
                 }
                 i0 += mr;
@@ -298,13 +311,12 @@ pub(crate) fn gemm_indirect_f32(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if super::has_avx2_fma() {
-        assert!(n.is_multiple_of(NR) && m > 0 && k > 0, "gemm_indirect: n a multiple of 16, m and k ≥ 1");
-        assert!(a.len() >= (m - 1) * a_rs + k && a_rs >= k, "gemm_indirect: lhs too short");
-        assert!(c.len() >= (m - 1) * ldc + n && ldc >= n, "gemm_indirect: dst too short");
-        let offs = &offs[..k];
-        assert!(offs.iter().all(|&o| o + n <= b.len()), "gemm_indirect: a row of B runs past its buffer");
-        // SAFETY: AVX2 and FMA are present (checked above); the bounds were asserted above.
-        unsafe { gemm_indirect_avx2(m, n, k, a, a_rs, b, offs, c, ldc) };
+        assert!(m > 0 && n > 0 && k > 0 && a_rs >= k && ldc >= n, "gemm_indirect: bad shape");
+        let (sa, sb, sc) = (Strides::row_major(a_rs), Strides { rs: 0, cs: 1 }, Strides::row_major(ldc));
+        // SAFETY: AVX2 and FMA are present (checked above); the kernel asserts the bounds.
+        with_panel::<f32, _>(KC * NR, |panel| unsafe {
+            gemm_f32_avx2(m, n, k, a, sa, b, sb, c, sc, false, panel, None, Some(offs))
+        });
         return true;
     }
     let _ = (m, n, k, a, a_rs, b, offs, c, ldc);
@@ -335,57 +347,12 @@ pub(crate) fn gemm_rows_indirect_f32(
         let sa = Strides { rs: 0, cs: a_cs };
         // SAFETY: AVX2 and FMA are present (checked above); the kernel asserts the bounds.
         with_panel::<f32, _>(KC * NR, |panel| unsafe {
-            gemm_f32_avx2(m, n, k, a, sa, b, sb, c, sc, accumulate, panel, Some(a_rows))
+            gemm_f32_avx2(m, n, k, a, sa, b, sb, c, sc, accumulate, panel, Some(a_rows), None)
         });
         return true;
     }
     let _ = (m, n, k, a, a_rows, a_cs, b, sb, c, sc, accumulate);
     false
-}
-
-/// The loops of [`gemm_indirect_f32`]: 16-column blocks of `B`, `KC`-deep panels, `R × 16` tiles.
-///
-/// # Safety
-/// AVX2 and FMA; the bounds asserted by [`gemm_indirect_f32`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_indirect_avx2(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    a_rs: usize,
-    b: &[f32],
-    offs: &[usize],
-    c: &mut [f32],
-    ldc: usize,
-) {
-    for j0 in (0..n).step_by(NR) {
-        for p0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - p0);
-            let mut i0 = 0;
-            while i0 < m {
-                let mr = tile_rows(m - i0);
-                // SAFETY: rows i0..i0+mr, columns p0..p0+kc of A, rows p0..p0+kc (columns
-                // j0..j0+16) of B and rows i0..i0+mr (columns j0..j0+16) of C are in bounds.
-                unsafe {
-                    let t = Tile {
-                        kc,
-                        a: a.as_ptr().add(i0 * a_rs + p0),
-                        rs: a_rs,
-                        cs: 1,
-                        b: b.as_ptr().add(j0),
-                        bs: 0,
-                        offs: offs.as_ptr().add(p0),
-                        arows: core::ptr::null(),
-                    };
-                    t.run::<true>(mr, c.as_mut_ptr().add(i0 * ldc + j0), ldc, p0 > 0);
-                }
-                i0 += mr;
-            }
-        }
-    }
 }
 
 /// One `R × 16` register tile of the f32 kernel: `A` rows from `a` (row stride `rs`, column stride
@@ -424,6 +391,19 @@ impl Tile {
                 2 => self.rows::<2, IND>(out, os, add),
                 _ => self.rows::<1, IND>(out, os, add),
             }
+        }
+    }
+
+    /// [`Tile::run`], the indirect variant when `offs` is set.
+    ///
+    /// # Safety
+    /// As for [`Tile::run`].
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn run_any(&self, mr: usize, out: *mut f32, os: usize, add: bool) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            if self.offs.is_null() { self.run::<false>(mr, out, os, add) } else { self.run::<true>(mr, out, os, add) }
         }
     }
 

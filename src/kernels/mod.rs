@@ -559,9 +559,10 @@ fn sum_rows_body<E: Elem, const FMA: bool>(dy: &[E], db: &mut [E]) {
 }
 
 /// Runs `f(range, out[range])` over `out`, split over the kernel threads when it is large enough to
-/// pay for a split (elementwise work, a few operations per element).
-fn split_elementwise<E: Elem>(out: &mut [E], f: impl Fn(core::ops::Range<usize>, &mut [E]) + Sync) {
-    let parts = split_batch(out.len().div_ceil(64), 128);
+/// pay for a split: `work` is the cost of 64 elements in [`split_batch`]'s units (128 for a few
+/// operations per element).
+fn split_elementwise<E: Elem>(out: &mut [E], work: usize, f: impl Fn(core::ops::Range<usize>, &mut [E]) + Sync) {
+    let parts = split_batch(out.len().div_ceil(64), work);
     if parts <= 1 {
         return f(0..out.len(), out);
     }
@@ -573,12 +574,7 @@ fn split_elementwise<E: Elem>(out: &mut [E], f: impl Fn(core::ops::Range<usize>,
 /// activations: the copy runs at memory speed, so a split pays from about 50k elements).
 pub fn copy<E: Elem>(src: &[E], dst: &mut [E]) {
     assert_eq!(src.len(), dst.len(), "copy: source and destination lengths differ");
-    let parts = split_batch(dst.len().div_ceil(64), 64 * 8);
-    if parts <= 1 {
-        return dst.copy_from_slice(src);
-    }
-    let per = dst.len().div_ceil(parts).next_multiple_of(64);
-    crate::threads::for_pieces(dst, per, |at, piece| piece.copy_from_slice(&src[at..at + piece.len()]));
+    split_elementwise(dst, 64 * 8, |r, piece| piece.copy_from_slice(&src[r]));
 }
 
 /// `dst = src` for short rows (feature-map rows, GEMM tile rows, 20-feature samples), in 8-element
@@ -601,13 +597,13 @@ pub(crate) fn copy_short<E: Elem>(dst: &mut [E], src: &[E]) {
 /// `y = max(x, 0)` elementwise (split over the kernel threads when large).
 pub fn relu_forward<E: Elem>(x: &[E], y: &mut [E]) {
     let n = x.len().min(y.len());
-    split_elementwise(&mut y[..n], |r, y| relu_forward_one(&x[r], y));
+    split_elementwise(&mut y[..n], 128, |r, y| relu_forward_one(&x[r], y));
 }
 
 /// `dx = dy` where `x > 0`, else 0, elementwise (split over the kernel threads when large).
 pub fn relu_backward<E: Elem>(x: &[E], dy: &[E], dx: &mut [E]) {
     let n = x.len().min(dy.len()).min(dx.len());
-    split_elementwise(&mut dx[..n], |r, dx| relu_backward_one(&x[r.clone()], &dy[r], dx));
+    split_elementwise(&mut dx[..n], 128, |r, dx| relu_backward_one(&x[r.clone()], &dy[r], dx));
 }
 
 multiversion! {

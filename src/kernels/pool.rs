@@ -75,13 +75,7 @@ fn max2_forward_body<E: Elem, const FMA: bool>(d: &PoolDims, x: &[E], y: &mut [E
     let (oh, ow, w) = (d.oh(), d.ow(), d.w);
     #[cfg(target_arch = "x86_64")]
     if FMA && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
-        // SAFETY: E is f32 (checked just above), so these reinterpret the same slices.
-        let (x32, y32) = unsafe {
-            (
-                core::slice::from_raw_parts(x.as_ptr() as *const f32, x.len()),
-                core::slice::from_raw_parts_mut(y.as_mut_ptr() as *mut f32, y.len()),
-            )
-        };
+        let (x32, y32) = (super::matmul::as_f32(x), super::matmul::as_f32_mut(y));
         // SAFETY: FMA is only true inside the AVX2+FMA version of `max2_forward`.
         return unsafe { max2_forward_f32(d, x32, y32, argmax) };
     }
