@@ -1,9 +1,15 @@
 //! Training-step throughput of the spec's models on synthetic data of the right shape:
-//! `cargo run --release --example bench -- <experiment> [--threads N] [--steps K] [--reps R] [--json]`.
+//! `cargo run --release --example bench -- <experiment> [--threads N] [--steps K] [--reps R] [--gather] [--json]`.
 //!
 //! Prints one JSON line `{"experiment","threads","batch","step_us","train_samples_per_sec"}`: the
 //! median over `R` repetitions of `K` steps each, after a warm-up of `K/5` steps. The work is a full
 //! training step (forward, loss, L2, backward, update) with the experiment's optimizer.
+//!
+//! As in the PyTorch script it is compared with (`../shared/bench/pytorch_seed_models.py`), the
+//! batches are materialised before the timed loop, in order, from as many examples as that script
+//! trains on (20,000; 5,000 for the VGG; 1,000 for the 20-feature models), and each step trains on
+//! one of them ([`TrainStep::step_batch`]). With `--gather` each step copies its examples out of
+//! the data set itself ([`TrainStep::step`], as a shuffled epoch of `hw1` does).
 
 use shaped::data::{Dataset, synthetic};
 use shaped::models::{Cnn, CnnBn, LinearModel, Mlp, Softmax, TwoLayer, Vgg};
@@ -17,6 +23,7 @@ struct Opts {
     threads: usize,
     steps: usize,
     reps: usize,
+    gather: bool,
     json: bool,
 }
 
@@ -30,10 +37,28 @@ where
     let mut model = M::init(&mut rng, Init::Gaussian(1e-3));
     let mut step = TrainStep::<S, M>::new(rule, reg, batch);
     let batches: Vec<Vec<usize>> = (0..data.len() / batch).map(|i| (i * batch..(i + 1) * batch).collect()).collect();
+    let prepared: Vec<(Tensor<S, f32>, Vec<usize>)> = if o.gather {
+        Vec::new()
+    } else {
+        batches
+            .iter()
+            .map(|b| {
+                let (mut x, mut y) = (Tensor::<S, f32>::zeros(Dyn(b.len())), vec![0; b.len()]);
+                data.gather_into(b, x.as_mut_slice(), &mut y);
+                (x, y)
+            })
+            .collect()
+    };
     let mut k = 0;
     let mut run = |n: usize| {
         for _ in 0..n {
-            step.step(&mut model, &loss, &data, &batches[k % batches.len()], 1e-6).expect("finite loss");
+            let i = k % batches.len();
+            if o.gather {
+                step.step(&mut model, &loss, &data, &batches[i], 1e-6).expect("finite loss");
+            } else {
+                let (x, y) = &prepared[i];
+                step.step_batch(&mut model, &loss, x, y, 1e-6).expect("finite loss");
+            }
             k += 1;
         }
     };
@@ -50,7 +75,7 @@ where
 }
 
 fn main() {
-    let mut o = Opts { experiment: "4a".into(), threads: 1, steps: 0, reps: 5, json: false };
+    let mut o = Opts { experiment: "4a".into(), threads: 1, steps: 0, reps: 5, gather: false, json: false };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> usize {
@@ -61,6 +86,7 @@ fn main() {
             "--steps" => o.steps = num("--steps"),
             "--reps" => o.reps = num("--reps").max(1),
             "--json" => o.json = true,
+            "--gather" => o.gather = true,
             s if !s.starts_with('-') => o.experiment = s.into(),
             other => panic!("unknown option {other}"),
         }
@@ -92,7 +118,7 @@ fn main() {
                 0.01,
                 100,
                 SoftmaxCrossEntropy::<10>,
-                flat(2000),
+                flat(20_000),
             ),
         ),
         "3b" => (
@@ -103,7 +129,7 @@ fn main() {
                 0.01,
                 100,
                 SoftmaxCrossEntropy::<10>,
-                flat(2000),
+                flat(20_000),
             ),
         ),
         "4a" => (
@@ -114,7 +140,7 @@ fn main() {
                 0.0,
                 100,
                 SoftmaxCrossEntropy::<10>,
-                img(2000),
+                img(20_000),
             ),
         ),
         "4b" => (
@@ -125,7 +151,7 @@ fn main() {
                 0.0,
                 100,
                 SoftmaxCrossEntropy::<10>,
-                img(2000),
+                img(20_000),
             ),
         ),
         "5" => (
@@ -136,7 +162,7 @@ fn main() {
                 0.0,
                 100,
                 SoftmaxCrossEntropy::<10>,
-                synthetic::random_images(1, 1000, &[3, 32, 32], 10),
+                synthetic::random_images(1, 5000, &[3, 32, 32], 10),
             ),
         ),
         other => panic!("unknown experiment {other}"),

@@ -73,6 +73,29 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         l
     }
 
+    /// Trains `model` on a batch already in a tensor: `x` (its batch size is the batch's) with the
+    /// class or 0/1 labels `labels`, learning rate `lr`; returns the loss as [`TrainStep::step`]
+    /// does. For batches prepared once outside the timed or hot loop (the copy of the examples out
+    /// of a [`Dataset`] is then not part of the step). Labels that do not match the batch size or
+    /// the model's classes are an error, and so is a non-finite loss; the parameters are then
+    /// unchanged.
+    pub fn step_batch<L: Loss<M::Out, f32>>(
+        &mut self,
+        model: &mut M,
+        loss: &L,
+        x: &Tensor<S, f32>,
+        labels: &[usize],
+        lr: f32,
+    ) -> Result<f32> {
+        if self.splits {
+            return crate::threads::install(|| self.run(model, loss, Some((x, labels)), lr));
+        }
+        let before = crate::threads::splits();
+        let l = self.run(model, loss, Some((x, labels)), lr);
+        self.splits = crate::threads::splits() != before;
+        l
+    }
+
     fn step_here<L: Loss<M::Out, f32>>(
         &mut self,
         model: &mut M,
@@ -85,15 +108,28 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         self.x.set_batch(Dyn(b));
         self.labels.resize(b, 0);
         data.gather_into(batch, self.x.as_mut_slice(), &mut self.labels);
-        model.forward_train(&self.x, &mut self.y, &mut self.cache);
-        let mut l = loss.loss(&self.y, &self.labels, &mut self.dy)?;
+        self.run(model, loss, None, lr)
+    }
+
+    /// Forward, loss, backward and update on `batch` (input and labels), or on the gathered batch
+    /// in `self.x` and `self.labels` when it is `None`.
+    fn run<L: Loss<M::Out, f32>>(
+        &mut self,
+        model: &mut M,
+        loss: &L,
+        batch: Option<(&Tensor<S, f32>, &[usize])>,
+        lr: f32,
+    ) -> Result<f32> {
+        let (x, labels) = batch.unwrap_or((&self.x, &self.labels));
+        model.forward_train(x, &mut self.y, &mut self.cache);
+        let mut l = loss.loss(&self.y, labels, &mut self.dy)?;
         if self.reg != 0.0 {
             l += l2_penalty(model, self.reg);
         }
         if !l.is_finite() {
             return Err(Error::Training(format!("the loss became {l}")));
         }
-        model.backward(&self.x, &self.y, &self.dy, &mut self.cache, None, &mut self.grads);
+        model.backward(x, &self.y, &self.dy, &mut self.cache, None, &mut self.grads);
         // The L2 gradient `reg·W` is added inside the update (one pass over the parameters).
         self.opt.step_l2(model, &self.grads, lr, self.reg);
         Ok(l)

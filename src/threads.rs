@@ -50,6 +50,12 @@ pub(crate) fn splits() -> usize {
     SPLITS.load(Ordering::Relaxed)
 }
 
+/// Whether an [`install`] is running: the workers are spinning, so a split costs only the hand-over
+/// of its parts, not a wake-up.
+pub(crate) fn workers_awake() -> bool {
+    ACTIVE.load(Ordering::Relaxed) > 0
+}
+
 thread_local! {
     /// Whether this thread is running a part of a split (kernels called inside do not split again).
     static IN_PART: Cell<bool> = const { Cell::new(false) };

@@ -353,3 +353,18 @@ fn implicit_im2col_f32_equals_the_f64_direct_convolution() {
         shaped::set_num_threads(1);
     }
 }
+
+#[test]
+fn sum_squares_matches_a_naive_sum() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    for len in [0, 1, 7, 31, 32, 33, 64, 100, 1000, 50_890] {
+        let a: Vec<f64> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let want: f64 = a.iter().map(|v| v * v).sum();
+        let got = shaped::kernels::sum_squares(&a);
+        assert!((got - want).abs() <= 1e-12 * want.max(1.0), "f64, {len} values: {got} vs {want}");
+        let a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
+        let want32: f64 = a32.iter().map(|&v| v as f64 * v as f64).sum();
+        let got32 = shaped::kernels::sum_squares(&a32) as f64;
+        assert!((got32 - want32).abs() <= 1e-5 * want32.max(1.0), "f32, {len} values: {got32} vs {want32}");
+    }
+}

@@ -167,8 +167,11 @@ pub fn gemm<E: Elem>(
     // Large products split the rows of C over the kernel threads (C's rows must be contiguous runs).
     // Every element is computed by the same code either way, so the split does not change results.
     // "Large" is higher than for other kernels: a step whose only splits are small products (3a's
-    // 100×784·784×10) loses more to running on the pool than the split gains.
-    let parts = if sc.cs == 1 && m * n * k >= 1_000_000 { split_batch(m, n * k) } else { 1 };
+    // 100×784·784×10) loses more to running on the pool than the split gains. Inside a step that
+    // runs on the pool anyway (its convolutions split), the workers are spinning and a quarter of
+    // that pays (4a's fully connected 100×605·605×16).
+    let large = if crate::threads::workers_awake() { 250_000 } else { 1_000_000 };
+    let parts = if sc.cs == 1 && m * n * k >= large { split_batch(m, n * k) } else { 1 };
     if parts > 1 {
         let per = m.div_ceil(parts).next_multiple_of(6); // whole 6-row tiles per part
         let c = &mut c[..sc.required_len(m, n)];
@@ -286,19 +289,6 @@ pub(crate) fn sq_dev_lanes<E: Elem, const FMA: bool>(a: &[E], m: E) -> E {
     lanes.iter().copied().fold(tail, |s, v| s + v)
 }
 
-/// `Σ a²`, with eight independent partial sums.
-pub fn sum_squares<E: Elem>(a: &[E]) -> E {
-    let mut lanes = [E::zero(); 8];
-    let c = a.chunks_exact(8);
-    let tail: E = c.remainder().iter().map(|&v| v * v).sum();
-    for x in c {
-        for l in 0..8 {
-            lanes[l] += x[l] * x[l];
-        }
-    }
-    lanes.iter().copied().fold(tail, |s, v| s + v)
-}
-
 /// Runs `$body::<E, true>` compiled for AVX2+FMA when the CPU has them, else `$body::<E, false>`.
 macro_rules! multiversion {
     ($(#[$m:meta])* $vis:vis fn $name:ident<E: Elem>($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
@@ -331,6 +321,34 @@ pub(crate) fn split_batch(n: usize, work_per_sample: usize) -> usize {
     }
     let total = n.saturating_mul(work_per_sample);
     if total < 400_000 { 1 } else { t.min(n) }
+}
+
+multiversion! {
+    /// `Σ a²`, with 32 independent partial sums (four AVX registers, so the adds do not wait on
+    /// each other; plain multiplies and adds in both versions, so the sum does not depend on the
+    /// CPU).
+    pub(crate) fn sum_squares_into<E: Elem>(a: &[E], out: &mut E) => sum_squares_body
+}
+
+/// `Σ a²` (32 independent partial sums, plain multiplies and adds: the same bits on every CPU).
+pub fn sum_squares<E: Elem>(a: &[E]) -> E {
+    let mut s = E::zero();
+    sum_squares_into(a, &mut s);
+    s
+}
+
+#[inline(always)]
+fn sum_squares_body<E: Elem, const FMA: bool>(a: &[E], out: &mut E) {
+    const L: usize = 32;
+    let mut lanes = [E::zero(); L];
+    let c = a.chunks_exact(L);
+    let tail: E = c.remainder().iter().map(|&v| v * v).sum();
+    for x in c {
+        for l in 0..L {
+            lanes[l] += x[l] * x[l];
+        }
+    }
+    *out = lanes.iter().copied().fold(tail, |s, v| s + v);
 }
 
 multiversion! {
