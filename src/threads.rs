@@ -247,8 +247,15 @@ pub(crate) fn run_parts<P: Send, F: Fn(P) + Sync>(parts: impl IntoIterator<Item 
 /// [`run_parts`] with `threads` threads (the caller and `threads − 1` workers).
 fn run_parts_on<P: Send, F: Fn(P) + Sync>(threads: usize, parts: impl IntoIterator<Item = P>, f: F) {
     let want = threads.clamp(1, MAX_THREADS) - 1;
+    let mut parts = parts.into_iter().peekable();
+    let Some(first) = parts.next() else { return };
+    if parts.peek().is_none() {
+        // One part: not a split (the caller's thread runs it as if called directly).
+        return f(first);
+    }
+    let parts = core::iter::once(first).chain(parts);
     if want == 0 || in_part() || BUSY.swap(true, Ordering::Acquire) {
-        return as_part(|| parts.into_iter().for_each(&f));
+        return as_part(|| parts.for_each(&f));
     }
     let mut waiter = Waiter { posted: 0 };
     let workers = start_workers(want).min(want);
@@ -330,7 +337,8 @@ mod tests {
         let me = std::thread::current().id();
         let elsewhere = AtomicBool::new(false);
         run_parts_on(threads, 1..=n, |v| {
-            assert!(in_part(), "a part runs marked as a part");
+            // (A single part is not a split: it runs as a direct call would.)
+            assert_eq!(in_part(), n > 1, "a part of a split runs marked as a part");
             sum.fetch_add(v, Ordering::Relaxed);
             if std::thread::current().id() != me {
                 elsewhere.store(true, Ordering::Relaxed);
@@ -350,6 +358,8 @@ mod tests {
         }
         // One thread: everything runs on the caller.
         assert!(!sum_parts(1, 4).1);
+        // A single part runs on the caller (unmarked: checked in `sum_parts`).
+        assert!(!sum_parts(2, 1).1);
     }
 
     #[test]

@@ -368,3 +368,46 @@ fn sum_squares_matches_a_naive_sum() {
         assert!((got32 - want32).abs() <= 1e-5 * want32.max(1.0), "f32, {len} values: {got32} vs {want32}");
     }
 }
+
+#[test]
+fn threaded_batch_norm_equals_single_threaded() {
+    use shaped::kernels::norm::{self, NormDims};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(15);
+    // 4b's spatial batch norm (split over the samples on two threads), an odd batch, and a small
+    // call that stays whole.
+    for d in
+        [NormDims { n: 100, c: 8, inner: 576 }, NormDims { n: 37, c: 5, inner: 300 }, NormDims { n: 6, c: 3, inner: 4 }]
+    {
+        let len = d.n * d.c * d.inner;
+        let x: Vec<f64> = (0..len).map(|_| rng.random_range(-2.0..3.0)).collect();
+        let dy: Vec<f64> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let gamma: Vec<f64> = (0..d.c).map(|_| rng.random_range(0.5..1.5)).collect();
+        let beta: Vec<f64> = (0..d.c).map(|_| rng.random_range(-0.5..0.5)).collect();
+        fn run<E: shaped::kernels::Elem>(
+            threads: usize,
+            d: NormDims,
+            x: &[E],
+            dy: &[E],
+            gamma: &[E],
+            beta: &[E],
+        ) -> Vec<Vec<E>> {
+            shaped::set_num_threads(threads);
+            let c = d.c;
+            let (mut rm, mut rv) = (vec![E::zero(); c], vec![E::one(); c]);
+            let (mut y, mut mean, mut is) = (vec![E::nan(); x.len()], vec![E::nan(); c], vec![E::nan(); c]);
+            let m = E::from(0.9).unwrap();
+            let eps = E::from(1e-5).unwrap();
+            norm::batchnorm_train(d, x, gamma, beta, &mut rm, &mut rv, m, eps, &mut y, &mut mean, &mut is);
+            let (mut dg, mut db, mut dx) = (vec![E::nan(); c], vec![E::nan(); c], vec![E::nan(); x.len()]);
+            norm::batchnorm_backward(d, dy, x, &mean, &is, gamma, &mut dg, &mut db, Some(&mut dx));
+            shaped::set_num_threads(1);
+            vec![y, mean, is, rm, rv, dg, db, dx]
+        }
+        let one = run(1, d, &x, &dy, &gamma, &beta);
+        assert!(one.iter().flatten().all(|v| v.is_finite()), "every output written");
+        assert!(one == run(2, d, &x, &dy, &gamma, &beta), "f64 {d:?}");
+        let f = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        let (x, dy, gamma, beta) = (f(&x), f(&dy), f(&gamma), f(&beta));
+        assert!(run(1, d, &x, &dy, &gamma, &beta) == run(2, d, &x, &dy, &gamma, &beta), "f32 {d:?}");
+    }
+}
