@@ -257,35 +257,7 @@ unsafe fn gemm_f32_avx2(
         ),
     }
     assert!(panel.len() >= KC * NR, "gemm: panel too short");
-    // One `mr × 16` tile at rows i0.., columns j0.., depth p0..p0+kc, with B's block at `bp`
-    // (row stride `bs`, or rows through `offs`).
-    let tile = |c: &mut [f32],
-                i0: usize,
-                mr: usize,
-                j0: usize,
-                nc: usize,
-                p0: usize,
-                kc: usize,
-                b: (*const f32, usize, *const usize)| {
-        let (bp, bs, offs) = b;
-        let first = p0 == 0 && !accumulate;
-        // SAFETY: rows i0..i0+mr, columns p0..p0+kc of A are in bounds (asserted above).
-        let (ap, arows) = match a_rows {
-            None => (unsafe { a.as_ptr().add(i0 * sa.rs + p0 * sa.cs) }, core::ptr::null()),
-            Some(r) => (unsafe { a.as_ptr().add(p0 * sa.cs) }, r[i0..].as_ptr()),
-        };
-        let t = Tile { kc, a: ap, rs: sa.rs, cs: sa.cs, b: bp, bs, offs, arows };
-        if sc.cs == 1 && nc == NR {
-            // SAFETY: rows i0..i0+mr, columns j0..j0+16 of C are in bounds (asserted above);
-            // the tile reads only the A rows and B block checked above.
-            unsafe { t.run_any(mr, c.as_mut_ptr().add(i0 * sc.rs + j0), sc.rs, !first) };
-        } else {
-            let mut acc = [[0.0f32; NR]; MR];
-            // SAFETY: `acc` holds MR rows of NR; A and B as above.
-            unsafe { t.run_any(mr, acc.as_mut_ptr() as *mut f32, NR, false) };
-            store_tile(&acc, mr, nc, c, (i0 * sc.rs + j0 * sc.cs, sc), first);
-        }
-    };
+    let tiles = Tiles { a, sa, a_rows, sc, accumulate };
     // B read in place (no packing) for every block: B's rows through `b_rows`, or unit-stride
     // rows and whole 16-column blocks.
     let in_place = |p0: usize, j0: usize| -> (*const f32, usize, *const usize) {
@@ -308,7 +280,8 @@ unsafe fn gemm_f32_avx2(
             while i0 < m {
                 let mr = tile_rows(m - i0);
                 for j0 in (0..n).step_by(NR) {
-                    tile(c, i0, mr, j0, NR, p0, kc, in_place(p0, j0));
+                    // SAFETY: AVX2 and FMA (this function's features); the bounds asserted above.
+                    unsafe { tiles.run(c, (i0, mr), (j0, NR), (p0, kc), in_place(p0, j0)) };
                 }
                 i0 += mr;
             }
@@ -329,7 +302,8 @@ unsafe fn gemm_f32_avx2(
             let mut i0 = 0;
             while i0 < m {
                 let mr = tile_rows(m - i0);
-                tile(c, i0, mr, j0, nc, p0, kc, bb);
+                // SAFETY: as above.
+                unsafe { tiles.run(c, (i0, mr), (j0, nc), (p0, kc), bb) };
                 i0 += mr;
             }
         }
@@ -397,6 +371,57 @@ pub(crate) fn gemm_rows_indirect_f32(
     }
     let _ = (m, n, k, a, a_rows, a_cs, b, sb, c, sc, accumulate);
     false
+}
+
+/// What the tiles of one f32 GEMM call share: `A` (with its strides, or row offsets) and the
+/// layout of `C`.
+#[cfg(target_arch = "x86_64")]
+struct Tiles<'a> {
+    a: &'a [f32],
+    sa: Strides,
+    a_rows: Option<&'a [usize]>,
+    sc: Strides,
+    accumulate: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Tiles<'_> {
+    /// One `mr × 16` tile of `C` at rows `i0..`, columns `j0..` (`nc` of them kept), depth
+    /// `p0..p0 + kc`, with `B`'s block at `b = (pointer, row stride, row offsets or null)`.
+    /// (A method rather than a closure so that it can be inlined at both of its call sites: the
+    /// tiny products of 1a–2b pay for every call.)
+    ///
+    /// # Safety
+    /// AVX2 and FMA; the rows, columns and depth are inside the operands (as `gemm_f32_avx2`
+    /// asserts).
+    #[inline(always)]
+    unsafe fn run(
+        &self,
+        c: &mut [f32],
+        (i0, mr): (usize, usize),
+        (j0, nc): (usize, usize),
+        (p0, kc): (usize, usize),
+        (bp, bs, offs): (*const f32, usize, *const usize),
+    ) {
+        let Tiles { a, sa, a_rows, sc, accumulate } = *self;
+        let first = p0 == 0 && !accumulate;
+        // SAFETY: rows i0..i0+mr, columns p0..p0+kc of A are in bounds (the caller's contract).
+        let (ap, arows) = match a_rows {
+            None => (unsafe { a.as_ptr().add(i0 * sa.rs + p0 * sa.cs) }, core::ptr::null()),
+            Some(r) => (unsafe { a.as_ptr().add(p0 * sa.cs) }, r[i0..].as_ptr()),
+        };
+        let t = Tile { kc, a: ap, rs: sa.rs, cs: sa.cs, b: bp, bs, offs, arows };
+        if sc.cs == 1 && nc == NR {
+            // SAFETY: rows i0..i0+mr, columns j0..j0+16 of C are in bounds (the caller's
+            // contract); the tile reads only the A rows and B block described there.
+            unsafe { t.run_any(mr, c.as_mut_ptr().add(i0 * sc.rs + j0), sc.rs, !first) };
+        } else {
+            let mut acc = [[0.0f32; NR]; MR];
+            // SAFETY: `acc` holds MR rows of NR; A and B as above.
+            unsafe { t.run_any(mr, acc.as_mut_ptr() as *mut f32, NR, false) };
+            store_tile(&acc, mr, nc, c, (i0 * sc.rs + j0 * sc.cs, sc), first);
+        }
+    }
 }
 
 /// One `R × 16` register tile of the f32 kernel: `A` rows from `a` (row stride `rs`, column stride
