@@ -186,6 +186,67 @@ fn pack_b<E: Elem>(b: &[E], sb: Strides, p0: usize, kc: usize, j0: usize, nc: us
     }
 }
 
+/// [`pack_b`] for f32 with AVX2: a transposed `B` (unit-stride columns, as the weight gradient's
+/// `dYᵀ` and a transposed weight matrix are) is packed in 8 × 8 blocks through an in-register
+/// transpose; the element loop stored one float per 64-byte panel row (5 % of the VGG's step).
+///
+/// # Safety
+/// The CPU must support AVX2. (Every access is bounds-checked.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_b_f32(b: &[f32], sb: Strides, p0: usize, kc: usize, j0: usize, nc: usize, panel: &mut [f32]) {
+    use core::arch::x86_64::*;
+    if sb.rs != 1 || sb.cs == 1 {
+        return pack_b(b, sb, p0, kc, j0, nc, panel);
+    }
+    let cs = sb.cs;
+    let (p8, j8) = (kc / 8 * 8, nc / 8 * 8);
+    let at = |p: usize, j: usize| p0 + p + (j0 + j) * cs;
+    for jb in (0..j8).step_by(8) {
+        for pb in (0..p8).step_by(8) {
+            // Row r of the block: column jb + r of B, depths pb..pb + 8.
+            let r: [__m256; 8] = core::array::from_fn(|r| {
+                let src = &b[at(pb, jb + r)..][..8];
+                // SAFETY: `src` holds 8 floats (unaligned load).
+                unsafe { _mm256_loadu_ps(src.as_ptr()) }
+            });
+            let (t0, t1) = (_mm256_unpacklo_ps(r[0], r[1]), _mm256_unpackhi_ps(r[0], r[1]));
+            let (t2, t3) = (_mm256_unpacklo_ps(r[2], r[3]), _mm256_unpackhi_ps(r[2], r[3]));
+            let (t4, t5) = (_mm256_unpacklo_ps(r[4], r[5]), _mm256_unpackhi_ps(r[4], r[5]));
+            let (t6, t7) = (_mm256_unpacklo_ps(r[6], r[7]), _mm256_unpackhi_ps(r[6], r[7]));
+            let (u0, u1) = (_mm256_shuffle_ps::<0x44>(t0, t2), _mm256_shuffle_ps::<0xEE>(t0, t2));
+            let (u2, u3) = (_mm256_shuffle_ps::<0x44>(t1, t3), _mm256_shuffle_ps::<0xEE>(t1, t3));
+            let (u4, u5) = (_mm256_shuffle_ps::<0x44>(t4, t6), _mm256_shuffle_ps::<0xEE>(t4, t6));
+            let (u6, u7) = (_mm256_shuffle_ps::<0x44>(t5, t7), _mm256_shuffle_ps::<0xEE>(t5, t7));
+            let cols = [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ];
+            for (q, v) in cols.into_iter().enumerate() {
+                let dst = &mut panel[(pb + q) * NR + jb..][..8];
+                // SAFETY: `dst` holds 8 floats (unaligned store).
+                unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) };
+            }
+        }
+        for p in p8..kc {
+            for j in jb..jb + 8 {
+                panel[p * NR + j] = b[at(p, j)];
+            }
+        }
+    }
+    for j in j8..NR {
+        for p in 0..kc {
+            panel[p * NR + j] = if j < nc { b[at(p, j)] } else { 0.0 };
+        }
+    }
+}
+
 /// Writes (`first`) or adds the `mr × nc` corner of a tile into `C` at `(offset, strides)`.
 #[inline(always)]
 fn store_tile<E: Elem>(acc: &[[E; NR]; MR], mr: usize, nc: usize, c: &mut [E], at: (usize, Strides), first: bool) {
@@ -296,7 +357,8 @@ unsafe fn gemm_f32_avx2(
             let bb = if b_rows.is_some() || (sb.cs == 1 && nc == NR) {
                 in_place(p0, j0)
             } else {
-                pack_b(b, sb, p0, kc, j0, nc, panel);
+                // SAFETY: AVX2 and FMA (this function's features).
+                unsafe { pack_b_f32(b, sb, p0, kc, j0, nc, panel) };
                 (panel.as_ptr(), NR, core::ptr::null())
             };
             let mut i0 = 0;
