@@ -40,14 +40,7 @@ where
     let prepared: Vec<(Tensor<S, f32>, Vec<usize>)> = if o.gather {
         Vec::new()
     } else {
-        batches
-            .iter()
-            .map(|b| {
-                let (mut x, mut y) = (Tensor::<S, f32>::zeros(Dyn(b.len())), vec![0; b.len()]);
-                data.gather_into(b, x.as_mut_slice(), &mut y);
-                (x, y)
-            })
-            .collect()
+        batches.iter().map(|b| data.batch::<S>(b).expect("the synthetic data fits the model")).collect()
     };
     let mut k = 0;
     let mut run = |n: usize| {

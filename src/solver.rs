@@ -221,8 +221,8 @@ impl Solver {
         M: Layer<S, f32>,
         L: Loss<M::Out, f32>,
     {
-        check_fits::<S>(train, "training")?;
-        check_fits::<S>(val, "validation")?;
+        train.check_fits::<S>("training")?;
+        val.check_fits::<S>("validation")?;
         if train.is_empty() {
             return Err(Error::Training("the training set is empty".into()));
         }
@@ -493,18 +493,6 @@ impl Solver {
     }
 }
 
-fn check_fits<S: Shape>(data: &Dataset, what: &str) -> Result<()> {
-    if data.sample_len() != S::SAMPLE_NUMEL {
-        return Err(Error::Shape(format!(
-            "the {what} data has samples of {} values ({:?}), but the model takes {} per sample",
-            data.sample_len(),
-            data.sample_dims(),
-            S::SAMPLE_NUMEL
-        )));
-    }
-    Ok(())
-}
-
 /// What [`Solver::resume_from`] restores besides the model and the optimizer.
 struct Resumed {
     epoch: usize,
@@ -640,7 +628,7 @@ where
     M: Layer<S, f32>,
     L: Loss<M::Out, f32>,
 {
-    check_fits::<S>(data, "prediction")?;
+    data.check_fits::<S>("prediction")?;
     let mut out = Vec::with_capacity(data.len());
     let mut y = Tensor::<M::Out, f32>::zeros(Dyn(0));
     let per = data.sample_len();

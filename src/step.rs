@@ -52,8 +52,8 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     }
 
     /// Trains `model` on the examples `batch` (indices into `data`) with learning rate `lr`; returns
-    /// the loss (data loss + L2 penalty). A non-finite loss is an error and leaves the parameters
-    /// unchanged.
+    /// the loss (data loss + L2 penalty). A data set whose samples do not fit the model, an index
+    /// past its end and a non-finite loss are errors and leave the parameters unchanged.
     pub fn step<L: Loss<M::Out, f32>>(
         &mut self,
         model: &mut M,
@@ -62,21 +62,13 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         batch: &[usize],
         lr: f32,
     ) -> Result<f32> {
-        if self.splits {
-            // On a kernel thread, so that every kernel's split of the batch starts without a
-            // hand-over from (and back to) the caller's thread.
-            return crate::threads::install(|| self.step_here(model, loss, data, batch, lr));
-        }
-        let before = crate::threads::splits();
-        let l = self.step_here(model, loss, data, batch, lr);
-        self.splits = crate::threads::splits() != before;
-        l
+        self.pooled(|s| s.step_here(model, loss, data, batch, lr))
     }
 
     /// Trains `model` on a batch already in a tensor: `x` (its batch size is the batch's) with the
     /// class or 0/1 labels `labels`, learning rate `lr`; returns the loss as [`TrainStep::step`]
-    /// does. For batches prepared once outside the timed or hot loop (the copy of the examples out
-    /// of a [`Dataset`] is then not part of the step). Labels that do not match the batch size or
+    /// does. For batches prepared once (with [`Dataset::batch`]) outside the timed or hot loop: the
+    /// copy of the examples out of the data set is then not part of the step. Labels that do not match the batch size or
     /// the model's classes are an error, and so is a non-finite loss; the parameters are then
     /// unchanged.
     pub fn step_batch<L: Loss<M::Out, f32>>(
@@ -87,11 +79,19 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         labels: &[usize],
         lr: f32,
     ) -> Result<f32> {
+        self.pooled(|s| s.run(model, loss, Some((x, labels)), lr))
+    }
+
+    /// Runs `step` (one training step) inside [`threads::install`](crate::threads::install) once
+    /// a step of this model has split work over the kernel threads, so that every kernel's split
+    /// starts without a hand-over from (and back to) a parked pool; a model too small to split
+    /// never wakes the workers.
+    fn pooled(&mut self, step: impl FnOnce(&mut Self) -> Result<f32>) -> Result<f32> {
         if self.splits {
-            return crate::threads::install(|| self.run(model, loss, Some((x, labels)), lr));
+            return crate::threads::install(|| step(self));
         }
         let before = crate::threads::splits();
-        let l = self.run(model, loss, Some((x, labels)), lr);
+        let l = step(self);
         self.splits = crate::threads::splits() != before;
         l
     }
@@ -104,6 +104,7 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         batch: &[usize],
         lr: f32,
     ) -> Result<f32> {
+        data.check_batch::<S>(batch)?;
         let b = batch.len();
         self.x.set_batch(Dyn(b));
         self.labels.resize(b, 0);

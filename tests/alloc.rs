@@ -52,14 +52,7 @@ where
         step.step(&mut model, &loss, &data, b, 1e-3).unwrap();
     }
     // The same batches prepared as tensors, for `step_batch` (allocated before counting).
-    let prepared: Vec<(Tensor<S, f32>, Vec<usize>)> = [&full, &short]
-        .iter()
-        .map(|b| {
-            let (mut x, mut y) = (Tensor::<S, f32>::zeros(Dyn(b.len())), vec![0; b.len()]);
-            data.gather_into(b, x.as_mut_slice(), &mut y);
-            (x, y)
-        })
-        .collect();
+    let prepared = [data.batch::<S>(&full).unwrap(), data.batch::<S>(&short).unwrap()];
     let before = ALLOCS.load(Ordering::Relaxed);
     for i in 0..6 {
         let b = if i % 3 == 2 { &short } else { &full };

@@ -641,6 +641,27 @@ fn gather_into_copies_the_batch() {
 }
 
 #[test]
+fn batch_builds_the_input_tensor_or_says_what_does_not_fit() {
+    use shaped::shape::{Const, Dyn};
+    use shaped::tensor::Tensor;
+    let ds = small();
+    type Img = (Dyn, Const<1>, Const<2>, Const<2>);
+    let (x, y): (Tensor<Img, f32>, _) = ds.batch(&[3, 0, 3]).unwrap();
+    assert_eq!(x.batch_size(), 3);
+    assert_eq!(x.as_slice(), [30., 31., 32., 33., 0., 1., 2., 3., 30., 31., 32., 33.]);
+    assert_eq!(y, [0, 0, 0]);
+    // Samples of 4 values against a model input of 5 per sample.
+    match ds.batch::<(Dyn, Const<5>)>(&[0]) {
+        Err(Error::Shape(m)) => assert!(m.contains("samples of 4 values") && m.contains("takes 5"), "{m}"),
+        other => panic!("expected a shape error, got {other:?}"),
+    }
+    match ds.batch::<(Dyn, Const<4>)>(&[1, 5]) {
+        Err(Error::Shape(m)) => assert!(m.contains("index 5 at position 1") && m.contains("5 samples"), "{m}"),
+        other => panic!("expected a shape error, got {other:?}"),
+    }
+}
+
+#[test]
 #[should_panic]
 fn gather_into_rejects_a_wrong_buffer() {
     let ds = small();

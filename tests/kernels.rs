@@ -6,6 +6,11 @@ use rand::{Rng, SeedableRng};
 use shaped::kernels::conv::{self, ConvDims, ConvScratch};
 use shaped::kernels::{Strides, gemm};
 
+/// `n` values drawn uniformly from [−1, 1).
+fn uniform(rng: &mut impl Rng, n: usize) -> Vec<f64> {
+    (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+}
+
 fn naive(m: usize, n: usize, k: usize, a: &[f64], sa: Strides, b: &[f64], sb: Strides) -> Vec<f64> {
     let mut c = vec![0.0; m * n];
     for i in 0..m {
@@ -35,12 +40,12 @@ fn gemm_matches_naive_on_every_layout() {
     for &(m, n, k) in &shapes {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             for accumulate in [false, true] {
-                let a: Vec<f64> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
-                let b: Vec<f64> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let a = uniform(&mut rng, m * k);
+                let b = uniform(&mut rng, k * n);
                 let sa = if ta { Strides::transposed(m) } else { Strides::row_major(k) };
                 let sb = if tb { Strides::transposed(k) } else { Strides::row_major(n) };
                 let want = naive(m, n, k, &a, sa, &b, sb);
-                let init: Vec<f64> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let init = uniform(&mut rng, m * n);
                 // f64
                 let mut c = init.clone();
                 gemm(m, n, k, &a, sa, &b, sb, &mut c, Strides::row_major(n), accumulate);
@@ -105,10 +110,10 @@ fn threaded_convolution_equals_single_threaded() {
         ConvDims { n: 33, c: 2, h: 12, w: 12, f: 3, k: 3, stride: 2, pad: 1 },
         ConvDims { n: 40, c: 3, h: 14, w: 14, f: 4, k: 3, stride: 1, pad: 1 },
     ] {
-        let x: Vec<f64> = (0..d.n * d.c * d.h * d.w).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let w: Vec<f64> = (0..d.f * d.c * d.k * d.k).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let x = uniform(&mut rng, d.n * d.c * d.h * d.w);
+        let w = uniform(&mut rng, d.f * d.c * d.k * d.k);
         let ylen = d.n * d.f * d.oh() * d.ow();
-        let dy: Vec<f64> = (0..ylen).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let dy = uniform(&mut rng, ylen);
         let run = |threads: usize| {
             shaped::set_num_threads(threads);
             let mut s = ConvScratch::default();
@@ -143,11 +148,11 @@ fn f32_convolution_matches_f64() {
         (16, 3, 32, 3, 1),
     ] {
         let d = ConvDims { n: 3, c, h: hw, w: hw, f, k, stride: 1, pad };
-        let x: Vec<f64> = (0..d.n * c * hw * hw).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let w: Vec<f64> = (0..f * c * k * k).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let b: Vec<f64> = (0..f).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let x = uniform(&mut rng, d.n * c * hw * hw);
+        let w = uniform(&mut rng, f * c * k * k);
+        let b = uniform(&mut rng, f);
         let ylen = d.n * f * d.oh() * d.ow();
-        let dy: Vec<f64> = (0..ylen).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let dy = uniform(&mut rng, ylen);
         let f32v = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
         let (mut y64, mut y32) = (vec![0.0f64; ylen], vec![0.0f32; ylen]);
         conv::forward_direct(&d, &x, &w, Some(&b), &mut y64, &mut ConvScratch::default());
@@ -242,11 +247,11 @@ fn im2col_paths_equal_the_direct_convolution() {
         ConvDims { n: 2, c: 4, h: 3, w: 32, f: 3, k: 3, stride: 1, pad: 1 },
         ConvDims { n: 2, c: 4, h: 9, w: 9, f: 3, k: 3, stride: 2, pad: 1 },
     ] {
-        let x: Vec<f64> = (0..d.n * d.c * d.h * d.w).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let w: Vec<f64> = (0..d.f * d.c * d.k * d.k).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let b: Vec<f64> = (0..d.f).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let x = uniform(&mut rng, d.n * d.c * d.h * d.w);
+        let w = uniform(&mut rng, d.f * d.c * d.k * d.k);
+        let b = uniform(&mut rng, d.f);
         let ylen = d.n * d.f * d.oh() * d.ow();
-        let dy: Vec<f64> = (0..ylen).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let dy = uniform(&mut rng, ylen);
         let run = |im2col: bool| {
             let mut s = ConvScratch::default();
             let mut y = vec![0.0; ylen];
@@ -293,7 +298,7 @@ fn column_sums_match_a_naive_loop() {
     // `sum_rows` (bias gradients) sums 32 columns at a time in registers, the rest one by one.
     let mut rng = rand::rngs::StdRng::seed_from_u64(21);
     for (rows, cols) in [(50, 1), (3, 5), (50, 32), (7, 33), (100, 70), (0, 16)] {
-        let dy: Vec<f64> = (0..rows * cols).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let dy = uniform(&mut rng, rows * cols);
         let mut db = vec![f64::NAN; cols];
         shaped::kernels::sum_rows(&dy, &mut db);
         for (j, &got) in db.iter().enumerate() {
@@ -317,11 +322,11 @@ fn implicit_im2col_f32_equals_the_f64_direct_convolution() {
         ConvDims { n: 2, c: 5, h: 12, w: 11, f: 3, k: 3, stride: 1, pad: 0 },
         ConvDims { n: 3, c: 4, h: 4, w: 4, f: 5, k: 3, stride: 1, pad: 1 },
     ] {
-        let x: Vec<f64> = (0..d.n * d.c * d.h * d.w).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let w: Vec<f64> = (0..d.f * d.c * d.k * d.k).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let b: Vec<f64> = (0..d.f).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let x = uniform(&mut rng, d.n * d.c * d.h * d.w);
+        let w = uniform(&mut rng, d.f * d.c * d.k * d.k);
+        let b = uniform(&mut rng, d.f);
         let ylen = d.n * d.f * d.oh() * d.ow();
-        let dy: Vec<f64> = (0..ylen).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let dy = uniform(&mut rng, ylen);
         let mut s = ConvScratch::default();
         let mut y = vec![0.0; ylen];
         let (mut dw, mut db, mut dx) = (vec![0.0; w.len()], vec![0.0; d.f], vec![0.0; x.len()]);
@@ -358,7 +363,7 @@ fn implicit_im2col_f32_equals_the_f64_direct_convolution() {
 fn sum_squares_matches_a_naive_sum() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     for len in [0, 1, 7, 31, 32, 33, 64, 100, 1000, 50_890] {
-        let a: Vec<f64> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let a = uniform(&mut rng, len);
         let want: f64 = a.iter().map(|v| v * v).sum();
         let got = shaped::kernels::sum_squares(&a);
         assert!((got - want).abs() <= 1e-12 * want.max(1.0), "f64, {len} values: {got} vs {want}");
@@ -373,14 +378,20 @@ fn sum_squares_matches_a_naive_sum() {
 fn threaded_batch_norm_equals_single_threaded() {
     use shaped::kernels::norm::{self, NormDims};
     let mut rng = rand::rngs::StdRng::seed_from_u64(15);
-    // 4b's spatial batch norm (split over the samples on two threads), an odd batch, and a small
-    // call that stays whole.
-    for d in
-        [NormDims { n: 100, c: 8, inner: 576 }, NormDims { n: 37, c: 5, inner: 300 }, NormDims { n: 6, c: 3, inner: 4 }]
-    {
+    // 4b's spatial batch norm (split over the samples on two threads), an odd batch, a small
+    // call that stays whole, and calls with nothing to normalise (no values per channel, no
+    // channels, no samples), which must not panic.
+    for d in [
+        NormDims { n: 100, c: 8, inner: 576 },
+        NormDims { n: 37, c: 5, inner: 300 },
+        NormDims { n: 6, c: 3, inner: 4 },
+        NormDims { n: 4, c: 3, inner: 0 },
+        NormDims { n: 4, c: 0, inner: 5 },
+        NormDims { n: 0, c: 3, inner: 5 },
+    ] {
         let len = d.n * d.c * d.inner;
         let x: Vec<f64> = (0..len).map(|_| rng.random_range(-2.0..3.0)).collect();
-        let dy: Vec<f64> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let dy = uniform(&mut rng, len);
         let gamma: Vec<f64> = (0..d.c).map(|_| rng.random_range(0.5..1.5)).collect();
         let beta: Vec<f64> = (0..d.c).map(|_| rng.random_range(-0.5..0.5)).collect();
         fn run<E: shaped::kernels::Elem>(

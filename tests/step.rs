@@ -1,7 +1,7 @@
 //! `TrainStep::step_batch` (a batch prepared as a tensor) trains exactly as `TrainStep::step`
-//! (a batch gathered from the data set), and checks the labels it is given.
+//! (a batch gathered from the data set), and both check the data and labels they are given.
 
-use shaped::data::{Dataset, synthetic};
+use shaped::data::synthetic;
 use shaped::models::Mlp;
 use shaped::optim::UpdateRule;
 use shaped::prelude::*;
@@ -21,12 +21,6 @@ fn bits<M: Module<f32>>(m: &M) -> Vec<u32> {
     out
 }
 
-fn prepare(data: &Dataset, order: &[usize]) -> (Tensor<Flat, f32>, Vec<usize>) {
-    let (mut x, mut y) = (Tensor::<Flat, f32>::zeros(Dyn(order.len())), vec![0; order.len()]);
-    data.gather_into(order, x.as_mut_slice(), &mut y);
-    (x, y)
-}
-
 #[test]
 fn step_batch_trains_bit_for_bit_as_step() {
     let data = synthetic::random_images(2, 120, &[784], 10);
@@ -36,7 +30,7 @@ fn step_batch_trains_bit_for_bit_as_step() {
     let orders: [Vec<usize>; 3] = [(0..50).rev().collect(), (50..100).collect(), (100..120).collect()];
     for order in &orders {
         let la = sa.step(&mut a, &SoftmaxCrossEntropy::<10>, &data, order, 1e-3).unwrap();
-        let (x, y) = prepare(&data, order);
+        let (x, y) = data.batch::<Flat>(order).unwrap();
         let lb = sb.step_batch(&mut b, &SoftmaxCrossEntropy::<10>, &x, &y, 1e-3).unwrap();
         assert_eq!(la.to_bits(), lb.to_bits(), "losses differ");
         assert!(bits(&a) == bits(&b), "parameters differ after a step");
@@ -49,7 +43,7 @@ fn step_batch_rejects_labels_that_do_not_fit() {
     let data = synthetic::random_images(2, 20, &[784], 10);
     let mut model = init_again();
     let mut step = TrainStep::<Flat, Mlp>::new(UpdateRule::Adam, 0.0, 20);
-    let (x, mut y) = prepare(&data, &(0..20).collect::<Vec<_>>());
+    let (x, mut y) = data.batch::<Flat>(&(0..20).collect::<Vec<_>>()).unwrap();
     let before = bits(&model);
     let short = step.step_batch(&mut model, &SoftmaxCrossEntropy::<10>, &x, &y[..19], 1e-3);
     let msg = short.unwrap_err().to_string();
@@ -58,5 +52,19 @@ fn step_batch_rejects_labels_that_do_not_fit() {
     let out_of_range = step.step_batch(&mut model, &SoftmaxCrossEntropy::<10>, &x, &y, 1e-3);
     let msg = out_of_range.unwrap_err().to_string();
     assert!(msg.contains("label 10 at position 7"), "{msg}");
+    assert!(bits(&model) == before, "a rejected batch changed the parameters");
+}
+
+#[test]
+fn step_rejects_data_that_does_not_fit_and_indices_past_the_end() {
+    let mut model = init_again();
+    let mut step = TrainStep::<Flat, Mlp>::new(UpdateRule::Adam, 0.0, 20);
+    let before = bits(&model);
+    let wrong = synthetic::random_images(2, 20, &[1, 27, 28], 10);
+    let msg = step.step(&mut model, &SoftmaxCrossEntropy::<10>, &wrong, &[0, 1], 1e-3).unwrap_err().to_string();
+    assert!(msg.contains("samples of 756 values") && msg.contains("takes 784"), "{msg}");
+    let data = synthetic::random_images(2, 20, &[784], 10);
+    let msg = step.step(&mut model, &SoftmaxCrossEntropy::<10>, &data, &[3, 20], 1e-3).unwrap_err().to_string();
+    assert!(msg.contains("index 20 at position 1"), "{msg}");
     assert!(bits(&model) == before, "a rejected batch changed the parameters");
 }

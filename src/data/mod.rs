@@ -19,6 +19,8 @@ use std::fmt;
 use std::ops::Range;
 
 use crate::error::{Error, Result};
+use crate::shape::{Dyn, Shape};
+use crate::tensor::Tensor;
 
 /// In-memory labelled data set: `len` samples, each `sample_len` f32 features (row-major, e.g.
 /// C*H*W pixels), labels as class indices.
@@ -197,6 +199,49 @@ impl Dataset {
         let val = self.len() / fraction_den;
         let n = self.len() - val;
         self.split_at(n)
+    }
+
+    /// An error naming the mismatch unless this data set's samples have the size of one sample of
+    /// the model input `S`; `what` names the data set in the message ("training", "validation").
+    pub(crate) fn check_fits<S: Shape>(&self, what: &str) -> Result<()> {
+        if self.sample_len() != S::SAMPLE_NUMEL {
+            return Err(Error::Shape(format!(
+                "the {what} data has samples of {} values ({:?}), but the model takes {} per sample",
+                self.sample_len(),
+                self.sample_dims(),
+                S::SAMPLE_NUMEL
+            )));
+        }
+        Ok(())
+    }
+
+    /// An error naming the mismatch unless the samples `order` can make a batch for the model
+    /// input `S`: samples of `S`'s size, indices below `len()`.
+    pub(crate) fn check_batch<S: Shape>(&self, order: &[usize]) -> Result<()> {
+        self.check_fits::<S>("batch's")?;
+        // (The maximum first: a vectorised pass, as this runs in every training step.)
+        if order.iter().copied().max().is_some_and(|k| k >= self.len()) {
+            let (i, k) = order.iter().copied().enumerate().find(|&(_, k)| k >= self.len()).expect("found above");
+            return Err(Error::Shape(format!(
+                "sample index {k} at position {i} of the batch is out of range for a data set of {} samples",
+                self.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The samples `order` as a batch tensor of the model input shape `S`, with their labels: a
+    /// batch prepared once, outside a hot loop, for
+    /// [`TrainStep::step_batch`](crate::step::TrainStep::step_batch).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if the samples do not have the size of one sample of `S`, or if an index
+    /// is `>= len()`.
+    pub fn batch<S: Shape<Batch = Dyn>>(&self, order: &[usize]) -> Result<(Tensor<S, f32>, Vec<usize>)> {
+        self.check_batch::<S>(order)?;
+        let (mut x, mut y) = (Tensor::zeros(Dyn(order.len())), vec![0; order.len()]);
+        self.gather_into(order, x.as_mut_slice(), &mut y);
+        Ok((x, y))
     }
 
     /// Copies the features and labels of the samples `order` (typically

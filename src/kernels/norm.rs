@@ -26,12 +26,14 @@ pub struct NormDims {
 }
 
 impl NormDims {
-    /// The samples per part when a call splits over the kernel threads (all of them: one part,
-    /// when the call is too small to pay for threads).
-    fn samples_per_part(&self) -> usize {
+    /// The partials and the values of one part, when a call splits its samples over the kernel
+    /// threads (one part when the call is too small to pay for threads); at least 1 each, so that
+    /// a call with no channels or no values per channel has no parts rather than empty ones.
+    fn part_lens(&self) -> (usize, usize) {
         // per sample, about four passes (of about two multiply-adds each) over its C·inner values
         let parts = super::split_batch(self.n, self.c * self.inner * 8);
-        self.n.div_ceil(parts.max(1)).max(1)
+        let per = self.n.div_ceil(parts.max(1)).max(1);
+        ((per * self.c).max(1), (per * self.c * self.inner).max(1))
     }
 
     /// The number of values per channel, as `E` (at least 1).
@@ -61,18 +63,21 @@ pub fn batchnorm_train<E: Elem>(
     let NormDims { n, c, inner } = d;
     let len = n * c * inner;
     let (x, y, mean, inv_std) = (&x[..len], &mut y[..len], &mut mean[..c], &mut inv_std[..c]);
-    let per = d.samples_per_part();
-    let (rows, vals) = (per * c, per * c * inner);
+    let (rows, vals) = d.part_lens();
+    let count = d.count::<E>();
     super::matmul::with_panel::<E, _>(n * c, |partial| {
         let partial = &mut partial[..n * c];
+        if inner == 0 {
+            partial.fill(E::zero()); // sums over no values (the sample passes write nothing)
+        }
         run_parts(partial.chunks_mut(rows).zip(x.chunks(vals)), |(p, xs)| sample_sums(inner, xs, p));
         for (ch, m) in mean.iter_mut().enumerate() {
-            *m = column_sum(partial, c, ch) / d.count();
+            *m = column_sum(partial, c, ch) / count;
         }
         let mean = &*mean;
         run_parts(partial.chunks_mut(rows).zip(x.chunks(vals)), |(p, xs)| sample_sq_devs(c, inner, xs, mean, p));
         for ch in 0..c {
-            let var = column_sum(partial, c, ch) / d.count();
+            let var = column_sum(partial, c, ch) / count;
             inv_std[ch] = E::one() / (var + eps).sqrt();
             running_mean[ch] = momentum * running_mean[ch] + (E::one() - momentum) * mean[ch];
             running_var[ch] = momentum * running_var[ch] + (E::one() - momentum) * var;
@@ -96,7 +101,7 @@ multiversion! {
 
 #[inline(always)]
 fn sample_sums_body<E: Elem, const FMA: bool>(inner: usize, x: &[E], out: &mut [E]) {
-    for (o, xs) in out.iter_mut().zip(x.chunks_exact(inner)) {
+    for (o, xs) in out.iter_mut().zip(x.chunks_exact(inner.max(1))) {
         *o = sum_lanes(xs);
     }
 }
@@ -108,7 +113,7 @@ multiversion! {
 
 #[inline(always)]
 fn sample_sq_devs_body<E: Elem, const FMA: bool>(c: usize, inner: usize, x: &[E], mean: &[E], out: &mut [E]) {
-    for (i, (o, xs)) in out.iter_mut().zip(x.chunks_exact(inner)).enumerate() {
+    for (i, (o, xs)) in out.iter_mut().zip(x.chunks_exact(inner.max(1))).enumerate() {
         *o = sq_dev_lanes::<E, FMA>(xs, mean[i % c]);
     }
 }
@@ -131,7 +136,7 @@ fn normalize_body<E: Elem, const FMA: bool>(
     beta: &[E],
     y: &mut [E],
 ) {
-    for (i, (ys, xs)) in y.chunks_exact_mut(inner).zip(x.chunks_exact(inner)).enumerate() {
+    for (i, (ys, xs)) in y.chunks_exact_mut(inner.max(1)).zip(x.chunks_exact(inner.max(1))).enumerate() {
         let ch = i % c;
         let (mu, is, g, b) = (mean[ch], inv_std[ch], gamma[ch], beta[ch]);
         for (yv, &xv) in ys.iter_mut().zip(xs) {
@@ -183,10 +188,14 @@ pub fn batchnorm_backward<E: Elem>(
     let len = n * c * inner;
     let (dy, x, dgamma, dbeta) = (&dy[..len], &x[..len], &mut dgamma[..c], &mut dbeta[..c]);
     let dx = dx.map(|dx| &mut dx[..len]);
-    let per = d.samples_per_part();
-    let (rows, vals) = (per * c, per * c * inner);
+    let (rows, vals) = d.part_lens();
+    let count = d.count::<E>();
     super::matmul::with_panel::<E, _>(2 * n * c, |partial| {
-        let (pb, pg) = partial[..2 * n * c].split_at_mut(n * c);
+        let partial = &mut partial[..2 * n * c];
+        if inner == 0 {
+            partial.fill(E::zero()); // sums over no values (the sample passes write nothing)
+        }
+        let (pb, pg) = partial.split_at_mut(n * c);
         let pieces = pb.chunks_mut(rows).zip(pg.chunks_mut(rows)).zip(dy.chunks(vals).zip(x.chunks(vals)));
         run_parts(pieces, |((b, g), (dys, xs))| sample_back_sums(c, inner, dys, xs, mean, b, g));
         for ch in 0..c {
@@ -196,9 +205,7 @@ pub fn batchnorm_backward<E: Elem>(
         if let Some(dx) = dx {
             let (db, dg) = (&*dbeta, &*dgamma);
             let pieces = dx.chunks_mut(vals).zip(dy.chunks(vals).zip(x.chunks(vals)));
-            run_parts(pieces, |(o, (dys, xs))| {
-                sample_dx(c, inner, dys, xs, mean, inv_std, gamma, db, dg, d.count(), o)
-            });
+            run_parts(pieces, |(o, (dys, xs))| sample_dx(c, inner, dys, xs, mean, inv_std, gamma, db, dg, count, o));
         }
     });
 }
@@ -221,7 +228,7 @@ fn sample_back_sums_body<E: Elem, const FMA: bool>(
     db: &mut [E],
     dg: &mut [E],
 ) {
-    let runs = dy.chunks_exact(inner).zip(x.chunks_exact(inner));
+    let runs = dy.chunks_exact(inner.max(1)).zip(x.chunks_exact(inner.max(1)));
     for (i, ((b, g), (dys, xs))) in db.iter_mut().zip(dg.iter_mut()).zip(runs).enumerate() {
         *b = sum_lanes(dys);
         *g = dot_dev::<E, FMA>(dys, xs, mean[i % c]);
@@ -250,8 +257,8 @@ fn sample_dx_body<E: Elem, const FMA: bool>(
     m: E,
     dx: &mut [E],
 ) {
-    let runs = dy.chunks_exact(inner).zip(x.chunks_exact(inner));
-    for (i, (o, (dys, xs))) in dx.chunks_exact_mut(inner).zip(runs).enumerate() {
+    let runs = dy.chunks_exact(inner.max(1)).zip(x.chunks_exact(inner.max(1)));
+    for (i, (o, (dys, xs))) in dx.chunks_exact_mut(inner.max(1)).zip(runs).enumerate() {
         let ch = i % c;
         let (mu, is, db, dg) = (mean[ch], inv_std[ch], dbeta[ch], dgamma[ch]);
         let k = gamma[ch] * is / m;
