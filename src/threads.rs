@@ -2,7 +2,10 @@
 //! parts of a split batch.
 //!
 //! A kernel splits its batch into at most [`num_threads`] parts and calls `run_parts`: the calling
-//! thread runs the last part itself while workers run the others. The workers are threads created
+//! thread runs the last part itself while workers run the others. Most kernels cut their batch
+//! finer, into a few chunks per thread (`run_chunks`): each thread starts on the chunks a static
+//! split would give it and, once done, takes the last chunks of a thread that is behind (a core
+//! slowed down by a neighbour on a shared host no longer holds the step back). The workers are threads created
 //! once (on the first split that needs them) and kept for the life of the process. A part is handed
 //! to a worker through its own slot (a generation counter and a pointer to the part, no queue and
 //! no allocation), and the caller waits by spinning: the parts are tens to hundreds of microseconds
@@ -13,7 +16,7 @@
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -302,6 +305,147 @@ pub(crate) fn for_pieces<T: Send>(out: &mut [T], piece: usize, f: impl Fn(usize,
     run_parts(out.chunks_mut(piece).enumerate(), |(i, p)| f(i * piece, p));
 }
 
+/// Chunks a kernel's batch is cut into per thread for [`run_chunks`]: enough that a core slowed
+/// down (by a neighbour on a shared host) hands a quarter of its share or more to the others,
+/// few enough that a chunk stays tens of microseconds long.
+pub(crate) const CHUNKS_PER_THREAD: usize = 4;
+
+/// The most chunks one [`run_chunks`] call takes (its chunks are held on the stack; with more than
+/// 16 threads a thread has fewer than [`CHUNKS_PER_THREAD`]).
+pub(crate) const MAX_CHUNKS: usize = 64;
+
+/// A thread's block of chunks, `front..back`, packed in one word (front in the low half) so that
+/// its owner (taking from the front) and thieves (taking from the back) never take the same chunk.
+struct Block(AtomicU64);
+
+impl Block {
+    fn new(front: usize, back: usize) -> Self {
+        Block(AtomicU64::new(front as u64 | (back as u64) << 32))
+    }
+
+    /// Takes the first chunk (`own`) or the last one (a thief), if any is left.
+    fn take(&self, own: bool) -> Option<usize> {
+        let mut v = self.0.load(Ordering::Acquire);
+        loop {
+            let (front, back) = (v & 0xffff_ffff, v >> 32);
+            if front >= back {
+                return None;
+            }
+            let (next, chunk) = if own { (v + 1, front) } else { (v - (1 << 32), back - 1) };
+            match self.0.compare_exchange_weak(v, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(chunk as usize),
+                Err(now) => v = now,
+            }
+        }
+    }
+}
+
+/// The chunks of a [`run_chunks`] call and the threads' blocks of them.
+struct Chunks<P> {
+    cells: [UnsafeCell<Option<P>>; MAX_CHUNKS],
+    blocks: [Block; MAX_THREADS],
+}
+
+// SAFETY: a cell is read (its payload taken) only by the one thread whose `Block::take` returned
+// its index, and each index is returned once; the payloads are `Send`.
+unsafe impl<P: Send> Sync for Chunks<P> {}
+
+/// Runs `f(scratch, chunk)` for every payload of `chunks` (at most [`MAX_CHUNKS`], in batch order),
+/// on up to `scratch.len()` threads (not [`num_threads`]: the caller has chosen), each with its own
+/// `scratch` (the caller's thread included).
+///
+/// Thread `t` owns the `t`-th of `scratch.len()` consecutive blocks of chunks and takes them from
+/// the front; once its block is empty it takes chunks from the back of the others' blocks. On
+/// evenly fast cores every thread so runs the samples a static split would give it (the same
+/// halves as [`run_parts`], so the layers around keep their data in that core's cache), while a
+/// core slowed down by a neighbour hands its last chunks to the threads that are done. Which thread
+/// runs a chunk is not fixed: results must not depend on it (a per-chunk partial sum, reduced in
+/// chunk order, does not).
+pub(crate) fn run_chunks<S: Send, P: Send, F: Fn(&mut S, P) + Sync>(
+    scratch: &mut [S],
+    chunks: impl IntoIterator<Item = P>,
+    f: F,
+) {
+    let mut shared = Chunks {
+        cells: core::array::from_fn(|_| UnsafeCell::new(None)),
+        blocks: core::array::from_fn(|_| Block::new(0, 0)),
+    };
+    let mut n = 0;
+    for p in chunks {
+        assert!(n < MAX_CHUNKS, "run_chunks takes at most {MAX_CHUNKS} chunks");
+        *shared.cells[n].get_mut() = Some(p);
+        n += 1;
+    }
+    let threads = scratch.len().min(n);
+    if threads <= 1 {
+        if let Some(s) = scratch.first_mut() {
+            shared.cells[..n].iter_mut().for_each(|c| f(s, c.get_mut().take().expect("a payload")));
+        }
+        return;
+    }
+    for (t, b) in shared.blocks[..threads].iter_mut().enumerate() {
+        *b = Block::new(t * n / threads, (t + 1) * n / threads);
+    }
+    let shared = &shared;
+    let next = |t: usize| {
+        let blocks = &shared.blocks[..threads];
+        blocks[t].take(true).or_else(|| (1..threads).find_map(|i| blocks[(t + i) % threads].take(false)))
+    };
+    run_parts_on(threads, scratch[..threads].iter_mut().enumerate(), |(t, s)| {
+        while let Some(c) = next(t) {
+            // SAFETY: `next` returned chunk `c` to this thread alone (see `Chunks`).
+            let p = unsafe { (*shared.cells[c].get()).take() }.expect("a chunk runs once");
+            f(s, p);
+        }
+    });
+}
+
+/// Cuts `n` samples into `chunks` consecutive runs whose lengths differ by at most one: run `i` is
+/// `i·n/chunks .. (i+1)·n/chunks`. Yields `(first sample, samples)`.
+pub(crate) fn even_runs(n: usize, chunks: usize) -> impl Iterator<Item = (usize, usize)> {
+    let c = chunks.max(1);
+    (0..c).map(move |i| (i * n / c, (i + 1) * n / c - i * n / c))
+}
+
+/// `s` (`n` samples of `len` values each) cut into the runs of [`even_runs`]`(n, chunks)`:
+/// `(first sample, samples, their values)`.
+pub(crate) fn split_runs<T>(
+    s: &mut [T],
+    n: usize,
+    len: usize,
+    chunks: usize,
+) -> impl Iterator<Item = (usize, usize, &mut [T])> {
+    let mut rest = &mut s[..n * len];
+    even_runs(n, chunks).map(move |(lo, m)| {
+        let (head, tail) = core::mem::take(&mut rest).split_at_mut(m * len);
+        rest = tail;
+        (lo, m, head)
+    })
+}
+
+/// How many chunks [`run_chunks`] gets for `n` samples (or other units) split `parts` ways: one
+/// when not split, else [`CHUNKS_PER_THREAD`] a thread (at most one unit each, [`MAX_CHUNKS`] in all).
+pub(crate) fn chunk_count(n: usize, parts: usize) -> usize {
+    if parts <= 1 { 1 } else { (parts * CHUNKS_PER_THREAD).min(n).clamp(1, MAX_CHUNKS) }
+}
+
+/// Runs `f(offset, piece)` over `out` cut into [`chunk_count`] pieces of whole `unit`s (the last
+/// unit may be short) spread over `parts` threads by [`run_chunks`]: the split of kernels whose
+/// every output element is computed the same way wherever the cuts fall.
+pub(crate) fn for_chunks<T: Send>(out: &mut [T], unit: usize, parts: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let unit = unit.max(1);
+    let (units, len) = (out.len().div_ceil(unit), out.len());
+    let mut rest = out;
+    let pieces = even_runs(units, chunk_count(units, parts)).map(|(u, m)| {
+        let take = (m * unit).min(len - u * unit);
+        let (head, tail) = core::mem::take(&mut rest).split_at_mut(take);
+        rest = tail;
+        (u * unit, head)
+    });
+    let mut threads = [(); MAX_THREADS];
+    run_chunks(&mut threads[..parts.clamp(1, MAX_THREADS)], pieces, |_, (at, piece)| f(at, piece));
+}
+
 /// Runs `f` with the workers kept awake: between the splits of the kernels `f` calls, the workers
 /// spin for their next part instead of parking (on these virtual machines a parked thread takes
 /// tens of microseconds to wake, more than many parts take to run). A training step is the intended
@@ -346,6 +490,92 @@ mod tests {
         });
         assert!(!in_part(), "the caller is unmarked after the split");
         (sum.into_inner(), elsewhere.into_inner())
+    }
+
+    #[test]
+    fn a_block_hands_out_each_chunk_once_from_both_ends() {
+        let b = Block::new(3, 7);
+        assert_eq!(b.take(true), Some(3));
+        assert_eq!(b.take(false), Some(6));
+        assert_eq!(b.take(false), Some(5));
+        assert_eq!(b.take(true), Some(4));
+        assert_eq!((b.take(true), b.take(false)), (None, None));
+        // An owner and a thief racing over one block: every chunk taken once.
+        for _ in 0..50 {
+            let b = Block::new(0, 1000);
+            let taken: Vec<AtomicUsize> = (0..1000).map(|_| AtomicUsize::new(0)).collect();
+            std::thread::scope(|s| {
+                for own in [true, false] {
+                    let (b, taken) = (&b, &taken);
+                    s.spawn(move || {
+                        while let Some(c) = b.take(own) {
+                            taken[c].fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+            });
+            assert!(taken.iter().all(|t| t.load(Ordering::Relaxed) == 1));
+        }
+    }
+
+    #[test]
+    fn every_chunk_runs_once_with_one_scratch_per_thread() {
+        for threads in [1, 2, 3, 8] {
+            for n in [0usize, 1, 2, 5, 16, MAX_CHUNKS] {
+                let ran: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+                // Each scratch counts its chunks; a scratch used by two threads at once would need
+                // `&mut` twice, which the types forbid: here the count must add up.
+                let mut scratch = vec![0usize; threads];
+                run_chunks(&mut scratch, 0..n, |count, c| {
+                    *count += 1;
+                    ran[c].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(ran.iter().all(|r| r.load(Ordering::Relaxed) == 1), "{threads} threads, {n} chunks");
+                assert_eq!(scratch.iter().sum::<usize>(), n);
+            }
+        }
+        // even_runs: consecutive, lengths differing by at most one, covering 0..n
+        for (n, c) in [(100, 8), (7, 3), (0, 4), (5, 5), (3, 1)] {
+            let runs: Vec<_> = even_runs(n, c).collect();
+            assert_eq!(runs.len(), c);
+            assert!(runs.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0));
+            assert_eq!(runs.iter().map(|r| r.1).sum::<usize>(), n);
+            let (lo, hi) = (runs.iter().map(|r| r.1).min(), runs.iter().map(|r| r.1).max());
+            assert!(hi.unwrap() - lo.unwrap() <= 1, "{n} in {c}: {runs:?}");
+        }
+    }
+
+    #[test]
+    fn a_slow_threads_last_chunks_go_to_the_others() {
+        // Two threads, eight chunks: the first thread owns chunks 0-3. Its first chunk waits until
+        // chunk 3 has run, which only the other thread can then do (by taking it from the back).
+        // The pool may be busy with another test's split (then everything runs on this thread, the
+        // wait times out): retried until a run had both threads.
+        for _ in 0..50 {
+            let done3 = AtomicBool::new(false);
+            let who: Vec<Mutex<Option<std::thread::ThreadId>>> = (0..8).map(|_| Mutex::new(None)).collect();
+            let mut scratch = [(); 2];
+            run_chunks(&mut scratch, 0..8, |_, c| {
+                if c == 0 {
+                    let start = Instant::now();
+                    while !done3.load(Ordering::Acquire) && start.elapsed() < Duration::from_millis(500) {
+                        std::hint::spin_loop();
+                    }
+                }
+                *who[c].lock().unwrap() = Some(std::thread::current().id());
+                if c == 3 {
+                    done3.store(true, Ordering::Release);
+                }
+            });
+            let who: Vec<_> = who.into_iter().map(|m| m.into_inner().unwrap().expect("every chunk ran")).collect();
+            if who.iter().all(|t| *t == who[0]) {
+                continue; // ran on one thread
+            }
+            assert_ne!(who[3], who[0], "chunk 3 was taken by the thread that was not stuck in chunk 0");
+            assert_eq!(who[4], who[3], "the other thread ran its own block first");
+            return;
+        }
+        panic!("no run of the two chunks' split used two threads");
     }
 
     #[test]

@@ -422,3 +422,47 @@ fn threaded_batch_norm_equals_single_threaded() {
         assert!(run(1, d, &x, &dy, &gamma, &beta) == run(2, d, &x, &dy, &gamma, &beta), "f32 {d:?}");
     }
 }
+
+#[test]
+fn threaded_im2col_paths_equal_single_threaded() {
+    // Batches large enough to split into chunks (several per thread, run by whichever thread gets
+    // to them): the implicit path (stride 1, "same" padding) and the patch-matrix path (no padding,
+    // stride 2) in f32, at one and two threads; outputs and input gradients are per sample (the
+    // same bits), the weight gradient sums one partial per chunk (close).
+    let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+    for d in [
+        ConvDims { n: 41, c: 8, h: 16, w: 16, f: 8, k: 3, stride: 1, pad: 1 },
+        ConvDims { n: 37, c: 6, h: 15, w: 15, f: 10, k: 3, stride: 2, pad: 0 },
+    ] {
+        let f = |v: Vec<f64>| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        let x = f(uniform(&mut rng, d.n * d.c * d.h * d.w));
+        let w = f(uniform(&mut rng, d.f * d.c * d.k * d.k));
+        let ylen = d.n * d.f * d.oh() * d.ow();
+        let dy = f(uniform(&mut rng, ylen));
+        let run = |threads: usize, patch_matrix: bool| {
+            shaped::set_num_threads(threads);
+            let mut s = ConvScratch::default();
+            let mut y = vec![f32::NAN; ylen];
+            let (mut dw, mut dx) = (vec![f32::NAN; w.len()], vec![f32::NAN; x.len()]);
+            if patch_matrix {
+                conv::forward_patch_matrix(&d, &x, &w, None, &mut y, &mut s);
+                conv::backward_patch_matrix(&d, &x, &w, &dy, &mut dw, Some(&mut dx), &mut s);
+            } else {
+                conv::forward_im2col(&d, &x, &w, None, &mut y, &mut s);
+                conv::backward_im2col(&d, &x, &w, &dy, &mut dw, None, Some(&mut dx), &mut s);
+            }
+            shaped::set_num_threads(1);
+            (y, dw, dx)
+        };
+        for patch_matrix in [false, true] {
+            let (one, two) = (run(1, patch_matrix), run(2, patch_matrix));
+            assert!(one.0.iter().chain(&one.1).chain(&one.2).all(|v| v.is_finite()), "{d:?}: every value written");
+            assert_eq!(one.0, two.0, "{d:?} patch matrix {patch_matrix}: forward");
+            assert_eq!(one.2, two.2, "{d:?} patch matrix {patch_matrix}: input gradient");
+            let scale = one.1.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            for (a, b) in one.1.iter().zip(&two.1) {
+                assert!((a - b).abs() <= 1e-5 * scale, "{d:?} patch matrix {patch_matrix}: weight gradient {a} vs {b}");
+            }
+        }
+    }
+}

@@ -53,7 +53,7 @@ impl ConvDims {
 
 use super::copy_short;
 use super::matmul::{as_f32, as_f32_mut};
-use crate::threads::run_parts;
+use crate::threads::{chunk_count, even_runs, run_chunks, split_runs};
 
 /// `db[f] = Σ_{n, position} dy[n, f, position]`.
 fn bias_grad<E: Elem>(d: &ConvDims, dy: &[E], db: &mut [E]) {
@@ -73,34 +73,61 @@ fn split_off<'a, E>(rest: &mut Option<&'a mut [E]>, len: usize) -> Option<&'a mu
     Some(head)
 }
 
-/// Runs `run(lo, n, dx, buffers)` on the batch of `total` samples split into `bufs.len()` parts
-/// (samples `lo..lo + n` each, with their slice of `dx`, `xs` values a sample, and their own
-/// buffers): the backward passes' split over the kernel threads.
+/// Runs `run(lo, n, dx, partial, buffers)` on the batch of `total` samples cut into chunks (samples
+/// `lo..lo + n` each, with their slice of `dx`, `xs` values a sample, and a `plen`-long slice of
+/// `partials` for the chunk's own weight-gradient partial sum, which `run` overwrites), spread over
+/// `bufs.len()` threads, each with its own buffers: the backward passes' split over the kernel
+/// threads. Returns the number of chunks: `partials[..chunks · plen]` holds their partial sums,
+/// in batch order.
 fn split_backward<E: Elem>(
     total: usize,
     xs: usize,
     dx: Option<&mut [E]>,
     bufs: &mut [[Vec<E>; 4]],
-    run: impl Fn(usize, usize, Option<&mut [E]>, &mut [Vec<E>; 4]) + Sync,
-) {
-    if let [buf] = bufs {
-        return run(0, total, dx, buf);
+    (partials, plen): (&mut Vec<E>, usize),
+    run: impl Fn(usize, usize, Option<&mut [E]>, &mut [E], &mut [Vec<E>; 4]) + Sync,
+) -> usize {
+    let chunks = chunk_count(total, bufs.len());
+    let stride = plen.max(1); // (so that a gradient of no values still has one slot per chunk)
+    if partials.len() < chunks * stride {
+        partials.resize(chunks * stride, E::zero());
     }
-    let per = total.div_ceil(bufs.len().max(1));
+    if let [buf] = bufs {
+        run(0, total, dx, &mut partials[..plen], buf);
+        return 1;
+    }
     let mut dx_rest = dx;
-    let pieces = bufs.iter_mut().enumerate().map(|(i, buf)| {
-        let lo = (i * per).min(total);
-        let n = per.min(total - lo);
-        (lo, n, split_off(&mut dx_rest, n * xs), buf)
-    });
-    run_parts(pieces, |(lo, n, dxc, buf)| run(lo, n, dxc, buf));
+    let pieces = even_runs(total, chunks)
+        .zip(partials.chunks_exact_mut(stride))
+        .map(|((lo, n), part)| (lo, n, split_off(&mut dx_rest, n * xs), &mut part[..plen]));
+    run_chunks(bufs, pieces, |buf, (lo, n, dxc, part)| run(lo, n, dxc, part, buf));
+    chunks
 }
 
-/// Scratch buffers of the direct kernels, one pair per batch part (thread), kept across steps so
+/// `partials[..len] = Σ_i partials[i·len ..][..len]` over `chunks` partial sums, in chunk order
+/// (the same sums however the elements are split over the kernel threads).
+fn reduce_chunks<E: Elem>(partials: &mut [E], len: usize, chunks: usize) {
+    if chunks <= 1 {
+        return;
+    }
+    let (first, rest) = partials[..chunks * len].split_at_mut(len);
+    let rest = &*rest;
+    super::split_elementwise(first, 64 * chunks, |r, out| {
+        for c in 0..chunks - 1 {
+            for (o, &v) in out.iter_mut().zip(&rest[c * len + r.start..][..r.len()]) {
+                *o += v;
+            }
+        }
+    });
+}
+
+/// Scratch buffers of the convolution kernels, one set per thread of a split, kept across steps so
 /// that a steady-state step allocates nothing.
 #[derive(Clone, Debug, Default)]
 pub struct ConvScratch<E> {
     parts: Vec<[Vec<E>; 4]>,
+    /// One weight-gradient partial sum per chunk of the batch (see `split_backward`).
+    partials: Vec<E>,
     /// The row offsets of the implicit patch matrix (see `forward_indirect`).
     offs: Vec<usize>,
     /// The flipped, transposed weights of the implicit backward pass (see `backward_indirect`).
@@ -131,12 +158,10 @@ pub fn forward_direct<E: Elem>(
     if parts <= 1 {
         return forward_direct_mv(d, x, w, bias, y, &mut scratch.parts(1)[0][0]);
     }
-    let per = d.n.div_ceil(parts);
-    let pieces = y[..d.n * ys].chunks_mut(per * ys).enumerate().zip(scratch.parts(parts));
-    run_parts(pieces, |((i, yc), buf)| {
-        let n = yc.len() / ys.max(1);
+    let pieces = split_runs(y, d.n, ys, chunk_count(d.n, parts));
+    run_chunks(scratch.parts(parts), pieces, |buf, (lo, n, yc)| {
         let dd = ConvDims { n, ..*d };
-        forward_direct_mv(&dd, &x[i * per * xs..][..n * xs], w, bias, yc, &mut buf[0])
+        forward_direct_mv(&dd, &x[lo * xs..][..n * xs], w, bias, yc, &mut buf[0])
     });
 }
 
@@ -289,8 +314,9 @@ fn forward_direct_body<E: Elem, const FMA: bool>(d: &ConvDims, x: &[E], w: &[E],
 
 /// Backward pass, direct loop: `dw = Σ_n x ⋆ dy`, `db = Σ dy`, `dx` = `dy` fully convolved with `w`.
 /// The weight gradient is accumulated row-wise (`f·c·k·k` rows of `ow` partial sums in `scratch`,
-/// vectorisable) and summed at the end; the batch is split over the kernel threads, each with its
-/// own partial sums.
+/// vectorisable) and summed at the end; the batch is split over the kernel threads in chunks, each
+/// chunk with its own partial sums, added in chunk order (the same sums whichever thread ran which
+/// chunk).
 #[allow(clippy::too_many_arguments)]
 pub fn backward_direct<E: Elem>(
     d: &ConvDims,
@@ -309,26 +335,19 @@ pub fn backward_direct<E: Elem>(
     let (xs, ys) = (d.c * d.h * d.w, d.f * oh * ow);
     let acc_len = d.f * d.c * d.k * d.k * ow;
     let parts = super::split_batch(d.n, xs * ys * d.k * d.k).max(1);
+    let mut partials = core::mem::take(&mut scratch.partials);
     let bufs = scratch.parts(parts);
-    for b in bufs.iter_mut() {
-        b[0].clear();
-        b[0].resize(acc_len, E::zero());
-    }
-    split_backward(d.n, xs, dx, bufs, |lo, n, dxc, buf| {
+    let chunks = split_backward(d.n, xs, dx, bufs, (&mut partials, acc_len), |lo, n, dxc, acc, buf| {
         let dd = ConvDims { n, ..*d };
         let (xc, dyc) = (&x[lo * xs..][..n * xs], &dy[lo * ys..][..n * ys]);
-        let [acc, fw, _, _] = buf;
-        backward_direct_mv(&dd, xc, w, dyc, dxc, acc, fw)
+        acc.fill(E::zero());
+        backward_direct_mv(&dd, xc, w, dyc, dxc, acc, &mut buf[1])
     });
-    let (first, rest) = bufs.split_at_mut(1);
-    for part in rest.iter() {
-        for (a, &b) in first[0][0].iter_mut().zip(&part[0]) {
-            *a += b;
-        }
-    }
-    for (g, row) in dw.iter_mut().zip(bufs[0][0].chunks_exact(ow.max(1))) {
+    reduce_chunks(&mut partials, acc_len, chunks);
+    for (g, row) in dw.iter_mut().zip(partials[..acc_len].chunks_exact(ow.max(1))) {
         *g = row.iter().copied().sum();
     }
+    scratch.partials = partials;
 }
 
 fn backward_direct_mv<E: Elem>(
@@ -821,7 +840,7 @@ fn forward_indirect<E: Elem>(
     patch_offsets(&mut offs, d.c, k, plane, wp);
     let (x, w) = (as_f32(x), as_f32(w));
     let bias = bias.map(as_f32);
-    let run = |lo: usize, yc: &mut [f32], buf: &mut [Vec<E>; 4]| {
+    let run = |buf: &mut [Vec<E>; 4], (lo, _, yc): (usize, usize, &mut [f32])| {
         let [pbuf, ybuf, _, _] = buf;
         pbuf.clear();
         pbuf.resize(plen, E::zero()); // borders zero (the buffer is shared with the backward pass)
@@ -842,14 +861,8 @@ fn forward_indirect<E: Elem>(
         }
     };
     let parts = super::split_batch(d.n, ys * p).max(1);
-    let per = d.n.div_ceil(parts);
-    let y = as_f32_mut(&mut y[..d.n * ys]);
-    let bufs = scratch.parts(parts);
-    if parts == 1 {
-        run(0, y, &mut bufs[0]);
-    } else {
-        run_parts(y.chunks_mut(per * ys).enumerate().zip(bufs), |((i, yc), buf)| run(i * per, yc, buf));
-    }
+    let pieces = split_runs(as_f32_mut(y), d.n, ys, chunk_count(d.n, parts));
+    run_chunks(scratch.parts(parts), pieces, run);
     scratch.offs = offs;
     true
 }
@@ -920,12 +933,13 @@ fn backward_indirect<'a, E: Elem>(
     }
     let (x, dy, wt32) = (as_f32(x), as_f32(dy), as_f32(&wt));
     let (offs_ref, geo) = (&offs, (d.h, d.w, pad, wp));
-    let run = |lo: usize, n: usize, dxc: Option<&mut [E]>, buf: &mut [Vec<E>; 4]| {
-        let [pbuf, ybuf, dwp, xbuf] = buf;
-        for (b, len) in [(&mut *pbuf, d.c * plane + slack), (&mut *ybuf, d.f * plane + slack), (&mut *dwp, d.f * p)] {
+    let run = |lo: usize, n: usize, dxc: Option<&mut [E]>, dwp: &mut [E], buf: &mut [Vec<E>; 4]| {
+        let [pbuf, ybuf, _, xbuf] = buf;
+        for (b, len) in [(&mut *pbuf, d.c * plane + slack), (&mut *ybuf, d.f * plane + slack)] {
             b.clear();
             b.resize(len, E::zero());
         }
+        dwp.fill(E::zero());
         xbuf.resize(d.c * nw, E::zero());
         let (planes, dyp, dwp, dxw) = (as_f32_mut(pbuf), as_f32_mut(ybuf), as_f32_mut(dwp), as_f32_mut(xbuf));
         let mut dxc = dxc.map(as_f32_mut);
@@ -959,14 +973,17 @@ fn backward_indirect<'a, E: Elem>(
             }
         }
     };
+    let mut partials = core::mem::take(&mut scratch.partials);
     let bufs = scratch.parts(super::split_batch(d.n, ys * p * 2).max(1));
-    split_backward(d.n, xs, dx, bufs, run);
-    // dW (f × p) = Σ over parts of dWᵀ (p × f), in part order.
+    let chunks = split_backward(d.n, xs, dx, bufs, (&mut partials, d.f * p), run);
+    // dW (f × p) = Σ over chunks of dWᵀ (p × f), in chunk order.
+    reduce_chunks(&mut partials, d.f * p, chunks);
     for (fi, dwf) in dw.chunks_exact_mut(p).enumerate() {
         for (i, g) in dwf.iter_mut().enumerate() {
-            *g = bufs.iter().fold(E::zero(), |acc, part| acc + part[2][i * d.f + fi]);
+            *g = partials[i * d.f + fi];
         }
     }
+    scratch.partials = partials;
     scratch.offs = offs;
     scratch.wt = wt;
     Ok(())
@@ -1001,15 +1018,14 @@ pub fn forward_patch_matrix<E: Elem>(
     let (p, q) = (d.patch(), d.oh() * d.ow());
     let (xs, ys) = (d.c * d.h * d.w, d.f * q);
     let parts = super::split_batch(d.n, ys * p).max(1);
-    let per = d.n.div_ceil(parts);
+    let chunks = chunk_count(d.n, parts);
     // Samples per GEMM: small feature maps are batched side by side so that the product has enough
     // columns for the 16-wide micro-kernel.
-    let nb = samples_per_gemm(p, q, per);
-    let run = |lo: usize, yc: &mut [E], buf: &mut [Vec<E>; 4]| {
+    let nb = samples_per_gemm(p, q, d.n.div_ceil(chunks));
+    let run = |buf: &mut [Vec<E>; 4], (lo, n, yc): (usize, usize, &mut [E])| {
         let [cols, ytmp, _, _] = buf;
         cols.resize(p * q * nb, E::zero());
         ytmp.resize(d.f * q * nb, E::zero());
-        let n = yc.len() / ys.max(1);
         let mut s0 = 0;
         while s0 < n {
             let m = nb.min(n - s0);
@@ -1062,15 +1078,11 @@ pub fn forward_patch_matrix<E: Elem>(
             s0 += m;
         }
     };
-    let bufs = scratch.parts(parts);
-    if parts == 1 {
-        return run(0, &mut y[..d.n * ys], &mut bufs[0]);
-    }
-    run_parts(y[..d.n * ys].chunks_mut(per * ys).enumerate().zip(bufs), |((i, yc), buf)| run(i * per, yc, buf));
+    run_chunks(scratch.parts(parts), split_runs(y, d.n, ys, chunks), run);
 }
 
-/// Backward pass through im2col + GEMM, the batch split over the kernel threads (each with its own
-/// weight-gradient partial sum): without patch matrices where the implicit path applies (f32 on
+/// Backward pass through im2col + GEMM, the batch split over the kernel threads in chunks (each with
+/// its own weight-gradient partial sum, added in chunk order): without patch matrices where the implicit path applies (f32 on
 /// AVX2, stride 1, "same" padding, output rows ≥ 8), through [`backward_patch_matrix`] otherwise.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_im2col<E: Elem>(
@@ -1106,15 +1118,13 @@ pub fn backward_patch_matrix<E: Elem>(
     let (p, q) = (d.patch(), d.oh() * d.ow());
     let (xs, ys) = (d.c * d.h * d.w, d.f * q);
     let parts = super::split_batch(d.n, ys * p * 2).max(1);
-    let per = d.n.div_ceil(parts);
-    let nb = samples_per_gemm(p, q, per);
-    // One part: samples lo..lo+n, its dW partial sum in `dwp`; small maps are batched `nb` at a time.
-    let run = |lo: usize, n: usize, dxc: Option<&mut [E]>, buf: &mut [Vec<E>; 4]| {
-        let [cols, dcols, dwp, dyg] = buf;
+    let nb = samples_per_gemm(p, q, d.n.div_ceil(chunk_count(d.n, parts)));
+    // One chunk: samples lo..lo+n, its dW partial sum in `dwp`; small maps are batched `nb` at a time.
+    let run = |lo: usize, n: usize, dxc: Option<&mut [E]>, dwp: &mut [E], buf: &mut [Vec<E>; 4]| {
+        let [cols, dcols, _, dyg] = buf;
         cols.resize(p * q * nb, E::zero());
         dcols.resize(p * q * nb, E::zero());
         dyg.resize(d.f * q * nb, E::zero());
-        dwp.resize(d.f * p, E::zero());
         dwp.fill(E::zero());
         let mut dxc = dxc;
         let mut s0 = 0;
@@ -1171,15 +1181,11 @@ pub fn backward_patch_matrix<E: Elem>(
             s0 += m;
         }
     };
-    let bufs = scratch.parts(parts);
-    split_backward(d.n, xs, dx, bufs, run);
-    let (first, rest) = bufs.split_at_mut(1);
-    dw.copy_from_slice(&first[0][2][..d.f * p]);
-    for part in rest.iter() {
-        for (a, &b) in dw.iter_mut().zip(&part[2]) {
-            *a += b;
-        }
-    }
+    let mut partials = core::mem::take(&mut scratch.partials);
+    let chunks = split_backward(d.n, xs, dx, scratch.parts(parts), (&mut partials, d.f * p), run);
+    reduce_chunks(&mut partials, d.f * p, chunks);
+    dw.copy_from_slice(&partials[..d.f * p]);
+    scratch.partials = partials;
 }
 
 /// Register-blocked stride-1 convolution for f32 with AVX2+FMA: the forward pass keeps 6 filters ×

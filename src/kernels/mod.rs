@@ -584,8 +584,7 @@ fn split_elementwise<E: Elem>(out: &mut [E], work: usize, f: impl Fn(core::ops::
     if parts <= 1 {
         return f(0..out.len(), out);
     }
-    let per = out.len().div_ceil(parts).next_multiple_of(64);
-    crate::threads::for_pieces(out, per, |at, piece| f(at..at + piece.len(), piece));
+    crate::threads::for_chunks(out, 64, parts, |at, piece| f(at..at + piece.len(), piece));
 }
 
 /// `dst = src` (lengths must match), split over the kernel threads when large (a batch of

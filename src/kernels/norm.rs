@@ -12,7 +12,7 @@
 //! thread count.
 
 use super::{Elem, fmadd, multiversion, sq_dev_lanes, sum_lanes};
-use crate::threads::run_parts;
+use crate::threads::{MAX_THREADS, chunk_count, run_chunks, split_runs};
 
 /// Sizes of a batch-norm call.
 #[derive(Clone, Copy, Debug)]
@@ -26,14 +26,12 @@ pub struct NormDims {
 }
 
 impl NormDims {
-    /// The partials and the values of one part, when a call splits its samples over the kernel
-    /// threads (one part when the call is too small to pay for threads); at least 1 each, so that
-    /// a call with no channels or no values per channel has no parts rather than empty ones.
-    fn part_lens(&self) -> (usize, usize) {
+    /// Over how many threads a call splits its samples, and into how many chunks (one each when
+    /// the call is too small to pay for threads).
+    fn split(&self) -> (usize, usize) {
         // per sample, about four passes (of about two multiply-adds each) over its C·inner values
-        let parts = super::split_batch(self.n, self.c * self.inner * 8);
-        let per = self.n.div_ceil(parts.max(1)).max(1);
-        ((per * self.c).max(1), (per * self.c * self.inner).max(1))
+        let parts = super::split_batch(self.n, self.c * self.inner * 8).max(1);
+        (parts, chunk_count(self.n, parts))
     }
 
     /// The number of values per channel, as `E` (at least 1).
@@ -63,19 +61,25 @@ pub fn batchnorm_train<E: Elem>(
     let NormDims { n, c, inner } = d;
     let len = n * c * inner;
     let (x, y, mean, inv_std) = (&x[..len], &mut y[..len], &mut mean[..c], &mut inv_std[..c]);
-    let (rows, vals) = d.part_lens();
+    let ((parts, chunks), vals) = (d.split(), c * inner);
+    let mut threads = [(); MAX_THREADS];
+    let threads = &mut threads[..parts];
     let count = d.count::<E>();
     super::matmul::with_panel::<E, _>(n * c, |partial| {
         let partial = &mut partial[..n * c];
         if inner == 0 {
             partial.fill(E::zero()); // sums over no values (the sample passes write nothing)
         }
-        run_parts(partial.chunks_mut(rows).zip(x.chunks(vals)), |(p, xs)| sample_sums(inner, xs, p));
-        for (ch, m) in mean.iter_mut().enumerate() {
-            *m = column_sum(partial, c, ch) / count;
+        run_chunks(threads, split_runs(partial, n, c, chunks), |_, (lo, m, p)| {
+            sample_sums(inner, &x[lo * vals..][..m * vals], p)
+        });
+        for (ch, mu) in mean.iter_mut().enumerate() {
+            *mu = column_sum(partial, c, ch) / count;
         }
         let mean = &*mean;
-        run_parts(partial.chunks_mut(rows).zip(x.chunks(vals)), |(p, xs)| sample_sq_devs(c, inner, xs, mean, p));
+        run_chunks(threads, split_runs(partial, n, c, chunks), |_, (lo, m, p)| {
+            sample_sq_devs(c, inner, &x[lo * vals..][..m * vals], mean, p)
+        });
         for ch in 0..c {
             let var = column_sum(partial, c, ch) / count;
             inv_std[ch] = E::one() / (var + eps).sqrt();
@@ -83,8 +87,8 @@ pub fn batchnorm_train<E: Elem>(
             running_var[ch] = momentum * running_var[ch] + (E::one() - momentum) * var;
         }
         let inv_std = &*inv_std;
-        run_parts(y.chunks_mut(vals).zip(x.chunks(vals)), |(ys, xs)| {
-            normalize(c, inner, xs, mean, inv_std, gamma, beta, ys)
+        run_chunks(threads, split_runs(y, n, vals, chunks), |_, (lo, m, ys)| {
+            normalize(c, inner, &x[lo * vals..][..m * vals], mean, inv_std, gamma, beta, ys)
         });
     });
 }
@@ -188,7 +192,9 @@ pub fn batchnorm_backward<E: Elem>(
     let len = n * c * inner;
     let (dy, x, dgamma, dbeta) = (&dy[..len], &x[..len], &mut dgamma[..c], &mut dbeta[..c]);
     let dx = dx.map(|dx| &mut dx[..len]);
-    let (rows, vals) = d.part_lens();
+    let ((parts, chunks), vals) = (d.split(), c * inner);
+    let mut threads = [(); MAX_THREADS];
+    let threads = &mut threads[..parts];
     let count = d.count::<E>();
     super::matmul::with_panel::<E, _>(2 * n * c, |partial| {
         let partial = &mut partial[..2 * n * c];
@@ -196,16 +202,21 @@ pub fn batchnorm_backward<E: Elem>(
             partial.fill(E::zero()); // sums over no values (the sample passes write nothing)
         }
         let (pb, pg) = partial.split_at_mut(n * c);
-        let pieces = pb.chunks_mut(rows).zip(pg.chunks_mut(rows)).zip(dy.chunks(vals).zip(x.chunks(vals)));
-        run_parts(pieces, |((b, g), (dys, xs))| sample_back_sums(c, inner, dys, xs, mean, b, g));
+        let pieces = split_runs(pb, n, c, chunks).zip(split_runs(pg, n, c, chunks));
+        run_chunks(threads, pieces, |_, ((lo, m, b), (_, _, g))| {
+            let r = lo * vals..(lo + m) * vals;
+            sample_back_sums(c, inner, &dy[r.clone()], &x[r], mean, b, g)
+        });
         for ch in 0..c {
             dbeta[ch] = column_sum(pb, c, ch);
             dgamma[ch] = column_sum(pg, c, ch) * inv_std[ch];
         }
         if let Some(dx) = dx {
             let (db, dg) = (&*dbeta, &*dgamma);
-            let pieces = dx.chunks_mut(vals).zip(dy.chunks(vals).zip(x.chunks(vals)));
-            run_parts(pieces, |(o, (dys, xs))| sample_dx(c, inner, dys, xs, mean, inv_std, gamma, db, dg, count, o));
+            run_chunks(threads, split_runs(dx, n, vals, chunks), |_, (lo, m, o)| {
+                let r = lo * vals..(lo + m) * vals;
+                sample_dx(c, inner, &dy[r.clone()], &x[r], mean, inv_std, gamma, db, dg, count, o)
+            });
         }
     });
 }

@@ -1,6 +1,7 @@
 //! 2-D max pooling kernels with argmax bookkeeping.
 
 use super::{Elem, multiversion};
+use crate::threads::{chunk_count, run_chunks, split_runs};
 
 /// Sizes of a pooling call: `x` is `(planes, h, w)` with `planes = n·c`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,10 +38,8 @@ pub fn max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&
         return max_forward_one(d, x, y, argmax);
     }
     // Planes are independent: split them over the kernel threads.
-    let per = d.planes.div_ceil(parts);
     let mut arg_rest = argmax;
-    let pieces = y[..d.planes * ys].chunks_mut(per * ys).enumerate().map(|(i, yc)| {
-        let n = yc.len() / ys;
+    let pieces = split_runs(y, d.planes, ys, chunk_count(d.planes, parts)).map(|(p0, n, yc)| {
         let ac = match arg_rest.take() {
             Some(rest) => {
                 let (head, tail) = rest.split_at_mut(n * ys);
@@ -49,12 +48,12 @@ pub fn max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&
             }
             None => None,
         };
-        (i, yc, ac)
+        (p0, n, yc, ac)
     });
-    crate::threads::run_parts(pieces, |(i, yc, ac)| {
-        let n = yc.len() / ys;
+    let mut threads = [(); crate::threads::MAX_THREADS];
+    run_chunks(&mut threads[..parts], pieces, |_, (p0, n, yc, ac)| {
         let dd = PoolDims { planes: n, ..*d };
-        max_forward_one(&dd, &x[i * per * xs..][..n * xs], yc, ac)
+        max_forward_one(&dd, &x[p0 * xs..][..n * xs], yc, ac)
     });
 }
 
@@ -205,8 +204,7 @@ pub fn max_backward<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], dx: &mut [E
         return max_backward_one(d, dy, argmax, dx);
     }
     // Planes are independent: split them over the kernel threads.
-    let per = d.planes.div_ceil(parts);
-    crate::threads::for_pieces(&mut dx[..d.planes * xs], per * xs, |at, dxc| {
+    crate::threads::for_chunks(&mut dx[..d.planes * xs], xs, parts, |at, dxc| {
         let (p0, n) = (at / xs, dxc.len() / xs);
         let dd = PoolDims { planes: n, ..*d };
         max_backward_one(&dd, &dy[p0 * q..][..n * q], &argmax[p0 * q..][..n * q], dxc)
