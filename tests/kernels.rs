@@ -119,16 +119,22 @@ fn threaded_convolution_equals_single_threaded() {
             let mut s = ConvScratch::default();
             let mut y = vec![0.0; ylen];
             conv::forward_direct(&d, &x, &w, None, &mut y, &mut s);
-            let (mut dw, mut dx) = (vec![0.0; w.len()], vec![0.0; x.len()]);
-            conv::backward_direct(&d, &x, &w, &dy, &mut dw, None, Some(&mut dx), &mut s);
+            let (mut dw, mut dx, mut db) = (vec![0.0; w.len()], vec![0.0; x.len()], vec![f64::NAN; d.f]);
+            conv::backward_direct(&d, &x, &w, &dy, &mut dw, Some(&mut db), Some(&mut dx), &mut s);
             shaped::set_num_threads(1);
-            (y, dw, dx)
+            (y, dw, dx, db)
         };
         let (one, two) = (run(1), run(2));
         assert_eq!(one.0, two.0, "forward is bit-identical across thread counts");
         assert_eq!(one.2, two.2, "input gradient is bit-identical across thread counts");
-        for (a, b) in one.1.iter().zip(&two.1) {
-            assert!((a - b).abs() < 1e-12, "weight gradient: {a} vs {b}");
+        for (a, b) in one.1.iter().zip(&two.1).chain(one.3.iter().zip(&two.3)) {
+            assert!((a - b).abs() < 1e-12, "weight or bias gradient: {a} vs {b}");
+        }
+        // the bias gradient against a plain sum over samples and positions
+        let q = d.oh() * d.ow();
+        for (fi, g) in two.3.iter().enumerate() {
+            let want: f64 = (0..d.n).map(|ni| dy[(ni * d.f + fi) * q..][..q].iter().sum::<f64>()).sum();
+            assert!((g - want).abs() < 1e-9, "bias gradient {fi}: {g} vs {want}");
         }
     }
 }
@@ -443,16 +449,16 @@ fn threaded_im2col_paths_equal_single_threaded() {
             shaped::set_num_threads(threads);
             let mut s = ConvScratch::default();
             let mut y = vec![f32::NAN; ylen];
-            let (mut dw, mut dx) = (vec![f32::NAN; w.len()], vec![f32::NAN; x.len()]);
+            let (mut dw, mut dx, mut db) = (vec![f32::NAN; w.len()], vec![f32::NAN; x.len()], vec![f32::NAN; d.f]);
             if patch_matrix {
                 conv::forward_patch_matrix(&d, &x, &w, None, &mut y, &mut s);
                 conv::backward_patch_matrix(&d, &x, &w, &dy, &mut dw, Some(&mut dx), &mut s);
             } else {
                 conv::forward_im2col(&d, &x, &w, None, &mut y, &mut s);
-                conv::backward_im2col(&d, &x, &w, &dy, &mut dw, None, Some(&mut dx), &mut s);
+                conv::backward_im2col(&d, &x, &w, &dy, &mut dw, Some(&mut db), Some(&mut dx), &mut s);
             }
             shaped::set_num_threads(1);
-            (y, dw, dx)
+            (y, dw, dx, db)
         };
         for patch_matrix in [false, true] {
             let (one, two) = (run(1, patch_matrix), run(2, patch_matrix));
@@ -462,6 +468,17 @@ fn threaded_im2col_paths_equal_single_threaded() {
             let scale = one.1.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             for (a, b) in one.1.iter().zip(&two.1) {
                 assert!((a - b).abs() <= 1e-5 * scale, "{d:?} patch matrix {patch_matrix}: weight gradient {a} vs {b}");
+            }
+            if !patch_matrix {
+                // (the public patch-matrix pass leaves the bias gradient to its caller)
+                let q = d.oh() * d.ow();
+                for (fi, (a, b)) in one.3.iter().zip(&two.3).enumerate() {
+                    let want: f32 = (0..d.n).map(|ni| dy[(ni * d.f + fi) * q..][..q].iter().sum::<f32>()).sum();
+                    assert!(
+                        (a - b).abs() <= 1e-4 && (b - want).abs() <= 1e-3,
+                        "{d:?}: bias gradient {fi}: {a}, {b}, {want}"
+                    );
+                }
             }
         }
     }

@@ -73,35 +73,48 @@ fn split_off<'a, E>(rest: &mut Option<&'a mut [E]>, len: usize) -> Option<&'a mu
     Some(head)
 }
 
-/// Runs `run(lo, n, dx, partial, buffers)` on the batch of `total` samples cut into chunks (samples
-/// `lo..lo + n` each, with their slice of `dx`, `xs` values a sample, and a `plen`-long slice of
-/// `partials` for the chunk's own weight-gradient partial sum, which `run` overwrites), spread over
-/// `bufs.len()` threads, each with its own buffers: the backward passes' split over the kernel
-/// threads. Returns the number of chunks: `partials[..chunks · plen]` holds their partial sums,
-/// in batch order.
+/// Runs `run(lo, n, dx, partial, buffers)` on the batch of `d.n` samples cut into chunks (samples
+/// `lo..lo + n` each, with their slice of `dx` and a `plen`-long slice of `partials` for the chunk's
+/// own weight-gradient partial sum, which `run` overwrites), spread over `bufs.len()` threads, each
+/// with its own buffers: the backward passes' split over the kernel threads. When `db` is given,
+/// each chunk also sums its samples' bias gradient (`Σ dy` per filter). On return
+/// `partials[..plen]` holds the sum of the chunks' partial sums and `db` the bias gradient, both
+/// added in chunk order (the same sums whichever thread ran which chunk).
 fn split_backward<E: Elem>(
-    total: usize,
-    xs: usize,
-    dx: Option<&mut [E]>,
+    d: &ConvDims,
+    dy: &[E],
+    (dx, db): (Option<&mut [E]>, Option<&mut [E]>),
     bufs: &mut [[Vec<E>; 4]],
     (partials, plen): (&mut Vec<E>, usize),
     run: impl Fn(usize, usize, Option<&mut [E]>, &mut [E], &mut [Vec<E>; 4]) + Sync,
-) -> usize {
-    let chunks = chunk_count(total, bufs.len());
-    let stride = plen.max(1); // (so that a gradient of no values still has one slot per chunk)
+) {
+    let (xs, ys) = (d.c * d.h * d.w, d.f * d.oh() * d.ow());
+    let nb = if db.is_some() { d.f } else { 0 };
+    let chunks = chunk_count(d.n, bufs.len());
+    let stride = (plen + nb).max(1); // (so that a gradient of no values still has one slot per chunk)
     if partials.len() < chunks * stride {
         partials.resize(chunks * stride, E::zero());
     }
+    let one = |lo: usize, n: usize, dxc: Option<&mut [E]>, part: &mut [E], buf: &mut [Vec<E>; 4]| {
+        let (dwp, dbp) = part[..plen + nb].split_at_mut(plen);
+        run(lo, n, dxc, dwp, buf);
+        if nb > 0 {
+            bias_grad(&ConvDims { n, ..*d }, &dy[lo * ys..][..n * ys], dbp);
+        }
+    };
     if let [buf] = bufs {
-        run(0, total, dx, &mut partials[..plen], buf);
-        return 1;
+        one(0, d.n, dx, &mut partials[..stride], buf);
+    } else {
+        let mut dx_rest = dx;
+        let pieces = even_runs(d.n, chunks)
+            .zip(partials.chunks_exact_mut(stride))
+            .map(|((lo, n), part)| (lo, n, split_off(&mut dx_rest, n * xs), part));
+        run_chunks(bufs, pieces, |buf, (lo, n, dxc, part)| one(lo, n, dxc, part, buf));
+        reduce_chunks(partials, stride, chunks);
     }
-    let mut dx_rest = dx;
-    let pieces = even_runs(total, chunks)
-        .zip(partials.chunks_exact_mut(stride))
-        .map(|((lo, n), part)| (lo, n, split_off(&mut dx_rest, n * xs), &mut part[..plen]));
-    run_chunks(bufs, pieces, |buf, (lo, n, dxc, part)| run(lo, n, dxc, part, buf));
-    chunks
+    if let Some(db) = db {
+        db.copy_from_slice(&partials[plen..plen + nb]);
+    }
 }
 
 /// `partials[..len] = Σ_i partials[i·len ..][..len]` over `chunks` partial sums, in chunk order
@@ -329,21 +342,17 @@ pub fn backward_direct<E: Elem>(
     scratch: &mut ConvScratch<E>,
 ) {
     let (oh, ow) = (d.oh(), d.ow());
-    if let Some(db) = db {
-        bias_grad(d, dy, db);
-    }
     let (xs, ys) = (d.c * d.h * d.w, d.f * oh * ow);
     let acc_len = d.f * d.c * d.k * d.k * ow;
     let parts = super::split_batch(d.n, xs * ys * d.k * d.k).max(1);
     let mut partials = core::mem::take(&mut scratch.partials);
     let bufs = scratch.parts(parts);
-    let chunks = split_backward(d.n, xs, dx, bufs, (&mut partials, acc_len), |lo, n, dxc, acc, buf| {
+    split_backward(d, dy, (dx, db), bufs, (&mut partials, acc_len), |lo, n, dxc, acc, buf| {
         let dd = ConvDims { n, ..*d };
         let (xc, dyc) = (&x[lo * xs..][..n * xs], &dy[lo * ys..][..n * ys]);
         acc.fill(E::zero());
         backward_direct_mv(&dd, xc, w, dyc, dxc, acc, &mut buf[1])
     });
-    reduce_chunks(&mut partials, acc_len, chunks);
     for (g, row) in dw.iter_mut().zip(partials[..acc_len].chunks_exact(ow.max(1))) {
         *g = row.iter().copied().sum();
     }
@@ -897,19 +906,19 @@ fn pad_planes(dst: &mut [f32], src: &[f32], (h, w, pad, wp): (usize, usize, usiz
 /// - `dX = W' ⋆ dYp`: a forward pass of the padded output gradient with the weights flipped and
 ///   transposed (`W'[c, f, ky, kx] = W[f, c, k−1−ky, k−1−kx]`), through `gemm_indirect_f32`.
 ///
-/// Returns `dx` back (`Err`) where it does not apply.
+/// Returns `dx` and `db` back (`Err`) where it does not apply.
 #[allow(clippy::type_complexity)]
-fn backward_indirect<'a, E: Elem>(
+fn backward_indirect<'a, 'b, E: Elem>(
     d: &ConvDims,
     x: &[E],
     w: &[E],
     dy: &[E],
     dw: &mut [E],
-    dx: Option<&'a mut [E]>,
+    (dx, db): (Option<&'a mut [E]>, Option<&'b mut [E]>),
     scratch: &mut ConvScratch<E>,
-) -> Result<(), Option<&'a mut [E]>> {
+) -> Result<(), (Option<&'a mut [E]>, Option<&'b mut [E]>)> {
     if !indirect_backward_applies::<E>(d) {
-        return Err(dx);
+        return Err((dx, db));
     }
     let (k, pad) = (d.k, d.pad);
     let (hp, wp) = (d.h + 2 * pad, d.w + 2 * pad);
@@ -931,6 +940,7 @@ fn backward_indirect<'a, E: Elem>(
             }
         }
     }
+    let dy_e = dy; // (the bias gradient sums it as `E`)
     let (x, dy, wt32) = (as_f32(x), as_f32(dy), as_f32(&wt));
     let (offs_ref, geo) = (&offs, (d.h, d.w, pad, wp));
     let run = |lo: usize, n: usize, dxc: Option<&mut [E]>, dwp: &mut [E], buf: &mut [Vec<E>; 4]| {
@@ -975,9 +985,8 @@ fn backward_indirect<'a, E: Elem>(
     };
     let mut partials = core::mem::take(&mut scratch.partials);
     let bufs = scratch.parts(super::split_batch(d.n, ys * p * 2).max(1));
-    let chunks = split_backward(d.n, xs, dx, bufs, (&mut partials, d.f * p), run);
+    split_backward(d, dy_e, (dx, db), bufs, (&mut partials, d.f * p), run);
     // dW (f × p) = Σ over chunks of dWᵀ (p × f), in chunk order.
-    reduce_chunks(&mut partials, d.f * p, chunks);
     for (fi, dwf) in dw.chunks_exact_mut(p).enumerate() {
         for (i, g) in dwf.iter_mut().enumerate() {
             *g = partials[i * d.f + fi];
@@ -1095,11 +1104,8 @@ pub fn backward_im2col<E: Elem>(
     dx: Option<&mut [E]>,
     scratch: &mut ConvScratch<E>,
 ) {
-    if let Some(db) = db {
-        bias_grad(d, dy, db);
-    }
-    if let Err(dx) = backward_indirect(d, x, w, dy, dw, dx, scratch) {
-        backward_patch_matrix(d, x, w, dy, dw, dx, scratch)
+    if let Err(dx_db) = backward_indirect(d, x, w, dy, dw, (dx, db), scratch) {
+        patch_matrix_backward(d, x, w, dy, dw, dx_db, scratch)
     }
 }
 
@@ -1113,6 +1119,19 @@ pub fn backward_patch_matrix<E: Elem>(
     dy: &[E],
     dw: &mut [E],
     dx: Option<&mut [E]>,
+    scratch: &mut ConvScratch<E>,
+) {
+    patch_matrix_backward(d, x, w, dy, dw, (dx, None), scratch)
+}
+
+/// [`backward_patch_matrix`], and the bias gradient when `db` is given.
+fn patch_matrix_backward<E: Elem>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    dy: &[E],
+    dw: &mut [E],
+    (dx, db): (Option<&mut [E]>, Option<&mut [E]>),
     scratch: &mut ConvScratch<E>,
 ) {
     let (p, q) = (d.patch(), d.oh() * d.ow());
@@ -1182,8 +1201,7 @@ pub fn backward_patch_matrix<E: Elem>(
         }
     };
     let mut partials = core::mem::take(&mut scratch.partials);
-    let chunks = split_backward(d.n, xs, dx, scratch.parts(parts), (&mut partials, d.f * p), run);
-    reduce_chunks(&mut partials, d.f * p, chunks);
+    split_backward(d, dy, (dx, db), scratch.parts(parts), (&mut partials, d.f * p), run);
     dw.copy_from_slice(&partials[..d.f * p]);
     scratch.partials = partials;
 }
