@@ -417,8 +417,18 @@ fn threaded_batch_norm_equals_single_threaded() {
             norm::batchnorm_train(d, x, gamma, beta, &mut rm, &mut rv, m, eps, &mut y, &mut mean, &mut is);
             let (mut dg, mut db, mut dx) = (vec![E::nan(); c], vec![E::nan(); c], vec![E::nan(); x.len()]);
             norm::batchnorm_backward(d, dy, x, &mean, &is, gamma, &mut dg, &mut db, Some(&mut dx));
+            // inference on the running statistics just updated
+            let mut ye = vec![E::nan(); x.len()];
+            norm::batchnorm_eval(d, x, gamma, beta, &rm, &rv, eps, &mut ye);
             shaped::set_num_threads(1);
-            vec![y, mean, is, rm, rv, dg, db, dx]
+            let inner = d.inner.max(1);
+            for (i, (&v, &o)) in x.iter().zip(&ye).enumerate() {
+                let ch = (i / inner) % c;
+                let scale = gamma[ch] / (rv[ch] + eps).sqrt();
+                let want = v * scale + (beta[ch] - rm[ch] * scale);
+                assert!(o == want, "batchnorm_eval [{i}]: {o:?} vs {want:?}");
+            }
+            vec![y, mean, is, rm, rv, dg, db, dx, ye]
         }
         let one = run(1, d, &x, &dy, &gamma, &beta);
         assert!(one.iter().flatten().all(|v| v.is_finite()), "every output written");

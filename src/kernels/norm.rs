@@ -162,16 +162,25 @@ pub fn batchnorm_eval<E: Elem>(
     y: &mut [E],
 ) {
     let NormDims { n, c, inner } = d;
-    for ch in 0..c {
-        let scale = gamma[ch] / (running_var[ch] + eps).sqrt();
-        let shift = beta[ch] - running_mean[ch] * scale;
-        for s in 0..n {
-            let base = (s * c + ch) * inner;
-            for i in base..base + inner {
-                y[i] = x[i] * scale + shift;
-            }
+    let ((parts, chunks), vals) = (d.split(), c * inner);
+    let mut threads = [(); MAX_THREADS];
+    super::matmul::with_panel::<E, _>(2 * c, |panel| {
+        let (scale, shift) = panel[..2 * c].split_at_mut(c);
+        for ch in 0..c {
+            scale[ch] = gamma[ch] / (running_var[ch] + eps).sqrt();
+            shift[ch] = beta[ch] - running_mean[ch] * scale[ch];
         }
-    }
+        let (scale, shift) = (&*scale, &*shift);
+        run_chunks(&mut threads[..parts], split_runs(y, n, vals, chunks), |_, (lo, _, ys)| {
+            let xs = &x[lo * vals..][..ys.len()];
+            for (i, (yr, xr)) in ys.chunks_exact_mut(inner.max(1)).zip(xs.chunks_exact(inner.max(1))).enumerate() {
+                let (a, b) = (scale[i % c], shift[i % c]);
+                for (o, &v) in yr.iter_mut().zip(xr) {
+                    *o = v * a + b;
+                }
+            }
+        });
+    });
 }
 
 /// Backward: `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ/(m·σ) · (m·dy − dβ − x̂·dγ)` with `m = N·inner`
