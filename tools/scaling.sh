@@ -5,7 +5,8 @@
 # that moment. Prints the medians of the per-round ratios t(1)/t(2) (and their quartiles), which
 # cancel most of the host's drift between rounds.
 # usage: tools/scaling.sh <experiment> <rounds> [binary] [extra bench arguments, e.g. --steps 300]
-exp=$1; n=$2; B=${3:-target/release/examples/bench}; shift 3 2>/dev/null
+exp=$1; n=$2; shift 2; B=target/release/examples/bench
+if [ $# -gt 0 ]; then B=$1; shift; fi
 step() { t=$1; shift; $B $exp --threads $t --json "$@" | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["step_us"])'; }
 for i in $(seq $n); do
   if [ $((i % 2)) = 1 ]; then a=$(step 1 "$@"); b=$(step 2 "$@"); else b=$(step 2 "$@"); a=$(step 1 "$@"); fi
