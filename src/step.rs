@@ -68,9 +68,9 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     /// Trains `model` on a batch already in a tensor: `x` (its batch size is the batch's) with the
     /// class or 0/1 labels `labels`, learning rate `lr`; returns the loss as [`TrainStep::step`]
     /// does. For batches prepared once (with [`Dataset::batch`]) outside the timed or hot loop: the
-    /// copy of the examples out of the data set is then not part of the step. Labels that do not match the batch size or
-    /// the model's classes are an error, and so is a non-finite loss; the parameters are then
-    /// unchanged.
+    /// copy of the examples out of the data set is then not part of the step. Labels that do not
+    /// match the batch size or the model's classes are an error, and so is a non-finite loss; the
+    /// parameters are then unchanged.
     pub fn step_batch<L: Loss<M::Out, f32>>(
         &mut self,
         model: &mut M,

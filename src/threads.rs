@@ -5,8 +5,8 @@
 //! thread runs the last part itself while workers run the others. Most kernels cut their batch
 //! finer, into a few chunks per thread (`run_chunks`): each thread starts on the chunks a static
 //! split would give it and, once done, takes the last chunks of a thread that is behind (a core
-//! slowed down by a neighbour on a shared host no longer holds the step back). The workers are threads created
-//! once (on the first split that needs them) and kept for the life of the process. A part is handed
+//! slowed down by a neighbour on a shared host no longer holds the step back). The workers are
+//! threads created once (on the first split that needs them) and kept for the life of the process. A part is handed
 //! to a worker through its own slot (a generation counter and a pointer to the part, no queue and
 //! no allocation), and the caller waits by spinning: the parts are tens to hundreds of microseconds
 //! long, and on these virtual machines a sleeping thread takes tens of microseconds to wake. Between
@@ -400,6 +400,12 @@ pub(crate) fn run_chunks<S: Send, P: Send, F: Fn(&mut S, P) + Sync>(
     });
 }
 
+/// [`run_chunks`] for kernels without per-thread scratch: `f(chunk)` on up to `parts` threads.
+pub(crate) fn run_chunks_on<P: Send>(parts: usize, chunks: impl IntoIterator<Item = P>, f: impl Fn(P) + Sync) {
+    let mut threads = [(); MAX_THREADS];
+    run_chunks(&mut threads[..parts.clamp(1, MAX_THREADS)], chunks, |_, p| f(p));
+}
+
 /// Cuts `n` samples into `chunks` consecutive runs whose lengths differ by at most one: run `i` is
 /// `i·n/chunks .. (i+1)·n/chunks`. Yields `(first sample, samples)`.
 pub(crate) fn even_runs(n: usize, chunks: usize) -> impl Iterator<Item = (usize, usize)> {
@@ -442,8 +448,7 @@ pub(crate) fn for_chunks<T: Send>(out: &mut [T], unit: usize, parts: usize, f: i
         rest = tail;
         (u * unit, head)
     });
-    let mut threads = [(); MAX_THREADS];
-    run_chunks(&mut threads[..parts.clamp(1, MAX_THREADS)], pieces, |_, (at, piece)| f(at, piece));
+    run_chunks_on(parts, pieces, |(at, piece)| f(at, piece));
 }
 
 /// Runs `f` with the workers kept awake: between the splits of the kernels `f` calls, the workers
@@ -575,7 +580,7 @@ mod tests {
             assert_eq!(who[4], who[3], "the other thread ran its own block first");
             return;
         }
-        panic!("no run of the two chunks' split used two threads");
+        panic!("in 50 tries, no run of the split used two threads");
     }
 
     #[test]

@@ -1091,8 +1091,9 @@ pub fn forward_patch_matrix<E: Elem>(
 }
 
 /// Backward pass through im2col + GEMM, the batch split over the kernel threads in chunks (each with
-/// its own weight-gradient partial sum, added in chunk order): without patch matrices where the implicit path applies (f32 on
-/// AVX2, stride 1, "same" padding, output rows ≥ 8), through [`backward_patch_matrix`] otherwise.
+/// its own weight- and bias-gradient partial sums, added in chunk order): without patch matrices
+/// where the implicit path applies (f32 on AVX2, stride 1, "same" padding, output rows ≥ 8), through
+/// [`backward_patch_matrix`] otherwise.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_im2col<E: Elem>(
     d: &ConvDims,

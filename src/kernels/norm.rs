@@ -12,7 +12,7 @@
 //! thread count.
 
 use super::{Elem, fmadd, multiversion, sq_dev_lanes, sum_lanes};
-use crate::threads::{MAX_THREADS, chunk_count, run_chunks, split_runs};
+use crate::threads::{chunk_count, run_chunks_on, split_runs};
 
 /// Sizes of a batch-norm call.
 #[derive(Clone, Copy, Debug)]
@@ -62,22 +62,20 @@ pub fn batchnorm_train<E: Elem>(
     let len = n * c * inner;
     let (x, y, mean, inv_std) = (&x[..len], &mut y[..len], &mut mean[..c], &mut inv_std[..c]);
     let ((parts, chunks), vals) = (d.split(), c * inner);
-    let mut threads = [(); MAX_THREADS];
-    let threads = &mut threads[..parts];
     let count = d.count::<E>();
     super::matmul::with_panel::<E, _>(n * c, |partial| {
         let partial = &mut partial[..n * c];
         if inner == 0 {
             partial.fill(E::zero()); // sums over no values (the sample passes write nothing)
         }
-        run_chunks(threads, split_runs(partial, n, c, chunks), |_, (lo, m, p)| {
+        run_chunks_on(parts, split_runs(partial, n, c, chunks), |(lo, m, p)| {
             sample_sums(inner, &x[lo * vals..][..m * vals], p)
         });
         for (ch, mu) in mean.iter_mut().enumerate() {
             *mu = column_sum(partial, c, ch) / count;
         }
         let mean = &*mean;
-        run_chunks(threads, split_runs(partial, n, c, chunks), |_, (lo, m, p)| {
+        run_chunks_on(parts, split_runs(partial, n, c, chunks), |(lo, m, p)| {
             sample_sq_devs(c, inner, &x[lo * vals..][..m * vals], mean, p)
         });
         for ch in 0..c {
@@ -87,7 +85,7 @@ pub fn batchnorm_train<E: Elem>(
             running_var[ch] = momentum * running_var[ch] + (E::one() - momentum) * var;
         }
         let inv_std = &*inv_std;
-        run_chunks(threads, split_runs(y, n, vals, chunks), |_, (lo, m, ys)| {
+        run_chunks_on(parts, split_runs(y, n, vals, chunks), |(lo, m, ys)| {
             normalize(c, inner, &x[lo * vals..][..m * vals], mean, inv_std, gamma, beta, ys)
         });
     });
@@ -125,7 +123,9 @@ fn sample_sq_devs_body<E: Elem, const FMA: bool>(c: usize, inner: usize, x: &[E]
 multiversion! {
     /// `y = γ·(x − μ)·inv_std + β` per channel, on a `(samples, C, inner)` block.
     #[allow(clippy::too_many_arguments)]
-    fn normalize<E: Elem>(c: usize, inner: usize, x: &[E], mean: &[E], inv_std: &[E], gamma: &[E], beta: &[E], y: &mut [E]) => normalize_body
+    fn normalize<E: Elem>(
+        c: usize, inner: usize, x: &[E], mean: &[E], inv_std: &[E], gamma: &[E], beta: &[E], y: &mut [E],
+    ) => normalize_body
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -163,7 +163,6 @@ pub fn batchnorm_eval<E: Elem>(
 ) {
     let NormDims { n, c, inner } = d;
     let ((parts, chunks), vals) = (d.split(), c * inner);
-    let mut threads = [(); MAX_THREADS];
     super::matmul::with_panel::<E, _>(2 * c, |panel| {
         let (scale, shift) = panel[..2 * c].split_at_mut(c);
         for ch in 0..c {
@@ -171,7 +170,7 @@ pub fn batchnorm_eval<E: Elem>(
             shift[ch] = beta[ch] - running_mean[ch] * scale[ch];
         }
         let (scale, shift) = (&*scale, &*shift);
-        run_chunks(&mut threads[..parts], split_runs(y, n, vals, chunks), |_, (lo, _, ys)| {
+        run_chunks_on(parts, split_runs(y, n, vals, chunks), |(lo, _, ys)| {
             let xs = &x[lo * vals..][..ys.len()];
             for (i, (yr, xr)) in ys.chunks_exact_mut(inner.max(1)).zip(xs.chunks_exact(inner.max(1))).enumerate() {
                 let (a, b) = (scale[i % c], shift[i % c]);
@@ -202,8 +201,6 @@ pub fn batchnorm_backward<E: Elem>(
     let (dy, x, dgamma, dbeta) = (&dy[..len], &x[..len], &mut dgamma[..c], &mut dbeta[..c]);
     let dx = dx.map(|dx| &mut dx[..len]);
     let ((parts, chunks), vals) = (d.split(), c * inner);
-    let mut threads = [(); MAX_THREADS];
-    let threads = &mut threads[..parts];
     let count = d.count::<E>();
     super::matmul::with_panel::<E, _>(2 * n * c, |partial| {
         let partial = &mut partial[..2 * n * c];
@@ -212,7 +209,7 @@ pub fn batchnorm_backward<E: Elem>(
         }
         let (pb, pg) = partial.split_at_mut(n * c);
         let pieces = split_runs(pb, n, c, chunks).zip(split_runs(pg, n, c, chunks));
-        run_chunks(threads, pieces, |_, ((lo, m, b), (_, _, g))| {
+        run_chunks_on(parts, pieces, |((lo, m, b), (_, _, g))| {
             let r = lo * vals..(lo + m) * vals;
             sample_back_sums(c, inner, &dy[r.clone()], &x[r], mean, b, g)
         });
@@ -222,7 +219,7 @@ pub fn batchnorm_backward<E: Elem>(
         }
         if let Some(dx) = dx {
             let (db, dg) = (&*dbeta, &*dgamma);
-            run_chunks(threads, split_runs(dx, n, vals, chunks), |_, (lo, m, o)| {
+            run_chunks_on(parts, split_runs(dx, n, vals, chunks), |(lo, m, o)| {
                 let r = lo * vals..(lo + m) * vals;
                 sample_dx(c, inner, &dy[r.clone()], &x[r], mean, inv_std, gamma, db, dg, count, o)
             });
@@ -234,7 +231,9 @@ multiversion! {
     /// Per run `i` of `inner` values (channel `ch = i mod c`): `db[i] = Σ dy`,
     /// `dg[i] = Σ dy·(x − μ_ch)`.
     #[allow(clippy::too_many_arguments)]
-    fn sample_back_sums<E: Elem>(c: usize, inner: usize, dy: &[E], x: &[E], mean: &[E], db: &mut [E], dg: &mut [E]) => sample_back_sums_body
+    fn sample_back_sums<E: Elem>(
+        c: usize, inner: usize, dy: &[E], x: &[E], mean: &[E], db: &mut [E], dg: &mut [E],
+    ) => sample_back_sums_body
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -259,7 +258,10 @@ multiversion! {
     /// `dx = γ·inv_std/m · (m·dy − dβ − (x − μ)·inv_std·dγ)` per channel, on a `(samples, C, inner)`
     /// block.
     #[allow(clippy::too_many_arguments)]
-    fn sample_dx<E: Elem>(c: usize, inner: usize, dy: &[E], x: &[E], mean: &[E], inv_std: &[E], gamma: &[E], dbeta: &[E], dgamma: &[E], m: E, dx: &mut [E]) => sample_dx_body
+    fn sample_dx<E: Elem>(
+        c: usize, inner: usize, dy: &[E], x: &[E], mean: &[E], inv_std: &[E], gamma: &[E],
+        dbeta: &[E], dgamma: &[E], m: E, dx: &mut [E],
+    ) => sample_dx_body
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,7 +1,7 @@
 //! 2-D max pooling kernels with argmax bookkeeping.
 
 use super::{Elem, multiversion};
-use crate::threads::{chunk_count, run_chunks, split_runs};
+use crate::threads::{chunk_count, run_chunks_on, split_runs};
 
 /// Sizes of a pooling call: `x` is `(planes, h, w)` with `planes = n·c`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,8 +50,7 @@ pub fn max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&
         };
         (p0, n, yc, ac)
     });
-    let mut threads = [(); crate::threads::MAX_THREADS];
-    run_chunks(&mut threads[..parts], pieces, |_, (p0, n, yc, ac)| {
+    run_chunks_on(parts, pieces, |(p0, n, yc, ac)| {
         let dd = PoolDims { planes: n, ..*d };
         max_forward_one(&dd, &x[p0 * xs..][..n * xs], yc, ac)
     });
