@@ -2,7 +2,7 @@
 
 use crate::init::Init;
 use crate::kernels::Elem;
-use crate::shape::Shape;
+use crate::shape::{Extents, Msg, Rule, Shape, describe, expect, out_extents};
 use crate::tensor::Tensor;
 use core::fmt;
 
@@ -90,18 +90,69 @@ pub struct ParamInfo<'a> {
     pub kind: ParamKind,
 }
 
-/// Something with parameters (possibly none): a layer or a model.
+/// A batch of activations as the shape-erased interface sees it: `n` samples of extents `ext`,
+/// row-major in `data` (`data.len() == n · ext.numel()`).
+#[derive(Clone, Copy, Debug)]
+pub struct Act<'a, E> {
+    /// The values.
+    pub data: &'a [E],
+    /// Batch size.
+    pub n: usize,
+    /// The extents of one sample.
+    pub ext: Extents,
+}
+
+impl<'a, E> Act<'a, E> {
+    /// A batch of `n` samples of extents `ext`; panics when `data` has another length.
+    pub fn new(data: &'a [E], n: usize, ext: Extents) -> Self {
+        assert_eq!(
+            data.len(),
+            n * ext.numel(),
+            "an activation buffer of {} values is not {n} samples of {:?}",
+            data.len(),
+            ext.dims()
+        );
+        Act { data, n, ext }
+    }
+
+    /// A typed tensor's values.
+    pub fn of<S: Shape>(t: &'a Tensor<S, E>) -> Self
+    where
+        E: Elem,
+    {
+        Act { data: t.as_slice(), n: t.batch_size(), ext: S::SAMPLE }
+    }
+
+    /// Values per sample.
+    pub fn sample_len(&self) -> usize {
+        self.ext.numel()
+    }
+}
+
+/// A layer or a model: its parameters (visited in a fixed order), its shape rule and its forward
+/// and backward passes over buffers whose extents are known at run time.
 ///
 /// Parameters are visited in a fixed order, the same for [`Module::visit_params`],
 /// [`Module::visit_params_mut`] and [`Module::zip_params_mut`], so optimizers, checkpoints,
 /// regularisation and summaries need no knowledge of layer types. The same type holds a model's
 /// gradients: [`Module::zeros`] is the all-zero structure that `backward` writes into.
+///
+/// The passes take caller-owned buffers and reuse the cache from step to step, so a training step
+/// allocates nothing once the buffers have grown to the batch size. [`Layer`] is the typed face of
+/// the same passes, with static shapes.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a shaped layer with elements `{E}`",
     label = "not a layer of `{E}`",
-    note = "every field of a #[derive(Sequential)] struct must be a layer (Linear, Conv2d, ReLU, ...) or a derived model, with the model's element type"
+    note = "a field of a #[derive(Sequential)] struct is a layer (Linear, Conv2d, ReLU, ...) or a derived model of the struct's element type; a model's element type is `f32` unless it says #[sequential(elem = f64)] or is generic over it (elem = E)"
 )]
 pub trait Module<E: Elem>: Sized + Send + Sync {
+    /// The layer's shape rule: what input it takes and what it produces.
+    const RULE: Rule;
+
+    /// What the training forward pass keeps for the backward pass (masks, normalised inputs, argmax
+    /// positions, intermediate activations), reused across steps.
+    type Cache: Default + Send;
+
     /// The module with every parameter at its neutral value (weights, biases and β zero; γ and the
     /// running variance one). Used for gradients and as the start of [`Module::init`].
     fn zeros() -> Self;
@@ -116,13 +167,43 @@ pub trait Module<E: Elem>: Sized + Send + Sync {
     /// say), in order.
     fn zip_params_mut(&mut self, other: &Self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E]));
 
+    /// Inference forward pass (dropout off, batch norm on running statistics) of `x` into `y`
+    /// (`y.len()` = batch × the rule's output elements).
+    fn forward_raw(&self, x: Act<'_, E>, y: &mut [E]);
+
+    /// Training forward pass into `y`, keeping in `cache` what [`Module::backward_raw`] needs (and
+    /// updating running statistics).
+    fn forward_train_raw(&mut self, x: Act<'_, E>, y: &mut [E], cache: &mut Self::Cache);
+
+    /// Backward pass: given the input `x`, the output `y` and the loss gradient `dy` of the last
+    /// [`Module::forward_train_raw`], writes the parameter gradients into `grads` (overwriting them)
+    /// and, when `dx` is given, the input gradient into it.
+    fn backward_raw(
+        &self,
+        x: Act<'_, E>,
+        y: &[E],
+        dy: &[E],
+        cache: &mut Self::Cache,
+        dx: Option<&mut [E]>,
+        grads: &mut Self,
+    );
+
     /// Resets the random state of stochastic layers (dropout masks) from `seed`; a no-op elsewhere.
     fn reseed(&mut self, seed: u64) {
         let _ = seed;
     }
 
     /// A short name of the layer type with its static configuration, e.g. `Linear<605, 16>`.
-    fn type_name() -> String;
+    fn type_name() -> String {
+        describe(&Self::RULE, Msg::new()).as_str().to_string()
+    }
+
+    /// Rows of a model summary for input extents `input`: a derived model lists its fields; a plain
+    /// layer has none.
+    fn summary_rows(&self, input: Extents) -> Vec<SummaryRow> {
+        let _ = input;
+        Vec::new()
+    }
 
     /// A freshly initialised module: weights from `init`, biases zero, γ one.
     fn init<R: rand::Rng + ?Sized>(rng: &mut R, init: Init) -> Self {
@@ -150,16 +231,69 @@ pub trait Module<E: Elem>: Sized + Send + Sync {
     fn fill_zero(&mut self) {
         self.visit_params_mut(&Path::ROOT, &mut |_, d| d.fill(E::zero()));
     }
+
+    /// Inference forward pass with static shapes chosen by the caller (for layers chained by hand):
+    /// `let h: Tensor<(Dyn, Const<32>, Const<26>, Const<26>)> = conv.apply(&x);`. A shape that
+    /// does not follow the layer's rule fails `cargo build` with the rule's message.
+    fn apply<In: Shape, Out: Shape<Batch = In::Batch>>(&self, x: &Tensor<In, E>) -> Tensor<Out, E> {
+        const { expect(&Self::RULE, In::SAMPLE, Out::SAMPLE) };
+        let mut y = Tensor::zeros(x.batch());
+        self.forward_raw(Act::of(x), y.as_mut_slice());
+        y
+    }
+
+    /// [`Module::apply`] into a caller's tensor (resized to the batch of `x`).
+    fn apply_into<In: Shape, Out: Shape<Batch = In::Batch>>(&self, x: &Tensor<In, E>, y: &mut Tensor<Out, E>) {
+        const { expect(&Self::RULE, In::SAMPLE, Out::SAMPLE) };
+        y.set_batch(x.batch());
+        self.forward_raw(Act::of(x), y.as_mut_slice());
+    }
+
+    /// Typed training forward pass (output type chosen by the caller, checked like
+    /// [`Module::apply`]) into `y`, keeping in `cache` what [`Module::apply_backward`] needs (and
+    /// updating running statistics).
+    fn apply_train<In: Shape, Out: Shape<Batch = In::Batch>>(
+        &mut self,
+        x: &Tensor<In, E>,
+        y: &mut Tensor<Out, E>,
+        cache: &mut Self::Cache,
+    ) {
+        const { expect(&Self::RULE, In::SAMPLE, Out::SAMPLE) };
+        y.set_batch(x.batch());
+        self.forward_train_raw(Act::of(x), y.as_mut_slice(), cache);
+    }
+
+    /// Typed backward pass (shapes chosen by the caller, checked like [`Module::apply`]): given the input `x`, the output `y` and the loss gradient `dy` of the last
+    /// [`Module::apply_train`], writes the parameter gradients into `grads` (overwriting them) and,
+    /// when `dx` is given, the input gradient into it (resized to the batch).
+    fn apply_backward<In: Shape, Out: Shape<Batch = In::Batch>>(
+        &self,
+        x: &Tensor<In, E>,
+        y: &Tensor<Out, E>,
+        dy: &Tensor<Out, E>,
+        cache: &mut Self::Cache,
+        dx: Option<&mut Tensor<In, E>>,
+        grads: &mut Self,
+    ) {
+        const { expect(&Self::RULE, In::SAMPLE, Out::SAMPLE) };
+        assert_eq!(dy.batch_size(), x.batch_size(), "backward: the output gradient's batch differs from the input's");
+        let dx = dx.map(|t| {
+            t.set_batch(x.batch());
+            t.as_mut_slice()
+        });
+        self.backward_raw(Act::of(x), y.as_slice(), dy.as_slice(), cache, dx, grads);
+    }
 }
 
-/// A layer that maps tensors of shape `In` to tensors of shape [`Layer::Out`], with its hand-derived
-/// backward pass.
+/// The typed face of a [`Module`]: a layer or model that maps tensors of shape `In` to tensors of
+/// shape [`Layer::Out`].
 ///
-/// The trait is implemented only for inputs the layer accepts, so a layer that does not fit its
-/// input is a compile error; each layer's file documents its rule in a `# Shapes` section.
-///
-/// Buffers are the caller's: outputs, caches and gradients are passed in and reused from step to
-/// step, so a training step allocates nothing once the buffers have grown to the batch size.
+/// Derived models implement it for their declared input (any batch dimension); layers whose output
+/// shape can be written from their input (`Linear`, `ReLU`, batch norm, dropout, …) for every input
+/// they accept. It is what training code asks of a model: [`Layer::Out`] names the output a loss
+/// takes. Layers whose output extents are computed (convolutions, pooling, flatten) are used inside
+/// derived models, or by hand through [`Module::apply`], [`Module::apply_train`] and
+/// [`Module::apply_backward`] with the output type written out.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot take an input of shape `{In}` with elements `{E}`",
     label = "this layer or model does not accept `{In}` of `{E}`",
@@ -168,17 +302,23 @@ pub trait Module<E: Elem>: Sized + Send + Sync {
 pub trait Layer<In: Shape, E: Elem>: Module<E> {
     /// The output shape (same batch dimension as the input).
     type Out: Shape<Batch = In::Batch>;
-    /// What the training forward pass keeps for the backward pass (masks, normalised inputs, argmax
-    /// positions, intermediate activations), reused across steps.
-    type Cache: Default + Send;
 
-    /// Inference forward pass (dropout off, batch norm on running statistics) into `y`, which is
-    /// resized to the batch of `x`.
-    fn forward(&self, x: &Tensor<In, E>, y: &mut Tensor<Self::Out, E>);
+    /// Inference forward pass (dropout off, batch norm on running statistics) of a typed batch into
+    /// `y`, which is resized to the batch of `x`. The shapes are checked against the layer's rule
+    /// when the call is compiled.
+    fn forward(&self, x: &Tensor<In, E>, y: &mut Tensor<Self::Out, E>) {
+        const { expect(&Self::RULE, In::SAMPLE, <Self::Out as Shape>::SAMPLE) };
+        y.set_batch(x.batch());
+        self.forward_raw(Act::of(x), y.as_mut_slice());
+    }
 
     /// Training forward pass into `y`, keeping in `cache` what [`Layer::backward`] needs (and
     /// updating running statistics).
-    fn forward_train(&mut self, x: &Tensor<In, E>, y: &mut Tensor<Self::Out, E>, cache: &mut Self::Cache);
+    fn forward_train(&mut self, x: &Tensor<In, E>, y: &mut Tensor<Self::Out, E>, cache: &mut Self::Cache) {
+        const { expect(&Self::RULE, In::SAMPLE, <Self::Out as Shape>::SAMPLE) };
+        y.set_batch(x.batch());
+        self.forward_train_raw(Act::of(x), y.as_mut_slice(), cache);
+    }
 
     /// Backward pass: given the input `x`, the output `y` and the loss gradient `dy` of the last
     /// [`Layer::forward_train`], writes the parameter gradients into `grads` (overwriting them) and,
@@ -191,11 +331,14 @@ pub trait Layer<In: Shape, E: Elem>: Module<E> {
         cache: &mut Self::Cache,
         dx: Option<&mut Tensor<In, E>>,
         grads: &mut Self,
-    );
-
-    /// Rows of a model summary: a derived model lists its fields; a plain layer has none.
-    fn summary_rows(&self) -> Vec<SummaryRow> {
-        Vec::new()
+    ) {
+        const { expect(&Self::RULE, In::SAMPLE, <Self::Out as Shape>::SAMPLE) };
+        assert_eq!(dy.batch_size(), x.batch_size(), "backward: the output gradient's batch differs from the input's");
+        let dx = dx.map(|t| {
+            t.set_batch(x.batch());
+            t.as_mut_slice()
+        });
+        self.backward_raw(Act::of(x), y.as_slice(), dy.as_slice(), cache, dx, grads);
     }
 
     /// Inference forward pass into a new tensor.
@@ -208,19 +351,46 @@ pub trait Layer<In: Shape, E: Elem>: Module<E> {
 
 /// One step of a derived model's cache: the layer's output, the loss gradient with respect to it
 /// (written by the next layer's backward pass) and the layer's own cache.
-pub struct Step<S: Shape, C, E: Elem> {
+#[derive(Clone, Debug, Default)]
+pub struct Step<C, E> {
     /// The layer's output in the last training pass.
-    pub out: Tensor<S, E>,
+    pub out: Vec<E>,
     /// `dL/d out`, filled during the backward pass.
-    pub grad: Tensor<S, E>,
+    pub grad: Vec<E>,
+    /// The extents of one sample of `out`.
+    pub ext: Extents,
     /// The layer's own cache.
     pub cache: C,
 }
 
-impl<S: Shape, C: Default, E: Elem> Default for Step<S, C, E> {
-    fn default() -> Self {
-        Step { out: Tensor::default(), grad: Tensor::default(), cache: C::default() }
+impl<C, E: Elem> Step<C, E> {
+    /// Sets the step's extents to `rule`'s output over `input` and sizes its output for `n` samples
+    /// (the buffer only grows).
+    pub fn prepare(&mut self, rule: &Rule, input: Extents, n: usize) {
+        self.ext = out_extents(rule, input);
+        self.out.resize(n * self.ext.numel(), E::zero());
     }
+
+    /// Sizes the gradient like the output.
+    pub fn fit_grad(&mut self) {
+        self.grad.resize(self.out.len(), E::zero());
+    }
+}
+
+/// A zeroed buffer for `n` samples of extents `ext` (a derived model's inference intermediates).
+pub fn buffer<E: Elem>(n: usize, ext: Extents) -> Vec<E> {
+    vec![E::zero(); n * ext.numel()]
+}
+
+/// Checks a call of the shape-erased interface of `M`: the input's extents follow `M`'s rule, the
+/// input buffer holds `n` samples of them and the output buffer `n` samples of the rule's output.
+/// Returns the output extents; panics with the rule's message otherwise, so a safe caller cannot
+/// reach a kernel with dims that disagree with its buffers.
+pub fn check_call<E: Elem, M: Module<E>>(x: &Act<'_, E>, y_len: usize) -> Extents {
+    let out = out_extents(&M::RULE, x.ext);
+    assert_eq!(x.data.len(), x.n * x.ext.numel(), "{}: the input buffer does not hold {} samples", M::type_name(), x.n);
+    assert_eq!(y_len, x.n * out.numel(), "{}: the output buffer does not hold {} samples", M::type_name(), x.n);
+    out
 }
 
 /// A derived seed for the `i`-th child of a module (splitmix64 of `seed` and `i`).

@@ -71,7 +71,8 @@ pub mod prelude {
     pub use crate::kernels::Elem;
     pub use crate::layer::{Layer, Module, ParamInfo, ParamKind, Path};
     pub use crate::layers::{
-        BatchNorm1d, BatchNorm2d, Conv2d, Drop, Dropout, Flatten, Inverted, Keep, Linear, MaxPool2d, ReLU, Vanilla,
+        BatchNorm1d, BatchNorm2d, Conv2d, Drop, Dropout, Flatten, Identity, Inverted, Keep, Linear, MaxPool2d, ReLU,
+        Residual, Vanilla,
     };
     pub use crate::loss::{Hinge, Logistic, Loss, SoftmaxCrossEntropy, hinge_loss, logistic_loss, softmax_loss};
     pub use crate::optim::{Adam, AnyOptimizer, Optimizer, RmsProp, Sgd, SgdMomentum, UpdateRule};

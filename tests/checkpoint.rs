@@ -8,54 +8,15 @@ use std::path::{Path as FsPath, PathBuf};
 
 // ---- test models: two modules under "fc1" and "fc2", or one under "fc1" ----
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Sequential)]
 struct Pair<A, B> {
     fc1: A,
     fc2: B,
 }
 
-impl<A: Module<f32>, B: Module<f32>> Module<f32> for Pair<A, B> {
-    fn zeros() -> Self {
-        Pair { fc1: A::zeros(), fc2: B::zeros() }
-    }
-    fn visit_params(&self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &[f32])) {
-        self.fc1.visit_params(&path.child("fc1"), f);
-        self.fc2.visit_params(&path.child("fc2"), f);
-    }
-    fn visit_params_mut(&mut self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [f32])) {
-        self.fc1.visit_params_mut(&path.child("fc1"), f);
-        self.fc2.visit_params_mut(&path.child("fc2"), f);
-    }
-    fn zip_params_mut(&mut self, other: &Self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [f32], &[f32])) {
-        self.fc1.zip_params_mut(&other.fc1, &path.child("fc1"), f);
-        self.fc2.zip_params_mut(&other.fc2, &path.child("fc2"), f);
-    }
-    fn type_name() -> String {
-        format!("Pair<{}, {}>", A::type_name(), B::type_name())
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Sequential)]
 struct One<A> {
     fc1: A,
-}
-
-impl<A: Module<f32>> Module<f32> for One<A> {
-    fn zeros() -> Self {
-        One { fc1: A::zeros() }
-    }
-    fn visit_params(&self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &[f32])) {
-        self.fc1.visit_params(&path.child("fc1"), f);
-    }
-    fn visit_params_mut(&mut self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [f32])) {
-        self.fc1.visit_params_mut(&path.child("fc1"), f);
-    }
-    fn zip_params_mut(&mut self, other: &Self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [f32], &[f32])) {
-        self.fc1.zip_params_mut(&other.fc1, &path.child("fc1"), f);
-    }
-    fn type_name() -> String {
-        format!("One<{}>", A::type_name())
-    }
 }
 
 /// `fc1` a linear layer, `fc2` a batch norm (so buffers are saved too).

@@ -221,7 +221,7 @@ fn derived_backward_equals_hand_chained() {
 
     // Derived.
     let mut y = Tensor::<_, f64>::zeros(Dyn(3));
-    let mut cache = <CnnBn64 as Layer<Img<Dyn>, f64>>::Cache::default();
+    let mut cache = <CnnBn64 as Module<f64>>::Cache::default();
     model.forward_train(&x, &mut y, &mut cache);
     let dy_vals: Vec<f64> = (0..y.len()).map(|_| r.random_range(-1.0..1.0)).collect();
     let dy = Tensor::<(Dyn, Const<10>), f64>::from_vec(dy_vals).unwrap();
@@ -234,7 +234,7 @@ fn derived_backward_equals_hand_chained() {
         ($layer:ident, $x:expr, $In:ty) => {{
             let mut out = Tensor::zeros(Dyn(3));
             let mut c = Default::default();
-            Layer::<$In, f64>::forward_train(&mut $layer, $x, &mut out, &mut c);
+            Module::<f64>::apply_train::<$In, _>(&mut $layer, $x, &mut out, &mut c);
             (out, c)
         }};
     }
@@ -270,15 +270,15 @@ fn derived_backward_equals_hand_chained() {
     let mut d4 = Tensor::<F, f64>::zeros(Dyn(3));
     fc1.backward(&h4, &h5, &d5, &mut c5, Some(&mut d4), &mut g_fc1);
     let mut d3 = Tensor::<S3, f64>::zeros(Dyn(3));
-    Layer::<S3, f64>::backward(&flat, &h3, &h4, &d4, &mut c4, Some(&mut d3), &mut Flatten);
+    Module::<f64>::apply_backward(&flat, &h3, &h4, &d4, &mut c4, Some(&mut d3), &mut Flatten);
     let mut d2 = Tensor::<S1, f64>::zeros(Dyn(3));
-    Layer::<S1, f64>::backward(&pool, &h2, &h3, &d3, &mut c3, Some(&mut d2), &mut MaxPool2d);
+    Module::<f64>::apply_backward(&pool, &h2, &h3, &d3, &mut c3, Some(&mut d2), &mut MaxPool2d);
     let mut d1 = Tensor::<S1, f64>::zeros(Dyn(3));
     Layer::<S1, f64>::backward(&relu1, &h1, &h2, &d2, &mut c2, Some(&mut d1), &mut ReLU);
     let mut d0 = Tensor::<S1, f64>::zeros(Dyn(3));
     bn1.backward(&h0, &h1, &d1, &mut c1, Some(&mut d0), &mut g_bn1);
     let mut dx_hand = Tensor::<Img<Dyn>, f64>::zeros(Dyn(3));
-    conv.backward(&x, &h0, &d0, &mut c0, Some(&mut dx_hand), &mut g_conv);
+    conv.apply_backward(&x, &h0, &d0, &mut c0, Some(&mut dx_hand), &mut g_conv);
 
     assert_close(dx.as_slice(), dx_hand.as_slice(), "dx");
     assert_close(grads.conv.weight.as_slice(), g_conv.weight.as_slice(), "conv.weight");
@@ -309,7 +309,7 @@ fn summary_of_4a() {
     let total = s.lines().last().unwrap();
     assert!(total.contains("total") && total.trim_end().ends_with("10111"), "{total}");
 
-    let rows = <Cnn as Layer<Img<Dyn>, f32>>::summary_rows(&model);
+    let rows = Module::<f32>::summary_rows(&model, shaped::shape::Extents::map(1, 28, 28));
     let row = |field: &'static str, layer: &str, output: &[usize], params: usize| SummaryRow {
         field,
         layer: layer.to_string(),
@@ -351,7 +351,8 @@ fn nested_block() {
     // The block alone gives the same intermediate as the model's first field.
     let h = model.block.predict(&x);
     assert_eq!(h.dims(), [2, 4, 6, 6]);
-    let y2 = model.fc.predict(&model.flat.predict(&h));
+    let flat: Tensor<(Dyn, Const<144>), f64> = Module::<f64>::apply(&model.flat, &h);
+    let y2 = model.fc.predict(&flat);
     assert_close(y.as_slice(), y2.as_slice(), "nested forward");
 
     let s = format!("{model}");

@@ -6,10 +6,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shaped::Error;
 use shaped::init::Init;
-use shaped::layer::{Layer, Module};
+use shaped::layer::{Act, Layer, Module};
 use shaped::layers::{BatchNorm1d, BatchNorm2d, Conv2d, Drop, Dropout, Inverted, Keep, Linear, MaxPool2d, Vanilla};
 use shaped::loss::{Hinge, Logistic, Loss, SoftmaxCrossEntropy, hinge_loss, logistic_loss, softmax_loss};
-use shaped::shape::{Const, Dyn, Shape};
+use shaped::shape::{Const, Dyn, Extents, Shape, out_extents};
 use shaped::tensor::Tensor;
 
 fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
@@ -39,12 +39,12 @@ fn conv_golden_spec() {
     let mut conv = Conv2d::<1, 1, 3, 1, 0, false, f64>::zeros();
     conv.weight.as_mut_slice().copy_from_slice(&linspace(-0.9, 0.6, 9));
     let x = Tensor::<(Const<1>, Const<1>, Const<6>, Const<6>), f64>::from_vec(linspace(-0.1, 2.5, 36)).unwrap();
-    let y = conv.predict(&x);
+    let y: Tensor<(Const<1>, Const<1>, Const<4>, Const<4>), f64> = conv.apply(&x);
     assert_eq!(y.dims(), vec![1, 1, 4, 4]);
     assert_close(&y.as_slice()[..4], &[1.02085714, 0.92057143, 0.82028571, 0.72], 1e-7, "conv row 0");
     // train forward gives the same
-    let mut yt = Tensor::zeros(Const);
-    conv.forward_train(&x, &mut yt, &mut Default::default());
+    let mut yt = Tensor::<(Const<1>, Const<1>, Const<4>, Const<4>), f64>::zeros(Const);
+    conv.apply_train(&x, &mut yt, &mut Default::default());
     assert_eq!(yt.as_slice(), y.as_slice());
 
     // f32 too, to f32 precision
@@ -56,7 +56,7 @@ fn conv_golden_spec() {
         linspace(-0.1, 2.5, 36).into_iter().map(|v| v as f32).collect(),
     )
     .unwrap();
-    let y32 = c32.predict(&x32);
+    let y32: Tensor<(Dyn, Const<1>, Const<4>, Const<4>)> = c32.apply(&x32);
     let first: Vec<f64> = y32.as_slice()[..4].iter().map(|&v| v as f64).collect();
     assert_close(&first, &[1.02085714, 0.92057143, 0.82028571, 0.72], 1e-5, "conv f32 row 0");
 }
@@ -121,9 +121,7 @@ fn conv_vs_naive<
     const BIAS: bool,
 >(
     seed: u64,
-) where
-    Conv2d<C, F, K, S, P, BIAS, f64>: Layer<(Const<N>, Const<C>, Const<H>, Const<W>), f64>,
-{
+) {
     type L<const C: usize, const F: usize, const K: usize, const S: usize, const P: usize, const BIAS: bool> =
         Conv2d<C, F, K, S, P, BIAS, f64>;
     let mut rng = StdRng::seed_from_u64(seed);
@@ -131,35 +129,35 @@ fn conv_vs_naive<
     for v in conv.bias.as_mut_slice() {
         *v = rng.random_range(-1.0..1.0);
     }
+    // the shape-erased interface: the output extents come from the rule
     let x = uniform::<(Const<N>, Const<C>, Const<H>, Const<W>)>(&mut rng, Const);
-    let mut y = Tensor::zeros(Const);
+    let out = out_extents(&<L<C, F, K, S, P, BIAS> as Module<f64>>::RULE, Extents::map(C, H, W));
+    let mut y = vec![0.0; N * out.numel()];
     let mut cache = Default::default();
-    conv.forward_train(&x, &mut y, &mut cache);
-    let mut dy = y.clone();
-    for v in dy.as_mut_slice() {
-        *v = rng.random_range(-1.0..1.0);
-    }
-    let mut dx = Tensor::zeros(Const);
+    conv.forward_train_raw(Act::of(&x), &mut y, &mut cache);
+    let dy: Vec<f64> = y.iter().map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut dx = vec![0.0; x.len()];
     let mut g = L::<C, F, K, S, P, BIAS>::zeros();
     // dirty gradient buffers: backward must overwrite, not accumulate
     g.weight.as_mut_slice().fill(7.0);
     g.bias.as_mut_slice().fill(7.0);
-    dx.as_mut_slice().fill(7.0);
-    conv.backward(&x, &y, &dy, &mut cache, Some(&mut dx), &mut g);
+    dx.fill(7.0);
+    conv.backward_raw(Act::of(&x), &y, &dy, &mut cache, Some(&mut dx), &mut g);
     let bias = if BIAS { Some(conv.bias.as_slice()) } else { None };
-    let (ny, ndx, ndw, ndb) =
-        naive_conv(x.as_slice(), conv.weight.as_slice(), bias, dy.as_slice(), (N, C, H, W), (F, K, S, P));
+    let (ny, ndx, ndw, ndb) = naive_conv(x.as_slice(), conv.weight.as_slice(), bias, &dy, (N, C, H, W), (F, K, S, P));
     let what = format!("Conv2d<{C},{F},{K},{S},{P},{BIAS}> on ({N},{C},{H},{W})");
-    assert_close(y.as_slice(), &ny, 1e-12, &format!("{what} y"));
-    assert_close(conv.predict(&x).as_slice(), &ny, 1e-12, &format!("{what} predict"));
-    assert_close(dx.as_slice(), &ndx, 1e-12, &format!("{what} dx"));
+    assert_close(&y, &ny, 1e-12, &format!("{what} y"));
+    let mut yp = vec![0.0; y.len()];
+    conv.forward_raw(Act::of(&x), &mut yp);
+    assert_close(&yp, &ny, 1e-12, &format!("{what} predict"));
+    assert_close(&dx, &ndx, 1e-12, &format!("{what} dx"));
     assert_close(g.weight.as_slice(), &ndw, 1e-12, &format!("{what} dw"));
     if BIAS {
         assert_close(g.bias.as_slice(), &ndb, 1e-12, &format!("{what} db"));
     }
     // backward without dx gives the same parameter gradients
     let mut g2 = L::<C, F, K, S, P, BIAS>::zeros();
-    conv.backward(&x, &y, &dy, &mut cache, None, &mut g2);
+    conv.backward_raw(Act::of(&x), &y, &dy, &mut cache, None, &mut g2);
     assert_close(g2.weight.as_slice(), &ndw, 1e-12, &format!("{what} dw (no dx)"));
 }
 
@@ -558,22 +556,30 @@ fn maxpool_gradient_goes_to_first_maximum_on_ties() {
         1.0, 1.0, 5.0, 2.0,
     ])
     .unwrap();
-    let mut y = Tensor::zeros(Const);
+    let mut y = Tensor::<(Const<1>, Const<1>, Const<1>, Const<2>), f64>::zeros(Const);
     let mut cache = Default::default();
-    pool.forward_train(&x, &mut y, &mut cache);
+    Module::<f64>::apply_train(&mut pool, &x, &mut y, &mut cache);
     assert_eq!(y.as_slice(), &[1.0, 5.0]);
     let dy = Tensor::from_vec(vec![3.0, 7.0]).unwrap();
     let mut dx = Tensor::full(Const, 9.0);
-    pool.backward(&x, &y, &dy, &mut cache, Some(&mut dx), &mut MaxPool2d::<2>);
+    Module::<f64>::apply_backward(&pool, &x, &y, &dy, &mut cache, Some(&mut dx), &mut MaxPool2d::<2>);
     assert_eq!(dx.as_slice(), &[3.0, 0.0, 0.0, 7.0, 0.0, 0.0, 0.0, 0.0]);
 
     // all-negative window with ties
     let x = Tensor::<(Const<1>, Const<1>, Const<2>, Const<2>), f64>::from_vec(vec![-2.0, -1.0, -1.0, -1.0]).unwrap();
-    let mut y = Tensor::zeros(Const);
-    pool.forward_train(&x, &mut y, &mut cache);
+    let mut y = Tensor::<(Const<1>, Const<1>, Const<1>, Const<1>), f64>::zeros(Const);
+    Module::<f64>::apply_train(&mut pool, &x, &mut y, &mut cache);
     assert_eq!(y.as_slice(), &[-1.0]);
     let mut dx = Tensor::zeros(Const);
-    pool.backward(&x, &y, &Tensor::from_vec(vec![1.0]).unwrap(), &mut cache, Some(&mut dx), &mut MaxPool2d::<2>);
+    Module::<f64>::apply_backward(
+        &pool,
+        &x,
+        &y,
+        &Tensor::from_vec(vec![1.0]).unwrap(),
+        &mut cache,
+        Some(&mut dx),
+        &mut MaxPool2d::<2>,
+    );
     assert_eq!(dx.as_slice(), &[0.0, 1.0, 0.0, 0.0]);
 }
 
@@ -584,13 +590,13 @@ fn maxpool_overlapping_windows_accumulate() {
     let mut v: Vec<f64> = (0..16).map(|i| i as f64 * 0.1).collect();
     v[6] = 100.0;
     let x = Tensor::<(Const<1>, Const<1>, Const<4>, Const<4>), f64>::from_vec(v).unwrap();
-    let mut y = Tensor::zeros(Const);
+    let mut y = Tensor::<(Const<1>, Const<1>, Const<2>, Const<2>), f64>::zeros(Const);
     let mut cache = Default::default();
-    pool.forward_train(&x, &mut y, &mut cache);
+    Module::<f64>::apply_train(&mut pool, &x, &mut y, &mut cache);
     assert_eq!(y.as_slice(), &[100.0; 4]);
     let dy = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0]).unwrap();
     let mut dx = Tensor::zeros(Const);
-    pool.backward(&x, &y, &dy, &mut cache, Some(&mut dx), &mut MaxPool2d::<3, 1>);
+    Module::<f64>::apply_backward(&pool, &x, &y, &dy, &mut cache, Some(&mut dx), &mut MaxPool2d::<3, 1>);
     let mut want = vec![0.0; 16];
     want[6] = 10.0;
     assert_eq!(dx.as_slice(), want.as_slice());
@@ -618,10 +624,13 @@ fn maxpool_matches_naive_reference() {
     }
     let mut rng = StdRng::seed_from_u64(9);
     let x = uniform::<(Const<2>, Const<3>, Const<7>, Const<9>)>(&mut rng, Const);
-    assert_eq!(MaxPool2d::<3, 2>.predict(&x).as_slice(), naive(x.as_slice(), 6, 7, 9, 3, 2).as_slice());
-    assert_eq!(MaxPool2d::<3, 1>.predict(&x).as_slice(), naive(x.as_slice(), 6, 7, 9, 3, 1).as_slice());
+    let y: Tensor<(Const<2>, Const<3>, Const<3>, Const<4>), f64> = Module::<f64>::apply(&MaxPool2d::<3, 2>, &x);
+    assert_eq!(y.as_slice(), naive(x.as_slice(), 6, 7, 9, 3, 2).as_slice());
+    let y: Tensor<(Const<2>, Const<3>, Const<5>, Const<7>), f64> = Module::<f64>::apply(&MaxPool2d::<3, 1>, &x);
+    assert_eq!(y.as_slice(), naive(x.as_slice(), 6, 7, 9, 3, 1).as_slice());
     let x = uniform::<(Dyn, Const<2>, Const<6>, Const<8>)>(&mut rng, Dyn(3));
-    assert_eq!(MaxPool2d::<2>.predict(&x).as_slice(), naive(x.as_slice(), 6, 6, 8, 2, 2).as_slice());
+    let y: Tensor<(Dyn, Const<2>, Const<3>, Const<4>), f64> = Module::<f64>::apply(&MaxPool2d::<2>, &x);
+    assert_eq!(y.as_slice(), naive(x.as_slice(), 6, 6, 8, 2, 2).as_slice());
 }
 
 // ------------------------------------------------------------------------------------------------

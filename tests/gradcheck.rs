@@ -50,7 +50,7 @@ fn fill_uniform(rng: &mut StdRng, data: &mut [f64], lo: f64, hi: f64) {
     }
 }
 
-fn check<In: Shape, L: Layer<In, f64>>(name: &str, layer: &mut L, x: &Tensor<In, f64>) -> GradReport {
+fn check<In: Shape, L: Module<f64>>(name: &str, layer: &mut L, x: &Tensor<In, f64>) -> GradReport {
     let report = check_layer(layer, x, &GradCheck::default());
     println!("{name}: max {:.3e} ({report})", report.max_error());
     assert!(report.max_error() < TOL, "{name}: {report}");
@@ -466,13 +466,13 @@ fn chain_conv_pool_linear_softmax() {
 
     let loss_of = |c: &mut Conv2d<1, 2, 3, 1, 1, true, f64>, fc: &mut Linear<8, 3, f64>| -> f64 {
         let mut y1 = T4::<2, 2, 4, 4>::zeros(Const);
-        c.forward_train(&x, &mut y1, &mut Default::default());
+        c.apply_train(&x, &mut y1, &mut Default::default());
         let mut y2 = T4::<2, 2, 4, 4>::zeros(Const);
         ReLU.forward_train(&y1, &mut y2, &mut ());
         let mut y3 = T4::<2, 2, 2, 2>::zeros(Const);
-        MaxPool2d::<2>.forward_train(&y2, &mut y3, &mut Default::default());
+        Module::<f64>::apply_train(&mut MaxPool2d::<2>, &y2, &mut y3, &mut Default::default());
         let mut y4 = Tensor::<(Const<2>, Const<8>), f64>::zeros(Const);
-        Flatten.forward_train(&y3, &mut y4, &mut ());
+        Module::<f64>::apply_train(&mut Flatten, &y3, &mut y4, &mut ());
         let mut y5 = Tensor::<(Const<2>, Const<3>), f64>::zeros(Const);
         fc.forward_train(&y4, &mut y5, &mut ());
         let mut d = Tensor::zeros(Const);
@@ -482,14 +482,14 @@ fn chain_conv_pool_linear_softmax() {
     // analytic
     let mut y1 = T4::<2, 2, 4, 4>::zeros(Const);
     let mut c1 = Default::default();
-    c.forward_train(&x, &mut y1, &mut c1);
+    c.apply_train(&x, &mut y1, &mut c1);
     let mut y2 = T4::<2, 2, 4, 4>::zeros(Const);
     ReLU.forward_train(&y1, &mut y2, &mut ());
     let mut y3 = T4::<2, 2, 2, 2>::zeros(Const);
     let mut c3 = Default::default();
-    MaxPool2d::<2>.forward_train(&y2, &mut y3, &mut c3);
+    Module::<f64>::apply_train(&mut MaxPool2d::<2>, &y2, &mut y3, &mut c3);
     let mut y4 = Tensor::<(Const<2>, Const<8>), f64>::zeros(Const);
-    Flatten.forward_train(&y3, &mut y4, &mut ());
+    Module::<f64>::apply_train(&mut Flatten, &y3, &mut y4, &mut ());
     let mut y5 = Tensor::<(Const<2>, Const<3>), f64>::zeros(Const);
     fc.forward_train(&y4, &mut y5, &mut ());
     let mut d5 = Tensor::zeros(Const);
@@ -497,14 +497,14 @@ fn chain_conv_pool_linear_softmax() {
     let mut gfc = Linear::<8, 3, f64>::zeros();
     let mut d4 = Tensor::zeros(Const);
     fc.backward(&y4, &y5, &d5, &mut (), Some(&mut d4), &mut gfc);
-    let mut d3 = Tensor::zeros(Const);
-    Flatten.backward(&y3, &y4, &d4, &mut (), Some(&mut d3), &mut Flatten);
-    let mut d2 = Tensor::zeros(Const);
-    MaxPool2d::<2>.backward(&y2, &y3, &d3, &mut c3, Some(&mut d2), &mut MaxPool2d::<2>);
+    let mut d3 = T4::<2, 2, 2, 2>::zeros(Const);
+    Flatten.apply_backward(&y3, &y4, &d4, &mut (), Some(&mut d3), &mut Flatten);
+    let mut d2 = T4::<2, 2, 4, 4>::zeros(Const);
+    MaxPool2d::<2>.apply_backward(&y2, &y3, &d3, &mut c3, Some(&mut d2), &mut MaxPool2d::<2>);
     let mut d1 = Tensor::zeros(Const);
     ReLU.backward(&y1, &y2, &d2, &mut (), Some(&mut d1), &mut ReLU);
     let mut gc = Conv2d::<1, 2, 3, 1, 1, true, f64>::zeros();
-    c.backward(&x, &y1, &d1, &mut c1, None, &mut gc);
+    c.apply_backward(&x, &y1, &d1, &mut c1, None, &mut gc);
 
     // numeric, on every conv and fc parameter
     let mut worst: f64 = 0.0;

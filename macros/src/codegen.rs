@@ -1,9 +1,13 @@
-//! Writes the `Module`, `Layer` and `Display` impls of a validated [`Model`].
+//! Writes the `Module`, `Layer` and `Display` impls of a validated [`Model`], and the constants
+//! that check its shape rules.
 //!
-//! Each chaining step is emitted at its field's span, so a layer that does not fit its input is
-//! reported at that field.
+//! A model whose only generic parameter is its element type is checked where it is defined: a
+//! non-generic constant evaluates every field's rule in order (`shaped::shape::Checked::model`), and
+//! one constant per field, at that field's span, raises the message if that field is where the
+//! chain broke. `cargo check` reports it there, once. A model generic over sizes is checked where a
+//! concrete model uses it.
 
-use crate::parse::Model;
+use crate::parse::{Dims, Model};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -11,258 +15,366 @@ use syn::spanned::Spanned;
 pub fn expand(m: &Model<'_>) -> TokenStream {
     let ident = &m.ast.ident;
     let elem = &m.elem;
-    let (impl_g, ty_g, where_c) = m.ast.generics.split_for_impl();
+    let sh = quote!(::shaped);
+    // Type parameters other than the element type are layers: bound them (as serde's derives do).
+    let mut generics = m.ast.generics.clone();
+    let elem_param = m.elem_param().cloned();
+    let layer_params: Vec<_> =
+        m.ast.generics.type_params().map(|t| t.ident.clone()).filter(|t| Some(t) != elem_param.as_ref()).collect();
+    if !layer_params.is_empty() {
+        let wc = generics.make_where_clause();
+        for t in &layer_params {
+            wc.predicates.push(syn::parse_quote!(#t: #sh::Module<#elem>));
+        }
+    }
+    let (impl_g, ty_g, where_c) = generics.split_for_impl();
     let where_preds = where_c.map(|w| {
         let p = &w.predicates;
         quote!(#p,)
     });
-    let sh = quote!(::shaped);
     let n = m.fields.len();
     let names: Vec<_> = m.fields.iter().map(|(i, _)| *i).collect();
     let tys: Vec<_> = m.fields.iter().map(|(_, t)| *t).collect();
     let name_strs: Vec<String> = names.iter().map(|i| i.to_string()).collect();
 
-    // Impl generics with an extra batch parameter.
-    let mut g = m.ast.generics.clone();
-    g.params.insert(0, syn::parse_quote!(__B: #sh::shape::Dim));
-    let (impl_gb, _, _) = g.split_for_impl();
-
-    let dims: Vec<TokenStream> = m.input.iter().map(|e| quote!(#sh::shape::Const<{ #e }>)).collect();
-    let input_shape = |batch: TokenStream| quote!((#batch, #(#dims),*));
-    let s0 = input_shape(quote!(__B));
-
-    // S_i: the input shape of layer i (S_0 is the model input); S_n is the output.
-    let mut shapes = vec![s0.clone()];
-    for (i, ty) in tys.iter().enumerate() {
-        let prev = &shapes[i];
-        let span = ty.span();
-        shapes.push(quote_spanned!(span=> <#ty as #sh::Layer<#prev, #elem>>::Out));
-    }
-    let out_shape = &shapes[n];
-
-    // Cache: (Step<S_1, C_0>, (Step<S_2, C_1>, ... (C_{n-1}, ())))
-    let mut cache_ty = quote!(());
-    for i in (0..n).rev() {
-        let ty = tys[i];
-        let sin = &shapes[i];
-        let span = ty.span();
-        let c = quote_spanned!(span=> <#ty as #sh::Layer<#sin, #elem>>::Cache);
-        if i == n - 1 {
-            cache_ty = quote!((#c, #cache_ty));
-        } else {
-            let sout = &shapes[i + 1];
-            cache_ty = quote!((#sh::layer::Step<#sout, #c, #elem>, #cache_ty));
-        }
-    }
-
-    // Destructuring of the cache into s0, s1, ..., last.
-    let step_ids: Vec<_> = (0..n).map(|i| format_ident!("__s{}", i)).collect();
-    let mut destructure = TokenStream::new();
-    let mut rest = format_ident!("__cache");
-    for (i, sid) in step_ids.iter().enumerate() {
-        let next = format_ident!("__rest{}", i);
-        destructure.extend(quote!(let (#sid, #next) = #rest;));
-        rest = next;
-    }
-    let last_rest = rest;
-
-    // forward (eval): fresh intermediates.
-    let mut fwd = TokenStream::new();
-    for i in 0..n {
-        let (ty, name, sin) = (tys[i], names[i], &shapes[i]);
-        let span = ty.span();
-        let input = if i == 0 {
-            quote!(x)
-        } else {
-            let h = format_ident!("__h{}", i - 1);
-            quote!(&#h)
-        };
-        if i == n - 1 {
-            fwd.extend(quote_spanned!(span=> <#ty as #sh::Layer<#sin, #elem>>::forward(&self.#name, #input, y);));
-        } else {
-            let h = format_ident!("__h{}", i);
-            let sout = &shapes[i + 1];
-            fwd.extend(quote_spanned!(span=>
-                let mut #h = #sh::Tensor::<#sout, #elem>::zeros(x.batch());
-                <#ty as #sh::Layer<#sin, #elem>>::forward(&self.#name, #input, &mut #h);
-            ));
-        }
-    }
-
-    // forward_train: intermediates in the cache.
-    let mut fwd_train = TokenStream::new();
-    for i in 0..n {
-        let (ty, name, sin, sid) = (tys[i], names[i], &shapes[i], &step_ids[i]);
-        let span = ty.span();
-        let input = if i == 0 {
-            quote!(x)
-        } else {
-            let p = &step_ids[i - 1];
-            quote!(&#p.out)
-        };
-        if i == n - 1 {
-            fwd_train.extend(quote_spanned!(span=>
-                <#ty as #sh::Layer<#sin, #elem>>::forward_train(&mut self.#name, #input, y, #sid);));
-        } else {
-            fwd_train.extend(quote_spanned!(span=>
-                <#ty as #sh::Layer<#sin, #elem>>::forward_train(&mut self.#name, #input, &mut #sid.out, &mut #sid.cache);));
-        }
-    }
-
-    // backward, last layer first.
-    let mut bwd = TokenStream::new();
-    for i in (0..n).rev() {
-        let (ty, name, sin, sid) = (tys[i], names[i], &shapes[i], &step_ids[i]);
-        let span = ty.span();
-        let (input, dx) = if i == 0 {
-            (quote!(x), quote!(dx))
-        } else {
-            let p = &step_ids[i - 1];
-            (quote!(&#p.out), quote!(::core::option::Option::Some(&mut #p.grad)))
-        };
-        let (out, dy, cache) = if i == n - 1 {
-            (quote!(y), quote!(dy), quote!(#sid))
-        } else {
-            (quote!(&#sid.out), quote!(&#sid.grad), quote!(&mut #sid.cache))
-        };
-        bwd.extend(quote_spanned!(span=>
-            <#ty as #sh::Layer<#sin, #elem>>::backward(&self.#name, #input, #out, #dy, #cache, #dx, &mut grads.#name);));
-    }
-
-    // Summary rows: output shapes with a concrete batch.
-    let mut summary_shapes = vec![input_shape(quote!(#sh::shape::Dyn))];
-    for (i, ty) in tys.iter().enumerate() {
-        let prev = summary_shapes[i].clone();
-        summary_shapes.push(quote!(<#ty as #sh::Layer<#prev, #elem>>::Out));
-    }
-    let row_shapes = &shapes[1..];
-    let summary_in = &summary_shapes[0];
-    let seeds: Vec<u64> = (0..n as u64).collect();
-
     // `<Field as Module<E>>`, at the field's span: a field that is not a layer is reported there.
-    let module_paths: Vec<TokenStream> = tys
+    let module: Vec<TokenStream> = tys
         .iter()
         .map(|ty| {
             let span = ty.span();
             quote_spanned!(span=> <#ty as #sh::Module<#elem>>)
         })
         .collect();
-    let module_checks = tys.iter().map(|ty| {
-        let span = ty.span();
-        quote_spanned!(span=> <#ty as #sh::Module<#elem>>::zeros)
-    });
-
-    // One assertion per layer, in order, each at its field's span: a layer that does not fit is
-    // reported here first, at its own field.
-    let checks = tys.iter().enumerate().map(|(i, ty)| {
-        let sin = &shapes[i];
-        let span = ty.span();
-        quote_spanned!(span=> __shaped_fits::<#ty, #sin, #elem>();)
-    });
-
-    // The impls assume each step fits (so a mismatch is reported once, by `__shaped_check`, at the
-    // field, not again in every item that mentions the shapes).
+    // The impls assume every field is a layer (the check reports it once, at the field).
     let assume: Vec<TokenStream> = tys
         .iter()
-        .enumerate()
-        .map(|(i, ty)| {
-            let sin = &shapes[i];
+        .map(|ty| {
             let span = ty.span();
-            quote_spanned!(span=> for<'__shaped> #ty: #sh::Layer<#sin, #elem>,)
+            quote_spanned!(span=> for<'__shaped> #ty: #sh::Module<#elem>,)
         })
         .collect();
-    quote! {
-        const _: () = {
-            #[allow(dead_code, non_snake_case)]
-            fn __shaped_check #impl_gb () where #where_preds {
-                fn __shaped_fits<L: #sh::Layer<I, __E>, I: #sh::shape::Shape, __E: #sh::kernels::Elem>() {}
-                #(#checks)*
+
+    let extents = |d: &Dims| {
+        let e = &d.exprs;
+        quote!(#sh::shape::Extents::new(&[#((#e) as usize),*]))
+    };
+    let opt_extents = |d: &Option<Dims>| match d {
+        Some(d) => {
+            let e = extents(d);
+            quote!(::core::option::Option::Some(#e))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let input_ext = opt_extents(&m.input);
+    let output_ext = opt_extents(&m.output);
+    let rules = module.iter().map(|p| quote!(#p::RULE));
+    let rule = quote! {
+        #sh::shape::Rule::Seq(&#sh::shape::SeqRule {
+            name: stringify!(#ident),
+            input: #input_ext,
+            output: #output_ext,
+            fields: &[#(#sh::shape::Field { name: #name_strs, rule: #rules }),*],
+        })
+    };
+
+    // Cache: (Step<C_0>, (Step<C_1>, ... (C_{n-1}, ())))
+    let mut cache_ty = quote!(());
+    for i in (0..n).rev() {
+        let c = &module[i];
+        cache_ty = if i == n - 1 {
+            quote!((#c::Cache, #cache_ty))
+        } else {
+            quote!((#sh::layer::Step<#c::Cache, #elem>, #cache_ty))
+        };
+    }
+    let sids: Vec<_> = (0..n).map(|i| format_ident!("__s{}", i)).collect();
+    let mut destructure = TokenStream::new();
+    let mut rest = format_ident!("__cache");
+    for (i, sid) in sids.iter().enumerate() {
+        let next = format_ident!("__rest{}", i);
+        destructure.extend(quote!(let (#sid, #next) = #rest;));
+        rest = next;
+    }
+    let last_rest = rest;
+
+    // Input of field i in the training passes: `x` or the previous step's output.
+    let act_in = |i: usize| {
+        if i == 0 {
+            quote!(x)
+        } else {
+            let p = &sids[i - 1];
+            quote!(#sh::layer::Act::new(&#p.out, x.n, #p.ext))
+        }
+    };
+
+    // forward (inference): fresh intermediates.
+    let mut fwd = TokenStream::new();
+    for i in 0..n {
+        let (c, name) = (&module[i], names[i]);
+        let input = if i == 0 {
+            quote!(x)
+        } else {
+            let (h, e) = (format_ident!("__h{}", i - 1), format_ident!("__e{}", i - 1));
+            quote!(#sh::layer::Act::new(&#h, x.n, #e))
+        };
+        if i == n - 1 {
+            fwd.extend(quote!(#c::forward_raw(&self.#name, #input, y);));
+        } else {
+            let (h, e) = (format_ident!("__h{}", i), format_ident!("__e{}", i));
+            let prev = if i == 0 {
+                quote!(x.ext)
+            } else {
+                let p = format_ident!("__e{}", i - 1);
+                quote!(#p)
+            };
+            fwd.extend(quote! {
+                let #e = #sh::shape::out_extents(&#c::RULE, #prev);
+                let mut #h = #sh::layer::buffer::<#elem>(x.n, #e);
+                #c::forward_raw(&self.#name, #input, &mut #h);
+            });
+        }
+    }
+
+    // forward_train: intermediates in the cache.
+    let mut fwd_train = TokenStream::new();
+    for i in 0..n {
+        let (c, name, sid) = (&module[i], names[i], &sids[i]);
+        let input = act_in(i);
+        if i == n - 1 {
+            fwd_train.extend(quote!(#c::forward_train_raw(&mut self.#name, #input, y, #sid);));
+        } else {
+            let prev = if i == 0 {
+                quote!(x.ext)
+            } else {
+                let p = &sids[i - 1];
+                quote!(#p.ext)
+            };
+            fwd_train.extend(quote! {
+                #sid.prepare(&#c::RULE, #prev, x.n);
+                #c::forward_train_raw(&mut self.#name, #input, &mut #sid.out, &mut #sid.cache);
+            });
+        }
+    }
+
+    // backward, last layer first.
+    let mut bwd = TokenStream::new();
+    for i in (0..n).rev() {
+        let (c, name, sid) = (&module[i], names[i], &sids[i]);
+        let input = act_in(i);
+        let dx = if i == 0 {
+            quote!(dx)
+        } else {
+            let p = &sids[i - 1];
+            quote!(::core::option::Option::Some(&mut #p.grad[..]))
+        };
+        let (out, dy, cache) = if i == n - 1 {
+            (quote!(y), quote!(dy), quote!(#sid))
+        } else {
+            (quote!(&#sid.out), quote!(&#sid.grad), quote!(&mut #sid.cache))
+        };
+        if i > 0 {
+            let p = &sids[i - 1];
+            bwd.extend(quote!(#p.fit_grad();));
+        }
+        bwd.extend(quote!(#c::backward_raw(&self.#name, #input, #out, #dy, #cache, #dx, &mut grads.#name);));
+    }
+
+    let seeds: Vec<u64> = (0..n as u64).collect();
+    // `Pair<Linear<3, 4>, BatchNorm1d<4>>`: layer parameters by their names, sizes by value (the
+    // element type is left out).
+    let shown: Vec<TokenStream> = m
+        .ast
+        .generics
+        .params
+        .iter()
+        .filter_map(|p| match p {
+            syn::GenericParam::Type(t) if Some(&t.ident) != elem_param.as_ref() => {
+                let id = &t.ident;
+                Some(quote!(<#id as #sh::Module<#elem>>::type_name()))
+            }
+            syn::GenericParam::Const(c) => {
+                let id = &c.ident;
+                Some(quote!(::std::string::ToString::to_string(&#id)))
+            }
+            _ => None,
+        })
+        .collect();
+    let type_name = if shown.is_empty() {
+        quote!(::std::string::String::from(stringify!(#ident)))
+    } else {
+        quote!(::std::format!("{}<{}>", stringify!(#ident), [#(#shown),*].join(", ")))
+    };
+    let module_impl = quote! {
+        #[automatically_derived]
+        impl #impl_g #sh::Module<#elem> for #ident #ty_g where #where_preds #(#assume)* {
+            const RULE: #sh::shape::Rule = #rule;
+            type Cache = #cache_ty;
+
+            fn zeros() -> Self {
+                #ident { #( #names: #module::zeros(), )* }
+            }
+            fn visit_params(&self, path: &#sh::Path<'_>, f: &mut dyn FnMut(&#sh::ParamInfo<'_>, &[#elem])) {
+                #( #module::visit_params(&self.#names, &path.child(#name_strs), f); )*
+            }
+            fn visit_params_mut(&mut self, path: &#sh::Path<'_>, f: &mut dyn FnMut(&#sh::ParamInfo<'_>, &mut [#elem])) {
+                #( #module::visit_params_mut(&mut self.#names, &path.child(#name_strs), f); )*
+            }
+            fn zip_params_mut(
+                &mut self,
+                other: &Self,
+                path: &#sh::Path<'_>,
+                f: &mut dyn FnMut(&#sh::ParamInfo<'_>, &mut [#elem], &[#elem]),
+            ) {
+                #( #module::zip_params_mut(&mut self.#names, &other.#names, &path.child(#name_strs), f); )*
+            }
+            fn reseed(&mut self, seed: u64) {
+                #( #module::reseed(&mut self.#names, #sh::layer::mix_seed(seed, #seeds)); )*
+            }
+            fn type_name() -> ::std::string::String {
+                #type_name
+            }
+            fn summary_rows(&self, input: #sh::shape::Extents) -> ::std::vec::Vec<#sh::layer::SummaryRow> {
+                let mut __e = input;
+                let mut __rows = ::std::vec::Vec::with_capacity(#n);
+                #(
+                    __e = #sh::shape::out_extents(&#module::RULE, __e);
+                    __rows.push(#sh::layer::SummaryRow {
+                        field: #name_strs,
+                        layer: #module::type_name(),
+                        output: __e.dims().to_vec(),
+                        params: #module::num_params(&self.#names),
+                    });
+                )*
+                __rows
             }
 
-            #[automatically_derived]
-            impl #impl_g #sh::Module<#elem> for #ident #ty_g #where_c {
-                fn zeros() -> Self {
-                    #ident { #( #names: #module_checks(), )* }
-                }
-                fn visit_params(&self, path: &#sh::Path<'_>, f: &mut dyn FnMut(&#sh::ParamInfo<'_>, &[#elem])) {
-                    #( #module_paths::visit_params(&self.#names, &path.child(#name_strs), f); )*
-                }
-                fn visit_params_mut(&mut self, path: &#sh::Path<'_>, f: &mut dyn FnMut(&#sh::ParamInfo<'_>, &mut [#elem])) {
-                    #( #module_paths::visit_params_mut(&mut self.#names, &path.child(#name_strs), f); )*
-                }
-                fn zip_params_mut(
-                    &mut self,
-                    other: &Self,
-                    path: &#sh::Path<'_>,
-                    f: &mut dyn FnMut(&#sh::ParamInfo<'_>, &mut [#elem], &[#elem]),
-                ) {
-                    #( #module_paths::zip_params_mut(&mut self.#names, &other.#names, &path.child(#name_strs), f); )*
-                }
-                fn reseed(&mut self, seed: u64) {
-                    #( #module_paths::reseed(&mut self.#names, #sh::layer::mix_seed(seed, #seeds)); )*
-                }
-                fn type_name() -> ::std::string::String {
-                    ::std::string::String::from(stringify!(#ident))
-                }
+            fn forward_raw(&self, x: #sh::layer::Act<'_, #elem>, y: &mut [#elem]) {
+                #sh::layer::check_call::<#elem, Self>(&x, y.len());
+                #fwd
             }
 
-            #[automatically_derived]
-            impl #impl_gb #sh::Layer<#s0, #elem> for #ident #ty_g where #where_preds #(#assume)* {
-                type Out = #out_shape;
-                type Cache = #cache_ty;
-
-                fn forward(&self, x: &#sh::Tensor<#s0, #elem>, y: &mut #sh::Tensor<Self::Out, #elem>) {
-                    #fwd
-                }
-
-                fn forward_train(
-                    &mut self,
-                    x: &#sh::Tensor<#s0, #elem>,
-                    y: &mut #sh::Tensor<Self::Out, #elem>,
-                    __cache: &mut Self::Cache,
-                ) {
-                    #destructure
-                    let _ = #last_rest;
-                    #fwd_train
-                }
-
-                fn backward(
-                    &self,
-                    x: &#sh::Tensor<#s0, #elem>,
-                    y: &#sh::Tensor<Self::Out, #elem>,
-                    dy: &#sh::Tensor<Self::Out, #elem>,
-                    __cache: &mut Self::Cache,
-                    dx: ::core::option::Option<&mut #sh::Tensor<#s0, #elem>>,
-                    grads: &mut Self,
-                ) {
-                    #destructure
-                    let _ = #last_rest;
-                    #bwd
-                }
-
-                fn summary_rows(&self) -> ::std::vec::Vec<#sh::layer::SummaryRow> {
-                    ::std::vec![#(
-                        #sh::layer::SummaryRow {
-                            field: #name_strs,
-                            layer: #module_paths::type_name(),
-                            output: #sh::layer::sample_dims::<#row_shapes>(),
-                            params: #module_paths::num_params(&self.#names),
-                        },
-                    )*]
-                }
+            fn forward_train_raw(&mut self, x: #sh::layer::Act<'_, #elem>, y: &mut [#elem], __cache: &mut Self::Cache) {
+                #sh::layer::check_call::<#elem, Self>(&x, y.len());
+                #destructure
+                let _ = #last_rest;
+                #fwd_train
             }
 
+            fn backward_raw(
+                &self,
+                x: #sh::layer::Act<'_, #elem>,
+                y: &[#elem],
+                dy: &[#elem],
+                __cache: &mut Self::Cache,
+                dx: ::core::option::Option<&mut [#elem]>,
+                grads: &mut Self,
+            ) {
+                #sh::layer::check_call::<#elem, Self>(&x, y.len());
+                #destructure
+                let _ = #last_rest;
+                #bwd
+            }
+        }
+    };
+
+    // The typed face and the summary, where the input (and the output) can be written as types.
+    let mut g = generics.clone();
+    g.params.insert(0, syn::parse_quote!(Batch: #sh::shape::Dim));
+    let (impl_gb, _, _) = g.split_for_impl();
+    let dim_tys = |d: &Dims| d.exprs.iter().map(|e| quote!(#sh::shape::Const<{ #e }>)).collect::<Vec<_>>();
+
+    let mut checks = TokenStream::new();
+    let mut typed = TokenStream::new();
+    if let Some(input) = &m.input {
+        let in_dims = dim_tys(input);
+        let s_in = quote!((Batch, #(#in_dims),*));
+        let out_ty = if m.concrete {
+            // Field-by-field check in a non-generic constant (the element type, if generic, is
+            // checked as f32: rules do not depend on it).
+            let alias = m.elem_param().map(|e| quote!(#[allow(dead_code)] type #e = f32;));
+            let fields_check = tys.iter().enumerate().map(|(i, ty)| {
+                let span = ty.span();
+                quote_spanned!(span=>
+                    const _: () = if __SHAPED_CHECK.failed_at(#i) { ::core::panic!("{}", __SHAPED_CHECK.msg.as_str()) };
+                )
+            });
+            let in_span = input.span;
+            let check_rules = tys.iter().map(|ty| {
+                let span = ty.span();
+                quote_spanned!(span=> <#ty as #sh::Module<#elem>>::RULE)
+            });
+            checks.extend(quote! {
+                #alias
+                const __SHAPED_CHECK: #sh::shape::Checked = #sh::shape::Checked::model(&#sh::shape::Rule::Seq(&#sh::shape::SeqRule {
+                    name: stringify!(#ident),
+                    input: #input_ext,
+                    output: #output_ext,
+                    fields: &[#(#sh::shape::Field { name: #name_strs, rule: #check_rules }),*],
+                }));
+                #(#fields_check)*
+            });
+            checks.extend(quote_spanned!(in_span=>
+                const _: () = if __SHAPED_CHECK.failed_at(#sh::shape::AT_INPUT) { ::core::panic!("{}", __SHAPED_CHECK.msg.as_str()) };
+            ));
+            Some(quote! {
+                #sh::shape::ShapeOf<
+                    Batch,
+                    { __SHAPED_CHECK.out.rank() },
+                    { __SHAPED_CHECK.out.dim(0) },
+                    { __SHAPED_CHECK.out.dim(1) },
+                    { __SHAPED_CHECK.out.dim(2) },
+                >
+            })
+        } else {
+            m.output.as_ref().map(|o| {
+                let od = dim_tys(o);
+                quote!((Batch, #(#od),*))
+            })
+        };
+        if let Some(out_ty) = out_ty {
+            typed.extend(quote! {
+                #[automatically_derived]
+                impl #impl_gb #sh::Layer<#s_in, #elem> for #ident #ty_g where #where_preds #(#assume)* {
+                    type Out = #out_ty;
+                }
+            });
+        }
+        let in_ext = extents(input);
+        typed.extend(quote! {
             #[automatically_derived]
-            impl #impl_g ::core::fmt::Display for #ident #ty_g where #where_preds for<'__shaped> Self: #sh::Layer<#summary_in, #elem> {
+            impl #impl_g ::core::fmt::Display for #ident #ty_g where #where_preds #(#assume)* {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    let __input = #in_ext;
                     #sh::layer::write_summary(
                         f,
                         stringify!(#ident),
-                        &#sh::layer::sample_dims::<#summary_in>(),
-                        &<Self as #sh::Layer<#summary_in, #elem>>::summary_rows(self),
+                        __input.dims(),
+                        &<Self as #sh::Module<#elem>>::summary_rows(self, __input),
                     )
                 }
             }
+        });
+    }
+    if !m.concrete {
+        // A generic model: each field must be a layer (reported once, at the field).
+        let fits = tys.iter().map(|ty| {
+            let span = ty.span();
+            quote_spanned!(span=> __shaped_is_layer::<#ty, #elem>();)
+        });
+        checks.extend(quote! {
+            #[allow(dead_code, non_snake_case)]
+            fn __shaped_check #impl_g () #where_c {
+                fn __shaped_is_layer<L: #sh::Module<__E>, __E: #sh::kernels::Elem>() {}
+                #(#fits)*
+            }
+        });
+    }
+
+    quote! {
+        const _: () = {
+            #checks
+            #module_impl
+            #typed
         };
     }
 }

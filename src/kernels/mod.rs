@@ -644,3 +644,19 @@ fn relu_backward_body<E: Elem, const FMA: bool>(x: &[E], dy: &[E], dx: &mut [E])
         *d = if v > E::zero() { g } else { E::zero() };
     }
 }
+
+/// `y += x`, elementwise.
+pub fn add_assign<E: Elem>(y: &mut [E], x: &[E]) {
+    assert_eq!(y.len(), x.len(), "add_assign: lengths differ");
+    for (a, &b) in y.iter_mut().zip(x) {
+        *a += b;
+    }
+}
+
+/// `y = a + b`, elementwise.
+pub fn add_into<E: Elem>(y: &mut [E], a: &[E], b: &[E]) {
+    assert!(y.len() == a.len() && a.len() == b.len(), "add_into: lengths differ");
+    for ((o, &p), &q) in y.iter_mut().zip(a).zip(b) {
+        *o = p + q;
+    }
+}

@@ -2,9 +2,9 @@
 
 use crate::kernels::Elem;
 use crate::kernels::norm::{self, NormDims};
-use crate::layer::{Layer, Module, ParamInfo, ParamKind, Path};
-use crate::layers::{visit_one, visit_one_mut, zip_one};
-use crate::shape::{ChannelsMatch, Const, ConstDim, Dim, FeaturesMatch, Shape};
+use crate::layer::{Act, Layer, Module, ParamInfo, ParamKind, Path};
+use crate::layers::{check_grads, check_io, visit_one, visit_one_mut, zip_one};
+use crate::shape::{Const, ConstDim, Dim, Rule};
 use crate::tensor::Tensor;
 
 /// `eps` added to the variance (the spec's 1e-5).
@@ -53,65 +53,56 @@ impl<const C: usize, E: Elem> BnParams<C, E> {
         zip_one(path, "running_var", ParamKind::RunningVar, &mut self.running_var, &o.running_var, f);
     }
 
-    fn forward<S: Shape>(&self, x: &Tensor<S, E>, y: &mut Tensor<S, E>, inner: usize) {
-        y.set_batch(x.batch());
-        let d = NormDims { n: x.batch_size(), c: C, inner };
+    fn forward(&self, x: &[E], n: usize, inner: usize, y: &mut [E]) {
+        let d = NormDims { n, c: C, inner };
         norm::batchnorm_eval(
             d,
-            x.as_slice(),
+            x,
             self.gamma.as_slice(),
             self.beta.as_slice(),
             self.running_mean.as_slice(),
             self.running_var.as_slice(),
             E::lit(BN_EPS),
-            y.as_mut_slice(),
+            y,
         );
     }
 
-    fn forward_train<S: Shape>(
-        &mut self,
-        x: &Tensor<S, E>,
-        y: &mut Tensor<S, E>,
-        cache: &mut BnCache<E>,
-        inner: usize,
-    ) {
-        y.set_batch(x.batch());
+    fn forward_train(&mut self, x: &[E], n: usize, inner: usize, y: &mut [E], cache: &mut BnCache<E>) {
         cache.mean.resize(C, E::zero());
         cache.inv_std.resize(C, E::zero());
-        let d = NormDims { n: x.batch_size(), c: C, inner };
+        let d = NormDims { n, c: C, inner };
         norm::batchnorm_train(
             d,
-            x.as_slice(),
+            x,
             self.gamma.as_slice(),
             self.beta.as_slice(),
             self.running_mean.as_mut_slice(),
             self.running_var.as_mut_slice(),
             E::lit(BN_MOMENTUM),
             E::lit(BN_EPS),
-            y.as_mut_slice(),
+            y,
             &mut cache.mean,
             &mut cache.inv_std,
         );
     }
 
-    fn backward<S: Shape>(
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
         &self,
-        x: &Tensor<S, E>,
-        dy: &Tensor<S, E>,
-        cache: &BnCache<E>,
-        dx: Option<&mut Tensor<S, E>>,
-        grads: &mut Self,
+        x: &[E],
+        n: usize,
         inner: usize,
+        dy: &[E],
+        cache: &BnCache<E>,
+        dx: Option<&mut [E]>,
+        grads: &mut Self,
     ) {
-        let d = NormDims { n: x.batch_size(), c: C, inner };
-        let dx = dx.map(|t| {
-            t.set_batch(x.batch());
-            t.as_mut_slice()
-        });
+        assert_eq!(cache.mean.len(), C, "batch norm: backward without a training forward pass");
+        let d = NormDims { n, c: C, inner };
         norm::batchnorm_backward(
             d,
-            dy.as_slice(),
-            x.as_slice(),
+            dy,
+            x,
             &cache.mean,
             &cache.inv_std,
             self.gamma.as_slice(),
@@ -131,8 +122,11 @@ pub struct BnCache<E> {
 }
 
 macro_rules! bn_module {
-    ($ty:ident, $name:literal) => {
+    ($ty:ident, $rule:expr, $inner:expr) => {
         impl<const C: usize, E: Elem> Module<E> for $ty<C, E> {
+            const RULE: Rule = $rule;
+            type Cache = BnCache<E>;
+
             fn zeros() -> Self {
                 $ty { params: BnParams::new() }
             }
@@ -150,8 +144,29 @@ macro_rules! bn_module {
             ) {
                 self.params.zip(&other.params, path, f)
             }
-            fn type_name() -> String {
-                format!(concat!($name, "<{}>"), C)
+
+            fn forward_raw(&self, x: Act<'_, E>, y: &mut [E]) {
+                check_io::<E, Self>(&x, y.len());
+                let inner: fn(&Act<'_, E>) -> usize = $inner;
+                self.params.forward(x.data, x.n, inner(&x), y)
+            }
+            fn forward_train_raw(&mut self, x: Act<'_, E>, y: &mut [E], c: &mut BnCache<E>) {
+                check_io::<E, Self>(&x, y.len());
+                let inner: fn(&Act<'_, E>) -> usize = $inner;
+                self.params.forward_train(x.data, x.n, inner(&x), y, c)
+            }
+            fn backward_raw(
+                &self,
+                x: Act<'_, E>,
+                y: &[E],
+                dy: &[E],
+                cache: &mut BnCache<E>,
+                dx: Option<&mut [E]>,
+                grads: &mut Self,
+            ) {
+                check_grads::<E, Self>(&x, y, dy, dx.as_deref());
+                let inner: fn(&Act<'_, E>) -> usize = $inner;
+                self.params.backward(x.data, x.n, inner(&x), dy, cache, dx, &mut grads.params)
             }
         }
     };
@@ -169,28 +184,10 @@ pub struct BatchNorm1d<const D: usize, E: Elem = f32> {
     /// γ, β and running statistics.
     pub params: BnParams<D, E>,
 }
-bn_module!(BatchNorm1d, "BatchNorm1d");
+bn_module!(BatchNorm1d, Rule::Features { name: "BatchNorm1d", n: C }, |_| 1);
 
-impl<B: Dim, X: ConstDim + FeaturesMatch<Const<D>>, const D: usize, E: Elem> Layer<(B, X), E> for BatchNorm1d<D, E> {
-    type Out = (B, X);
-    type Cache = BnCache<E>;
-    fn forward(&self, x: &Tensor<(B, X), E>, y: &mut Tensor<(B, X), E>) {
-        self.params.forward(x, y, 1)
-    }
-    fn forward_train(&mut self, x: &Tensor<(B, X), E>, y: &mut Tensor<(B, X), E>, c: &mut BnCache<E>) {
-        self.params.forward_train(x, y, c, 1)
-    }
-    fn backward(
-        &self,
-        x: &Tensor<(B, X), E>,
-        _y: &Tensor<(B, X), E>,
-        dy: &Tensor<(B, X), E>,
-        cache: &mut BnCache<E>,
-        dx: Option<&mut Tensor<(B, X), E>>,
-        grads: &mut Self,
-    ) {
-        self.params.backward(x, dy, cache, dx, &mut grads.params, 1)
-    }
+impl<B: Dim, const D: usize, E: Elem> Layer<(B, Const<D>), E> for BatchNorm1d<D, E> {
+    type Out = (B, Const<D>);
 }
 
 /// Spatial batch normalisation over `C` channels: statistics per channel over `N`, `H` and `W`.
@@ -203,29 +200,8 @@ pub struct BatchNorm2d<const C: usize, E: Elem = f32> {
     /// γ, β and running statistics.
     pub params: BnParams<C, E>,
 }
-bn_module!(BatchNorm2d, "BatchNorm2d");
+bn_module!(BatchNorm2d, Rule::Channels { name: "BatchNorm2d", c: C }, |x| x.ext.dim(1) * x.ext.dim(2));
 
-impl<B: Dim, X, H: ConstDim, W: ConstDim, const C: usize, E: Elem> Layer<(B, X, H, W), E> for BatchNorm2d<C, E>
-where
-    X: ConstDim + ChannelsMatch<Const<C>>,
-{
-    type Out = (B, X, H, W);
-    type Cache = BnCache<E>;
-    fn forward(&self, x: &Tensor<(B, X, H, W), E>, y: &mut Tensor<(B, X, H, W), E>) {
-        self.params.forward(x, y, H::N * W::N)
-    }
-    fn forward_train(&mut self, x: &Tensor<(B, X, H, W), E>, y: &mut Tensor<(B, X, H, W), E>, c: &mut BnCache<E>) {
-        self.params.forward_train(x, y, c, H::N * W::N)
-    }
-    fn backward(
-        &self,
-        x: &Tensor<(B, X, H, W), E>,
-        _y: &Tensor<(B, X, H, W), E>,
-        dy: &Tensor<(B, X, H, W), E>,
-        cache: &mut BnCache<E>,
-        dx: Option<&mut Tensor<(B, X, H, W), E>>,
-        grads: &mut Self,
-    ) {
-        self.params.backward(x, dy, cache, dx, &mut grads.params, H::N * W::N)
-    }
+impl<B: Dim, H: ConstDim, W: ConstDim, const C: usize, E: Elem> Layer<(B, Const<C>, H, W), E> for BatchNorm2d<C, E> {
+    type Out = (B, Const<C>, H, W);
 }

@@ -2,9 +2,9 @@
 
 use crate::kernels::Elem;
 use crate::kernels::conv::{self, ConvDims};
-use crate::layer::{Layer, Module, ParamInfo, ParamKind, Path};
-use crate::layers::{visit_one, visit_one_mut, zip_one};
-use crate::shape::{ChannelsMatch, Const, ConstDim, ConvOut, ConvOutput, Dim};
+use crate::layer::{Act, Module, ParamInfo, ParamKind, Path};
+use crate::layers::{check_grads, check_io, visit_one, visit_one_mut, zip_one};
+use crate::shape::{Const, Rule};
 use crate::tensor::Tensor;
 
 /// 2-D convolution from `C` to `F` channels with a `K×K` kernel, stride `S` (default 1), zero padding
@@ -12,8 +12,8 @@ use crate::tensor::Tensor;
 ///
 /// # Shapes
 /// - input `(B, C, H, W)`, output `(B, F, (H + 2P − K)/S + 1, (W + 2P − K)/S + 1)`, computed by the
-///   type system; a kernel larger than the padded input, or a channel count other than `C`, is a
-///   compile error.
+///   shape rule at compile time; a kernel larger than the padded input, a channel count other than
+///   `C`, or a kernel, stride or channel count of 0 is a compile error naming the field and the sizes.
 /// - weight `(F, C, K, K)`; bias `(F)`.
 /// - Forward is cross-correlation: `y[n,f,i,j] = Σ_{c,u,v} x[n,c,iS+u−P,jS+v−P]·w[f,c,u,v] + b[f]`.
 /// - Backward: `dW = Σₙ X ⋆ dY`, `db = Σ dY`, `dX` = the full convolution of `dY` with `W`.
@@ -36,113 +36,77 @@ pub struct Conv2d<
     pub bias: Tensor<(Const<F>,), E>,
 }
 
-impl<const C: usize, const F: usize, const K: usize, const S: usize, const P: usize, const BIAS: bool, E: Elem>
-    Module<E> for Conv2d<C, F, K, S, P, BIAS, E>
-{
-    fn zeros() -> Self {
-        Conv2d { weight: Tensor::zeros(Const), bias: Tensor::zeros(Const) }
-    }
-    fn visit_params(&self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &[E])) {
-        let kind = ParamKind::Weight { fan_in: C * K * K, fan_out: F * K * K };
-        visit_one(path, "weight", kind, &self.weight, f);
-        if BIAS {
-            visit_one(path, "bias", ParamKind::Bias, &self.bias, f);
-        }
-    }
-    fn visit_params_mut(&mut self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E])) {
-        let kind = ParamKind::Weight { fan_in: C * K * K, fan_out: F * K * K };
-        visit_one_mut(path, "weight", kind, &mut self.weight, f);
-        if BIAS {
-            visit_one_mut(path, "bias", ParamKind::Bias, &mut self.bias, f);
-        }
-    }
-    fn zip_params_mut(&mut self, other: &Self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E])) {
-        let kind = ParamKind::Weight { fan_in: C * K * K, fan_out: F * K * K };
-        zip_one(path, "weight", kind, &mut self.weight, &other.weight, f);
-        if BIAS {
-            zip_one(path, "bias", ParamKind::Bias, &mut self.bias, &other.bias, f);
-        }
-    }
-    fn type_name() -> String {
-        let mut s = format!("Conv2d<{C}, {F}, {K}");
-        if S != 1 || P != 0 || !BIAS {
-            s += &format!(", {S}, {P}");
-        }
-        if !BIAS {
-            s += ", false";
-        }
-        s + ">"
-    }
-}
-
 /// Scratch of the im2col path, reused across steps.
 #[derive(Clone, Debug, Default)]
 pub struct ConvCache<E> {
     scratch: conv::ConvScratch<E>,
 }
 
-impl<
-    B: Dim,
-    X: ConstDim + ChannelsMatch<Const<C>>,
-    H: ConstDim + ConvOutput<Const<K>, Const<S>, Const<P>>,
-    W: ConstDim + ConvOutput<Const<K>, Const<S>, Const<P>>,
-    const C: usize,
-    const F: usize,
-    const K: usize,
-    const S: usize,
-    const P: usize,
-    const BIAS: bool,
-    E: Elem,
-> Layer<(B, X, H, W), E> for Conv2d<C, F, K, S, P, BIAS, E>
+impl<const C: usize, const F: usize, const K: usize, const S: usize, const P: usize, const BIAS: bool, E: Elem>
+    Module<E> for Conv2d<C, F, K, S, P, BIAS, E>
 {
-    type Out = (B, Const<F>, ConvOut<H, Const<K>, Const<S>, Const<P>>, ConvOut<W, Const<K>, Const<S>, Const<P>>);
+    const RULE: Rule = Rule::Conv { c: C, f: F, k: K, s: S, p: P, bias: BIAS };
     type Cache = ConvCache<E>;
 
-    fn forward(&self, x: &Tensor<(B, X, H, W), E>, y: &mut Tensor<Self::Out, E>) {
+    fn zeros() -> Self {
+        Conv2d { weight: Tensor::zeros(Const), bias: Tensor::zeros(Const) }
+    }
+    fn visit_params(&self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &[E])) {
+        visit_one(path, "weight", Self::KIND, &self.weight, f);
+        if BIAS {
+            visit_one(path, "bias", ParamKind::Bias, &self.bias, f);
+        }
+    }
+    fn visit_params_mut(&mut self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E])) {
+        visit_one_mut(path, "weight", Self::KIND, &mut self.weight, f);
+        if BIAS {
+            visit_one_mut(path, "bias", ParamKind::Bias, &mut self.bias, f);
+        }
+    }
+    fn zip_params_mut(&mut self, other: &Self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E])) {
+        zip_one(path, "weight", Self::KIND, &mut self.weight, &other.weight, f);
+        if BIAS {
+            zip_one(path, "bias", ParamKind::Bias, &mut self.bias, &other.bias, f);
+        }
+    }
+
+    fn forward_raw(&self, x: Act<'_, E>, y: &mut [E]) {
         let mut cache = ConvCache::default();
         self.run_forward(x, y, &mut cache);
     }
 
-    fn forward_train(&mut self, x: &Tensor<(B, X, H, W), E>, y: &mut Tensor<Self::Out, E>, cache: &mut ConvCache<E>) {
+    fn forward_train_raw(&mut self, x: Act<'_, E>, y: &mut [E], cache: &mut ConvCache<E>) {
         self.run_forward(x, y, cache);
     }
 
-    fn backward(
+    fn backward_raw(
         &self,
-        x: &Tensor<(B, X, H, W), E>,
-        _y: &Tensor<Self::Out, E>,
-        dy: &Tensor<Self::Out, E>,
+        x: Act<'_, E>,
+        y: &[E],
+        dy: &[E],
         cache: &mut ConvCache<E>,
-        dx: Option<&mut Tensor<(B, X, H, W), E>>,
+        dx: Option<&mut [E]>,
         grads: &mut Self,
     ) {
-        let d = Self::dims::<H, W>(x.batch_size());
-        let dx = dx.map(|t| {
-            t.set_batch(x.batch());
-            t.as_mut_slice()
-        });
+        check_grads::<E, Self>(&x, y, dy, dx.as_deref());
+        let d = Self::dims(&x);
         let db = if BIAS { Some(grads.bias.as_mut_slice()) } else { None };
-        let (x, w, dy) = (x.as_slice(), self.weight.as_slice(), dy.as_slice());
-        conv::backward(&d, x, w, dy, grads.weight.as_mut_slice(), db, dx, &mut cache.scratch);
+        conv::backward(&d, x.data, self.weight.as_slice(), dy, grads.weight.as_mut_slice(), db, dx, &mut cache.scratch);
     }
 }
 
 impl<const C: usize, const F: usize, const K: usize, const S: usize, const P: usize, const BIAS: bool, E: Elem>
     Conv2d<C, F, K, S, P, BIAS, E>
 {
-    fn dims<H: ConstDim, W: ConstDim>(n: usize) -> ConvDims {
-        ConvDims { n, c: C, h: H::N, w: W::N, f: F, k: K, stride: S, pad: P }
+    const KIND: ParamKind = ParamKind::Weight { fan_in: C * K * K, fan_out: F * K * K };
+
+    fn dims(x: &Act<'_, E>) -> ConvDims {
+        ConvDims { n: x.n, c: C, h: x.ext.dim(1), w: x.ext.dim(2), f: F, k: K, stride: S, pad: P }
     }
 
-    fn run_forward<B: Dim, X: ConstDim, H: ConstDim, W: ConstDim, O: crate::shape::Shape<Batch = B>>(
-        &self,
-        x: &Tensor<(B, X, H, W), E>,
-        y: &mut Tensor<O, E>,
-        cache: &mut ConvCache<E>,
-    ) {
-        y.set_batch(x.batch());
-        let d = Self::dims::<H, W>(x.batch_size());
+    fn run_forward(&self, x: Act<'_, E>, y: &mut [E], cache: &mut ConvCache<E>) {
+        check_io::<E, Self>(&x, y.len());
         let bias = if BIAS { Some(self.bias.as_slice()) } else { None };
-        conv::forward(&d, x.as_slice(), self.weight.as_slice(), bias, y.as_mut_slice(), &mut cache.scratch);
+        conv::forward(&Self::dims(&x), x.data, self.weight.as_slice(), bias, y, &mut cache.scratch);
     }
 }

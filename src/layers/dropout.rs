@@ -1,9 +1,9 @@
 //! Dropout in its two forms: vanilla (the homework's) and inverted (modern frameworks').
 
 use crate::kernels::Elem;
-use crate::layer::{Layer, Module, ParamInfo, Path};
-use crate::shape::Shape;
-use crate::tensor::Tensor;
+use crate::layer::{Act, Layer, Module};
+use crate::layers::{check_grads, check_io, no_params};
+use crate::shape::{Rule, Shape};
 use core::marker::PhantomData;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -11,8 +11,11 @@ use rand::{Rng, SeedableRng};
 /// A dropout probability, spelled in the type so that keep and drop cannot be confused:
 /// [`Keep<80>`] keeps 80 % of activations, [`Drop<20>`] drops 20 % of them (the same layer).
 pub trait Probability: Send + Sync + 'static {
-    /// Probability that an activation is kept, in `[0, 1]`.
+    /// Probability that an activation is kept, in `[0, 1]` (a percentage over 100 is a compile
+    /// error of the model that uses it, through [`Probability::RULE`]).
     const KEEP: f64;
+    /// The shape rule of a dropout layer with this probability (checks the percentage).
+    const RULE: Rule;
     /// How the type spells it, for summaries.
     fn describe() -> String;
 }
@@ -26,20 +29,16 @@ pub struct Keep<const PERCENT: u32>;
 pub struct Drop<const PERCENT: u32>;
 
 impl<const P: u32> Probability for Keep<P> {
-    const KEEP: f64 = {
-        assert!(P <= 100, "Keep<P>: P is a percentage, at most 100");
-        P as f64 / 100.0
-    };
+    const KEEP: f64 = P as f64 / 100.0;
+    const RULE: Rule = Rule::Dropout { percent: P, keep: true };
     fn describe() -> String {
         format!("Keep<{P}>")
     }
 }
 
 impl<const P: u32> Probability for Drop<P> {
-    const KEEP: f64 = {
-        assert!(P <= 100, "Drop<P>: P is a percentage, at most 100");
-        1.0 - P as f64 / 100.0
-    };
+    const KEEP: f64 = 1.0 - P as f64 / 100.0;
+    const RULE: Rule = Rule::Dropout { percent: P, keep: false };
     fn describe() -> String {
         format!("Drop<{P}>")
     }
@@ -121,21 +120,6 @@ impl<P: Probability, F: DropoutForm> Dropout<P, F> {
     }
 }
 
-impl<P: Probability, F: DropoutForm, E: Elem> Module<E> for Dropout<P, F> {
-    fn zeros() -> Self {
-        Dropout { rng: SmallRng::seed_from_u64(0), _p: PhantomData }
-    }
-    fn visit_params(&self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &[E])) {}
-    fn visit_params_mut(&mut self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E])) {}
-    fn zip_params_mut(&mut self, _: &Self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E])) {}
-    fn reseed(&mut self, seed: u64) {
-        self.rng = SmallRng::seed_from_u64(seed);
-    }
-    fn type_name() -> String {
-        format!("Dropout<{}, {}>", P::describe(), F::name())
-    }
-}
-
 /// The mask of the last training pass, scaled: `M · s`.
 #[derive(Clone, Debug, Default)]
 pub struct DropoutCache<E> {
@@ -149,43 +133,59 @@ impl<E> DropoutCache<E> {
     }
 }
 
-impl<S: Shape, P: Probability, F: DropoutForm, E: Elem> Layer<S, E> for Dropout<P, F> {
-    type Out = S;
+impl<P: Probability, F: DropoutForm, E: Elem> Module<E> for Dropout<P, F> {
+    const RULE: Rule = P::RULE;
     type Cache = DropoutCache<E>;
 
-    fn forward(&self, x: &Tensor<S, E>, y: &mut Tensor<S, E>) {
-        y.set_batch(x.batch());
+    fn zeros() -> Self {
+        Dropout { rng: SmallRng::seed_from_u64(0), _p: PhantomData }
+    }
+    no_params!(E);
+    fn reseed(&mut self, seed: u64) {
+        self.rng = SmallRng::seed_from_u64(seed);
+    }
+    fn type_name() -> String {
+        format!("Dropout<{}, {}>", P::describe(), F::name())
+    }
+
+    fn forward_raw(&self, x: Act<'_, E>, y: &mut [E]) {
+        check_io::<E, Self>(&x, y.len());
         let s = E::lit(F::test_scale(P::KEEP));
-        for (o, &v) in y.as_mut_slice().iter_mut().zip(x.as_slice()) {
+        for (o, &v) in y.iter_mut().zip(x.data) {
             *o = v * s;
         }
     }
 
-    fn forward_train(&mut self, x: &Tensor<S, E>, y: &mut Tensor<S, E>, cache: &mut DropoutCache<E>) {
-        y.set_batch(x.batch());
+    fn forward_train_raw(&mut self, x: Act<'_, E>, y: &mut [E], cache: &mut DropoutCache<E>) {
+        check_io::<E, Self>(&x, y.len());
         let keep = P::KEEP;
         let s = E::lit(F::train_scale(keep));
-        cache.mask.resize(x.len(), E::zero());
-        for ((o, m), &v) in y.as_mut_slice().iter_mut().zip(cache.mask.iter_mut()).zip(x.as_slice()) {
+        cache.mask.resize(x.data.len(), E::zero());
+        for ((o, m), &v) in y.iter_mut().zip(cache.mask.iter_mut()).zip(x.data) {
             *m = if self.rng.random::<f64>() < keep { s } else { E::zero() };
             *o = v * *m;
         }
     }
 
-    fn backward(
+    fn backward_raw(
         &self,
-        x: &Tensor<S, E>,
-        _y: &Tensor<S, E>,
-        dy: &Tensor<S, E>,
+        x: Act<'_, E>,
+        y: &[E],
+        dy: &[E],
         cache: &mut DropoutCache<E>,
-        dx: Option<&mut Tensor<S, E>>,
+        dx: Option<&mut [E]>,
         _: &mut Self,
     ) {
+        check_grads::<E, Self>(&x, y, dy, dx.as_deref());
         if let Some(dx) = dx {
-            dx.set_batch(x.batch());
-            for ((d, &g), &m) in dx.as_mut_slice().iter_mut().zip(dy.as_slice()).zip(&cache.mask) {
+            assert_eq!(cache.mask.len(), dy.len(), "Dropout: backward without a training forward pass");
+            for ((d, &g), &m) in dx.iter_mut().zip(dy).zip(&cache.mask) {
                 *d = g * m;
             }
         }
     }
+}
+
+impl<S: Shape, P: Probability, F: DropoutForm, E: Elem> Layer<S, E> for Dropout<P, F> {
+    type Out = S;
 }

@@ -2,9 +2,9 @@
 
 use crate::init::Init;
 use crate::kernels::{self, Elem, Strides};
-use crate::layer::{Layer, Module, ParamInfo, ParamKind, Path};
-use crate::layers::{visit_one, visit_one_mut, zip_one};
-use crate::shape::{Const, ConstDim, Dim, FeaturesMatch};
+use crate::layer::{Act, Layer, Module, ParamInfo, ParamKind, Path};
+use crate::layers::{check_grads, check_io, visit_one, visit_one_mut, zip_one};
+use crate::shape::{Const, Dim, Rule};
 use crate::tensor::Tensor;
 
 /// Fully connected layer with `I` inputs and `O` outputs: `Y = X W + b`.
@@ -14,7 +14,8 @@ use crate::tensor::Tensor;
 /// - weight `W`: `(I, O)`; bias `b`: `(O)`.
 /// - Backward: `dW = Xᵀ dY`, `db = Σₙ dY`, `dX = dY Wᵀ`.
 ///
-/// An input whose width is not `I` is a compile error naming both widths.
+/// An input whose width is not `I`, or an `I` or `O` of zero, is a compile error naming the field
+/// and both widths.
 ///
 /// ```
 /// use shaped::prelude::*;
@@ -38,6 +39,9 @@ impl<const I: usize, const O: usize, E: Elem> Linear<I, O, E> {
 }
 
 impl<const I: usize, const O: usize, E: Elem> Module<E> for Linear<I, O, E> {
+    const RULE: Rule = Rule::Dense { i: I, o: O };
+    type Cache = ();
+
     fn zeros() -> Self {
         Linear { weight: Tensor::zeros(Const), bias: Tensor::zeros(Const) }
     }
@@ -54,79 +58,49 @@ impl<const I: usize, const O: usize, E: Elem> Module<E> for Linear<I, O, E> {
         zip_one(path, "weight", k, &mut self.weight, &other.weight, f);
         zip_one(path, "bias", ParamKind::Bias, &mut self.bias, &other.bias, f);
     }
-    fn type_name() -> String {
-        format!("Linear<{I}, {O}>")
+
+    fn forward_raw(&self, x: Act<'_, E>, y: &mut [E]) {
+        check_io::<E, Self>(&x, y.len());
+        dense_forward(x.n, I, O, x.data, self.weight.as_slice(), self.bias.as_slice(), y);
+    }
+
+    fn forward_train_raw(&mut self, x: Act<'_, E>, y: &mut [E], _: &mut ()) {
+        self.forward_raw(x, y);
+    }
+
+    fn backward_raw(&self, x: Act<'_, E>, y: &[E], dy: &[E], _: &mut (), dx: Option<&mut [E]>, grads: &mut Self) {
+        check_grads::<E, Self>(&x, y, dy, dx.as_deref());
+        let (dw, db) = (grads.weight.as_mut_slice(), grads.bias.as_mut_slice());
+        dense_backward(x.n, I, O, x.data, self.weight.as_slice(), dy, dw, db, dx);
     }
 }
 
-impl<B: Dim, X: ConstDim + FeaturesMatch<Const<I>>, const I: usize, const O: usize, E: Elem> Layer<(B, X), E>
-    for Linear<I, O, E>
-{
+impl<B: Dim, const I: usize, const O: usize, E: Elem> Layer<(B, Const<I>), E> for Linear<I, O, E> {
     type Out = (B, Const<O>);
-    type Cache = ();
+}
 
-    fn forward(&self, x: &Tensor<(B, X), E>, y: &mut Tensor<(B, Const<O>), E>) {
-        let n = x.batch_size();
-        y.set_batch(x.batch());
-        let (w, yd) = (self.weight.as_slice(), y.as_mut_slice());
-        kernels::gemm(
-            n,
-            O,
-            I,
-            x.as_slice(),
-            Strides::row_major(I),
-            w,
-            Strides::row_major(O),
-            yd,
-            Strides::row_major(O),
-            false,
-        );
-        kernels::add_row_bias(yd, self.bias.as_slice());
-    }
+/// `Y = X W + b` for `n` rows of `i` features into `o` outputs (one instance per element type).
+fn dense_forward<E: Elem>(n: usize, i: usize, o: usize, x: &[E], w: &[E], b: &[E], y: &mut [E]) {
+    kernels::gemm(n, o, i, x, Strides::row_major(i), w, Strides::row_major(o), y, Strides::row_major(o), false);
+    kernels::add_row_bias(y, b);
+}
 
-    fn forward_train(&mut self, x: &Tensor<(B, X), E>, y: &mut Tensor<(B, Const<O>), E>, _cache: &mut ()) {
-        self.forward(x, y);
-    }
-
-    fn backward(
-        &self,
-        x: &Tensor<(B, X), E>,
-        _y: &Tensor<(B, Const<O>), E>,
-        dy: &Tensor<(B, Const<O>), E>,
-        _cache: &mut (),
-        dx: Option<&mut Tensor<(B, X), E>>,
-        grads: &mut Self,
-    ) {
-        let n = x.batch_size();
-        // dW = Xᵀ dY  (I×n · n×O)
-        kernels::gemm(
-            I,
-            O,
-            n,
-            x.as_slice(),
-            Strides::transposed(I),
-            dy.as_slice(),
-            Strides::row_major(O),
-            grads.weight.as_mut_slice(),
-            Strides::row_major(O),
-            false,
-        );
-        kernels::sum_rows(dy.as_slice(), grads.bias.as_mut_slice());
-        if let Some(dx) = dx {
-            dx.set_batch(x.batch());
-            // dX = dY Wᵀ  (n×O · O×I)
-            kernels::gemm(
-                n,
-                I,
-                O,
-                dy.as_slice(),
-                Strides::row_major(O),
-                self.weight.as_slice(),
-                Strides::transposed(O),
-                dx.as_mut_slice(),
-                Strides::row_major(I),
-                false,
-            );
-        }
+/// `dW = Xᵀ dY`, `db = Σₙ dY` and, when asked, `dX = dY Wᵀ`.
+#[allow(clippy::too_many_arguments)]
+fn dense_backward<E: Elem>(
+    n: usize,
+    i: usize,
+    o: usize,
+    x: &[E],
+    w: &[E],
+    dy: &[E],
+    dw: &mut [E],
+    db: &mut [E],
+    dx: Option<&mut [E]>,
+) {
+    kernels::gemm(i, o, n, x, Strides::transposed(i), dy, Strides::row_major(o), dw, Strides::row_major(o), false);
+    kernels::sum_rows(dy, db);
+    if let Some(dx) = dx {
+        kernels::gemm(n, i, o, dy, Strides::row_major(o), w, Strides::transposed(o), dx, Strides::row_major(i), false);
     }
 }

@@ -7,6 +7,7 @@ mod flatten;
 mod linear;
 mod pool;
 mod relu;
+mod residual;
 
 pub use batchnorm::{BN_EPS, BN_MOMENTUM, BatchNorm1d, BatchNorm2d};
 pub use conv::Conv2d;
@@ -15,11 +16,50 @@ pub use flatten::Flatten;
 pub use linear::Linear;
 pub use pool::MaxPool2d;
 pub use relu::ReLU;
+pub use residual::{Identity, Residual, ResidualCache};
 
 use crate::kernels::Elem;
-use crate::layer::{ParamInfo, ParamKind, Path};
-use crate::shape::Shape;
+use crate::layer::{Act, Module, ParamInfo, ParamKind, Path};
+use crate::shape::{Extents, Shape};
 use crate::tensor::Tensor;
+
+/// See [`crate::layer::check_call`].
+#[inline]
+pub(crate) fn check_io<E: Elem, M: Module<E>>(x: &Act<'_, E>, y_len: usize) -> Extents {
+    crate::layer::check_call::<E, M>(x, y_len)
+}
+
+/// Checks the backward buffers against the forward ones: `dy` like `y`, `dx` like `x`.
+#[inline]
+pub(crate) fn check_grads<E: Elem, M: Module<E>>(x: &Act<'_, E>, y: &[E], dy: &[E], dx: Option<&[E]>) -> Extents {
+    let out = check_io::<E, M>(x, y.len());
+    assert_eq!(dy.len(), y.len(), "{}: the output gradient does not match the output", M::type_name());
+    if let Some(dx) = dx {
+        assert_eq!(dx.len(), x.data.len(), "{}: the input gradient does not match the input", M::type_name());
+    }
+    out
+}
+
+/// Implements the three parameter visitors of a layer without parameters.
+macro_rules! no_params {
+    ($e:ty) => {
+        fn visit_params(&self, _: &$crate::layer::Path<'_>, _: &mut dyn FnMut(&$crate::layer::ParamInfo<'_>, &[$e])) {}
+        fn visit_params_mut(
+            &mut self,
+            _: &$crate::layer::Path<'_>,
+            _: &mut dyn FnMut(&$crate::layer::ParamInfo<'_>, &mut [$e]),
+        ) {
+        }
+        fn zip_params_mut(
+            &mut self,
+            _: &Self,
+            _: &$crate::layer::Path<'_>,
+            _: &mut dyn FnMut(&$crate::layer::ParamInfo<'_>, &mut [$e], &[$e]),
+        ) {
+        }
+    };
+}
+pub(crate) use no_params;
 
 /// Visits one parameter tensor under `path.name`.
 #[inline]

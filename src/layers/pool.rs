@@ -2,32 +2,20 @@
 
 use crate::kernels::Elem;
 use crate::kernels::pool::{self, PoolDims};
-use crate::layer::{Layer, Module, ParamInfo, Path};
-use crate::shape::{Const, ConstDim, Dim, PoolOut, PoolOutput};
-use crate::tensor::Tensor;
+use crate::layer::{Act, Module};
+use crate::layers::{check_grads, check_io, no_params};
+use crate::shape::Rule;
 
 /// Max pooling over `P×P` windows moved by stride `S` (default `P`: non-overlapping); no padding.
 ///
 /// # Shapes
 /// - input `(B, C, H, W)`, output `(B, C, (H − P)/S + 1, (W − P)/S + 1)`; windows that do not tile
-///   the input exactly (`(H − P)` not a multiple of `S`), or a window larger than the input, are a
-///   compile error.
+///   the input exactly (`(H − P)` not a multiple of `S`), a window larger than the input, or a
+///   window or stride of 0 are compile errors naming the field and the extents.
 /// - Backward: each output gradient goes to the first maximum of its window (row-major order);
 ///   overlapping windows accumulate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MaxPool2d<const P: usize, const S: usize = P>;
-
-impl<const P: usize, const S: usize, E: Elem> Module<E> for MaxPool2d<P, S> {
-    fn zeros() -> Self {
-        MaxPool2d
-    }
-    fn visit_params(&self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &[E])) {}
-    fn visit_params_mut(&mut self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E])) {}
-    fn zip_params_mut(&mut self, _: &Self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E])) {}
-    fn type_name() -> String {
-        if P == S { format!("MaxPool2d<{P}>") } else { format!("MaxPool2d<{P}, {S}>") }
-    }
-}
 
 /// Positions of the maxima of the last training pass.
 #[derive(Clone, Debug, Default)]
@@ -35,40 +23,43 @@ pub struct PoolCache {
     argmax: Vec<u32>,
 }
 
-impl<B: Dim, C: ConstDim, H, W, const P: usize, const S: usize, E: Elem> Layer<(B, C, H, W), E> for MaxPool2d<P, S>
-where
-    H: ConstDim + PoolOutput<Const<P>, Const<S>>,
-    W: ConstDim + PoolOutput<Const<P>, Const<S>>,
-{
-    type Out = (B, C, PoolOut<H, Const<P>, Const<S>>, PoolOut<W, Const<P>, Const<S>>);
+fn dims<E>(x: &Act<'_, E>, p: usize, stride: usize) -> PoolDims {
+    PoolDims { planes: x.n * x.ext.dim(0), h: x.ext.dim(1), w: x.ext.dim(2), p, stride }
+}
+
+impl<const P: usize, const S: usize, E: Elem> Module<E> for MaxPool2d<P, S> {
+    const RULE: Rule = Rule::Pool { name: "MaxPool2d", k: P, s: S, p: 0, exact: true };
     type Cache = PoolCache;
 
-    fn forward(&self, x: &Tensor<(B, C, H, W), E>, y: &mut Tensor<Self::Out, E>) {
-        y.set_batch(x.batch());
-        let d = PoolDims { planes: x.batch_size() * C::N, h: H::N, w: W::N, p: P, stride: S };
-        pool::max_forward(&d, x.as_slice(), y.as_mut_slice(), None);
+    fn zeros() -> Self {
+        MaxPool2d
+    }
+    no_params!(E);
+
+    fn forward_raw(&self, x: Act<'_, E>, y: &mut [E]) {
+        check_io::<E, Self>(&x, y.len());
+        pool::max_forward(&dims(&x, P, S), x.data, y, None);
     }
 
-    fn forward_train(&mut self, x: &Tensor<(B, C, H, W), E>, y: &mut Tensor<Self::Out, E>, cache: &mut PoolCache) {
-        y.set_batch(x.batch());
+    fn forward_train_raw(&mut self, x: Act<'_, E>, y: &mut [E], cache: &mut PoolCache) {
+        check_io::<E, Self>(&x, y.len());
         cache.argmax.resize(y.len(), 0);
-        let d = PoolDims { planes: x.batch_size() * C::N, h: H::N, w: W::N, p: P, stride: S };
-        pool::max_forward(&d, x.as_slice(), y.as_mut_slice(), Some(&mut cache.argmax));
+        pool::max_forward(&dims(&x, P, S), x.data, y, Some(&mut cache.argmax));
     }
 
-    fn backward(
+    fn backward_raw(
         &self,
-        x: &Tensor<(B, C, H, W), E>,
-        _y: &Tensor<Self::Out, E>,
-        dy: &Tensor<Self::Out, E>,
+        x: Act<'_, E>,
+        y: &[E],
+        dy: &[E],
         cache: &mut PoolCache,
-        dx: Option<&mut Tensor<(B, C, H, W), E>>,
+        dx: Option<&mut [E]>,
         _: &mut Self,
     ) {
+        check_grads::<E, Self>(&x, y, dy, dx.as_deref());
         if let Some(dx) = dx {
-            dx.set_batch(x.batch());
-            let d = PoolDims { planes: x.batch_size() * C::N, h: H::N, w: W::N, p: P, stride: S };
-            pool::max_backward(&d, dy.as_slice(), &cache.argmax, dx.as_mut_slice());
+            assert_eq!(cache.argmax.len(), dy.len(), "MaxPool2d: backward without a training forward pass");
+            pool::max_backward(&dims(&x, P, S), dy, &cache.argmax, dx);
         }
     }
 }

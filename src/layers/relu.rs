@@ -1,9 +1,9 @@
 //! Rectified linear unit: `y = max(x, 0)`.
 
 use crate::kernels::Elem;
-use crate::layer::{Layer, Module, ParamInfo, Path};
-use crate::shape::Shape;
-use crate::tensor::Tensor;
+use crate::layer::{Act, Layer, Module};
+use crate::layers::{check_grads, check_io, no_params};
+use crate::shape::{Rule, Shape};
 
 /// Rectified linear unit, elementwise `y = max(x, 0)`; no parameters.
 ///
@@ -14,42 +14,31 @@ use crate::tensor::Tensor;
 pub struct ReLU;
 
 impl<E: Elem> Module<E> for ReLU {
+    const RULE: Rule = Rule::Elementwise { name: "ReLU" };
+    type Cache = ();
+
     fn zeros() -> Self {
         ReLU
     }
-    fn visit_params(&self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &[E])) {}
-    fn visit_params_mut(&mut self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E])) {}
-    fn zip_params_mut(&mut self, _: &Self, _: &Path<'_>, _: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E])) {}
-    fn type_name() -> String {
-        "ReLU".into()
+    no_params!(E);
+
+    fn forward_raw(&self, x: Act<'_, E>, y: &mut [E]) {
+        check_io::<E, Self>(&x, y.len());
+        crate::kernels::relu_forward(x.data, y);
+    }
+
+    fn forward_train_raw(&mut self, x: Act<'_, E>, y: &mut [E], _: &mut ()) {
+        self.forward_raw(x, y);
+    }
+
+    fn backward_raw(&self, x: Act<'_, E>, y: &[E], dy: &[E], _: &mut (), dx: Option<&mut [E]>, _: &mut Self) {
+        check_grads::<E, Self>(&x, y, dy, dx.as_deref());
+        if let Some(dx) = dx {
+            crate::kernels::relu_backward(x.data, dy, dx);
+        }
     }
 }
 
 impl<S: Shape, E: Elem> Layer<S, E> for ReLU {
     type Out = S;
-    type Cache = ();
-
-    fn forward(&self, x: &Tensor<S, E>, y: &mut Tensor<S, E>) {
-        y.set_batch(x.batch());
-        crate::kernels::relu_forward(x.as_slice(), y.as_mut_slice());
-    }
-
-    fn forward_train(&mut self, x: &Tensor<S, E>, y: &mut Tensor<S, E>, _: &mut ()) {
-        self.forward(x, y);
-    }
-
-    fn backward(
-        &self,
-        x: &Tensor<S, E>,
-        _y: &Tensor<S, E>,
-        dy: &Tensor<S, E>,
-        _: &mut (),
-        dx: Option<&mut Tensor<S, E>>,
-        _: &mut Self,
-    ) {
-        if let Some(dx) = dx {
-            dx.set_batch(x.batch());
-            crate::kernels::relu_backward(x.as_slice(), dy.as_slice(), dx.as_mut_slice());
-        }
-    }
 }

@@ -3,17 +3,18 @@
 //!
 //! A shape is a tuple whose first element is the batch dimension (static or runtime) and whose other
 //! elements are static extents: `(Dyn, Const<1>, Const<28>, Const<28>)` is a batch of 28×28 grey
-//! images. Static dims are const generics, so compiler messages print them as numbers; the shape rules
-//! (convolution and pooling output sizes, flatten products) compute with `typenum` inside crate-owned
-//! traits ([`ConvOutput`], [`PoolOutput`], [`Flattened`], …), each with its own error message, and
-//! convert back to `Const<N>` through a generated table (`table.rs`, extents up to [`TABLE_MAX`]).
+//! images. Static dims are const generics, so compiler messages print them as numbers.
+//!
+//! The shape rules of the layers (convolution and pooling output sizes, flatten products, feature
+//! and channel agreement) are data, [`Rule`], evaluated by one `const fn`, [`apply`]: there is no
+//! table and no limit on extents, and every failure is a sentence with the sizes in decimal.
 
 use core::fmt::Debug;
-use core::ops::{Add, Div, Mul, Rem, Sub};
-use typenum::{Compare, Diff, Equal, Greater, Mod, Prod, Quot, Sum, U1, Unsigned};
 
-mod table;
-pub use table::TABLE_MAX;
+mod msg;
+mod rule;
+pub use msg::{MSG_CAPACITY, Msg};
+pub use rule::{AT_INPUT, AT_NONE, Checked, Extents, Field, Rule, SeqRule, apply, describe, expect, out_extents};
 
 /// A static dimension of extent `N`; prints as `Const<N>` in compiler messages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -73,6 +74,8 @@ pub trait Shape: Copy + Debug + Send + Sync + PartialEq + 'static {
     const RANK: usize;
     /// Elements per batch entry: the product of the static dimensions.
     const SAMPLE_NUMEL: usize;
+    /// The static (non-batch) extents.
+    const SAMPLE: Extents;
     /// The batch dimension of this shape.
     fn batch(&self) -> Self::Batch;
     /// The shape with batch `b` (the other dimensions are static).
@@ -94,6 +97,7 @@ impl<B: Dim> Shape for (B,) {
     type Batch = B;
     const RANK: usize = 1;
     const SAMPLE_NUMEL: usize = 1;
+    const SAMPLE: Extents = Extents::SCALAR;
     fn batch(&self) -> B {
         self.0
     }
@@ -109,6 +113,7 @@ impl<B: Dim, D1: ConstDim> Shape for (B, D1) {
     type Batch = B;
     const RANK: usize = 2;
     const SAMPLE_NUMEL: usize = D1::N;
+    const SAMPLE: Extents = Extents::flat(D1::N);
     fn batch(&self) -> B {
         self.0
     }
@@ -124,6 +129,7 @@ impl<B: Dim, D1: ConstDim, D2: ConstDim> Shape for (B, D1, D2) {
     type Batch = B;
     const RANK: usize = 3;
     const SAMPLE_NUMEL: usize = D1::N * D2::N;
+    const SAMPLE: Extents = Extents::new(&[D1::N, D2::N]);
     fn batch(&self) -> B {
         self.0
     }
@@ -139,6 +145,7 @@ impl<B: Dim, D1: ConstDim, D2: ConstDim, D3: ConstDim> Shape for (B, D1, D2, D3)
     type Batch = B;
     const RANK: usize = 4;
     const SAMPLE_NUMEL: usize = D1::N * D2::N * D3::N;
+    const SAMPLE: Extents = Extents::map(D1::N, D2::N, D3::N);
     fn batch(&self) -> B {
         self.0
     }
@@ -161,226 +168,29 @@ pub fn fmt_dims(dims: &[usize]) -> String {
     format!("({})", inner.join(", "))
 }
 
-// ------------------------------------------------------------------------------------------------
-// Bridges between Const<N> and typenum.
+/// The shape of rank `R + 1` with batch `B` and static extents `D0, D1, D2` (those past `R` unused):
+/// how a derived model writes its output type from extents computed in a constant.
+pub type ShapeOf<B, const R: usize, const D0: usize, const D1: usize, const D2: usize> =
+    <Rank<R> as MakeShape<B, D0, D1, D2>>::Shape;
 
-/// `Const<N>` as a typenum integer (generated for `N ≤ TABLE_MAX` and a few larger products).
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is outside shaped's shape table (extents up to 1024 and a few larger products)",
-    label = "this extent cannot take part in a compile-time shape rule",
-    note = "regenerate the table with a larger bound (tools/gen_table.py) or flatten a smaller tensor"
-)]
-pub trait ToTypenum {
-    /// The typenum integer.
-    type Tn: Unsigned;
+/// A sample rank, as a type (see [`ShapeOf`]).
+pub struct Rank<const R: usize>;
+
+/// Builds the shape of a rank from its extents (see [`ShapeOf`]).
+pub trait MakeShape<B: Dim, const D0: usize, const D1: usize, const D2: usize> {
+    /// The shape.
+    type Shape: Shape<Batch = B>;
 }
 
-/// A typenum integer back as `Const<N>` (generated for `N ≤ TABLE_MAX` and a few larger products).
-#[diagnostic::on_unimplemented(
-    message = "a computed extent is outside shaped's shape table (extents up to 1024 and a few larger products)",
-    label = "this layer produces an extent the table does not hold",
-    note = "the `required for` notes below name the layer and its input in numbers; \
-            regenerate the table with a larger bound (tools/gen_table.py) if the extent is intended"
-)]
-pub trait ToConst {
-    /// The `Const<N>` with the same value.
-    type Const: ConstDim;
+impl<B: Dim, const D0: usize, const D1: usize, const D2: usize> MakeShape<B, D0, D1, D2> for Rank<0> {
+    type Shape = (B,);
 }
-
-type Tn<X> = <X as ToTypenum>::Tn;
-
-// ------------------------------------------------------------------------------------------------
-// Feature and channel agreement.
-
-/// The input width a layer gets (`Self`) equals the width it expects (`Expected`).
-#[diagnostic::on_unimplemented(
-    message = "this layer expects {Expected} input features, but the previous layer produces {Self}",
-    label = "expects {Expected} input features, gets {Self}",
-    note = "the input width of a fully connected or batch-norm layer must equal the output width of the layer before it"
-)]
-pub trait FeaturesMatch<Expected> {}
-impl<const N: usize> FeaturesMatch<Const<N>> for Const<N> {}
-
-/// The channel count a convolution or spatial batch norm gets (`Self`) equals what it expects.
-#[diagnostic::on_unimplemented(
-    message = "this layer expects {Expected} input channels, but the previous layer produces {Self}",
-    label = "expects {Expected} input channels, gets {Self}",
-    note = "the input channels of a convolution or spatial batch norm must equal the channels of the layer before it"
-)]
-pub trait ChannelsMatch<Expected> {}
-impl<const N: usize> ChannelsMatch<Const<N>> for Const<N> {}
-
-// ------------------------------------------------------------------------------------------------
-// Convolution: out = (H + 2P − K)/S + 1.
-
-/// Output extent of a convolution with kernel `K`, stride `S` and padding `P` over an input extent
-/// `Self`: `(H + 2P − K)/S + 1`.
-#[diagnostic::on_unimplemented(
-    message = "a convolution with kernel {K}, stride {S} and padding {P} cannot run over an input extent of {Self}",
-    label = "this convolution does not fit its input"
-)]
-pub trait ConvOutput<K, S, P> {
-    /// The output extent.
-    type Out: ConstDim;
+impl<B: Dim, const D0: usize, const D1: usize, const D2: usize> MakeShape<B, D0, D1, D2> for Rank<1> {
+    type Shape = (B, Const<D0>);
 }
-
-/// Internal step of [`ConvOutput`]: the kernel fits the padded input (`Ord` is its comparison).
-#[diagnostic::on_unimplemented(
-    message = "a convolution kernel is larger than its (padded) input",
-    label = "the kernel does not fit the input",
-    note = "the `required for` notes below give the input extent, kernel, stride and padding in numbers; \
-            pad the input or use a smaller kernel"
-)]
-pub trait ConvFits {
-    /// The output extent.
-    type Out: ConstDim;
+impl<B: Dim, const D0: usize, const D1: usize, const D2: usize> MakeShape<B, D0, D1, D2> for Rank<2> {
+    type Shape = (B, Const<D0>, Const<D1>);
 }
-
-impl<A, K, S> ConvFits for (Greater, A, K, S)
-where
-    A: Sub<K>,
-    Diff<A, K>: Div<S>,
-    Quot<Diff<A, K>, S>: Add<U1>,
-    Sum<Quot<Diff<A, K>, S>, U1>: ToConst,
-{
-    type Out = <Sum<Quot<Diff<A, K>, S>, U1> as ToConst>::Const;
+impl<B: Dim, const D0: usize, const D1: usize, const D2: usize> MakeShape<B, D0, D1, D2> for Rank<3> {
+    type Shape = (B, Const<D0>, Const<D1>, Const<D2>);
 }
-
-impl<A, K, S> ConvFits for (Equal, A, K, S)
-where
-    A: Sub<K>,
-    Diff<A, K>: Div<S>,
-    Quot<Diff<A, K>, S>: Add<U1>,
-    Sum<Quot<Diff<A, K>, S>, U1>: ToConst,
-{
-    type Out = <Sum<Quot<Diff<A, K>, S>, U1> as ToConst>::Const;
-}
-
-type Padded<H, P> = Sum<Sum<Tn<H>, Tn<P>>, Tn<P>>;
-
-impl<const H: usize, const K: usize, const S: usize, const P: usize> ConvOutput<Const<K>, Const<S>, Const<P>>
-    for Const<H>
-where
-    Const<H>: ToTypenum,
-    Const<K>: ToTypenum,
-    Const<S>: ToTypenum,
-    Const<P>: ToTypenum,
-    Tn<Const<H>>: Add<Tn<Const<P>>>,
-    Sum<Tn<Const<H>>, Tn<Const<P>>>: Add<Tn<Const<P>>>,
-    Padded<Const<H>, Const<P>>: typenum::Cmp<Tn<Const<K>>>,
-    (Compare<Padded<Const<H>, Const<P>>, Tn<Const<K>>>, Padded<Const<H>, Const<P>>, Tn<Const<K>>, Tn<Const<S>>):
-        ConvFits,
-{
-    type Out = <(
-        Compare<Padded<Const<H>, Const<P>>, Tn<Const<K>>>,
-        Padded<Const<H>, Const<P>>,
-        Tn<Const<K>>,
-        Tn<Const<S>>,
-    ) as ConvFits>::Out;
-}
-
-// ------------------------------------------------------------------------------------------------
-// Pooling: out = (H − P)/S + 1, with exact tiling.
-
-/// Output extent of a `P`-wide pooling window moved by stride `S` over an input extent `Self`:
-/// `(H − P)/S + 1`, defined only when the windows tile the input exactly.
-#[diagnostic::on_unimplemented(
-    message = "a pooling window of {P} with stride {S} cannot tile an input extent of {Self}",
-    label = "this pooling layer does not tile its input"
-)]
-pub trait PoolOutput<P, S> {
-    /// The output extent.
-    type Out: ConstDim;
-}
-
-/// Internal step of [`PoolOutput`]: the window fits the input.
-#[diagnostic::on_unimplemented(
-    message = "a pooling window is larger than its input",
-    label = "the window does not fit the input",
-    note = "the `required for` notes below give the input extent, window and stride in numbers"
-)]
-pub trait PoolFits {
-    /// The output extent.
-    type Out: ConstDim;
-}
-
-/// Internal step of [`PoolOutput`]: `(H − P)` is a multiple of the stride (the remainder is zero).
-#[diagnostic::on_unimplemented(
-    message = "a pooling window and stride do not tile the input exactly",
-    label = "(input extent − window) is not a multiple of the stride",
-    note = "the `required for` notes below give the input extent, window and stride in numbers; \
-            change the preceding layer's kernel or padding so that the extent tiles"
-)]
-pub trait PoolTiles {
-    /// The output extent.
-    type Out: ConstDim;
-}
-
-impl<Q> PoolTiles for (Q, typenum::UTerm)
-where
-    Q: Add<U1>,
-    Sum<Q, U1>: ToConst,
-{
-    type Out = <Sum<Q, U1> as ToConst>::Const;
-}
-
-impl<A, P, S> PoolFits for (Greater, A, P, S)
-where
-    A: Sub<P>,
-    Diff<A, P>: Div<S> + Rem<S>,
-    (Quot<Diff<A, P>, S>, Mod<Diff<A, P>, S>): PoolTiles,
-{
-    type Out = <(Quot<Diff<A, P>, S>, Mod<Diff<A, P>, S>) as PoolTiles>::Out;
-}
-
-impl<A, P, S> PoolFits for (Equal, A, P, S)
-where
-    A: Sub<P>,
-    Diff<A, P>: Div<S> + Rem<S>,
-    (Quot<Diff<A, P>, S>, Mod<Diff<A, P>, S>): PoolTiles,
-{
-    type Out = <(Quot<Diff<A, P>, S>, Mod<Diff<A, P>, S>) as PoolTiles>::Out;
-}
-
-impl<const H: usize, const P: usize, const S: usize> PoolOutput<Const<P>, Const<S>> for Const<H>
-where
-    Const<H>: ToTypenum,
-    Const<P>: ToTypenum,
-    Const<S>: ToTypenum,
-    Tn<Const<H>>: typenum::Cmp<Tn<Const<P>>>,
-    (Compare<Tn<Const<H>>, Tn<Const<P>>>, Tn<Const<H>>, Tn<Const<P>>, Tn<Const<S>>): PoolFits,
-{
-    type Out = <(Compare<Tn<Const<H>>, Tn<Const<P>>>, Tn<Const<H>>, Tn<Const<P>>, Tn<Const<S>>) as PoolFits>::Out;
-}
-
-// ------------------------------------------------------------------------------------------------
-// Flatten: C·H·W.
-
-/// The flattened extent `C·H·W` of a `(C, H, W)` sample.
-#[diagnostic::on_unimplemented(
-    message = "cannot compute the flattened size of {Self} at compile time",
-    label = "flatten needs a (C, H, W) input whose extents and product are in the shape table"
-)]
-pub trait Flattened {
-    /// The product as `Const<N>`.
-    type Out: ConstDim;
-}
-
-impl<C, H, W> Flattened for (C, H, W)
-where
-    C: ToTypenum,
-    H: ToTypenum,
-    W: ToTypenum,
-    Tn<C>: Mul<Tn<H>>,
-    Prod<Tn<C>, Tn<H>>: Mul<Tn<W>>,
-    Prod<Prod<Tn<C>, Tn<H>>, Tn<W>>: ToConst,
-{
-    type Out = <Prod<Prod<Tn<C>, Tn<H>>, Tn<W>> as ToConst>::Const;
-}
-
-/// Output extent of a convolution: `ConvOut<H, K, S, P>` is `Const<(H + 2P − K)/S + 1>`.
-pub type ConvOut<H, K, S, P> = <H as ConvOutput<K, S, P>>::Out;
-/// Output extent of a pooling layer: `PoolOut<H, P, S>` is `Const<(H − P)/S + 1>`.
-pub type PoolOut<H, P, S> = <H as PoolOutput<P, S>>::Out;
-/// The flattened extent of a `(C, H, W)` sample.
-pub type FlatOut<C, H, W> = <(C, H, W) as Flattened>::Out;

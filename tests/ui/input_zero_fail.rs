@@ -1,8 +1,9 @@
 use shaped::prelude::*;
 
 #[derive(Sequential)]
-struct Model {
-    fc: Linear<20, 1>,
+#[sequential(input = (1, 0, 28))]
+struct Net {
+    relu: ReLU,
 }
 
 fn main() {}

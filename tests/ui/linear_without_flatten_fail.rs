@@ -1,0 +1,10 @@
+use shaped::prelude::*;
+
+#[derive(Sequential)]
+#[sequential(input = (1, 28, 28))]
+struct Net {
+    conv: Conv2d<1, 5, 7>,
+    fc: Linear<2420, 10>,
+}
+
+fn main() {}
