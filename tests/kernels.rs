@@ -493,3 +493,69 @@ fn threaded_im2col_paths_equal_single_threaded() {
         }
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// Public kernel entry points validate their dims before any (unsafe) tile runs: a bad call panics
+// with the sizes, never reads out of bounds.
+
+fn panics_with(what: &str, f: impl FnOnce() + std::panic::UnwindSafe) {
+    let err = std::panic::catch_unwind(f).expect_err("the call must panic");
+    let msg = err.downcast_ref::<String>().cloned().or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()));
+    let msg = msg.unwrap_or_default();
+    assert!(msg.contains(what), "message {msg:?} lacks {what:?}");
+}
+
+#[test]
+fn conv_entry_points_reject_degenerate_dims() {
+    let ok = ConvDims { n: 1, c: 1, h: 8, w: 8, f: 2, k: 3, stride: 1, pad: 0 };
+    // a kernel larger than the padded input: oh() used to wrap around
+    let big = ConvDims { k: 9, ..ok };
+    panics_with("does not fit", move || {
+        let _ = big.oh();
+    });
+    for (d, what) in [
+        (ConvDims { k: 0, ..ok }, "must be at least 1"),
+        (ConvDims { stride: 0, ..ok }, "must be at least 1"),
+        (ConvDims { f: 0, ..ok }, "must be at least 1"),
+        (big, "does not fit"),
+    ] {
+        let (x, w) = (vec![0f32; 64], vec![0f32; 18]);
+        panics_with(what, move || {
+            let mut y = vec![0f32; 72];
+            conv::forward(&d, &x, &w, None, &mut y, &mut ConvScratch::default());
+        });
+    }
+    // buffers that disagree with the dims
+    panics_with("output length", move || {
+        let (x, w, mut y) = (vec![0f32; 64], vec![0f32; 18], vec![0f32; 71]);
+        conv::forward(&ok, &x, &w, None, &mut y, &mut ConvScratch::default());
+    });
+    panics_with("input length", move || {
+        let (x, w, mut dw) = (vec![0f32; 63], vec![0f32; 18], vec![0f32; 18]);
+        conv::backward(&ok, &x, &w, &[0f32; 72], &mut dw, None, None, &mut ConvScratch::default());
+    });
+    panics_with("bias length", move || {
+        let (x, w, mut y) = (vec![0f32; 64], vec![0f32; 18], vec![0f32; 72]);
+        conv::forward(&ok, &x, &w, Some(&[0.0; 3]), &mut y, &mut ConvScratch::default());
+    });
+}
+
+#[test]
+fn pool_and_norm_entry_points_reject_bad_dims() {
+    use shaped::kernels::norm::{self, NormDims};
+    use shaped::kernels::pool::{self, PoolDims};
+    let d = PoolDims { planes: 2, h: 4, w: 4, p: 0, stride: 2 };
+    panics_with("must be at least 1", move || pool::max_forward(&d, &[0f32; 32], &mut [0f32; 8], None));
+    let d = PoolDims { planes: 2, h: 4, w: 4, p: 5, stride: 5 };
+    panics_with("does not fit", move || pool::max_forward(&d, &[0f32; 32], &mut [0f32; 8], None));
+    let d = PoolDims { planes: 2, h: 4, w: 4, p: 2, stride: 2 };
+    panics_with("output length", move || pool::max_forward(&d, &[0f32; 32], &mut [0f32; 7], None));
+    panics_with("argmax length", move || pool::max_forward(&d, &[0f32; 32], &mut [0f32; 8], Some(&mut [0u32; 3])));
+    let d = NormDims { n: 2, c: 3, inner: 4 };
+    panics_with("tensor length", move || {
+        norm::batchnorm_eval(d, &[0f32; 23], &[1.0; 3], &[0.0; 3], &[0.0; 3], &[1.0; 3], 1e-5, &mut [0f32; 23])
+    });
+    panics_with("per-channel lengths", move || {
+        norm::batchnorm_eval(d, &[0f32; 24], &[1.0; 2], &[0.0; 3], &[0.0; 3], &[1.0; 3], 1e-5, &mut [0f32; 24])
+    });
+}

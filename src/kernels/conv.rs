@@ -24,13 +24,47 @@ pub struct ConvDims {
 }
 
 impl ConvDims {
-    /// Output height `(h + 2p − k)/s + 1`.
+    /// Output height `(h + 2p − k)/s + 1`; panics when the kernel is larger than the padded input or
+    /// the stride is 0 (see [`ConvDims::validate`]).
     pub fn oh(&self) -> usize {
-        (self.h + 2 * self.pad - self.k) / self.stride + 1
+        out_extent(self.h, self.k, self.stride, self.pad)
     }
-    /// Output width `(w + 2p − k)/s + 1`.
+    /// Output width `(w + 2p − k)/s + 1`; panics like [`ConvDims::oh`].
     pub fn ow(&self) -> usize {
-        (self.w + 2 * self.pad - self.k) / self.stride + 1
+        out_extent(self.w, self.k, self.stride, self.pad)
+    }
+    /// Checks the sizes every kernel relies on: kernel, stride, channels and filters at least 1, the
+    /// kernel inside the padded input, and the tensors' element counts free of overflow. The public
+    /// entry points call it (with [`ConvDims::check_lens`]) before touching a buffer.
+    pub fn validate(&self) {
+        assert!(
+            self.k >= 1 && self.stride >= 1,
+            "convolution: kernel {} and stride {} must be at least 1",
+            self.k,
+            self.stride
+        );
+        assert!(
+            self.c >= 1 && self.f >= 1,
+            "convolution: {} channels and {} filters must be at least 1",
+            self.c,
+            self.f
+        );
+        let (oh, ow) = (self.oh(), self.ow());
+        let x = [self.n, self.c, self.h, self.w].iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+        let y = [self.n, self.f, oh, ow].iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+        let w = [self.f, self.c, self.k, self.k].iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+        let pad = (self.h + 2 * self.pad).checked_mul(self.w + 2 * self.pad);
+        assert!(
+            x.is_some() && y.is_some() && w.is_some() && pad.is_some(),
+            "convolution: sizes overflow usize: {self:?}"
+        );
+    }
+    /// Validates the dims and checks `x`, `w`, `y` hold `n·c·h·w`, `f·c·k·k` and `n·f·oh·ow` values.
+    pub fn check_lens(&self, x: usize, w: usize, y: usize) {
+        self.validate();
+        assert_eq!(x, self.n * self.c * self.h * self.w, "convolution: input length for {self:?}");
+        assert_eq!(w, self.f * self.c * self.k * self.k, "convolution: weight length for {self:?}");
+        assert_eq!(y, self.n * self.f * self.oh() * self.ow(), "convolution: output length for {self:?}");
     }
     /// Rows of the im2col matrix: `c·k·k`.
     pub fn patch(&self) -> usize {
@@ -134,6 +168,21 @@ fn reduce_chunks<E: Elem>(partials: &mut [E], len: usize, chunks: usize) {
     });
 }
 
+/// A bias (or its gradient), when given, has one value per filter.
+fn check_bias(d: &ConvDims, len: Option<usize>) {
+    assert!(len.is_none_or(|l| l == d.f), "convolution: bias length {len:?} for {} filters", d.f);
+}
+
+/// `(len + 2·pad − k)/stride + 1`, checked: a kernel larger than the padded input or a zero stride
+/// panics with the sizes instead of wrapping around.
+fn out_extent(len: usize, k: usize, stride: usize, pad: usize) -> usize {
+    let padded = pad.checked_mul(2).and_then(|p| len.checked_add(p));
+    match padded.and_then(|p| p.checked_sub(k)) {
+        Some(span) if stride > 0 => span / stride + 1,
+        _ => panic!("convolution: kernel {k} with stride {stride} does not fit an input extent {len} padded by {pad}"),
+    }
+}
+
 /// Scratch buffers of the convolution kernels, one set per thread of a split, kept across steps so
 /// that a steady-state step allocates nothing.
 #[derive(Clone, Debug, Default)]
@@ -166,6 +215,8 @@ pub fn forward_direct<E: Elem>(
     y: &mut [E],
     scratch: &mut ConvScratch<E>,
 ) {
+    d.check_lens(x.len(), w.len(), y.len());
+    check_bias(d, bias.map(|b| b.len()));
     let (xs, ys) = (d.c * d.h * d.w, d.f * d.oh() * d.ow());
     let parts = super::split_batch(d.n, xs * ys * d.k * d.k);
     if parts <= 1 {
@@ -211,6 +262,8 @@ unsafe fn forward_direct_avx2<E: Elem>(
 /// The direct forward pass through the general strided row loop, without the stride-1
 /// full-width specialisation (single-threaded; for benchmarks and tests of the specialisation).
 pub fn forward_direct_rows<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E]) {
+    d.check_lens(x.len(), w.len(), y.len());
+    check_bias(d, bias.map(|b| b.len()));
     #[cfg(target_arch = "x86_64")]
     if super::has_avx2_fma() {
         #[target_feature(enable = "avx2,fma")]
@@ -258,12 +311,12 @@ fn forward_full_width<E: Elem, const FMA: bool>(
     scratch: &mut Vec<E>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if FMA && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
+    if FMA && super::has_avx2_fma() && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
         let (x32, w32, y32) = (as_f32(x), as_f32(w), as_f32_mut(y));
         let b32 = bias.map(as_f32);
         // SAFETY: E is f32 (checked just above): the same vector.
         let scratch32 = unsafe { &mut *(scratch as *mut Vec<E> as *mut Vec<f32>) };
-        // SAFETY: FMA is only true inside the AVX2+FMA version of the caller.
+        // SAFETY: the CPU supports AVX2 and FMA (detection checked just above, whatever FMA says).
         return unsafe { simd::forward_f32(d, x32, w32, b32, y32, scratch32) };
     }
     let (oh, ow, k) = (d.oh(), d.ow(), d.k);
@@ -341,6 +394,10 @@ pub fn backward_direct<E: Elem>(
     dx: Option<&mut [E]>,
     scratch: &mut ConvScratch<E>,
 ) {
+    d.check_lens(x.len(), w.len(), dy.len());
+    assert_eq!(dw.len(), w.len(), "convolution: weight gradient length");
+    assert!(dx.as_ref().is_none_or(|t| t.len() == x.len()), "convolution: input gradient length");
+    check_bias(d, db.as_ref().map(|b| b.len()));
     let (oh, ow) = (d.oh(), d.ow());
     let (xs, ys) = (d.c * d.h * d.w, d.f * oh * ow);
     let acc_len = d.f * d.c * d.k * d.k * ow;
@@ -413,11 +470,11 @@ fn backward_full_width<E: Elem, const FMA: bool>(
     scratch: &mut Vec<E>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if FMA && dx.is_none() && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
+    if FMA && dx.is_none() && super::has_avx2_fma() && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
         let (x32, dy32, acc32) = (as_f32(x), as_f32(dy), as_f32_mut(acc));
         // SAFETY: E is f32 (checked just above): the same vector.
         let scratch32 = unsafe { &mut *(scratch as *mut Vec<E> as *mut Vec<f32>) };
-        // SAFETY: FMA is only true inside the AVX2+FMA version of the caller.
+        // SAFETY: the CPU supports AVX2 and FMA (detection checked just above, whatever FMA says).
         return unsafe { simd::weight_grad_f32(d, x32, dy32, acc32, scratch32) };
     }
     let (oh, ow, k) = (d.oh(), d.ow(), d.k);
@@ -525,6 +582,7 @@ fn backward_direct_body<E: Elem, const FMA: bool>(
 
 /// Writes the patches of sample `xs` (`(c, h, w)`) as the columns of `cols` (`c·k·k × oh·ow`).
 pub fn im2col<E: Elem>(d: &ConvDims, xs: &[E], cols: &mut [E]) {
+    d.validate();
     im2col_at(d, xs, cols, d.oh() * d.ow(), 0)
 }
 
@@ -702,6 +760,7 @@ fn im2col_strided_body<E: Elem, const FMA: bool>(d: &ConvDims, xs: &[E], cols: &
 
 /// Adds the columns of `cols` back into the sample gradient `dxs` (the adjoint of [`im2col`]).
 pub fn col2im<E: Elem>(d: &ConvDims, cols: &[E], dxs: &mut [E]) {
+    d.validate();
     col2im_at(d, cols, d.oh() * d.ow(), 0, dxs)
 }
 
@@ -794,6 +853,8 @@ fn indirect_backward_applies<E: Elem>(d: &ConvDims) -> bool {
 /// `backward` can do the same (f32 on AVX2, stride 1, "same" padding, output rows ≥ 8), through
 /// im2col + GEMM for ≥ 4 input channels ([`ConvDims::prefers_im2col`]), direct loops otherwise.
 pub fn forward<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E], scratch: &mut ConvScratch<E>) {
+    d.check_lens(x.len(), w.len(), y.len());
+    check_bias(d, bias.map(|b| b.len()));
     if d.prefers_im2col() || indirect_backward_applies::<E>(d) {
         forward_im2col(d, x, w, bias, y, scratch)
     } else {
@@ -813,6 +874,10 @@ pub fn backward<E: Elem>(
     dx: Option<&mut [E]>,
     scratch: &mut ConvScratch<E>,
 ) {
+    d.check_lens(x.len(), w.len(), dy.len());
+    assert_eq!(dw.len(), w.len(), "convolution: weight gradient length");
+    assert!(dx.as_ref().is_none_or(|t| t.len() == x.len()), "convolution: input gradient length");
+    check_bias(d, db.as_ref().map(|b| b.len()));
     if d.prefers_im2col() || indirect_backward_applies::<E>(d) {
         backward_im2col(d, x, w, dy, dw, db, dx, scratch)
     } else {
@@ -1009,6 +1074,8 @@ pub fn forward_im2col<E: Elem>(
     y: &mut [E],
     scratch: &mut ConvScratch<E>,
 ) {
+    d.check_lens(x.len(), w.len(), y.len());
+    check_bias(d, bias.map(|b| b.len()));
     if !forward_indirect(d, x, w, bias, y, scratch) {
         forward_patch_matrix(d, x, w, bias, y, scratch)
     }
@@ -1024,6 +1091,8 @@ pub fn forward_patch_matrix<E: Elem>(
     y: &mut [E],
     scratch: &mut ConvScratch<E>,
 ) {
+    d.check_lens(x.len(), w.len(), y.len());
+    check_bias(d, bias.map(|b| b.len()));
     let (p, q) = (d.patch(), d.oh() * d.ow());
     let (xs, ys) = (d.c * d.h * d.w, d.f * q);
     let parts = super::split_batch(d.n, ys * p).max(1);
@@ -1105,6 +1174,10 @@ pub fn backward_im2col<E: Elem>(
     dx: Option<&mut [E]>,
     scratch: &mut ConvScratch<E>,
 ) {
+    d.check_lens(x.len(), w.len(), dy.len());
+    assert_eq!(dw.len(), w.len(), "convolution: weight gradient length");
+    assert!(dx.as_ref().is_none_or(|t| t.len() == x.len()), "convolution: input gradient length");
+    check_bias(d, db.as_ref().map(|b| b.len()));
     if let Err(dx_db) = backward_indirect(d, x, w, dy, dw, (dx, db), scratch) {
         patch_matrix_backward(d, x, w, dy, dw, dx_db, scratch)
     }
@@ -1122,6 +1195,9 @@ pub fn backward_patch_matrix<E: Elem>(
     dx: Option<&mut [E]>,
     scratch: &mut ConvScratch<E>,
 ) {
+    d.check_lens(x.len(), w.len(), dy.len());
+    assert_eq!(dw.len(), w.len(), "convolution: weight gradient length");
+    assert!(dx.as_ref().is_none_or(|t| t.len() == x.len()), "convolution: input gradient length");
     patch_matrix_backward(d, x, w, dy, dw, (dx, None), scratch)
 }
 
@@ -1260,6 +1336,7 @@ mod simd {
         y: &mut [f32],
         scratch: &mut Vec<f32>,
     ) {
+        d.check_lens(x.len(), w.len(), y.len());
         let (oh, ow) = (d.oh(), d.ow());
         let wp = d.w + 2 * d.pad;
         let len = (oh - 1) * wp + ow;
@@ -1319,7 +1396,7 @@ mod simd {
         let wrow: [usize; G] = core::array::from_fn(|g| (f0 + g) * d.c * kk);
         assert!(wrow[G - 1] + d.c * kk <= w.len() && (f0 + G) * ys <= yfull.len());
         // the last tile starts below `ys` and reads P values at offsets up to (k−1)·(wp+1)
-        assert!(ys + (k - 1) * (wp + 1) <= xl && d.c * xl <= xbuf.len());
+        assert!(k >= 1 && ys + (k - 1) * (wp + 1) <= xl && d.c * xl <= xbuf.len());
         let b: [f32; G] = core::array::from_fn(|g| bias.map_or(0.0, |b| b[f0 + g]));
         let (xp, yp) = (xbuf.as_ptr(), yfull.as_mut_ptr());
         // SAFETY: the asserts above bound every offset below.
@@ -1360,6 +1437,7 @@ mod simd {
     /// AVX2 and FMA must be available.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn weight_grad_f32(d: &ConvDims, x: &[f32], dy: &[f32], acc: &mut [f32], scratch: &mut Vec<f32>) {
+        d.check_lens(x.len(), acc.len().min(d.f * d.c * d.k * d.k), dy.len());
         let (oh, ow, k) = (d.oh(), d.ow(), d.k);
         let kk = k * k;
         let wp = d.w + 2 * d.pad;
@@ -1434,7 +1512,7 @@ mod simd {
         let kk = k * k;
         let end = round8(len);
         assert!(end <= ys && (f0 + G) * ys <= dyfull.len());
-        assert!(end + (k - 1) * (wp + 1) <= xl && d.c * xl <= xbuf.len());
+        assert!(k >= 1 && end + (k - 1) * (wp + 1) <= xl && d.c * xl <= xbuf.len());
         assert!((f0 + G) * d.c * kk * L <= vacc.len());
         let (xp, gp, vp) = (xbuf.as_ptr(), dyfull.as_ptr(), vacc.as_mut_ptr());
         // SAFETY: the asserts above bound every pointer offset used below.

@@ -43,8 +43,8 @@ pub(super) fn with_panel<E: Elem, R>(len: usize, f: impl FnOnce(&mut [E]) -> R) 
         PANEL64.with(|p| {
             let mut p = p.borrow_mut();
             grow(&mut p, len);
-            assert_eq!(core::mem::size_of::<E>(), 8, "Elem is f32 or f64");
-            // SAFETY: Elem is implemented for f32 and f64 only; not f32, so E is f64.
+            assert!(core::any::TypeId::of::<E>() == core::any::TypeId::of::<f64>(), "Elem is f32 or f64");
+            // SAFETY: E is f64 (checked by TypeId just above), so the slice has the right type.
             let s = unsafe { core::slice::from_raw_parts_mut(p.as_mut_ptr() as *mut E, len) };
             f(s)
         })
@@ -102,9 +102,9 @@ fn gemm_body<E: Elem, const FMA: bool>(
     panel: &mut [E],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if FMA && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
+    if FMA && super::has_avx2_fma() && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
         let (a, b, c, panel) = (as_f32(a), as_f32(b), as_f32_mut(c), as_f32_mut(panel));
-        // SAFETY: FMA is only true inside the AVX2+FMA version of `gemm_mv`.
+        // SAFETY: the CPU supports AVX2 and FMA (detection checked just above, whatever FMA says).
         return unsafe { gemm_f32_avx2(m, n, k, a, sa, b, sb, c, sc, accumulate, panel, None, None) };
     }
     for j0 in (0..n).step_by(NR) {

@@ -13,8 +13,18 @@ pub mod pool;
 use core::fmt::Debug;
 use num_traits::Float;
 
-/// An element type the kernels support: `f32` or `f64`.
-pub trait Elem: Float + Default + Debug + Send + Sync + core::iter::Sum + core::ops::AddAssign + 'static {
+mod sealed {
+    /// Only `f32` and `f64` are element types: kernels reinterpret buffers by `TypeId` and size.
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// An element type the kernels support: `f32` or `f64` (sealed: the kernels' buffer casts rely on
+/// there being no other).
+pub trait Elem:
+    sealed::Sealed + Float + Default + Debug + Send + Sync + core::iter::Sum + core::ops::AddAssign + 'static
+{
     /// The dtype's name in checkpoints (`"F32"`, `"F64"`).
     const DTYPE: &'static str;
     /// Converts an `f64` literal.

@@ -26,6 +26,18 @@ pub struct NormDims {
 }
 
 impl NormDims {
+    /// Checks that `x` holds `n·c·inner` values and every per-channel slice `c` (the public entry
+    /// points call it before touching a buffer).
+    pub fn check_lens(&self, x: usize, per_channel: &[usize]) {
+        let len = self.n.checked_mul(self.c).and_then(|v| v.checked_mul(self.inner));
+        assert_eq!(len, Some(x), "batch norm: tensor length for {self:?}");
+        assert!(
+            per_channel.iter().all(|&l| l == self.c),
+            "batch norm: per-channel lengths {per_channel:?} for {} channels",
+            self.c
+        );
+    }
+
     /// Over how many threads a call splits its samples, and into how many chunks (one each when
     /// the call is too small to pay for threads).
     fn split(&self) -> (usize, usize) {
@@ -58,6 +70,8 @@ pub fn batchnorm_train<E: Elem>(
     mean: &mut [E],
     inv_std: &mut [E],
 ) {
+    d.check_lens(x.len(), &[gamma.len(), beta.len(), running_mean.len(), running_var.len(), mean.len(), inv_std.len()]);
+    assert_eq!(y.len(), x.len(), "batch norm: output length");
     let NormDims { n, c, inner } = d;
     let len = n * c * inner;
     let (x, y, mean, inv_std) = (&x[..len], &mut y[..len], &mut mean[..c], &mut inv_std[..c]);
@@ -161,6 +175,8 @@ pub fn batchnorm_eval<E: Elem>(
     eps: E,
     y: &mut [E],
 ) {
+    d.check_lens(x.len(), &[gamma.len(), beta.len(), running_mean.len(), running_var.len()]);
+    assert_eq!(y.len(), x.len(), "batch norm: output length");
     let NormDims { n, c, inner } = d;
     let ((parts, chunks), vals) = (d.split(), c * inner);
     super::matmul::with_panel::<E, _>(2 * c, |panel| {
@@ -196,6 +212,9 @@ pub fn batchnorm_backward<E: Elem>(
     dbeta: &mut [E],
     dx: Option<&mut [E]>,
 ) {
+    d.check_lens(x.len(), &[mean.len(), inv_std.len(), gamma.len(), dgamma.len(), dbeta.len()]);
+    assert_eq!(dy.len(), x.len(), "batch norm: output gradient length");
+    assert!(dx.as_ref().is_none_or(|t| t.len() == x.len()), "batch norm: input gradient length");
     let NormDims { n, c, inner } = d;
     let len = n * c * inner;
     let (dy, x, dgamma, dbeta) = (&dy[..len], &x[..len], &mut dgamma[..c], &mut dbeta[..c]);

@@ -19,19 +19,41 @@ pub struct PoolDims {
 }
 
 impl PoolDims {
-    /// Output height `(h − p)/s + 1`.
+    /// Output height `(h − p)/s + 1`; panics when the window is larger than the input or a size is 0.
     pub fn oh(&self) -> usize {
-        (self.h - self.p) / self.stride + 1
+        self.out(self.h)
     }
-    /// Output width `(w − p)/s + 1`.
+    /// Output width `(w − p)/s + 1`; panics like [`PoolDims::oh`].
     pub fn ow(&self) -> usize {
-        (self.w - self.p) / self.stride + 1
+        self.out(self.w)
+    }
+    fn out(&self, len: usize) -> usize {
+        assert!(
+            self.p >= 1 && self.stride >= 1,
+            "pooling: window {} and stride {} must be at least 1",
+            self.p,
+            self.stride
+        );
+        match len.checked_sub(self.p) {
+            Some(span) => span / self.stride + 1,
+            None => panic!("pooling: window {} does not fit an input extent {len}", self.p),
+        }
+    }
+    /// Checks the sizes and that `x` holds `planes·h·w` values and `y` `planes·oh·ow` (the public
+    /// entry points call it before touching a buffer).
+    pub fn check_lens(&self, x: usize, y: usize) {
+        let xs = self.planes.checked_mul(self.h).and_then(|v| v.checked_mul(self.w));
+        assert_eq!(xs, Some(x), "pooling: input length for {self:?}");
+        assert_eq!(y, self.planes * self.oh() * self.ow(), "pooling: output length for {self:?}");
+        assert!(self.h * self.w <= u32::MAX as usize, "pooling: planes of more than 2³² values");
     }
 }
 
 /// Max pooling; when `argmax` is given, records for each output the in-plane index of the first
 /// maximum of its window (row-major scan order).
 pub fn max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&mut [u32]>) {
+    d.check_lens(x.len(), y.len());
+    assert!(argmax.as_ref().is_none_or(|a| a.len() == y.len()), "pooling: argmax length");
     let (xs, ys) = (d.h * d.w, d.oh() * d.ow());
     let parts = super::split_batch(d.planes, xs * 8);
     if parts <= 1 {
@@ -72,9 +94,9 @@ multiversion! {
 fn max2_forward_body<E: Elem, const FMA: bool>(d: &PoolDims, x: &[E], y: &mut [E], argmax: &mut [u32]) {
     let (oh, ow, w) = (d.oh(), d.ow(), d.w);
     #[cfg(target_arch = "x86_64")]
-    if FMA && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
+    if FMA && super::has_avx2_fma() && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
         let (x32, y32) = (super::matmul::as_f32(x), super::matmul::as_f32_mut(y));
-        // SAFETY: FMA is only true inside the AVX2+FMA version of `max2_forward`.
+        // SAFETY: the CPU supports AVX2 and FMA (detection checked just above, whatever FMA says).
         return unsafe { max2_forward_f32(d, x32, y32, argmax) };
     }
     for pl in 0..d.planes {
@@ -115,6 +137,9 @@ fn window2<E: Elem>(r0: &[E], r1: &[E], ox: usize, w: usize, i0: u32) -> (E, u32
 unsafe fn max2_forward_f32(d: &PoolDims, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
     use core::arch::x86_64::*;
     let (oh, ow, w) = (d.oh(), d.ow(), d.w);
+    // What the vector loads below rely on: 2×2 windows with stride 2, so `2·ow ≤ w`.
+    assert!(d.p == 2 && d.stride == 2 && 2 * ow <= w && 2 * oh <= d.h, "max2_forward_f32: {d:?}");
+    assert!(x.len() == d.planes * d.h * w && y.len() == d.planes * oh * ow && argmax.len() == y.len());
     let vec_end = ow / 8 * 8;
     // SAFETY (whole body): AVX2 is enabled; every load and store below is inside a row slice
     // whose length was checked: `2·ox + 16 ≤ 2·ow ≤ w` for the input rows, `ox + 8 ≤ ow` for the
@@ -167,6 +192,8 @@ unsafe fn max2_forward_f32(d: &PoolDims, x: &[f32], y: &mut [f32], argmax: &mut 
 /// Max pooling for any window and stride (the general path; [`max_forward`] dispatches here except
 /// for 2×2 windows with stride 2).
 pub fn max_forward_general<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], mut argmax: Option<&mut [u32]>) {
+    d.check_lens(x.len(), y.len());
+    assert!(argmax.as_ref().is_none_or(|a| a.len() == y.len()), "pooling: argmax length");
     let (oh, ow, p, s) = (d.oh(), d.ow(), d.p, d.stride);
     for pl in 0..d.planes {
         let xp = &x[pl * d.h * d.w..][..d.h * d.w];
@@ -197,6 +224,8 @@ pub fn max_forward_general<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], mut argm
 /// Backward: each output gradient goes to the first maximum of its window; overlapping windows
 /// accumulate.
 pub fn max_backward<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], dx: &mut [E]) {
+    d.check_lens(dx.len(), dy.len());
+    assert_eq!(argmax.len(), dy.len(), "pooling: argmax length");
     let (xs, q) = (d.h * d.w, d.oh() * d.ow());
     let parts = super::split_batch(d.planes, xs * 8);
     if parts <= 1 {

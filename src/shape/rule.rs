@@ -7,6 +7,10 @@
 //! reports a failure at the offending field), at monomorphisation in typed generic code (`cargo
 //! build`), and at run time to size a derived model's intermediate buffers.
 
+// The error of a rule is a `Msg` held by value: const evaluation cannot box, and a rule is
+// evaluated once per field at compile time and once per call at run time.
+#![allow(clippy::result_large_err)]
+
 use super::msg::Msg;
 
 /// The extents of one sample, the batch excluded: rank 0 (one value per sample) to 3 (`C×H×W`).
@@ -530,8 +534,8 @@ const fn window_out(
         let m = m.s(", gets ").n(h).s("×").n(w);
         return Err(if p > 0 { m.s(" (").n(hp).s("×").n(wp).s(" padded)") } else { m });
     }
-    if exact && ((hp - k) % s != 0 || (wp - k) % s != 0) {
-        let bad = if (hp - k) % s != 0 { hp } else { wp };
+    if exact && (!(hp - k).is_multiple_of(s) || !(wp - k).is_multiple_of(s)) {
+        let bad = if !(hp - k).is_multiple_of(s) { hp } else { wp };
         let r = (bad - k) % s;
         let m = head(path, rule).s(" does not tile its ").n(h).s("×").n(w).s(" input: (");
         let m = m.n(bad).s(" − ").n(k).s(") is not a multiple of the stride ").n(s);
