@@ -372,7 +372,7 @@ impl Solver {
     fn save_resume<M: Module<f32>>(
         &self,
         model: &M,
-        opt: &AnyOptimizer<f32>,
+        opt: &AnyOptimizer<M, f32>,
         hist: &History,
         best: &[f32],
         epoch: usize,
@@ -410,7 +410,7 @@ impl Solver {
     fn load_resume<M: Module<f32>>(
         &self,
         model: &mut M,
-        opt: &mut AnyOptimizer<f32>,
+        opt: &mut AnyOptimizer<M, f32>,
         path: &FsPath,
         train_len: usize,
     ) -> Result<Resumed> {
@@ -437,7 +437,7 @@ impl Solver {
             }
         }
         let mut m = M::zeros();
-        let mut o = AnyOptimizer::<f32>::new(self.rule);
+        let mut o = AnyOptimizer::<M, f32>::new(self.rule);
         let ck = io::load_checkpoint(&mut m, &mut o, path)?;
         let list = |key: &str| -> Result<&str> {
             meta.get(key).map(String::as_str).ok_or_else(|| err(format!("the metadata `{key}` is missing")))

@@ -18,7 +18,7 @@ pub struct TrainStep<S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
     dy: Tensor<M::Out, f32>,
     cache: M::Cache,
     grads: M,
-    opt: AnyOptimizer<f32>,
+    opt: AnyOptimizer<M, f32>,
     reg: f32,
     /// Whether a step of this model split work over the kernel threads (then the whole step runs on
     /// a kernel thread; a model too small to split stays on the caller's thread).
@@ -42,12 +42,12 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     }
 
     /// The optimizer (for checkpoints of its state).
-    pub fn optimizer(&self) -> &AnyOptimizer<f32> {
+    pub fn optimizer(&self) -> &AnyOptimizer<M, f32> {
         &self.opt
     }
 
     /// The optimizer, mutably (to restore its state).
-    pub fn optimizer_mut(&mut self) -> &mut AnyOptimizer<f32> {
+    pub fn optimizer_mut(&mut self) -> &mut AnyOptimizer<M, f32> {
         &mut self.opt
     }
 

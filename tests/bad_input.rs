@@ -323,8 +323,7 @@ fn malformed_checkpoints_are_checkpoint_errors_naming_the_tensor() {
     };
     let good = save("good.safetensors", &|p| io::save(&init::<Net>(1), p));
     let good_bytes = std::fs::read(&good).unwrap();
-    let resumable =
-        save("resumable.safetensors", &|p| io::save_checkpoint(&init::<Net>(1), &Adam::<f32>::new(), &[], p));
+    let resumable = save("resumable.safetensors", &|p| io::save_checkpoint(&init::<Net>(1), &Adam::new(), &[], p));
     let head = save("head.safetensors", &|p| io::save(&init::<Head>(2), p));
     let longer = save("longer.safetensors", &|p| io::save(&init::<Longer>(3), p));
     let wide = save("wide.safetensors", &|p| io::save(&init::<Wide>(4), p));
@@ -414,12 +413,12 @@ fn malformed_checkpoints_are_checkpoint_errors_naming_the_tensor() {
         all.extend(phrases.iter().copied());
         let mut m = init::<Net>(9);
         if *case == "no optimizer state" {
-            let mut opt = Adam::<f32>::new();
+            let mut opt = Adam::new();
             results.push(check(case, Kind::Checkpoint, &all, || io::load_checkpoint(&mut m, &mut opt, path)));
         } else {
             results.push(check(case, Kind::Checkpoint, &all, || io::load(&mut m, path)));
             // The resume path reads the same way.
-            let mut opt = Adam::<f32>::new();
+            let mut opt = Adam::new();
             let mut m2 = init::<Net>(9);
             results.push(check(case, Kind::Checkpoint, &all, || io::load_checkpoint(&mut m2, &mut opt, path)));
             if values(&m2) != reference {
@@ -433,14 +432,14 @@ fn malformed_checkpoints_are_checkpoint_errors_naming_the_tensor() {
 
     // Optimizer state of the wrong rule, and of the wrong length.
     let mut m = init::<Net>(9);
-    let mut mom = SgdMomentum::<f32>::new();
+    let mut mom = SgdMomentum::new();
     results.push(check(
         "wrong optimizer",
         Kind::Checkpoint,
         &["resumable.safetensors", "`adam`", "`sgd_momentum`"],
         || io::load_checkpoint(&mut m, &mut mom, &resumable),
     ));
-    let mut opt = Adam::<f32>::new();
+    let mut opt = Adam::new();
     results.push(check(
         "optimizer state of the wrong shape",
         Kind::Checkpoint,
@@ -458,7 +457,7 @@ fn malformed_checkpoints_are_checkpoint_errors_naming_the_tensor() {
 fn corrupted_checkpoints_never_panic() {
     let dir = tmpdir("ckpt-mutations");
     let p = dir.join("net.safetensors");
-    io::save_checkpoint(&init::<Net>(1), &Adam::<f32>::new(), &[("epoch".into(), "3".into())], &p).unwrap();
+    io::save_checkpoint(&init::<Net>(1), &Adam::new(), &[("epoch".into(), "3".into())], &p).unwrap();
     let good = std::fs::read(&p).unwrap();
     let q = dir.join("mutant.safetensors");
     let mut panics = Vec::new();
@@ -466,7 +465,7 @@ fn corrupted_checkpoints_never_panic() {
         std::fs::write(&q, bytes).unwrap();
         let r = catch_unwind(AssertUnwindSafe(|| {
             let mut m = Net::zeros();
-            let mut opt = Adam::<f32>::new();
+            let mut opt = Adam::new();
             (io::load(&mut m, &q).is_ok(), io::load_checkpoint(&mut m, &mut opt, &q).is_ok())
         }));
         match r {

@@ -453,14 +453,14 @@ fn resume_with_optimizer_state_reproduces_training() {
     let p = dir.join("ckpt.safetensors");
     let g: M = random(22);
     let mut m: M = random(23);
-    let mut opt = Adam::<f32>::new();
+    let mut opt = Adam::new();
     for _ in 0..3 {
         opt.step(&mut m, &g, 1e-2);
     }
     io::save_checkpoint(&m, &opt, &[("epoch".into(), "3".into())], &p).unwrap();
 
     let mut m2 = M::zeros();
-    let mut opt2 = Adam::<f32>::new();
+    let mut opt2 = Adam::new();
     let ck = io::load_checkpoint(&mut m2, &mut opt2, &p).unwrap();
     assert_eq!(ck.metadata("epoch"), Some("3"));
     assert_eq!(ck.optimizer.as_deref(), Some("adam"));
@@ -477,7 +477,7 @@ fn resume_with_optimizer_state_reproduces_training() {
     // The wrong rule, or a file without optimizer state, is an error that changes nothing.
     let mut m3: M = random(24);
     let before = m3.clone();
-    let mut mom = SgdMomentum::<f32>::new();
+    let mut mom = SgdMomentum::new();
     let msg = checkpoint_msg(io::load_checkpoint(&mut m3, &mut mom, &p).unwrap_err());
     assert!(msg.contains("adam") && msg.contains("sgd_momentum"), "{msg}");
     assert_eq!(m3, before);
@@ -494,9 +494,9 @@ fn optimizer_state_before_the_first_step_is_saved_as_zeros() {
     let dir = tmpdir("fresh-opt");
     let p = dir.join("ckpt.safetensors");
     let fc: Linear<3, 2, f32> = random(25);
-    io::save_checkpoint(&fc, &SgdMomentum::<f32>::new(), &[], &p).unwrap();
+    io::save_checkpoint(&fc, &SgdMomentum::new(), &[], &p).unwrap();
     let mut back = Linear::<3, 2, f32>::zeros();
-    let mut opt = SgdMomentum::<f32>::new();
+    let mut opt = SgdMomentum::new();
     let ck = io::load_checkpoint(&mut back, &mut opt, &p).unwrap();
     assert_eq!(back, fc);
     assert_eq!(ck.extra("optim.velocity.weight"), Some((&[6usize][..], &[0.0f32; 6][..])));

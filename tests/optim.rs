@@ -72,7 +72,7 @@ fn params(m: &Fc) -> [f64; 3] {
     [w[0], w[1], m.bias.as_slice()[0]]
 }
 
-fn state<O: Optimizer<f64>>(opt: &O) -> Vec<(String, Vec<f64>)> {
+fn state<O: Optimizer<Fc, f64>>(opt: &O) -> Vec<(String, Vec<f64>)> {
     let mut out = Vec::new();
     opt.visit_state(&mut |name, data| out.push((name.to_string(), data.to_vec())));
     out
@@ -87,7 +87,7 @@ fn assert_close(got: &[f64], want: &[f64]) {
 }
 
 /// Runs `steps` steps with learning rate `lr` and returns the parameters after each.
-fn run<O: Optimizer<f64>>(opt: &mut O, steps: usize, lr: f64) -> (Fc, Vec<[f64; 3]>) {
+fn run<O: Optimizer<Fc, f64>>(opt: &mut O, steps: usize, lr: f64) -> (Fc, Vec<[f64; 3]>) {
     let mut m = model();
     let mut out = Vec::new();
     for s in 0..steps {
@@ -108,13 +108,13 @@ fn sgd_subtracts_lr_times_gradient() {
     // b:  0.5 − 0.03 = 0.47, then + 0.01 = 0.48
     assert_close(&p[0], &[0.99, -1.98, 0.47]);
     assert_close(&p[1], &[0.95, -1.98, 0.48]);
-    assert_eq!(Optimizer::<f64>::step_count(&opt), 2);
+    assert_eq!(Optimizer::<Fc, f64>::step_count(&opt), 2);
     assert!(state(&opt).is_empty());
 }
 
 #[test]
 fn momentum_follows_cs231n_convention() {
-    let mut opt = SgdMomentum::<f64>::new();
+    let mut opt = SgdMomentum::new();
     assert_eq!(opt.momentum, 0.9);
     let (_, p) = run(&mut opt, 3, 0.1);
     // v1 = −0.1·g1 = [−0.01, 0.02, −0.03];             w1 = [0.99, −1.98, 0.47]
@@ -133,7 +133,7 @@ fn momentum_follows_cs231n_convention() {
 
 #[test]
 fn rmsprop_scales_by_running_rms() {
-    let mut opt = RmsProp::<f64>::new();
+    let mut opt = RmsProp::new();
     assert_eq!((opt.decay, opt.eps), (0.99, 1e-8));
     let (_, p) = run(&mut opt, 2, 0.01);
     // step 1: c = 0.01·g² = [1e-4, 4e-4, 9e-4]; √c = |g|/10, so w −= 0.01·10·sign(g)·|g|/(|g|+1e-7)
@@ -150,7 +150,7 @@ fn rmsprop_scales_by_running_rms() {
 
 #[test]
 fn adam_with_bias_correction() {
-    let mut opt = Adam::<f64>::new();
+    let mut opt = Adam::new();
     assert_eq!((opt.beta1, opt.beta2, opt.eps), (0.9, 0.999, 1e-8));
     let lr = 0.01;
     let (_, p) = run(&mut opt, 3, lr);
@@ -164,7 +164,7 @@ fn adam_with_bias_correction() {
     assert_close(&p[0], &[0.990_000_000_999_999_9, -1.990_000_000_5, 0.490_000_000_333_333_3]);
     assert_close(&p[1], &[0.981_156_236_397_511_7, -1.983_299_418_432_555_9, 0.485_997_814_792_808_07]);
     assert_close(&p[2], &[0.979_389_153_378_965_3, -1.987_309_486_287_194_3, 0.479_966_950_157_613_9]);
-    assert_eq!(Optimizer::<f64>::step_count(&opt), 3);
+    assert_eq!(Optimizer::<Fc, f64>::step_count(&opt), 3);
     let s = state(&opt);
     let names: Vec<&str> = s.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["m.weight", "v.weight", "m.bias", "v.bias"]);
@@ -177,17 +177,17 @@ fn adam_with_bias_correction() {
 #[test]
 fn adam_resumes_from_step_count() {
     // Restoring m, v and t reproduces the uninterrupted run.
-    let mut a = Adam::<f64>::new();
+    let mut a = Adam::new();
     let (_, full) = run(&mut a, 3, 0.01);
 
-    let mut b = Adam::<f64>::new();
+    let mut b = Adam::new();
     let mut m = model();
     for s in 0..2 {
         b.step(&mut m, &grads(s), 0.01);
     }
     let saved = state(&b);
-    let t = Optimizer::<f64>::step_count(&b);
-    let mut c = Adam::<f64>::new();
+    let t = Optimizer::<Fc, f64>::step_count(&b);
+    let mut c = Adam::new();
     c.init_state(&m);
     let mut i = 0;
     c.visit_state_mut(&mut |name, data| {
@@ -203,7 +203,7 @@ fn adam_resumes_from_step_count() {
 #[test]
 fn any_optimizer_matches_concrete_rules() {
     for rule in UpdateRule::ALL {
-        let mut any = AnyOptimizer::<f64>::new(rule);
+        let mut any = AnyOptimizer::new(rule);
         assert_eq!(any.rule(), rule);
         assert_eq!(any.name(), rule.name());
         let (_, got) = run(&mut any, 3, 0.01);
@@ -229,10 +229,10 @@ fn rules_parse_from_names() {
         ("sgd-momentum", UpdateRule::SgdMomentum),
     ] {
         assert_eq!(s.parse::<UpdateRule>().unwrap(), rule);
-        assert_eq!(s.parse::<AnyOptimizer<f32>>().unwrap().rule(), rule);
+        assert_eq!(s.parse::<AnyOptimizer<Fc>>().unwrap().rule(), rule);
         assert_eq!(rule.to_string().parse::<UpdateRule>().unwrap(), rule);
     }
-    let err = "adagrad".parse::<AnyOptimizer<f32>>().unwrap_err().to_string();
+    let err = "adagrad".parse::<AnyOptimizer<Fc>>().unwrap_err().to_string();
     assert!(err.contains("adagrad") && err.contains("sgd_momentum"), "{err}");
 }
 
@@ -249,7 +249,7 @@ fn batchnorm_running_stats_are_not_trained() {
         // Nonsense "gradients" of the buffers: must be ignored.
         g.params.running_mean.as_mut_slice().fill(7.0);
         g.params.running_var.as_mut_slice().fill(7.0);
-        let mut opt = AnyOptimizer::<f64>::new(rule);
+        let mut opt = AnyOptimizer::new(rule);
         for _ in 0..3 {
             opt.step(&mut bn, &g, 0.1);
         }
@@ -276,7 +276,7 @@ fn steady_state_steps_do_not_allocate_or_reallocate() {
         let mut m = Bn::zeros();
         let mut g = Bn::zeros();
         g.params.gamma.as_mut_slice().fill(0.25);
-        let mut opt = AnyOptimizer::<f32>::new(rule);
+        let mut opt = AnyOptimizer::new(rule);
         let first = allocations();
         opt.step(&mut m, &g, 0.01); // allocates the state
         if rule != UpdateRule::Sgd {
@@ -297,7 +297,7 @@ fn steady_state_steps_do_not_allocate_or_reallocate() {
     // The concrete types too (no enum dispatch).
     let mut m = model();
     let g = grads(0);
-    let mut adam = Adam::<f64>::new();
+    let mut adam = Adam::new();
     adam.step(&mut m, &g, 0.01);
     let before = allocations();
     for _ in 0..10 {
@@ -309,7 +309,7 @@ fn steady_state_steps_do_not_allocate_or_reallocate() {
 #[test]
 fn init_state_then_step_keeps_buffers() {
     let m0 = model();
-    let mut opt = SgdMomentum::<f64>::new();
+    let mut opt = SgdMomentum::new();
     assert!(!opt.has_state());
     assert!(state(&opt).is_empty());
     opt.init_state(&m0);
@@ -337,7 +337,7 @@ fn step_l2_equals_adding_the_l2_gradient_then_stepping() {
         };
         let reg = E::lit(0.3);
         let (mut fused, mut two_pass) = (start([1.0, -2.0, 0.5]), start([1.0, -2.0, 0.5]));
-        let (mut a, mut b) = (AnyOptimizer::<E>::new(rule), AnyOptimizer::<E>::new(rule));
+        let (mut a, mut b) = (AnyOptimizer::<M<E>, E>::new(rule), AnyOptimizer::<M<E>, E>::new(rule));
         for g in GRADS {
             let grads = start(g);
             a.step_l2(&mut fused, &grads, E::lit(0.1), reg);
@@ -348,7 +348,7 @@ fn step_l2_equals_adding_the_l2_gradient_then_stepping() {
         assert_eq!(fused.weight.as_slice(), two_pass.weight.as_slice(), "{rule}");
         assert_eq!(fused.bias.as_slice(), two_pass.bias.as_slice(), "{rule}");
         // And the L2 term did act: without it the weights end elsewhere.
-        let (mut plain, mut c) = (start([1.0, -2.0, 0.5]), AnyOptimizer::<E>::new(rule));
+        let (mut plain, mut c) = (start([1.0, -2.0, 0.5]), AnyOptimizer::<M<E>, E>::new(rule));
         for g in GRADS {
             c.step(&mut plain, &start(g), E::lit(0.1));
         }

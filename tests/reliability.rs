@@ -66,7 +66,7 @@ type Saved = (Vec<(String, Vec<u32>)>, Vec<(String, Vec<f32>)>, u64);
 
 fn read_last(path: &FsPath, rule: UpdateRule) -> Saved {
     let mut m = Net::zeros();
-    let mut opt = AnyOptimizer::<f32>::new(rule);
+    let mut opt = AnyOptimizer::new(rule);
     io::load_checkpoint(&mut m, &mut opt, path).unwrap();
     let mut state = Vec::new();
     opt.visit_state(&mut |n, d| state.push((n.to_string(), d.to_vec())));

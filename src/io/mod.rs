@@ -179,7 +179,7 @@ pub fn load_with<E: Elem, M: Module<E>>(model: &mut M, path: &Path) -> Result<Ch
 /// Saves `model` together with the state of `opt` (as extra tensors `optim.<kind>.<parameter
 /// path>`, plus the optimizer's name and step count in the metadata) and the user `metadata`, for
 /// resuming training with [`load_checkpoint`]. State not yet allocated is saved as zeros.
-pub fn save_checkpoint<E: Elem, M: Module<E>, O: Optimizer<E>>(
+pub fn save_checkpoint<E: Elem, M: Module<E>, O: Optimizer<M, E>>(
     model: &M,
     opt: &O,
     metadata: &[(String, String)],
@@ -191,7 +191,7 @@ pub fn save_checkpoint<E: Elem, M: Module<E>, O: Optimizer<E>>(
 /// As [`save_checkpoint`], with `extra` tensors besides the optimizer state: their names must
 /// start with a [reserved prefix](RESERVED_PREFIXES) other than [`OPTIM_PREFIX`] (which belongs to
 /// the optimizer), e.g. `solver.loss`.
-pub fn save_checkpoint_with<E: Elem, M: Module<E>, O: Optimizer<E>>(
+pub fn save_checkpoint_with<E: Elem, M: Module<E>, O: Optimizer<M, E>>(
     model: &M,
     opt: &O,
     extra: &[ExtraTensor<E>],
@@ -248,7 +248,7 @@ pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
 /// saved, and every state tensor must be present with the right length. On any error neither the
 /// model nor the optimizer is changed. Returns the checkpoint's extras (including the optimizer
 /// state) and metadata.
-pub fn load_checkpoint<E: Elem, M: Module<E>, O: Optimizer<E>>(
+pub fn load_checkpoint<E: Elem, M: Module<E>, O: Optimizer<M, E>>(
     model: &mut M,
     opt: &mut O,
     path: &Path,
@@ -313,7 +313,7 @@ pub fn load_checkpoint<E: Elem, M: Module<E>, O: Optimizer<E>>(
 
 /// `(<kind>.<path>, length)` of every state vector `opt` keeps for `model`, in the order of
 /// [`Optimizer::visit_state`].
-fn optimizer_layout<E: Elem, M: Module<E>, O: Optimizer<E>>(model: &M, opt: &O) -> Vec<(String, usize)> {
+fn optimizer_layout<E: Elem, M: Module<E>, O: Optimizer<M, E>>(model: &M, opt: &O) -> Vec<(String, usize)> {
     let kinds = opt.state_kinds();
     let mut out = Vec::new();
     model.visit_params(&ParamPath::ROOT, &mut |info, data| {

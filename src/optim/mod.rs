@@ -4,6 +4,7 @@
 //! [`Module::zeros`]) with [`Module::zip_params_mut`] and updates every *trainable* parameter;
 //! buffers such as batch-norm running statistics are skipped.
 //!
+//! An optimizer is typed by its model (`Adam<Net>`): it can only step the model it was made for.
 //! State (velocities, caches, moments) is allocated once, on the first [`Optimizer::step`] (or
 //! [`Optimizer::init_state`]), sized from the model's parameters; afterwards a step performs no heap
 //! allocation. The state consists, for each of the optimizer's [`Optimizer::state_kinds`], of one
@@ -23,7 +24,7 @@
 //! let mut fc = Linear::<2, 1, f64>::zeros();
 //! let mut grads = Linear::<2, 1, f64>::zeros();
 //! grads.weight.as_mut_slice().copy_from_slice(&[1.0, -2.0]);
-//! let mut opt: AnyOptimizer<f64> = "sgd".parse().unwrap();
+//! let mut opt: AnyOptimizer<Linear<2, 1, f64>, f64> = "sgd".parse().unwrap();
 //! opt.step(&mut fc, &grads, 0.5);
 //! assert_eq!(fc.weight.as_slice(), &[-0.5, 1.0]);
 //! ```
@@ -33,13 +34,18 @@ use crate::layer::{Module, Path};
 use core::fmt;
 use core::str::FromStr;
 
-/// An update rule with its state.
-pub trait Optimizer<E: Elem> {
+/// An update rule with its state, typed by the model `M` it updates: the state is allocated from
+/// `M`'s parameters, and using it with another model is a compile error.
+#[diagnostic::on_unimplemented(
+    message = "this optimizer's state belongs to another model than `{M}`",
+    label = "the optimizer was created for another model",
+    note = "an optimizer is typed by the model it updates (`Adam<Net>`): create one per model"
+)]
+pub trait Optimizer<M: Module<E>, E: Elem> {
     /// One update of every trainable parameter of `model` from `grads` (same structure) with learning
     /// rate `lr`. Allocates the state on the first call; later calls allocate nothing.
     ///
-    /// Panics if the state was sized for a model of another structure.
-    fn step<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E) {
+    fn step(&mut self, model: &mut M, grads: &M, lr: E) {
         self.step_l2(model, grads, lr, E::zero())
     }
 
@@ -47,7 +53,7 @@ pub trait Optimizer<E: Elem> {
     /// gradient of every regularised parameter (weights; not biases or batch-norm parameters): the
     /// same update as [`crate::loss::add_l2_grad`] followed by `step`, in one pass over the
     /// parameters and without writing into `grads`.
-    fn step_l2<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E, reg: E);
+    fn step_l2(&mut self, model: &mut M, grads: &M, lr: E, reg: E);
 
     /// The rule's name as accepted by [`UpdateRule::from_str`] (`"adam"`).
     fn name(&self) -> &'static str;
@@ -56,7 +62,7 @@ pub trait Optimizer<E: Elem> {
     fn state_kinds(&self) -> &'static [&'static str];
 
     /// Allocates the state (zeros) for `model` if it is not allocated yet; a no-op afterwards.
-    fn init_state<M: Module<E>>(&mut self, model: &M);
+    fn init_state(&mut self, model: &M);
 
     /// Whether the state has been allocated.
     fn has_state(&self) -> bool;
@@ -77,6 +83,16 @@ pub trait Optimizer<E: Elem> {
 
     /// Forgets the state: the next step starts afresh (and reallocates).
     fn reset(&mut self);
+}
+
+/// Ties an optimizer to the model type it updates (no data; `fn() -> M` keeps the optimizer `Send`
+/// and `Sync` whatever `M` is).
+struct ForModel<M>(core::marker::PhantomData<fn() -> M>);
+
+impl<M> Default for ForModel<M> {
+    fn default() -> Self {
+        ForModel(core::marker::PhantomData)
+    }
 }
 
 /// Per-parameter state shared by the rules: `K` vectors for every trainable parameter.
@@ -177,7 +193,7 @@ macro_rules! delegate_state {
         fn state_kinds(&self) -> &'static [&'static str] {
             &$kinds
         }
-        fn init_state<M: Module<E>>(&mut self, model: &M) {
+        fn init_state(&mut self, model: &M) {
             self.state.init(model, &$kinds)
         }
         fn has_state(&self) -> bool {
@@ -202,20 +218,44 @@ macro_rules! delegate_state {
 }
 
 /// Plain stochastic gradient descent: `w -= lr·dw`. Keeps no state but the step count.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Sgd {
+pub struct Sgd<M> {
     steps: u64,
+    _model: ForModel<M>,
 }
 
-impl Sgd {
+impl<M> Sgd<M> {
     /// Plain SGD.
     pub fn new() -> Self {
-        Sgd::default()
+        Sgd { steps: 0, _model: ForModel::default() }
     }
 }
 
-impl<E: Elem> Optimizer<E> for Sgd {
-    fn step_l2<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
+impl<M> Default for Sgd<M> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<M> Clone for Sgd<M> {
+    fn clone(&self) -> Self {
+        Sgd { steps: self.steps, _model: ForModel::default() }
+    }
+}
+
+impl<M> fmt::Debug for Sgd<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sgd").field("steps", &self.steps).finish()
+    }
+}
+
+impl<M> PartialEq for Sgd<M> {
+    fn eq(&self, o: &Self) -> bool {
+        self.steps == o.steps
+    }
+}
+
+impl<M: Module<E>, E: Elem> Optimizer<M, E> for Sgd<M> {
+    fn step_l2(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
         self.steps += 1;
         model.zip_params_mut(grads, &Path::ROOT, &mut |info, w, dw| {
             if info.kind.trainable() {
@@ -232,7 +272,7 @@ impl<E: Elem> Optimizer<E> for Sgd {
     fn state_kinds(&self) -> &'static [&'static str] {
         &[]
     }
-    fn init_state<M: Module<E>>(&mut self, _model: &M) {}
+    fn init_state(&mut self, _model: &M) {}
     fn has_state(&self) -> bool {
         true
     }
@@ -252,32 +292,50 @@ impl<E: Elem> Optimizer<E> for Sgd {
 const MOMENTUM_KINDS: [&str; 1] = ["velocity"];
 
 /// SGD with momentum (cs231n convention): `v = μ·v − lr·dw; w += v`, velocity starting at zero.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SgdMomentum<E: Elem = f32> {
+pub struct SgdMomentum<M, E: Elem = f32> {
     /// μ, the spec's 0.9.
     pub momentum: E,
     state: State<E, 1>,
+    _model: ForModel<M>,
 }
 
-impl<E: Elem> SgdMomentum<E> {
+impl<M, E: Elem> SgdMomentum<M, E> {
     /// Momentum 0.9.
     pub fn new() -> Self {
         Self::with_momentum(E::lit(0.9))
     }
     /// A given momentum μ.
     pub fn with_momentum(momentum: E) -> Self {
-        SgdMomentum { momentum, state: State::default() }
+        SgdMomentum { momentum, state: State::default(), _model: ForModel::default() }
     }
 }
 
-impl<E: Elem> Default for SgdMomentum<E> {
+impl<M, E: Elem> Default for SgdMomentum<M, E> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<E: Elem> Optimizer<E> for SgdMomentum<E> {
-    fn step_l2<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
+impl<M, E: Elem> Clone for SgdMomentum<M, E> {
+    fn clone(&self) -> Self {
+        SgdMomentum { momentum: self.momentum, state: self.state.clone(), _model: ForModel::default() }
+    }
+}
+
+impl<M, E: Elem> fmt::Debug for SgdMomentum<M, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SgdMomentum").field("momentum", &self.momentum).field("state", &self.state).finish()
+    }
+}
+
+impl<M, E: Elem> PartialEq for SgdMomentum<M, E> {
+    fn eq(&self, o: &Self) -> bool {
+        self.momentum == o.momentum && self.state == o.state
+    }
+}
+
+impl<M: Module<E>, E: Elem> Optimizer<M, E> for SgdMomentum<M, E> {
+    fn step_l2(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
         let mu = self.momentum;
         self.state.update(model, grads, &MOMENTUM_KINDS, reg, |w, dw, [v], r| {
             for ((w, &g), v) in w.iter_mut().zip(dw).zip(v.iter_mut()) {
@@ -295,34 +353,56 @@ impl<E: Elem> Optimizer<E> for SgdMomentum<E> {
 const RMSPROP_KINDS: [&str; 1] = ["cache"];
 
 /// RMSprop: `c = ρ·c + (1−ρ)·dw²; w −= lr·dw/(√c + ε)`, cache starting at zero.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RmsProp<E: Elem = f32> {
+pub struct RmsProp<M, E: Elem = f32> {
     /// ρ, the spec's 0.99.
     pub decay: E,
     /// ε, the spec's 1e-8.
     pub eps: E,
     state: State<E, 1>,
+    _model: ForModel<M>,
 }
 
-impl<E: Elem> RmsProp<E> {
+impl<M, E: Elem> RmsProp<M, E> {
     /// Decay 0.99, eps 1e-8.
     pub fn new() -> Self {
         Self::with(E::lit(0.99), E::lit(1e-8))
     }
     /// Given decay ρ and ε.
     pub fn with(decay: E, eps: E) -> Self {
-        RmsProp { decay, eps, state: State::default() }
+        RmsProp { decay, eps, state: State::default(), _model: ForModel::default() }
     }
 }
 
-impl<E: Elem> Default for RmsProp<E> {
+impl<M, E: Elem> Default for RmsProp<M, E> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<E: Elem> Optimizer<E> for RmsProp<E> {
-    fn step_l2<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
+impl<M, E: Elem> Clone for RmsProp<M, E> {
+    fn clone(&self) -> Self {
+        RmsProp { decay: self.decay, eps: self.eps, state: self.state.clone(), _model: ForModel::default() }
+    }
+}
+
+impl<M, E: Elem> fmt::Debug for RmsProp<M, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RmsProp")
+            .field("decay", &self.decay)
+            .field("eps", &self.eps)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+impl<M, E: Elem> PartialEq for RmsProp<M, E> {
+    fn eq(&self, o: &Self) -> bool {
+        self.decay == o.decay && self.eps == o.eps && self.state == o.state
+    }
+}
+
+impl<M: Module<E>, E: Elem> Optimizer<M, E> for RmsProp<M, E> {
+    fn step_l2(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
         let (rho, eps) = (self.decay, self.eps);
         self.state.update(model, grads, &RMSPROP_KINDS, reg, |w, dw, [c], r| {
             crate::kernels::rmsprop_update(w, dw, c, lr, rho, eps, r);
@@ -338,8 +418,7 @@ const ADAM_KINDS: [&str; 2] = ["m", "v"];
 
 /// Adam with bias correction: `t += 1; m = β₁m + (1−β₁)dw; v = β₂v + (1−β₂)dw²;
 /// w −= lr·m̂/(√v̂ + ε)` with `m̂ = m/(1−β₁ᵗ)`, `v̂ = v/(1−β₂ᵗ)`; moments start at zero, `t` at 0.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Adam<E: Elem = f32> {
+pub struct Adam<M, E: Elem = f32> {
     /// β₁, the spec's 0.9.
     pub beta1: E,
     /// β₂, the spec's 0.999.
@@ -347,27 +426,57 @@ pub struct Adam<E: Elem = f32> {
     /// ε, the spec's 1e-8.
     pub eps: E,
     state: State<E, 2>,
+    _model: ForModel<M>,
 }
 
-impl<E: Elem> Adam<E> {
+impl<M, E: Elem> Adam<M, E> {
     /// β 0.9/0.999, eps 1e-8.
     pub fn new() -> Self {
         Self::with(E::lit(0.9), E::lit(0.999), E::lit(1e-8))
     }
     /// Given β₁, β₂ and ε.
     pub fn with(beta1: E, beta2: E, eps: E) -> Self {
-        Adam { beta1, beta2, eps, state: State::default() }
+        Adam { beta1, beta2, eps, state: State::default(), _model: ForModel::default() }
     }
 }
 
-impl<E: Elem> Default for Adam<E> {
+impl<M, E: Elem> Default for Adam<M, E> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<E: Elem> Optimizer<E> for Adam<E> {
-    fn step_l2<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
+impl<M, E: Elem> Clone for Adam<M, E> {
+    fn clone(&self) -> Self {
+        Adam {
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            state: self.state.clone(),
+            _model: ForModel::default(),
+        }
+    }
+}
+
+impl<M, E: Elem> fmt::Debug for Adam<M, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Adam")
+            .field("beta1", &self.beta1)
+            .field("beta2", &self.beta2)
+            .field("eps", &self.eps)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+impl<M, E: Elem> PartialEq for Adam<M, E> {
+    fn eq(&self, o: &Self) -> bool {
+        self.beta1 == o.beta1 && self.beta2 == o.beta2 && self.eps == o.eps && self.state == o.state
+    }
+}
+
+impl<M: Module<E>, E: Elem> Optimizer<M, E> for Adam<M, E> {
+    fn step_l2(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
         let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
         // `t` after this step's increment (done by `update`).
         let t = self.state.steps.saturating_add(1);
@@ -439,20 +548,65 @@ impl FromStr for UpdateRule {
     }
 }
 
-/// One of the four rules with its default hyper-parameters, chosen at run time.
-#[derive(Clone, Debug, PartialEq)]
-pub enum AnyOptimizer<E: Elem = f32> {
-    /// [`Sgd`].
-    Sgd(Sgd),
-    /// [`SgdMomentum`].
-    SgdMomentum(SgdMomentum<E>),
-    /// [`RmsProp`].
-    RmsProp(RmsProp<E>),
-    /// [`Adam`].
-    Adam(Adam<E>),
+macro_rules! dispatch {
+    ($self:expr, $o:ident => $e:expr) => {
+        match $self {
+            AnyOptimizer::Sgd($o) => $e,
+            AnyOptimizer::SgdMomentum($o) => $e,
+            AnyOptimizer::RmsProp($o) => $e,
+            AnyOptimizer::Adam($o) => $e,
+        }
+    };
 }
 
-impl<E: Elem> AnyOptimizer<E> {
+macro_rules! dispatch_map {
+    ($self:expr, $o:ident => $e:expr) => {
+        match $self {
+            AnyOptimizer::Sgd($o) => AnyOptimizer::Sgd($e),
+            AnyOptimizer::SgdMomentum($o) => AnyOptimizer::SgdMomentum($e),
+            AnyOptimizer::RmsProp($o) => AnyOptimizer::RmsProp($e),
+            AnyOptimizer::Adam($o) => AnyOptimizer::Adam($e),
+        }
+    };
+}
+
+/// One of the four rules with its default hyper-parameters, chosen at run time.
+pub enum AnyOptimizer<M, E: Elem = f32> {
+    /// [`Sgd`].
+    Sgd(Sgd<M>),
+    /// [`SgdMomentum`].
+    SgdMomentum(SgdMomentum<M, E>),
+    /// [`RmsProp`].
+    RmsProp(RmsProp<M, E>),
+    /// [`Adam`].
+    Adam(Adam<M, E>),
+}
+
+impl<M, E: Elem> Clone for AnyOptimizer<M, E> {
+    fn clone(&self) -> Self {
+        dispatch_map!(self, o => o.clone())
+    }
+}
+
+impl<M, E: Elem> fmt::Debug for AnyOptimizer<M, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        dispatch!(self, o => fmt::Debug::fmt(o, f))
+    }
+}
+
+impl<M, E: Elem> PartialEq for AnyOptimizer<M, E> {
+    fn eq(&self, o: &Self) -> bool {
+        match (self, o) {
+            (AnyOptimizer::Sgd(a), AnyOptimizer::Sgd(b)) => a == b,
+            (AnyOptimizer::SgdMomentum(a), AnyOptimizer::SgdMomentum(b)) => a == b,
+            (AnyOptimizer::RmsProp(a), AnyOptimizer::RmsProp(b)) => a == b,
+            (AnyOptimizer::Adam(a), AnyOptimizer::Adam(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl<M, E: Elem> AnyOptimizer<M, E> {
     /// The rule `rule` with the spec's hyper-parameters.
     pub fn new(rule: UpdateRule) -> Self {
         match rule {
@@ -474,45 +628,34 @@ impl<E: Elem> AnyOptimizer<E> {
     }
 }
 
-impl<E: Elem> From<UpdateRule> for AnyOptimizer<E> {
+impl<M, E: Elem> From<UpdateRule> for AnyOptimizer<M, E> {
     fn from(rule: UpdateRule) -> Self {
         AnyOptimizer::new(rule)
     }
 }
 
-impl<E: Elem> FromStr for AnyOptimizer<E> {
+impl<M, E: Elem> FromStr for AnyOptimizer<M, E> {
     type Err = ParseRuleError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         s.parse::<UpdateRule>().map(AnyOptimizer::new)
     }
 }
 
-macro_rules! dispatch {
-    ($self:expr, $o:ident => $e:expr) => {
-        match $self {
-            AnyOptimizer::Sgd($o) => $e,
-            AnyOptimizer::SgdMomentum($o) => $e,
-            AnyOptimizer::RmsProp($o) => $e,
-            AnyOptimizer::Adam($o) => $e,
-        }
-    };
-}
-
-impl<E: Elem> Optimizer<E> for AnyOptimizer<E> {
-    fn step_l2<M: Module<E>>(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
+impl<M: Module<E>, E: Elem> Optimizer<M, E> for AnyOptimizer<M, E> {
+    fn step_l2(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
         dispatch!(self, o => o.step_l2(model, grads, lr, reg))
     }
     fn name(&self) -> &'static str {
-        dispatch!(self, o => Optimizer::<E>::name(o))
+        dispatch!(self, o => Optimizer::<M, E>::name(o))
     }
     fn state_kinds(&self) -> &'static [&'static str] {
-        dispatch!(self, o => Optimizer::<E>::state_kinds(o))
+        dispatch!(self, o => Optimizer::<M, E>::state_kinds(o))
     }
-    fn init_state<M: Module<E>>(&mut self, model: &M) {
+    fn init_state(&mut self, model: &M) {
         dispatch!(self, o => o.init_state(model))
     }
     fn has_state(&self) -> bool {
-        dispatch!(self, o => Optimizer::<E>::has_state(o))
+        dispatch!(self, o => Optimizer::<M, E>::has_state(o))
     }
     fn visit_state(&self, f: &mut dyn FnMut(&str, &[E])) {
         dispatch!(self, o => o.visit_state(f))
@@ -521,12 +664,12 @@ impl<E: Elem> Optimizer<E> for AnyOptimizer<E> {
         dispatch!(self, o => o.visit_state_mut(f))
     }
     fn step_count(&self) -> u64 {
-        dispatch!(self, o => Optimizer::<E>::step_count(o))
+        dispatch!(self, o => Optimizer::<M, E>::step_count(o))
     }
     fn set_step_count(&mut self, t: u64) {
-        dispatch!(self, o => Optimizer::<E>::set_step_count(o, t))
+        dispatch!(self, o => Optimizer::<M, E>::set_step_count(o, t))
     }
     fn reset(&mut self) {
-        dispatch!(self, o => Optimizer::<E>::reset(o))
+        dispatch!(self, o => Optimizer::<M, E>::reset(o))
     }
 }
