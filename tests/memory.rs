@@ -3,7 +3,8 @@
 //! fail cleanly with an error naming the file, before allocating what they claim. Every case runs
 //! in a child process whose address space is capped at 1 GiB (`setrlimit(RLIMIT_AS)`), so a
 //! regression fails fast (an allocation failure aborts the child, which the parent reports)
-//! instead of swapping.
+//! instead of swapping. Unix only (`setrlimit`, devices).
+#![cfg(unix)]
 
 use shaped::data::{self, Pixels};
 use shaped::io;
