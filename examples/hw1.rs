@@ -1,130 +1,310 @@
-//! The homework's experiments by name: `cargo run --release --example hw1 -- <experiment> [options]`.
+//! The homework's experiments by name: `cargo run --release --example hw1 -- <experiment> [options]`
+//! (`--help` lists the options).
 //!
-//! Experiments (hyper-parameters from the spec's table): 1a 1b (logistic), 2a 2b (hinge) on the
-//! 20-feature binary set; 3a 3b (softmax, MLP) and 4a 4b (CNNs) on Fashion-MNIST (or MNIST with
-//! `--data DIR`); 5 (small VGG) on CIFAR-10 from `--data DIR`. Without an experiment: 4a for 5 epochs.
-//!
-//! Options: `--data PATH`, `--epochs N`, `--seed N`, `--threads N`, `--json`, `--save PATH`,
-//! `--load PATH`, `--resume PATH`, `--pixels raw|unit`, `--limit N` (use the first N training images),
-//! `--quiet`.
+//! Experiments (hyper-parameters from the spec's table, each overridable with `--lr`, `--reg`,
+//! `--batch`, `--lr-decay`, `--optimizer`): 1a 1b (logistic), 2a 2b (hinge) on the 20-feature
+//! binary set; 3a 3b (softmax, MLP) and 4a 4b (CNNs) on Fashion-MNIST (or MNIST with `--data DIR`);
+//! 5 (small VGG) on CIFAR-10 from `--data DIR`. Without an experiment: 4a for 5 epochs.
 //!
 //! `--save best.safetensors` keeps the best parameters in `best.safetensors` and, after every
-//! epoch, a resumable checkpoint in `best.last.safetensors`; `--resume best.last.safetensors`
-//! (with the same experiment, seed and data) continues that run from the epoch after the saved one
-//! and ends with the same parameters as an uninterrupted run. A resumed run keeps updating the file
-//! it resumed from (or, with `--save`, the files `--save` names).
+//! epoch, a resumable checkpoint in `best.last.safetensors`, the metrics in
+//! `best.metrics.csv` and, at the end, the training curves in `best.png`; every one of these
+//! paths is checked before the data is loaded (a regular file or absent, in an existing
+//! directory, none the same file as another or as an input). `--resume best.last.safetensors`
+//! (with the same experiment, seed, data and settings; only `--epochs` and an explicit `--lr` may
+//! change) continues that run from the epoch after the saved one and ends with the same
+//! parameters as an uninterrupted run. A resumed run keeps updating the file it resumed from (or,
+//! with `--save`, the files `--save` names).
+//!
+//! Exit status: 0 on success (also when stdout is closed early, as in `hw1 --json | true`), 1 when
+//! the run fails (bad data, a checkpoint that does not fit, divergence), 2 for a usage error.
 
+use clap::{Parser, ValueEnum};
 use shaped::data::{self, Dataset, Pixels};
 use shaped::models::{Cnn, CnnBn, LinearModel, Mlp, Softmax, TwoLayer, Vgg};
 use shaped::optim::UpdateRule;
 use shaped::prelude::*;
-use shaped::solver::{Solver, accuracy};
+use shaped::solver::{Solver, accuracy, last_checkpoint_path};
 use std::fmt::Display;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-struct Args {
-    experiment: String,
-    data: Option<PathBuf>,
-    epochs: Option<usize>,
-    seed: u64,
-    threads: usize,
-    json: bool,
-    save: Option<PathBuf>,
-    load: Option<PathBuf>,
-    resume: Option<PathBuf>,
-    pixels: Pixels,
-    limit: Option<usize>,
-    quiet: bool,
+/// The spec's experiments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Experiment {
+    #[value(name = "1a")]
+    E1a,
+    #[value(name = "1b")]
+    E1b,
+    #[value(name = "2a")]
+    E2a,
+    #[value(name = "2b")]
+    E2b,
+    #[value(name = "3a")]
+    E3a,
+    #[value(name = "3b")]
+    E3b,
+    #[value(name = "4a")]
+    E4a,
+    #[value(name = "4b")]
+    E4b,
+    #[value(name = "5")]
+    E5,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        experiment: "4a".into(),
-        data: None,
-        epochs: None,
-        seed: 0,
-        threads: 1,
-        json: false,
-        save: None,
-        load: None,
-        resume: None,
-        pixels: Pixels::Raw,
-        limit: None,
-        quiet: false,
-    };
-    let mut it = std::env::args().skip(1);
-    let mut named = false;
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        match arg.as_str() {
-            "--data" => a.data = Some(value("--data")?.into()),
-            "--epochs" => {
-                a.epochs = Some(value("--epochs")?.parse().map_err(|e| format!("--epochs: {e}"))?);
-            }
-            "--seed" => a.seed = value("--seed")?.parse().map_err(|e| format!("--seed: {e}"))?,
-            "--threads" => a.threads = value("--threads")?.parse().map_err(|e| format!("--threads: {e}"))?,
-            "--limit" => a.limit = Some(value("--limit")?.parse().map_err(|e| format!("--limit: {e}"))?),
-            "--json" => a.json = true,
-            "--quiet" => a.quiet = true,
-            "--save" => a.save = Some(value("--save")?.into()),
-            "--load" => a.load = Some(value("--load")?.into()),
-            "--resume" => a.resume = Some(value("--resume")?.into()),
-            "--pixels" => {
-                a.pixels = match value("--pixels")?.as_str() {
-                    "raw" => Pixels::Raw,
-                    "unit" => Pixels::Unit,
-                    other => return Err(format!("--pixels takes raw or unit, not {other}")),
-                }
-            }
-            "-h" | "--help" => return Err(HELP.into()),
-            s if !s.starts_with('-') => {
-                a.experiment = s.to_string();
-                named = true;
-            }
-            other => return Err(format!("unknown option {other}\n{HELP}")),
+impl Experiment {
+    fn name(self) -> &'static str {
+        match self {
+            Experiment::E1a => "1a",
+            Experiment::E1b => "1b",
+            Experiment::E2a => "2a",
+            Experiment::E2b => "2b",
+            Experiment::E3a => "3a",
+            Experiment::E3b => "3b",
+            Experiment::E4a => "4a",
+            Experiment::E4b => "4b",
+            Experiment::E5 => "5",
         }
     }
-    if a.load.is_some() && a.resume.is_some() {
-        return Err("--load and --resume cannot be combined: --resume restores the parameters itself".into());
-    }
-    // Without an experiment: 4a for 5 epochs (the PyTorch comparison's setting). A named
-    // experiment runs the spec's epochs unless --epochs says otherwise.
-    if !named && a.epochs.is_none() {
-        a.epochs = Some(5);
-    }
-    Ok(a)
 }
 
-const HELP: &str = "usage: hw1 [1a|1b|2a|2b|3a|3b|4a|4b|5] [--data PATH] [--epochs N] [--seed N] [--threads N] \
-[--json] [--save PATH] [--load PATH] [--resume PATH] [--pixels raw|unit] [--limit N] [--quiet]";
+/// Pixel scaling on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PixelsArg {
+    /// Bytes 0..=255 unchanged (what the spec's hyper-parameters were tuned on).
+    Raw,
+    /// Bytes divided by 255.
+    Unit,
+}
+
+/// Runs one of the homework's experiments.
+#[derive(Parser, Debug)]
+#[command(
+    name = "hw1",
+    about = "Runs one of the homework's experiments (without one: 4a for 5 epochs)",
+    allow_negative_numbers = true
+)]
+struct Args {
+    /// The experiment: 1a 1b 2a 2b (20-feature binary set), 3a 3b 4a 4b (Fashion-MNIST), 5 (CIFAR-10).
+    experiment: Option<Experiment>,
+    /// The data: a CSV file (1a-2b), an MNIST-style IDX directory (3a-4b) or a CIFAR-10 binary directory (5).
+    #[arg(long, value_name = "PATH", value_parser = non_empty_path)]
+    data: Option<PathBuf>,
+    /// Passes over the training data (default: the spec's; 5 without an experiment).
+    #[arg(long, value_name = "N", value_parser = positive_usize)]
+    epochs: Option<usize>,
+    /// Seed of the initial parameters, the batch order and dropout.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
+    /// Kernel threads, 1 to 64.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=64))]
+    threads: u8,
+    /// Print the result as one JSON object on the last stdout line.
+    #[arg(long)]
+    json: bool,
+    /// Save the best parameters here, with PATH's .last.safetensors, .metrics.csv and .png siblings.
+    #[arg(long, value_name = "PATH", value_parser = non_empty_path)]
+    save: Option<PathBuf>,
+    /// Start from these parameters (a checkpoint of the experiment's model).
+    #[arg(long, value_name = "PATH", value_parser = non_empty_path, conflicts_with = "resume")]
+    load: Option<PathBuf>,
+    /// Continue the run saved in this resumable checkpoint (PATH.last.safetensors of --save).
+    #[arg(long, value_name = "PATH", value_parser = non_empty_path)]
+    resume: Option<PathBuf>,
+    /// Pixel scaling of image data.
+    #[arg(long, value_enum, default_value_t = PixelsArg::Raw)]
+    pixels: PixelsArg,
+    /// Use only the first N training samples (before the validation hold-out, for 3a-5; of the
+    /// 500-sample training split, for 1a-2b).
+    #[arg(long, value_name = "N", value_parser = positive_usize)]
+    limit: Option<usize>,
+    /// No progress or summary on stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Initial learning rate (positive), instead of the spec's.
+    #[arg(long, value_name = "X", value_parser = positive_finite)]
+    lr: Option<f32>,
+    /// L2 strength (zero or positive), instead of the spec's.
+    #[arg(long, value_name = "X", value_parser = non_negative_finite)]
+    reg: Option<f32>,
+    /// Examples per step (positive), instead of the spec's.
+    #[arg(long, value_name = "N", value_parser = positive_usize)]
+    batch: Option<usize>,
+    /// Factor applied to the learning rate after every epoch (positive), instead of the spec's.
+    #[arg(long = "lr-decay", value_name = "X", value_parser = positive_finite)]
+    lr_decay: Option<f32>,
+    /// Update rule, instead of the spec's: sgd, momentum (= sgd_momentum), rmsprop or adam.
+    #[arg(long, value_name = "RULE", value_parser = parse_rule)]
+    optimizer: Option<UpdateRule>,
+}
+
+impl Args {
+    fn experiment(&self) -> Experiment {
+        self.experiment.unwrap_or(Experiment::E4a)
+    }
+    fn pixels(&self) -> Pixels {
+        match self.pixels {
+            PixelsArg::Raw => Pixels::Raw,
+            PixelsArg::Unit => Pixels::Unit,
+        }
+    }
+}
+
+fn non_empty_path(s: &str) -> Result<PathBuf, String> {
+    if s.is_empty() { Err("the path is empty".into()) } else { Ok(PathBuf::from(s)) }
+}
+
+fn positive_usize(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a whole number: {e}")),
+    }
+}
+
+fn finite(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|e| format!("not a number: {e}"))?;
+    if v.is_finite() { Ok(v) } else { Err("must be finite".into()) }
+}
+
+fn positive_finite(s: &str) -> Result<f32, String> {
+    let v = finite(s)?;
+    if v > 0.0 { Ok(v) } else { Err("must be positive".into()) }
+}
+
+fn non_negative_finite(s: &str) -> Result<f32, String> {
+    let v = finite(s)?;
+    if v >= 0.0 { Ok(v) } else { Err("must be zero or positive".into()) }
+}
+
+fn parse_rule(s: &str) -> Result<UpdateRule, String> {
+    if s.eq_ignore_ascii_case("momentum") {
+        return Ok(UpdateRule::SgdMomentum);
+    }
+    s.parse::<UpdateRule>().map_err(|e| format!("{e} (or momentum)"))
+}
+
+/// The spec's settings of an experiment, before the command line's overrides.
+struct Spec {
+    rule: UpdateRule,
+    lr: f32,
+    lr_decay: f32,
+    reg: f32,
+    batch: usize,
+    epochs: usize,
+}
+
+impl Spec {
+    fn of(e: Experiment) -> Spec {
+        use Experiment::*;
+        let (rule, lr, lr_decay, reg, batch, epochs) = match e {
+            E1a => (UpdateRule::SgdMomentum, 1.0, 0.95, 0.2, 50, 20),
+            E1b => (UpdateRule::SgdMomentum, 8e-2, 0.9, 0.3, 50, 20),
+            E2a => (UpdateRule::SgdMomentum, 1.0, 0.95, 0.1, 50, 50),
+            E2b => (UpdateRule::SgdMomentum, 0.1, 0.95, 0.3, 50, 50),
+            E3a => (UpdateRule::RmsProp, 5e-5, 0.9, 0.01, 100, 50),
+            E3b => (UpdateRule::RmsProp, 1e-4, 0.9, 0.01, 100, 50),
+            E4a => (UpdateRule::SgdMomentum, 1e-3, 0.9, 0.0, 100, 50),
+            E4b => (UpdateRule::SgdMomentum, 1e-2, 0.9, 0.0, 100, 50),
+            E5 => (UpdateRule::Adam, 1e-3, 1.0, 0.0, 100, 10),
+        };
+        Spec { rule, lr, lr_decay, reg, batch, epochs }
+    }
+}
+
+/// What `--save` (or `--resume` alone) writes: (what, derived from which flag, path).
+fn outputs(args: &Args) -> Vec<(&'static str, PathBuf)> {
+    let mut out = Vec::new();
+    if let Some(p) = &args.save {
+        out.push(("--save (the best parameters)", p.clone()));
+        out.push(("the resumable checkpoint (--save with .last)", last_checkpoint_path(p)));
+        out.push(("the metrics CSV (--save with the extension .metrics.csv)", metrics_path(p)));
+        out.push(("the training-curve plot (--save with the extension .png)", p.with_extension("png")));
+    } else if let Some(p) = &args.resume {
+        out.push(("--resume (updated after every epoch)", p.clone()));
+    }
+    out
+}
+
+fn metrics_path(save: &Path) -> PathBuf {
+    save.with_extension("metrics.csv")
+}
+
+/// Checks every output before anything is read or trained: each can take a file, none is another
+/// or an input (the resumed file may be the resumable checkpoint: it is meant to be updated).
+fn check_outputs(args: &Args) -> shaped::Result<()> {
+    let outs = outputs(args);
+    let mut inputs: Vec<(&str, PathBuf)> = Vec::new();
+    if let Some(d) = &args.data {
+        inputs.push(("--data", d.clone()));
+        if let Ok(entries) = std::fs::read_dir(d) {
+            inputs.extend(entries.flatten().take(1000).map(|e| ("a file of --data", e.path())));
+        }
+    }
+    if let Some(p) = &args.load {
+        inputs.push(("--load", p.clone()));
+    }
+    let resume_is_last = |p: &Path| args.resume.as_deref().is_some_and(|r| shaped::io::same_file(r, p));
+    if let Some(p) = &args.resume {
+        inputs.push(("--resume", p.clone()));
+    }
+    for (i, (what, p)) in outs.iter().enumerate() {
+        shaped::io::check_output_path(p).map_err(|e| match e {
+            shaped::Error::Output { path, msg } => shaped::Error::Output { path, msg: format!("{what}: {msg}") },
+            e => e,
+        })?;
+        if let Some((other, _)) = outs[..i].iter().find(|(_, q)| shaped::io::same_file(p, q)) {
+            return Err(shaped::Error::Output {
+                path: p.clone(),
+                msg: format!("{what} and {other} would be the same file: choose another --save path"),
+            });
+        }
+        for (input, q) in &inputs {
+            let allowed = *input == "--resume" && what.starts_with("the resumable checkpoint") && resume_is_last(p);
+            if !allowed && !what.starts_with("--resume") && shaped::io::same_file(p, q) {
+                return Err(shaped::Error::Output {
+                    path: p.clone(),
+                    msg: format!("{what} would overwrite {input} ({}): choose another --save path", q.display()),
+                });
+            }
+        }
+    }
+    Ok(())
+}
 
 struct Report {
-    experiment: String,
+    experiment: &'static str,
     epochs: usize,
     train_acc: f64,
     val_acc: f64,
-    test_acc: Option<f64>,
+    test_acc: f64,
     samples_per_sec: f64,
     seconds: f64,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run<S, M, L>(
-    args: &Args,
-    solver: Solver,
-    epochs: usize,
-    loss: L,
+/// The three splits of an experiment, checked: none empty, every sample of the model's geometry.
+struct Splits {
     train: Dataset,
     val: Dataset,
-    test: Option<Dataset>,
-) -> shaped::Result<Report>
+    test: Dataset,
+}
+
+fn run<S, M, L>(args: &Args, splits: Splits, loss: L) -> shaped::Result<Report>
 where
     S: Shape<Batch = Dyn>,
     M: Layer<S, f32> + Display,
     L: Loss<M::Out, f32>,
 {
+    let Splits { train, val, test } = splits;
+    // Every split against the model's input, before the first epoch.
+    train.check_input::<S>("training")?;
+    val.check_input::<S>("validation")?;
+    test.check_input::<S>("test")?;
+    let experiment = args.experiment();
+    let spec = Spec::of(experiment);
+    let epochs = args.epochs.unwrap_or(if args.experiment.is_none() { 5 } else { spec.epochs });
     let t0 = Instant::now();
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let mut model = M::init(&mut rng, Init::Gaussian(1e-3));
@@ -137,19 +317,29 @@ where
     if !args.quiet {
         eprintln!("{model}");
         eprintln!(
-            "experiment {}: {} training, {} validation{} examples, {epochs} epochs",
-            args.experiment,
+            "experiment {}: {} training, {} validation, {} test examples, {epochs} epochs",
+            experiment.name(),
             train.len(),
             val.len(),
-            test.as_ref().map(|t| format!(", {} test", t.len())).unwrap_or_default()
+            test.len()
         );
     }
-    let mut solver = solver.epochs(epochs).seed(args.seed).verbose(!args.quiet);
+    let mut solver = Solver::new()
+        .rule(args.optimizer.unwrap_or(spec.rule))
+        .lr(args.lr.unwrap_or(spec.lr))
+        .lr_decay(args.lr_decay.unwrap_or(spec.lr_decay))
+        .reg(args.reg.unwrap_or(spec.reg))
+        .batch_size(args.batch.unwrap_or(spec.batch))
+        .epochs(epochs)
+        .seed(args.seed)
+        .verbose(!args.quiet)
+        .tag("experiment", experiment.name())
+        .tag("pixels", args.pixels().name())
+        .tag("limit", args.limit.map_or("none".to_string(), |n| n.to_string()))
+        // An explicit --lr on a resumed run is a deliberate change (a diverged run resumed lower).
+        .allow_lr_change(args.lr.is_some());
     if let Some(p) = &args.save {
-        solver = solver.checkpoint(p);
-        let mut csv = p.clone();
-        csv.set_extension("metrics.csv");
-        solver = solver.metrics_csv(csv);
+        solver = solver.checkpoint(p).metrics_csv(metrics_path(p));
     }
     if let Some(p) = &args.resume {
         // Without --save, keep updating the file the run resumed from.
@@ -162,13 +352,10 @@ where
         }
     }
     let hist = solver.train::<S, M, L>(&mut model, &loss, &train, &val)?;
-    let test_acc = match &test {
-        Some(t) => Some(accuracy::<S, M, L>(&model, &loss, t, 1000)?),
-        None => None,
-    };
+    let test_acc = accuracy::<S, M, L>(&model, &loss, &test, 1000)?;
     let best = hist.best_epoch.max(1) - 1;
     let report = Report {
-        experiment: args.experiment.clone(),
+        experiment: experiment.name(),
         epochs,
         train_acc: hist.train_acc.get(best).copied().unwrap_or(0.0),
         val_acc: hist.best_val_acc.max(0.0),
@@ -180,7 +367,10 @@ where
         shaped::io::save(&model, p)?;
         let png = p.with_extension("png");
         // The plot is a convenience: a machine without a font still gets the checkpoint and the CSV.
-        let plotted = shaped::plot::plot_history(&hist, &format!("experiment {}", args.experiment), &png);
+        // Drawn into a temporary file renamed over the target, like every output.
+        let plotted = shaped::io::write_atomic_with(&png, Some("png"), |tmp| {
+            shaped::plot::plot_history(&hist, &format!("experiment {}", experiment.name()), tmp)
+        });
         if !args.quiet {
             eprintln!("saved the best parameters (epoch {}) to {}", hist.best_epoch, p.display());
             if let Some(last) = solver.last_checkpoint_file() {
@@ -195,15 +385,66 @@ where
     Ok(report)
 }
 
-fn binary20(args: &Args) -> shaped::Result<(Dataset, Dataset, Dataset)> {
-    let ds = match &args.data {
-        Some(p) => data::csv::read_csv(p, "label", 2)?,
-        None => data::synthetic::binary20(598, 1000),
+/// An empty split is an error naming it, where it came from and, when `--limit` emptied it, the
+/// limit that would not.
+fn check_not_empty(split: &str, ds: &Dataset, source: &Path, args: &Args) -> shaped::Result<()> {
+    if !ds.is_empty() {
+        return Ok(());
+    }
+    let hint = match (split, args.limit) {
+        ("validation", Some(n)) => format!(
+            ": --limit {n} keeps {n} training samples, of which 1/10 (rounded down) are held out for validation; \
+             use --limit 10 or more"
+        ),
+        _ => String::new(),
     };
-    data::csv::binary20_splits(ds)
+    Err(shaped::Error::data(source, format!("the {split} split is empty{hint}")))
 }
 
-fn mnist_like(args: &Args) -> shaped::Result<(Dataset, Dataset, Dataset)> {
+/// The 20-feature set: 500 training (the first `--limit` of them), 250 validation, 250 test.
+fn binary20(args: &Args) -> shaped::Result<Splits> {
+    let (ds, source) = match &args.data {
+        Some(p) => (data::csv::read_csv(p, "label", 2)?, p.clone()),
+        None => (data::synthetic::binary20(598, 1000), PathBuf::from("(the generated 20-feature set)")),
+    };
+    if ds.sample_dims() != [20] {
+        return Err(shaped::Error::data(
+            &source,
+            format!(
+                "the rows have {} features, but experiment {}'s model takes 20",
+                ds.sample_len(),
+                args.experiment().name()
+            ),
+        ));
+    }
+    let (train, val, test) = data::csv::binary20_splits(ds).map_err(|e| shaped::Error::data(&source, e.to_string()))?;
+    let train = match args.limit {
+        Some(n) if n < train.len() => train.slice(0..n),
+        _ => train,
+    };
+    Ok(Splits { train, val, test })
+}
+
+/// Refuses an image file whose declared geometry is not the model's (rows × cols), naming the
+/// file and both: read from the headers alone, before anything is loaded.
+fn check_idx_geometry(args: &Args, dir: &Path, rows: usize, cols: usize) -> shaped::Result<()> {
+    let (train_images, test_images) = data::idx::mnist_image_files(dir)?;
+    for f in [train_images, test_images] {
+        let (_, r, c) = data::idx::read_idx_image_header(&f)?;
+        if (r, c) != (rows, cols) {
+            return Err(shaped::Error::data(
+                &f,
+                format!(
+                    "the images are {r}x{c}, but experiment {}'s model takes {rows}x{cols} images",
+                    args.experiment().name()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn mnist_like(args: &Args) -> shaped::Result<Splits> {
     let dir = match &args.data {
         Some(d) => d.clone(),
         None => data::idx::fashion_mnist_dir().ok_or_else(|| {
@@ -214,43 +455,64 @@ fn mnist_like(args: &Args) -> shaped::Result<(Dataset, Dataset, Dataset)> {
             )
         })?,
     };
-    let (train, test) = data::idx::load_mnist_dir(&dir, args.pixels)?;
+    check_idx_geometry(args, &dir, 28, 28)?;
+    let (train, test) = data::idx::load_mnist_dir(&dir, args.pixels())?;
+    let (train_images, test_images) = data::idx::mnist_image_files(&dir)?;
+    split_images(args, train, test, &train_images, &test_images)
+}
+
+/// Applies `--limit`, holds out the last 1/10 of the training set for validation and checks that
+/// no split is empty.
+fn split_images(
+    args: &Args,
+    train: Dataset,
+    test: Dataset,
+    train_source: &Path,
+    test_source: &Path,
+) -> shaped::Result<Splits> {
     let train = match args.limit {
         Some(n) if n < train.len() => train.slice(0..n),
         _ => train,
     };
     let (train, val) = train.holdout(10);
-    Ok((train, val, test))
+    check_not_empty("training", &train, train_source, args)?;
+    check_not_empty("validation", &val, train_source, args)?;
+    check_not_empty("test", &test, test_source, args)?;
+    Ok(Splits { train, val, test })
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    // Usage errors exit with 2 and --help with 0 (clap's own exits).
+    let args = Args::parse();
     // Convolutions split each batch over this many threads (the other layers run on one).
-    shaped::set_num_threads(args.threads);
-    match experiment(&args) {
+    shaped::set_num_threads(usize::from(args.threads));
+    let result = check_outputs(&args).and_then(|()| experiment(&args));
+    match result {
         Ok(r) => {
-            let test = r.test_acc.map(|t| format!("{t:.4}")).unwrap_or_else(|| "null".into());
             if !args.quiet {
                 eprintln!(
-                    "{}: train acc {:.4}, val acc {:.4}, test acc {test}, {:.0} training samples/s, {:.1} s",
-                    r.experiment, r.train_acc, r.val_acc, r.samples_per_sec, r.seconds
+                    "{}: train acc {:.4}, val acc {:.4}, test acc {:.4}, {:.0} training samples/s, {:.1} s",
+                    r.experiment, r.train_acc, r.val_acc, r.test_acc, r.samples_per_sec, r.seconds
                 );
             }
-            if args.json {
-                println!(
-                    "{{\"experiment\":\"{}\",\"epochs\":{},\"train_acc\":{:.6},\"val_acc\":{:.6},\"test_acc\":{},\"train_samples_per_sec\":{:.1},\"seconds\":{:.3}}}",
-                    r.experiment, r.epochs, r.train_acc, r.val_acc, test, r.samples_per_sec, r.seconds
-                );
+            let line = if args.json {
+                format!(
+                    "{{\"experiment\":\"{}\",\"epochs\":{},\"train_acc\":{:.6},\"val_acc\":{:.6},\"test_acc\":{:.4},\"train_samples_per_sec\":{:.1},\"seconds\":{:.3}}}",
+                    r.experiment, r.epochs, r.train_acc, r.val_acc, r.test_acc, r.samples_per_sec, r.seconds
+                )
             } else {
-                println!("{}: train {:.4} / val {:.4} / test {test}", r.experiment, r.train_acc, r.val_acc);
+                format!("{}: train {:.4} / val {:.4} / test {:.4}", r.experiment, r.train_acc, r.val_acc, r.test_acc)
+            };
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{line}").and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                // The reader went away (`hw1 --json | head -0`): nothing left to tell anyone.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot write the result to stdout: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -260,86 +522,38 @@ fn main() -> ExitCode {
 }
 
 fn experiment(args: &Args) -> shaped::Result<Report> {
-    let ep = |spec: usize| args.epochs.unwrap_or(spec);
-    match args.experiment.as_str() {
-        "1a" | "1b" | "2a" | "2b" => {
-            let (train, val, test) = binary20(args)?;
-            let sm = Solver::new().rule(UpdateRule::SgdMomentum).batch_size(50);
-            match args.experiment.as_str() {
-                "1a" => run::<(Dyn, Const<20>), LinearModel, _>(
-                    args,
-                    sm.lr(1.0).lr_decay(0.95).reg(0.2),
-                    ep(20),
-                    Logistic,
-                    train,
-                    val,
-                    Some(test),
-                ),
-                "1b" => run::<(Dyn, Const<20>), TwoLayer, _>(
-                    args,
-                    sm.lr(8e-2).lr_decay(0.9).reg(0.3),
-                    ep(20),
-                    Logistic,
-                    train,
-                    val,
-                    Some(test),
-                ),
-                "2a" => run::<(Dyn, Const<20>), LinearModel, _>(
-                    args,
-                    sm.lr(1.0).lr_decay(0.95).reg(0.1),
-                    ep(50),
-                    Hinge,
-                    train,
-                    val,
-                    Some(test),
-                ),
-                _ => run::<(Dyn, Const<20>), TwoLayer, _>(
-                    args,
-                    sm.lr(0.1).lr_decay(0.95).reg(0.3),
-                    ep(50),
-                    Hinge,
-                    train,
-                    val,
-                    Some(test),
-                ),
+    use Experiment::*;
+    let e = args.experiment();
+    match e {
+        E1a | E1b | E2a | E2b => {
+            let splits = binary20(args)?;
+            type In = (Dyn, Const<20>);
+            match e {
+                E1a => run::<In, LinearModel, _>(args, splits, Logistic),
+                E1b => run::<In, TwoLayer, _>(args, splits, Logistic),
+                E2a => run::<In, LinearModel, _>(args, splits, Hinge),
+                _ => run::<In, TwoLayer, _>(args, splits, Hinge),
             }
         }
-        "3a" | "3b" => {
-            let (train, val, test) = mnist_like(args)?;
-            let rms = Solver::new().rule(UpdateRule::RmsProp).batch_size(100).lr_decay(0.9).reg(0.01);
-            if args.experiment == "3a" {
-                run::<(Dyn, Const<784>), Softmax, _>(
-                    args,
-                    rms.lr(5e-5),
-                    ep(50),
-                    SoftmaxCrossEntropy::<10>,
-                    train,
-                    val,
-                    Some(test),
-                )
+        E3a | E3b => {
+            let splits = mnist_like(args)?;
+            type In = (Dyn, Const<784>);
+            if e == E3a {
+                run::<In, Softmax, _>(args, splits, SoftmaxCrossEntropy::<10>)
             } else {
-                run::<(Dyn, Const<784>), Mlp, _>(
-                    args,
-                    rms.lr(1e-4),
-                    ep(50),
-                    SoftmaxCrossEntropy::<10>,
-                    train,
-                    val,
-                    Some(test),
-                )
+                run::<In, Mlp, _>(args, splits, SoftmaxCrossEntropy::<10>)
             }
         }
-        "4a" | "4b" => {
-            let (train, val, test) = mnist_like(args)?;
-            let sm = Solver::new().rule(UpdateRule::SgdMomentum).batch_size(100).lr_decay(0.9);
+        E4a | E4b => {
+            let splits = mnist_like(args)?;
             type Img = (Dyn, Const<1>, Const<28>, Const<28>);
-            if args.experiment == "4a" {
-                run::<Img, Cnn, _>(args, sm.lr(1e-3), ep(50), SoftmaxCrossEntropy::<10>, train, val, Some(test))
+            if e == E4a {
+                run::<Img, Cnn, _>(args, splits, SoftmaxCrossEntropy::<10>)
             } else {
-                run::<Img, CnnBn, _>(args, sm.lr(1e-2), ep(50), SoftmaxCrossEntropy::<10>, train, val, Some(test))
+                run::<Img, CnnBn, _>(args, splits, SoftmaxCrossEntropy::<10>)
             }
         }
-        "5" => {
+        E5 => {
             let dir = args.data.clone().ok_or_else(|| {
                 shaped::Error::data(
                     "--data",
@@ -348,23 +562,9 @@ fn experiment(args: &Args) -> shaped::Result<Report> {
                      data_batch_1.bin … data_batch_5.bin and test_batch.bin)",
                 )
             })?;
-            let (train, test) = data::cifar::load_cifar10_dir(&dir, args.pixels)?;
-            let train = match args.limit {
-                Some(n) if n < train.len() => train.slice(0..n),
-                _ => train,
-            };
-            let (train, val) = train.holdout(10);
-            let adam = Solver::new().rule(UpdateRule::Adam).lr(1e-3).batch_size(100);
-            run::<(Dyn, Const<3>, Const<32>, Const<32>), Vgg, _>(
-                args,
-                adam,
-                ep(10),
-                SoftmaxCrossEntropy::<10>,
-                train,
-                val,
-                Some(test),
-            )
+            let (train, test) = data::cifar::load_cifar10_dir(&dir, args.pixels())?;
+            let splits = split_images(args, train, test, &dir, &dir)?;
+            run::<(Dyn, Const<3>, Const<32>, Const<32>), Vgg, _>(args, splits, SoftmaxCrossEntropy::<10>)
         }
-        other => Err(shaped::Error::Training(format!("unknown experiment `{other}`; {HELP}"))),
     }
 }

@@ -28,6 +28,14 @@ pub enum Error {
         /// What is wrong with it.
         msg: String,
     },
+    /// An output path cannot take the file (a directory, a device, a missing parent directory),
+    /// or two outputs, or an output and an input, would be the same file.
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// What is wrong with it.
+        msg: String,
+    },
     /// Training diverged or was misconfigured.
     Training(String),
     /// An operating-system I/O error while touching `path`.
@@ -62,7 +70,8 @@ impl fmt::Display for Error {
             Error::Data { path, msg } => write!(f, "{}: {msg}", path.display()),
             Error::Checkpoint { path, msg } => write!(f, "checkpoint {}: {msg}", path.display()),
             Error::Training(m) => write!(f, "training stopped: {m}"),
-            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Output { path, msg } => write!(f, "{}: {msg}", path.display()),
+            Error::Io { path, source } => write!(f, "{}: {}", path.display(), describe_io(source)),
         }
     }
 }
@@ -74,6 +83,14 @@ impl std::error::Error for Error {
             _ => None,
         }
     }
+}
+
+/// An I/O error in words: a symbolic link loop says so (the system's message, "too many levels of
+/// symbolic links", is easily read as a missing file).
+pub(crate) fn describe_io(e: &std::io::Error) -> String {
+    // ELOOP: 40 on Linux, 62 on the BSDs and macOS.
+    let eloop = if cfg!(target_os = "linux") { 40 } else { 62 };
+    if cfg!(unix) && e.raw_os_error() == Some(eloop) { format!("a symbolic link loop ({e})") } else { e.to_string() }
 }
 
 /// `Result` with [`Error`].

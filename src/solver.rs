@@ -22,9 +22,23 @@
 //!
 //! [`Solver::resume_from`]`(last)` loads such a file and continues with the next epoch; with the
 //! same seed, data, batch size and hyper-parameters it ends with the same parameters, bit for bit,
-//! as a run that was never interrupted. The learning rate of epoch `k` is recomputed as
-//! `lr · lr_decay^(k−1)` from the resumed solver's own settings, so a run that diverged can be
-//! resumed from its last good epoch with a lower learning rate.
+//! as a run that was never interrupted. The checkpoint records what determines the result — a
+//! [digest](Dataset::digest) of the training and validation sets, their sizes, the seed, the batch
+//! size, the update rule, the learning rate, its decay, the L2 strength, the training-accuracy
+//! sample and the caller's [tags](Solver::tag) (pixel scaling, a data limit) — and a resume with
+//! any of them different is refused with a list of what differs (checkpoint vs this run). Only the
+//! number of epochs may change (to extend a run), and the learning rate with
+//! [`Solver::allow_lr_change`]: the rate of epoch `k` is recomputed as `lr · lr_decay^(k−1)` from
+//! the resumed solver's own settings, so a run that diverged can be resumed from its last good
+//! epoch with a lower learning rate.
+//!
+//! # Outputs
+//!
+//! Before the first epoch every output (the best and the resumable checkpoints, the metrics CSV)
+//! is checked with [`io::check_output_path`] (a regular file or absent, in an existing directory)
+//! and no two of them may be the same file. Every output is replaced atomically
+//! ([`io::write_atomic`]): the metrics CSV is rewritten whole after each epoch, so a full disk
+//! leaves the previous version intact.
 
 use crate::data::{Dataset, shuffle_order};
 use crate::error::{Error, Result};
@@ -38,7 +52,6 @@ use crate::tensor::Tensor;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path as FsPath, PathBuf};
 use std::str::FromStr;
 use std::time::Instant;
@@ -103,6 +116,8 @@ pub struct Solver {
     last_checkpoint: Option<PathBuf>,
     resume: Option<PathBuf>,
     metrics: Option<PathBuf>,
+    tags: Vec<(String, String)>,
+    allow_lr_change: bool,
 }
 
 impl Default for Solver {
@@ -121,6 +136,8 @@ impl Default for Solver {
             last_checkpoint: None,
             resume: None,
             metrics: None,
+            tags: Vec::new(),
+            allow_lr_change: false,
         }
     }
 }
@@ -206,6 +223,57 @@ impl Solver {
         self.metrics = Some(path.into());
         self
     }
+    /// Records a fact about the run that the solver cannot see (how the data was prepared: pixel
+    /// scaling, a limit on the training set) in the resumable checkpoint, under `key`; a resume
+    /// whose tags differ is refused. Setting a key again replaces its value.
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        self.tags.retain(|(k, _)| *k != key);
+        self.tags.push((key, value.into()));
+        self.tags.sort();
+        self
+    }
+    /// Lets [`Solver::resume_from`] continue with another learning rate than the saved run's (to
+    /// recover a diverged run); every other setting must still match.
+    pub fn allow_lr_change(mut self, allow: bool) -> Self {
+        self.allow_lr_change = allow;
+        self
+    }
+    /// The outputs this solver writes, with what each is, in the order they are checked.
+    fn outputs(&self) -> Vec<(&'static str, PathBuf)> {
+        let mut out = Vec::new();
+        if let Some(p) = &self.checkpoint {
+            out.push(("the best-parameters checkpoint", p.clone()));
+        }
+        if let Some(p) = self.last_checkpoint_file() {
+            out.push(("the resumable checkpoint", p));
+        }
+        if let Some(p) = &self.metrics {
+            out.push(("the metrics CSV", p.clone()));
+        }
+        out
+    }
+    /// Checks every output path (see [`io::check_output_path`]) and that no two outputs are the
+    /// same file, before anything is trained or written.
+    ///
+    /// # Errors
+    /// [`Error::Output`] naming the path (and, for a collision, both outputs).
+    pub fn check_outputs(&self) -> Result<()> {
+        let outs = self.outputs();
+        for (i, (what, p)) in outs.iter().enumerate() {
+            io::check_output_path(p).map_err(|e| match e {
+                Error::Output { path, msg } => Error::Output { path, msg: format!("{what}: {msg}") },
+                e => e,
+            })?;
+            if let Some((other, _)) = outs[..i].iter().find(|(_, q)| io::same_file(p, q)) {
+                return Err(Error::Output {
+                    path: p.clone(),
+                    msg: format!("{what} and {other} would be the same file: one would overwrite the other"),
+                });
+            }
+        }
+        Ok(())
+    }
 
     /// Trains `model` on `train` with `loss`, measuring accuracy on `val` after each epoch, and
     /// restores the parameters of the best epoch at the end.
@@ -221,22 +289,22 @@ impl Solver {
         M: Layer<S, f32>,
         L: Loss<M::Out, f32>,
     {
-        train.check_fits::<S>("training")?;
-        val.check_fits::<S>("validation")?;
-        if train.is_empty() {
-            return Err(Error::Training("the training set is empty".into()));
-        }
+        train.check_input::<S>("training")?;
+        val.check_input::<S>("validation")?;
+        self.check_outputs()?;
         let bs = self.batch_size.min(train.len());
         // The step's buffers (batch, outputs, cache, gradients, optimizer state) live as long as the run.
         let mut step = TrainStep::<S, M>::new(self.rule, self.reg, bs);
         let mut best: Vec<f32> = Vec::new();
         let mut hist = History { best_val_acc: -1.0, ..History::default() };
         let mut done = 0usize;
+        let last_path = self.last_checkpoint_file();
+        // What the resumable checkpoint records of the run, and a resume checks.
+        let facts = if self.resume.is_some() || last_path.is_some() { self.run_facts(train, val) } else { Vec::new() };
         if let Some(p) = &self.resume {
-            let r = self.load_resume(model, step.optimizer_mut(), p, train.len())?;
+            let r = self.load_resume(model, step.optimizer_mut(), p, &facts)?;
             (hist, best, done) = (r.hist, r.best, r.epoch);
         }
-        let last_path = self.last_checkpoint_file();
         let mut order = Vec::with_capacity(train.len());
         let sample_idx: Vec<usize> = if train.len() > self.train_sample {
             let mut o = Vec::new();
@@ -248,7 +316,7 @@ impl Solver {
         };
         let train_eval = train.subset(&sample_idx);
         let mut metrics = match &self.metrics {
-            Some(p) => Some((p.clone(), open_metrics(p, done)?)),
+            Some(p) => Some((p.clone(), metrics_start(p, done)?)),
             None => None,
         };
         let steps_per_epoch = train.len().div_ceil(bs);
@@ -332,13 +400,15 @@ impl Solver {
                     t_epoch.elapsed().as_secs_f64()
                 );
             }
-            if let Some((p, f)) = metrics.as_mut() {
-                writeln!(f, "{epoch},{mean_loss},{train_acc},{val_acc},{lr},{}", t_epoch.elapsed().as_secs_f64())
-                    .and_then(|()| f.flush())
-                    .map_err(|e| Error::io(&*p, e))?;
+            if let Some((p, text)) = metrics.as_mut() {
+                text.push_str(&format!(
+                    "{epoch},{mean_loss},{train_acc},{val_acc},{lr},{}\n",
+                    t_epoch.elapsed().as_secs_f64()
+                ));
+                io::write_atomic(p, text.as_bytes())?;
             }
             if let Some(p) = &last_path {
-                self.save_resume(model, step.optimizer(), &hist, &best, epoch, train.len(), p)?;
+                self.save_resume(model, step.optimizer(), &hist, &best, epoch, &facts, p)?;
             }
             lr *= self.lr_decay;
         }
@@ -376,18 +446,14 @@ impl Solver {
         hist: &History,
         best: &[f32],
         epoch: usize,
-        train_len: usize,
+        facts: &[Fact],
         path: &FsPath,
     ) -> Result<()> {
         let list = |v: &[f64]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",");
         let lrs = hist.lr.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",");
-        let meta: Vec<(String, String)> = [
+        let mut meta: Vec<(String, String)> = [
             (RESUME_EPOCH, epoch.to_string()),
             (RESUME_EPOCHS, self.epochs.to_string()),
-            (RESUME_SEED, self.seed.to_string()),
-            (RESUME_BATCH, self.batch_size.to_string()),
-            (RESUME_TRAIN_LEN, train_len.to_string()),
-            (RESUME_RULE, self.rule.name().to_string()),
             (RESUME_BEST_EPOCH, hist.best_epoch.to_string()),
             (RESUME_BEST_VAL, hist.best_val_acc.to_string()),
             (RESUME_TRAIN_ACC, list(&hist.train_acc)),
@@ -399,11 +465,37 @@ impl Solver {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        meta.extend(facts.iter().map(|f| (f.key.clone(), f.value.clone())));
         let extra: Vec<ExtraTensor<f32>> = vec![
             (RESUME_LOSS.to_string(), vec![hist.loss.len()], hist.loss.clone()),
             (RESUME_BEST.to_string(), vec![best.len()], best.to_vec()),
         ];
         io::save_checkpoint_with(model, opt, &extra, &meta, path)
+    }
+
+    /// What determines this run's result besides the initial parameters: recorded in the resumable
+    /// checkpoint and compared on resume.
+    fn run_facts(&self, train: &Dataset, val: &Dataset) -> Vec<Fact> {
+        let digest = |d: &Dataset| format!("{:016x}", d.digest());
+        let mut facts = vec![
+            Fact::new(RESUME_SEED, "seed", self.seed.to_string()),
+            Fact::new(RESUME_BATCH, "batch size", self.batch_size.to_string()),
+            Fact::new(RESUME_TRAIN_LEN, "number of training samples", train.len().to_string()),
+            Fact::new(RESUME_TRAIN_DIGEST, "training data digest", digest(train)),
+            Fact::new(RESUME_VAL_LEN, "number of validation samples", val.len().to_string()),
+            Fact::new(RESUME_VAL_DIGEST, "validation data digest", digest(val)),
+            Fact::new(RESUME_RULE, "update rule", self.rule.name().to_string()),
+            Fact::new(RESUME_LR0, "learning rate", self.lr.to_string()),
+            Fact::new(RESUME_DECAY, "learning-rate decay", self.lr_decay.to_string()),
+            Fact::new(RESUME_REG, "L2 strength (reg)", self.reg.to_string()),
+            Fact::new(RESUME_TRAIN_SAMPLE, "training-accuracy sample", self.train_sample.to_string()),
+        ];
+        facts.extend(self.tags.iter().map(|(k, v)| Fact {
+            key: format!("{RESUME_TAG}{k}"),
+            what: k.clone(),
+            value: v.clone(),
+        }));
+        facts
     }
 
     /// Reads a resumable checkpoint into `model` and `opt`; on any error neither is changed.
@@ -412,7 +504,7 @@ impl Solver {
         model: &mut M,
         opt: &mut AnyOptimizer<M, f32>,
         path: &FsPath,
-        train_len: usize,
+        facts: &[Fact],
     ) -> Result<Resumed> {
         let err = |msg: String| Error::checkpoint(path, msg);
         let meta = io::read_metadata(path)?;
@@ -423,18 +515,30 @@ impl Solver {
             )));
         }
         let epoch: usize = meta_value(&meta, RESUME_EPOCH, path)?;
-        for (key, ours, what) in [
-            (RESUME_SEED, self.seed.to_string(), "seed"),
-            (RESUME_BATCH, self.batch_size.to_string(), "batch size"),
-            (RESUME_TRAIN_LEN, train_len.to_string(), "number of training samples"),
-        ] {
-            let theirs: &str = meta.get(key).map(String::as_str).unwrap_or("(missing)");
-            if theirs != ours {
-                return Err(err(format!(
-                    "the checkpoint was written by a run with {what} {theirs}, but this run's {what} is {ours}: \
-                     a resumed run needs the same seed, batch size and training set to continue where it stopped"
-                )));
+        let mut differences = Vec::new();
+        for f in facts {
+            if f.key == RESUME_LR0 && self.allow_lr_change {
+                continue;
             }
+            let theirs = meta.get(&f.key).map(String::as_str).unwrap_or("(not recorded)");
+            if theirs != f.value {
+                differences.push(format!("{}: {theirs} in the checkpoint, {} in this run", f.what, f.value));
+            }
+        }
+        // Tags of the saved run that this run does not set.
+        for (k, v) in meta.range(RESUME_TAG.to_string()..) {
+            let Some(tag) = k.strip_prefix(RESUME_TAG) else { break };
+            if !facts.iter().any(|f| f.key == *k) {
+                differences.push(format!("{tag}: {v} in the checkpoint, not set in this run"));
+            }
+        }
+        if !differences.is_empty() {
+            return Err(err(format!(
+                "the checkpoint was written by another run; {}. A resumed run needs the same data and settings \
+                 to continue where it stopped (only the number of epochs may change{})",
+                differences.join("; "),
+                if self.allow_lr_change { ", and the learning rate" } else { "" }
+            )));
         }
         let mut m = M::zeros();
         let mut o = AnyOptimizer::<M, f32>::new(self.rule);
@@ -474,6 +578,14 @@ impl Solver {
                 best.len()
             )));
         }
+        if let Some(i) = best.iter().position(|v| !v.is_finite()) {
+            return Err(err(format!(
+                "tensor `{RESUME_BEST}` (the best epoch's parameters) holds {} at index {i}, in `{}`: parameters \
+                 must be finite",
+                best[i],
+                param_at(&m, i)
+            )));
+        }
         *model = m;
         *opt = o;
         Ok(Resumed { epoch, hist, best })
@@ -493,6 +605,20 @@ impl Solver {
     }
 }
 
+/// A fact about a run recorded in its resumable checkpoint: metadata key, what it is in words,
+/// value.
+struct Fact {
+    key: String,
+    what: String,
+    value: String,
+}
+
+impl Fact {
+    fn new(key: &str, what: &str, value: String) -> Self {
+        Fact { key: key.to_string(), what: what.to_string(), value }
+    }
+}
+
 /// What [`Solver::resume_from`] restores besides the model and the optimizer.
 struct Resumed {
     epoch: usize,
@@ -506,6 +632,15 @@ const RESUME_SEED: &str = "solver.seed";
 const RESUME_BATCH: &str = "solver.batch_size";
 const RESUME_TRAIN_LEN: &str = "solver.train_len";
 const RESUME_RULE: &str = "solver.rule";
+const RESUME_TRAIN_DIGEST: &str = "solver.train_digest";
+const RESUME_VAL_LEN: &str = "solver.val_len";
+const RESUME_VAL_DIGEST: &str = "solver.val_digest";
+const RESUME_LR0: &str = "solver.initial_lr";
+const RESUME_DECAY: &str = "solver.lr_decay";
+const RESUME_REG: &str = "solver.reg";
+const RESUME_TRAIN_SAMPLE: &str = "solver.train_sample";
+/// Prefix of the caller's [tags](Solver::tag).
+const RESUME_TAG: &str = "solver.tag.";
 const RESUME_BEST_EPOCH: &str = "solver.best_epoch";
 const RESUME_BEST_VAL: &str = "solver.best_val_acc";
 const RESUME_TRAIN_ACC: &str = "solver.train_acc";
@@ -550,27 +685,40 @@ fn parse_list<T: FromStr>(v: &str, key: &str, path: &FsPath) -> Result<Vec<T>> {
         .collect()
 }
 
-/// The metrics CSV: created with its header, or, when resuming after epoch `done` into an existing
-/// file, kept up to that epoch (rows of later epochs, written before the interruption but not
-/// covered by the checkpoint, are dropped) and appended to.
-fn open_metrics(p: &FsPath, done: usize) -> Result<std::fs::File> {
-    if done > 0
-        && let Ok(old) = std::fs::read_to_string(p)
-    {
-        let kept: String = old
-            .lines()
-            .enumerate()
-            .filter(|(i, l)| {
-                *i == 0 || l.split(',').next().and_then(|e| e.parse::<usize>().ok()).is_some_and(|e| e <= done)
-            })
-            .map(|(_, l)| format!("{l}\n"))
-            .collect();
-        std::fs::write(p, kept).map_err(|e| Error::io(p, e))?;
-        return std::fs::OpenOptions::new().append(true).open(p).map_err(|e| Error::io(p, e));
+/// The metrics CSV's text so far: its header or, when resuming after epoch `done` from an
+/// existing file, the header and the rows up to that epoch (rows of later epochs, written before
+/// the interruption but not covered by the checkpoint, are dropped). Each epoch appends a row and
+/// writes the whole text atomically, so the previous file survives a failed write.
+fn metrics_start(p: &FsPath, done: usize) -> Result<String> {
+    const HEADER: &str = "epoch,loss,train_acc,val_acc,lr,seconds\n";
+    if done == 0 {
+        return Ok(HEADER.to_string());
     }
-    let mut f = std::fs::File::create(p).map_err(|e| Error::io(p, e))?;
-    writeln!(f, "epoch,loss,train_acc,val_acc,lr,seconds").map_err(|e| Error::io(p, e))?;
-    Ok(f)
+    let old = match std::fs::read_to_string(p) {
+        Ok(old) => old,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HEADER.to_string()),
+        Err(e) => return Err(Error::io(p, e)),
+    };
+    Ok(old
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| {
+            *i == 0 || l.split(',').next().and_then(|e| e.parse::<usize>().ok()).is_some_and(|e| e <= done)
+        })
+        .map(|(_, l)| format!("{l}\n"))
+        .collect())
+}
+
+/// The path of the parameter or buffer that holds value `i` of the concatenation of all of them.
+fn param_at<M: Module<f32>>(model: &M, i: usize) -> String {
+    let (mut at, mut name) = (0, String::new());
+    model.visit_params(&Path::ROOT, &mut |info, d| {
+        if name.is_empty() && i < at + d.len() {
+            name = info.path.to_string();
+        }
+        at += d.len();
+    });
+    name
 }
 
 /// The path of the first parameter or buffer holding a NaN or infinity.

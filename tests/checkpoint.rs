@@ -427,12 +427,12 @@ fn atomic_save_leaves_no_temp_files() {
     io::load(&mut m, &p).unwrap();
     assert_eq!(m, b);
 
-    // A save that fails at the rename (the target is a directory) removes its temporary file.
+    // A save onto a directory is refused before anything is written.
     let target_dir = dir.join("occupied");
     std::fs::create_dir(&target_dir).unwrap();
     std::fs::write(target_dir.join("keep"), b"x").unwrap();
     let err = io::save(&a, &target_dir).unwrap_err();
-    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(matches!(err, Error::Output { .. }) && err.to_string().contains("is a directory"), "{err}");
     assert_eq!(dir_listing(&dir), ["model.safetensors", "occupied"]);
     assert_eq!(dir_listing(&target_dir), ["keep"]);
 

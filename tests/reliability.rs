@@ -193,17 +193,17 @@ fn resume_refuses_a_checkpoint_of_another_run() {
     checkpoint_err(
         go(solver(UpdateRule::Adam, 1e-2).seed(6).resume_from(&last), &mut net),
         "run.last",
-        &["seed 5", "seed is 6"],
+        &["seed: 5 in the checkpoint, 6 in this run"],
     );
     checkpoint_err(
         go(solver(UpdateRule::Adam, 1e-2).batch_size(16).resume_from(&last), &mut net),
         "run.last",
-        &["batch size 32", "batch size is 16"],
+        &["batch size: 32 in the checkpoint, 16 in this run"],
     );
     checkpoint_err(
         go(solver(UpdateRule::SgdMomentum, 1e-2).resume_from(&last), &mut net),
         "run.last",
-        &["`adam`", "`sgd_momentum`"],
+        &["update rule: adam in the checkpoint, sgd_momentum in this run"],
     );
     // The best-parameters file is not resumable.
     checkpoint_err(
@@ -217,7 +217,11 @@ fn resume_refuses_a_checkpoint_of_another_run() {
         .epochs(2)
         .resume_from(&last)
         .train::<In, _, _>(&mut net, &Logistic, &small, &val);
-    checkpoint_err(r, "run.last", &["number of training samples 450", "is 400"]);
+    checkpoint_err(
+        r,
+        "run.last",
+        &["number of training samples: 450 in the checkpoint, 400 in this run", "training data digest"],
+    );
     // A model of another shape: the error names the tensor and both shapes.
     #[derive(Sequential)]
     #[sequential(input = (20,))]
@@ -271,8 +275,13 @@ fn divergence_stops_with_an_error_and_keeps_the_best_checkpoint() {
     sane().epochs(2).train::<In, _, _>(&mut net, &Hinge, &train, &val).unwrap();
     let best_bytes = std::fs::read(&best).unwrap();
     let last_bytes = std::fs::read(&last).unwrap();
-    let err =
-        sane().lr(1e30).epochs(6).resume_from(&last).train::<In, _, _>(&mut net, &Hinge, &train, &val).unwrap_err();
+    let err = sane()
+        .lr(1e30)
+        .allow_lr_change(true)
+        .epochs(6)
+        .resume_from(&last)
+        .train::<In, _, _>(&mut net, &Hinge, &train, &val)
+        .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::Training(_)), "{msg}");
     assert!(msg.contains("at epoch 3") && msg.contains("step "), "{msg}");
@@ -424,4 +433,242 @@ fn a_save_killed_at_any_moment_leaves_a_loadable_checkpoint() {
     assert_eq!(seen[1] + seen[2], reps);
     assert!(mid_save > 0, "no kill landed inside a save");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---- outputs never destroy user files ----
+
+/// The error's message, which must be of `Error::Output` and name every phrase.
+#[track_caller]
+fn output_err(r: shaped::Result<History>, phrases: &[&str]) {
+    match r {
+        Err(e @ Error::Output { .. }) => {
+            let msg = e.to_string();
+            for p in phrases {
+                assert!(msg.contains(p), "lacks {p:?}: {msg}");
+            }
+        }
+        other => panic!("expected Error::Output, got {other:?}"),
+    }
+}
+
+#[test]
+fn outputs_are_checked_before_training_and_never_collide() {
+    let (train, val) = data();
+    let dir = tmpdir("outputs");
+    let keep = dir.join("keep.safetensors");
+    std::fs::write(&keep, b"the user's file").unwrap();
+    let go = |s: Solver| {
+        let mut net = fresh_net(1);
+        let before = bits(&net);
+        let r = s.epochs(1).train::<In, _, _>(&mut net, &Logistic, &train, &val);
+        assert_eq!(bits(&net), before, "a refused run trained");
+        r
+    };
+    let sgd = || solver(UpdateRule::SgdMomentum, 0.05);
+    // The metrics CSV onto the checkpoint: refused, the checkpoint's earlier content intact.
+    output_err(
+        go(sgd().checkpoint(&keep).metrics_csv(&keep)),
+        &["keep.safetensors", "the metrics CSV", "the best-parameters checkpoint", "same file"],
+    );
+    // The resumable checkpoint onto the best one, through another spelling of the path.
+    let other_spelling = dir.join(".").join("keep.safetensors");
+    output_err(
+        go(sgd().checkpoint(&keep).last_checkpoint(&other_spelling)),
+        &["the resumable checkpoint", "the best-parameters checkpoint", "same file"],
+    );
+    assert_eq!(std::fs::read(&keep).unwrap(), b"the user's file");
+    // A directory, a device, a missing parent directory: refused before the first epoch.
+    output_err(go(sgd().checkpoint(&dir)), &["is a directory"]);
+    output_err(go(sgd().checkpoint("/dev/null")), &["/dev/null", "not a regular file"]);
+    output_err(go(sgd().metrics_csv(dir.join("no/such/m.csv"))), &["the metrics CSV", "does not exist"]);
+    // A symbolic link to a device is refused too (and the link left alone).
+    let link = dir.join("null-link.safetensors");
+    std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+    output_err(go(sgd().checkpoint(&link)), &["null-link.safetensors", "not a regular file"]);
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    // A symbolic link loop says so.
+    let (a, b) = (dir.join("loop-a"), dir.join("loop-b"));
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    output_err(go(sgd().checkpoint(&a)), &["loop-a", "symbolic link loop"]);
+    // io::save itself refuses a device.
+    let err = io::save(&fresh_net(1), FsPath::new("/dev/null")).unwrap_err();
+    assert!(matches!(err, Error::Output { .. }) && err.to_string().contains("/dev/null"), "{err}");
+}
+
+#[test]
+fn the_metrics_csv_is_replaced_atomically_never_truncated_in_place() {
+    let (train, val) = data();
+    let dir = tmpdir("metrics-atomic");
+    let csv = dir.join("m.csv");
+    std::fs::write(&csv, b"an earlier run's metrics\n").unwrap();
+    // A second name for the earlier file: writing in place would change what it shows.
+    let earlier = dir.join("earlier.csv");
+    std::fs::hard_link(&csv, &earlier).unwrap();
+    let mut net = fresh_net(1);
+    solver(UpdateRule::SgdMomentum, 0.05)
+        .epochs(2)
+        .metrics_csv(&csv)
+        .train::<In, _, _>(&mut net, &Logistic, &train, &val)
+        .unwrap();
+    assert_eq!(std::fs::read(&earlier).unwrap(), b"an earlier run's metrics\n");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.starts_with("epoch,loss,"), "{text}");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["earlier.csv", "m.csv"], "temporary files left behind");
+}
+
+#[test]
+fn leftover_temporaries_of_dead_processes_are_removed_by_the_next_save() {
+    let dir = tmpdir("stale-tmp");
+    let p = dir.join("m.safetensors");
+    // A pid above Linux's maximum (2^22) runs nowhere; pid 1 always runs.
+    let dead = dir.join("m.safetensors.tmp-4194305-7");
+    let dead_png = dir.join("m.safetensors.tmp-4194306-0.png");
+    let alive = dir.join("m.safetensors.tmp-1-3");
+    let unrelated = dir.join("n.safetensors.tmp-4194305-7");
+    for f in [&dead, &dead_png, &alive, &unrelated] {
+        std::fs::write(f, b"half a checkpoint").unwrap();
+    }
+    io::save(&fresh_net(1), &p).unwrap();
+    assert!(!dead.exists() && !dead_png.exists(), "stale temporaries survived the save");
+    assert!(alive.exists(), "a running process's temporary was removed");
+    assert!(unrelated.exists(), "another target's temporary was removed");
+    let mut back = Net::zeros();
+    io::load(&mut back, &p).unwrap();
+    assert_eq!(bits(&back), bits(&fresh_net(1)));
+}
+
+// ---- resume knows what it resumes ----
+
+#[test]
+fn resume_refuses_other_data_and_other_hyper_parameters_naming_both_values() {
+    let (train, val) = data();
+    let dir = tmpdir("resume-facts");
+    let best = dir.join("run.safetensors");
+    let last = last_checkpoint_path(&best);
+    let tagged = || solver(UpdateRule::Adam, 1e-2).tag("pixels", "raw").tag("limit", "none");
+    let mut net = fresh_net(4);
+    tagged().epochs(1).checkpoint(&best).train::<In, _, _>(&mut net, &Logistic, &train, &val).unwrap();
+    let meta = io::read_metadata(&last).unwrap();
+    for key in ["solver.train_digest", "solver.val_digest", "solver.initial_lr", "solver.reg", "solver.tag.pixels"] {
+        assert!(meta.contains_key(key), "{key} not recorded: {meta:?}");
+    }
+    let before = bits(&net);
+    let go = |s: Solver, tr: &Dataset, va: &Dataset, net: &mut Net| {
+        s.epochs(2).resume_from(&last).train::<In, _, _>(net, &Logistic, tr, va)
+    };
+    // Same sizes, one feature changed: the digests tell.
+    let mut x = train.features().to_vec();
+    x[17] += 1.0;
+    let changed = Dataset::new(x, train.labels().to_vec(), train.sample_dims(), train.classes()).unwrap();
+    checkpoint_err(go(tagged(), &changed, &val, &mut net), "run.last", &["training data digest"]);
+    // One validation label changed.
+    let mut y = val.labels().to_vec();
+    y[3] = 1 - y[3];
+    let val2 = Dataset::new(val.features().to_vec(), y, val.sample_dims(), val.classes()).unwrap();
+    checkpoint_err(go(tagged(), &train, &val2, &mut net), "run.last", &["validation data digest"]);
+    // Hyper-parameters: both values named.
+    checkpoint_err(
+        go(tagged().lr(0.5), &train, &val, &mut net),
+        "run.last",
+        &["learning rate: 0.01 in the checkpoint, 0.5 in this run"],
+    );
+    checkpoint_err(
+        go(tagged().lr_decay(0.5), &train, &val, &mut net),
+        "run.last",
+        &["learning-rate decay: 0.9 in the checkpoint, 0.5 in this run"],
+    );
+    checkpoint_err(
+        go(tagged().reg(0.25), &train, &val, &mut net),
+        "run.last",
+        &["L2 strength (reg): 0.001 in the checkpoint, 0.25 in this run"],
+    );
+    // The caller's tags (pixel scaling, limit), changed or missing; several differences at once.
+    checkpoint_err(
+        go(tagged().tag("pixels", "unit").tag("limit", "300"), &train, &val, &mut net),
+        "run.last",
+        &["pixels: raw in the checkpoint, unit in this run", "limit: none in the checkpoint, 300 in this run"],
+    );
+    checkpoint_err(
+        go(solver(UpdateRule::Adam, 1e-2).tag("limit", "none"), &train, &val, &mut net),
+        "run.last",
+        &["pixels: raw in the checkpoint, not set in this run"],
+    );
+    assert_eq!(bits(&net), before, "a refused resume changed the model");
+    // A deliberate learning-rate change is allowed when asked for, and nothing else differs.
+    go(tagged().lr(5e-3).allow_lr_change(true), &train, &val, &mut net).unwrap();
+}
+
+/// The byte range of tensor `name` in a safetensors file (from its JSON header).
+fn tensor_range(bytes: &[u8], name: &str) -> std::ops::Range<usize> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    let at = header.find(&format!("\"{name}\":")).unwrap_or_else(|| panic!("no {name} in {header}"));
+    let offsets = &header[at..];
+    let offsets = &offsets[offsets.find("\"data_offsets\":[").unwrap() + 16..];
+    let offsets = &offsets[..offsets.find(']').unwrap()];
+    let (s, e) = offsets.split_once(',').unwrap();
+    8 + n + s.trim().parse::<usize>().unwrap()..8 + n + e.trim().parse::<usize>().unwrap()
+}
+
+#[test]
+fn non_finite_parameters_are_refused_at_load_naming_the_tensor() {
+    let (train, val) = data();
+    let dir = tmpdir("non-finite");
+    // --load: a NaN weight.
+    let p = dir.join("nan.safetensors");
+    let mut bad = fresh_net(1);
+    bad.visit_params_mut(&Path::ROOT, &mut |info, d| {
+        if info.path.to_string() == "fc2.weight" {
+            d[5] = f32::NAN;
+        }
+    });
+    io::save(&bad, &p).unwrap();
+    let mut m = fresh_net(2);
+    let before = bits(&m);
+    let err = io::load(&mut m, &p).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Checkpoint { .. }), "{msg}");
+    assert!(msg.contains("nan.safetensors") && msg.contains("tensor `fc2.weight` holds NaN at index 5"), "{msg}");
+    assert_eq!(bits(&m), before);
+
+    // A resumable checkpoint whose saved best parameters hold an infinity.
+    let best = dir.join("run.safetensors");
+    let last = last_checkpoint_path(&best);
+    let mut net = fresh_net(3);
+    solver(UpdateRule::SgdMomentum, 0.05)
+        .epochs(1)
+        .checkpoint(&best)
+        .train::<In, _, _>(&mut net, &Logistic, &train, &val)
+        .unwrap();
+    let mut bytes = std::fs::read(&last).unwrap();
+    let r = tensor_range(&bytes, "solver.best");
+    let at = r.start + 4 * 40; // value 40: in fc1.weight (20×32 values)
+    bytes[at..at + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    std::fs::write(&last, &bytes).unwrap();
+    let before = bits(&net);
+    let r = solver(UpdateRule::SgdMomentum, 0.05)
+        .epochs(2)
+        .resume_from(&last)
+        .train::<In, _, _>(&mut net, &Logistic, &train, &val);
+    checkpoint_err(r, "run.last", &["tensor `solver.best`", "inf at index 40", "`fc1.weight`", "finite"]);
+    assert_eq!(bits(&net), before);
+}
+
+#[test]
+fn empty_splits_are_errors_naming_the_split() {
+    let (train, val) = data();
+    let mut net = fresh_net(1);
+    let s = || solver(UpdateRule::SgdMomentum, 0.05).epochs(1);
+    let empty = val.slice(0..0);
+    let err = s().train::<In, _, _>(&mut net, &Logistic, &train, &empty).unwrap_err().to_string();
+    assert!(err.contains("validation set is empty"), "{err}");
+    let err = s().train::<In, _, _>(&mut net, &Logistic, &empty, &val).unwrap_err().to_string();
+    assert!(err.contains("training set is empty"), "{err}");
+    let err = empty.check_input::<In>("test").unwrap_err().to_string();
+    assert!(err.contains("test set is empty"), "{err}");
 }

@@ -18,6 +18,9 @@ const TRAIN_FILES: [&str; 5] =
     ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
 /// The test batch file.
 const TEST_FILE: &str = "test_batch.bin";
+/// The most bytes a batch file may have: 100,000 records (307 MB; the official files hold 10,000),
+/// checked against the file's size before anything is read.
+pub const MAX_CIFAR_BATCH_BYTES: u64 = 100_000 * RECORD as u64;
 /// The subdirectory the official archive unpacks to.
 const SUBDIR: &str = "cifar-10-batches-bin";
 
@@ -25,10 +28,37 @@ const SUBDIR: &str = "cifar-10-batches-bin";
 /// `[3, 32, 32]`, 10 classes, pixels scaled by `pixels`.
 ///
 /// # Errors
-/// [`Error::Io`] if the file cannot be read; [`Error::Data`] if its length is not a positive
-/// multiple of 3073 bytes or a label byte is not below 10.
+/// [`Error::Io`] if the file cannot be read; [`Error::Data`] if it is compressed, its length is
+/// not a positive multiple of 3073 bytes or over [`MAX_CIFAR_BATCH_BYTES`], or a label byte is not
+/// below 10.
 pub fn read_cifar_batch(path: &Path, pixels: Pixels) -> Result<Dataset> {
-    let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::data(path, "is a directory, not a CIFAR-10 batch file"));
+    }
+    let len = meta.len();
+    let mut head = [0u8; 8];
+    let got = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .map_err(|e| Error::io(path, e))?;
+    if let Some(format) = super::compressed_format(&head[..got]) {
+        return Err(Error::data(
+            path,
+            format!(
+                "the file is {format}, not a CIFAR-10 batch: extract the CIFAR-10 binary version archive \
+                 first, it holds data_batch_1.bin ... test_batch.bin"
+            ),
+        ));
+    }
+    if len > MAX_CIFAR_BATCH_BYTES {
+        return Err(Error::data(
+            path,
+            format!(
+                "the file has {len} bytes, more than the {MAX_CIFAR_BATCH_BYTES} (100,000 records) a CIFAR-10 batch \
+                 file may have"
+            ),
+        ));
+    }
     let check_len = |len: u64| -> Result<()> {
         if len == 0 || !len.is_multiple_of(RECORD as u64) {
             return Err(Error::data(
@@ -42,7 +72,14 @@ pub fn read_cifar_batch(path: &Path, pixels: Pixels) -> Result<Dataset> {
         Ok(())
     };
     check_len(len)?;
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    let oom = || Error::data(path, format!("cannot allocate memory for the {len}-byte file"));
+    bytes.try_reserve_exact(len as usize).map_err(|_| oom())?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).map_err(|e| Error::io(path, e))?, MAX_CIFAR_BATCH_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(|e| Error::io(path, e))?;
     check_len(bytes.len() as u64)?; // the file may have changed since its metadata was read
     if bytes.starts_with(&[0x1f, 0x8b]) {
         return Err(Error::data(
@@ -52,8 +89,9 @@ pub fn read_cifar_batch(path: &Path, pixels: Pixels) -> Result<Dataset> {
         ));
     }
     let n = bytes.len() / RECORD;
-    let mut x = Vec::with_capacity(n * PIXELS);
-    let mut y = Vec::with_capacity(n);
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    x.try_reserve_exact(n * PIXELS).and_then(|()| y.try_reserve_exact(n)).map_err(|_| oom())?;
     for (i, rec) in bytes.chunks_exact(RECORD).enumerate() {
         let Some((&label, px)) = rec.split_first() else { continue }; // never: records are 3073 bytes
         if usize::from(label) >= CLASSES {

@@ -4,11 +4,97 @@
 //! The format is deliberately simple: comma-separated fields, no embedded commas or newlines; a
 //! field may be surrounded by whitespace or double quotes. Blank lines are skipped; `\r\n` line
 //! endings are accepted.
+//!
+//! The file is read line by line and fails at the first line that is not CSV: a line longer than
+//! [`MAX_CSV_LINE`], text that is not UTF-8, a compressed file, a ragged row. A file may hold at
+//! most [`MAX_CSV_BYTES`], so that an endless or huge input (`/dev/urandom`, a mistaken disk image)
+//! stops early instead of filling memory.
 
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use super::Dataset;
 use crate::error::{Error, Result};
+
+/// The longest line a CSV file may have: 1 MiB (the homework's lines are under 500 bytes).
+pub const MAX_CSV_LINE: usize = 1 << 20;
+
+/// The most bytes a CSV file may have: 256 MiB.
+pub const MAX_CSV_BYTES: u64 = 256 << 20;
+
+/// Reads a file line by line, each at most [`MAX_CSV_LINE`] bytes and UTF-8, at most
+/// [`MAX_CSV_BYTES`] in all.
+struct Lines<'p> {
+    reader: BufReader<File>,
+    path: &'p Path,
+    buf: Vec<u8>,
+    /// Byte offset of the next line.
+    offset: u64,
+    /// 1-based number of the last line read.
+    line: usize,
+}
+
+impl<'p> Lines<'p> {
+    fn open(path: &'p Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        if file.metadata().map_err(|e| Error::io(path, e))?.is_dir() {
+            return Err(Error::data(path, "is a directory, not a CSV file"));
+        }
+        Ok(Lines { reader: BufReader::new(file), path, buf: Vec::new(), offset: 0, line: 0 })
+    }
+
+    /// The next line without its `\n` or `\r\n`, and its 1-based number; `None` at the end.
+    fn next_line(&mut self) -> Result<Option<(usize, &str)>> {
+        let path = self.path;
+        self.buf.clear();
+        let limit = MAX_CSV_LINE as u64 + 1;
+        let n = (&mut self.reader).take(limit).read_until(b'\n', &mut self.buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.line += 1;
+        let line = self.line;
+        if self.line == 1
+            && let Some(format) = super::compressed_format(&self.buf)
+        {
+            return Err(Error::data(path, format!("the file is {format}, not CSV text: decompress it first")));
+        }
+        if self.buf.len() > MAX_CSV_LINE {
+            return Err(Error::data(
+                path,
+                format!(
+                    "line {line} is longer than {MAX_CSV_LINE} bytes, the limit of a CSV line: not a CSV file \
+                     (or not one of numeric features)"
+                ),
+            ));
+        }
+        let start = self.offset;
+        self.offset += n as u64;
+        if self.offset > MAX_CSV_BYTES {
+            return Err(Error::data(
+                path,
+                format!(
+                    "the file is longer than {} MiB, the limit of a CSV file (at line {line})",
+                    MAX_CSV_BYTES >> 20
+                ),
+            ));
+        }
+        let text = std::str::from_utf8(&self.buf).map_err(|e| {
+            Error::data(
+                path,
+                format!(
+                    "not UTF-8 text: invalid byte sequence at byte offset {} (line {line})",
+                    start + e.valid_up_to() as u64
+                ),
+            )
+        })?;
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        let text = if line == 1 { text.strip_prefix('\u{feff}').unwrap_or(text) } else { text }; // byte-order mark
+        Ok(Some((line, text)))
+    }
+}
 
 /// Strips surrounding whitespace and one pair of surrounding double quotes.
 fn clean(field: &str) -> &str {
@@ -34,33 +120,28 @@ fn show(field: &str) -> String {
 ///
 /// # Errors
 /// [`Error::Io`] if the file cannot be read; [`Error::Data`] naming the file (and the 1-based line
-/// number for row errors) for: an empty file, text that is not UTF-8, no column named
+/// number for row errors) for: an empty file, text that is not UTF-8, a compressed file, a line
+/// over [`MAX_CSV_LINE`] bytes, a file over [`MAX_CSV_BYTES`], no column named
 /// `label_column` (or two), no feature column, a row with a different number of fields than the
 /// header (ragged), a field that is not a number, a NaN or infinite feature, a label that is not an
 /// integer in `0..classes`, or no data rows.
 pub fn read_csv(path: &Path, label_column: &str, classes: usize) -> Result<Dataset> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let err = |msg: String| Error::data(path, msg);
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|e| err(format!("not UTF-8 text: invalid byte sequence at byte offset {}", e.valid_up_to())))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text); // byte-order mark
     if classes == 0 {
         return Err(err("no classes: the label range 0..0 is empty".into()));
     }
-
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
-    let header = loop {
-        match lines.next() {
+    let mut lines = Lines::open(path)?;
+    let (header_line, header) = loop {
+        match lines.next_line()? {
             None => {
                 return Err(err(format!(
                     "empty file: expected a header line of column names (such as x0,x1,...,{label_column})"
                 )));
             }
             Some((_, l)) if l.trim().is_empty() => continue,
-            Some((n, l)) => break (n, l),
+            Some((n, l)) => break (n, l.to_string()),
         }
     };
-    let (header_line, header) = header;
     let names: Vec<&str> = header.split(',').map(clean).collect();
     let mut label_idx = names.iter().enumerate().filter(|&(_, &n)| n == label_column).map(|(i, _)| i);
     let label_at = match (label_idx.next(), label_idx.next()) {
@@ -92,7 +173,7 @@ pub fn read_csv(path: &Path, label_column: &str, classes: usize) -> Result<Datas
 
     let mut x = Vec::new();
     let mut y = Vec::new();
-    for (line, row) in lines {
+    while let Some((line, row)) = lines.next_line()? {
         if row.trim().is_empty() {
             continue;
         }

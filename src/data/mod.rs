@@ -12,7 +12,10 @@ pub mod synthetic;
 
 pub use cifar::{load_cifar10_dir, read_cifar_batch};
 pub use csv::{binary20_splits, read_csv};
-pub use idx::{FASHION_MNIST_DEBIAN_DIR, fashion_mnist_dir, load_mnist_dir, read_idx_images, read_idx_labels};
+pub use idx::{
+    FASHION_MNIST_DEBIAN_DIR, fashion_mnist_dir, load_mnist_dir, mnist_image_files, read_idx_image_header,
+    read_idx_images, read_idx_labels,
+};
 pub use synthetic::{binary20, random_images};
 
 use std::fmt;
@@ -201,6 +204,49 @@ impl Dataset {
         self.split_at(n)
     }
 
+    /// A 64-bit digest of the content: sample dimensions, classes, every feature's bits and every
+    /// label (FNV-1a over 32-bit words, with a final mix). Equal data sets have equal digests;
+    /// any change to a value, a label, the order or the length changes it (up to the odds of a
+    /// 64-bit collision). It is what a resumable checkpoint records to recognise its data: about
+    /// 50 ms for Fashion-MNIST's 47 million features.
+    pub fn digest(&self) -> u64 {
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let fnv = |h: u64, w: u64| (h ^ w).wrapping_mul(PRIME);
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        h = fnv(h, self.sample_dims.len() as u64);
+        h = self.sample_dims.iter().fold(h, |h, &d| fnv(h, d as u64));
+        h = fnv(h, self.classes as u64);
+        h = fnv(h, self.len() as u64);
+        // Four independent lanes over the features (a single FNV chain is latency-bound).
+        let mut lanes = [h, h ^ 1, h ^ 2, h ^ 3];
+        let mut chunks = self.x.chunks_exact(4);
+        for c in &mut chunks {
+            for (l, v) in lanes.iter_mut().zip(c) {
+                *l = (*l ^ u64::from(v.to_bits())).wrapping_mul(PRIME);
+            }
+        }
+        h = chunks.remainder().iter().fold(h, |h, v| fnv(h, u64::from(v.to_bits())));
+        h = lanes.iter().fold(h, |h, &l| fnv(h, l));
+        h = self.y.iter().fold(h, |h, &l| fnv(h, l as u64));
+        // Final avalanche (splitmix64's), so that nearby inputs give unrelated digests.
+        let mut z = h;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// An error naming `what` (the split: "training", "validation", "test") unless the data set
+    /// has samples and they fit the model input `S`; use it to check every split before training.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for an empty split or samples of another size than `S`'s.
+    pub fn check_input<S: Shape>(&self, what: &str) -> Result<()> {
+        if self.is_empty() {
+            return Err(Error::Shape(format!("the {what} set is empty: every split needs at least one sample")));
+        }
+        self.check_fits::<S>(what)
+    }
+
     /// An error naming the mismatch unless this data set's samples have the size of one sample of
     /// the model input `S`; `what` names the data set in the message ("training", "validation").
     pub(crate) fn check_fits<S: Shape>(&self, what: &str) -> Result<()> {
@@ -291,6 +337,26 @@ impl Dataset {
     }
 }
 
+/// The compressed or archive format that `head` (a file's first bytes) starts with, in words
+/// ("an xz-compressed file"), if it is one of the common ones: readers name it instead of
+/// reporting a wrong magic number.
+pub(crate) fn compressed_format(head: &[u8]) -> Option<&'static str> {
+    const FORMATS: &[(&[u8], &str)] = &[
+        (&[0x1f, 0x8b], "a gzip-compressed file"),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], "an xz-compressed file"),
+        (b"BZh", "a bzip2-compressed file"),
+        (&[0x28, 0xb5, 0x2f, 0xfd], "a zstd-compressed file"),
+        (&[0x04, 0x22, 0x4d, 0x18], "an lz4-compressed file"),
+        (&[0x5d, 0x00, 0x00], "an lzma-compressed file"),
+        (&[b'7', b'z', 0xbc, 0xaf, 0x27, 0x1c], "a 7-zip archive"),
+        (&[b'P', b'K', 0x03, 0x04], "a zip archive"),
+        (&[0x1f, 0x9d], "a compress (.Z) file"),
+    ];
+    // A header shorter than a magic number (IDX's first 4 bytes) matches its start.
+    let matches = |magic: &[u8]| head.starts_with(magic) || (head.len() >= 4 && magic.starts_with(head));
+    FORMATS.iter().find(|(magic, _)| matches(magic)).map(|&(_, name)| name)
+}
+
 /// Pixel scaling of image loaders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Pixels {
@@ -316,6 +382,26 @@ impl Pixels {
         match self {
             Pixels::Raw => bytes.iter().map(|&b| f32::from(b)).collect(),
             Pixels::Unit => bytes.iter().map(|&b| f32::from(b) / 255.0).collect(),
+        }
+    }
+
+    /// As [`convert`](Self::convert), but `None` instead of aborting when the memory for the
+    /// features cannot be allocated.
+    pub fn try_convert(self, bytes: &[u8]) -> Option<Vec<f32>> {
+        let mut out = Vec::new();
+        out.try_reserve_exact(bytes.len()).ok()?;
+        match self {
+            Pixels::Raw => out.extend(bytes.iter().map(|&b| f32::from(b))),
+            Pixels::Unit => out.extend(bytes.iter().map(|&b| f32::from(b) / 255.0)),
+        }
+        Some(out)
+    }
+
+    /// The mode's name on the command line and in checkpoints: `raw` or `unit`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pixels::Raw => "raw",
+            Pixels::Unit => "unit",
         }
     }
 }

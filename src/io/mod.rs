@@ -7,10 +7,17 @@
 //! reserved prefix (optimizer state under `optim.`, the [solver](crate::solver)'s resume state under
 //! `solver.`), and string metadata (epoch, accuracy) in the header's `__metadata__`.
 //!
-//! Loading checks every name, dtype and shape against the model type before writing anything: on
-//! any error the model is left unchanged and the message names the tensor and both shapes.
+//! Loading reads the 8-byte length and the JSON header first and checks them against the file's
+//! real size (the header may not exceed [`MAX_HEADER_BYTES`], the tensors must end exactly at the
+//! end of the file), then checks every name, dtype and shape against the model type, and only then
+//! reads the tensors it needs, one byte range each: a sparse or lying file costs no memory. Every
+//! parameter and buffer must be finite. On any error the model is left unchanged and the message
+//! names the tensor (and both shapes).
 //! Saving is atomic: the file is written to a temporary sibling, flushed to disk and renamed over
-//! the target, so a crash mid-save leaves the previous checkpoint intact.
+//! the target, so a crash mid-save leaves the previous checkpoint intact; temporaries left by a
+//! killed process are removed by the next save of the same target ([`write_atomic`]). Outputs are
+//! regular files: a directory, a device or a FIFO is refused before anything is written
+//! ([`check_output_path`]).
 //!
 //! ```
 //! use shaped::prelude::*;
@@ -32,11 +39,12 @@ use crate::error::{Error, Result};
 use crate::kernels::Elem;
 use crate::layer::{Module, Path as ParamPath};
 use crate::optim::Optimizer;
-use safetensors::{Dtype, SafeTensors, View};
+use safetensors::tensor::{Metadata, TensorInfo};
+use safetensors::{Dtype, View};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -49,6 +57,10 @@ pub const SOLVER_PREFIX: &str = "solver.";
 
 /// Name prefixes allowed for extra tensors, i.e. tensors that are not parameters of the model.
 pub const RESERVED_PREFIXES: &[&str] = &[OPTIM_PREFIX, SOLVER_PREFIX];
+
+/// The longest checkpoint header (JSON) that is read: the safetensors format's own limit. A file
+/// whose length field says more is refused before anything is allocated.
+pub const MAX_HEADER_BYTES: u64 = 100_000_000;
 
 /// Prefix of the metadata keys this module writes itself; user metadata may not use it.
 pub const METADATA_PREFIX: &str = "shaped.";
@@ -164,15 +176,17 @@ fn save_inner<E: Elem, M: Module<E>>(
 /// and the file may hold no other tensors except extras under a [reserved
 /// prefix](RESERVED_PREFIXES) (ignored here). On error the model is unchanged.
 pub fn load<E: Elem, M: Module<E>>(model: &mut M, path: &Path) -> Result<()> {
-    load_with(model, path).map(|_| ())
+    let parsed = parse(path)?;
+    let (_, staged) = validate(&parsed, &*model, false)?;
+    write_model(staged, model);
+    Ok(())
 }
 
 /// As [`load`], and returns the extra tensors and metadata of the checkpoint.
 pub fn load_with<E: Elem, M: Module<E>>(model: &mut M, path: &Path) -> Result<Checkpoint<E>> {
-    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
-    let parsed = parse(&bytes, path)?;
-    let ckpt = validate(&parsed, &*model, path)?;
-    write_model(&parsed, model);
+    let parsed = parse(path)?;
+    let (ckpt, staged) = validate(&parsed, &*model, true)?;
+    write_model(staged, model);
     Ok(ckpt)
 }
 
@@ -238,9 +252,7 @@ pub fn save_checkpoint_with<E: Elem, M: Module<E>, O: Optimizer<M, E>>(
 /// # Errors
 /// [`Error::Io`] if the file cannot be read; [`Error::Checkpoint`] if it is not a safetensors file.
 pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
-    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
-    let parsed = parse(&bytes, path)?;
-    Ok(parsed.meta.into_iter().collect())
+    Ok(parse(path)?.meta.into_iter().collect())
 }
 
 /// Loads a checkpoint written by [`save_checkpoint`] into `model` and `opt` (whose hyper-parameters
@@ -253,9 +265,8 @@ pub fn load_checkpoint<E: Elem, M: Module<E>, O: Optimizer<M, E>>(
     opt: &mut O,
     path: &Path,
 ) -> Result<Checkpoint<E>> {
-    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
-    let parsed = parse(&bytes, path)?;
-    let ckpt = validate(&parsed, &*model, path)?;
+    let parsed = parse(path)?;
+    let (ckpt, staged) = validate(&parsed, &*model, true)?;
     let saved = match &ckpt.optimizer {
         Some(name) => name.as_str(),
         None => {
@@ -299,7 +310,7 @@ pub fn load_checkpoint<E: Elem, M: Module<E>, O: Optimizer<M, E>>(
     if !problems.is_empty() {
         return Err(Error::checkpoint(path, join_problems(problems, &ckpt, M::type_name())));
     }
-    write_model(&parsed, model);
+    write_model(staged, model);
     opt.reset();
     opt.init_state(&*model);
     opt.visit_state_mut(&mut |name, data| {
@@ -381,22 +392,63 @@ fn decode_into<E: Elem>(bytes: &[u8], out: &mut [E]) {
     }
 }
 
-/// The parsed file: its tensors and its `__metadata__`.
-struct Parsed<'a> {
-    st: SafeTensors<'a>,
+/// A checkpoint's header, read on its own, and the open file its tensors are read from.
+struct Parsed {
+    file: File,
+    path: PathBuf,
+    /// Where the tensor data starts: after the length field and the header.
+    data_start: u64,
+    /// Every tensor's dtype, shape and byte range (relative to `data_start`), by name.
+    tensors: BTreeMap<String, TensorInfo>,
     meta: HashMap<String, String>,
 }
 
-fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<Parsed<'a>> {
-    let len = bytes.len();
-    if len < 8 {
+impl Parsed {
+    /// The values of tensor `name` (whose dtype is `E`'s: checked by the caller), read from its
+    /// byte range.
+    fn values<E: Elem>(&self, name: &str, info: &TensorInfo) -> Result<Vec<E>> {
+        let (s, e) = info.data_offsets;
+        let len = e - s;
+        let mut bytes = Vec::new();
+        bytes.try_reserve_exact(len).map_err(|_| {
+            Error::checkpoint(&self.path, format!("tensor `{name}`: cannot allocate {len} bytes for its values"))
+        })?;
+        bytes.resize(len, 0);
+        let mut f = &self.file;
+        f.seek(SeekFrom::Start(self.data_start + s as u64))
+            .and_then(|_| f.read_exact(&mut bytes))
+            .map_err(|e| Error::checkpoint(&self.path, format!("tensor `{name}`: cannot read its {len} bytes: {e}")))?;
+        let mut out = vec![E::zero(); len / size_of::<E>()];
+        decode_into(&bytes, &mut out);
+        Ok(out)
+    }
+}
+
+/// Opens `path` and reads and checks its header against the file's real size: nothing is
+/// allocated beyond the header, which is at most [`MAX_HEADER_BYTES`].
+fn parse(path: &Path) -> Result<Parsed> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let md = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !md.is_file() {
+        return Err(Error::checkpoint(path, "not a regular file (a directory, device or FIFO)"));
+    }
+    let len = md.len();
+    let mut head = [0u8; 8];
+    let got = read_up_to(&mut &file, &mut head).map_err(|e| Error::io(path, e))?;
+    if let Some(format) = crate::data::compressed_format(&head[..got]) {
+        return Err(Error::checkpoint(
+            path,
+            format!("the file is {format}, not a safetensors file: decompress or extract it first"),
+        ));
+    }
+    if len < 8 || got < 8 {
         return Err(Error::checkpoint(
             path,
             format!("the file is {len} bytes long, too short for a safetensors header: truncated or not a checkpoint"),
         ));
     }
-    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-    if n > (len - 8) as u64 {
+    let n = u64::from_le_bytes(head);
+    if n > len - 8 {
         return Err(Error::checkpoint(
             path,
             format!(
@@ -405,74 +457,113 @@ fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<Parsed<'a>> {
             ),
         ));
     }
-    let invalid = |e: safetensors::SafeTensorError| {
-        let why = match e {
-            safetensors::SafeTensorError::MetadataIncompleteBuffer => {
-                "the tensor data does not match the file size (truncated?)".to_string()
-            }
-            e => e.to_string(),
-        };
-        Error::checkpoint(path, format!("not a valid safetensors file ({len} bytes): {why}"))
-    };
-    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
-    let st = SafeTensors::deserialize(bytes).map_err(invalid)?;
-    Ok(Parsed { st, meta: metadata.metadata().clone().unwrap_or_default() })
+    if n > MAX_HEADER_BYTES {
+        return Err(Error::checkpoint(
+            path,
+            format!(
+                "the header length field says {n} bytes, more than the {MAX_HEADER_BYTES} a safetensors header \
+                 may have: not a safetensors file"
+            ),
+        ));
+    }
+    let mut header = vec![0u8; n as usize];
+    (&file).read_exact(&mut header).map_err(|e| Error::io(path, e))?;
+    let invalid = |why: String| Error::checkpoint(path, format!("not a valid safetensors file ({len} bytes): {why}"));
+    let metadata: Metadata = serde_json::from_slice(&header).map_err(|e| invalid(e.to_string()))?;
+    // The tensors' ranges are contiguous from 0 (checked by `Metadata`): the last one's end is the
+    // length of the data, which must reach exactly the end of the file.
+    let mut tensors = BTreeMap::new();
+    let mut data_len = 0u64;
+    for (name, info) in metadata.tensors() {
+        data_len = data_len.max(info.data_offsets.1 as u64);
+        tensors.insert(name, info.clone());
+    }
+    let data_start = 8 + n;
+    if data_start.checked_add(data_len) != Some(len) {
+        return Err(invalid(format!(
+            "the tensor data does not match the file size (truncated?): the header describes {data_len} bytes \
+             of tensors, the file has {} after the header",
+            len - data_start
+        )));
+    }
+    let meta = metadata.metadata().clone().unwrap_or_default();
+    Ok(Parsed { file, path: path.to_path_buf(), data_start, tensors, meta })
 }
 
-/// Checks every tensor of the file against `model` and collects extras and metadata; writes nothing.
-fn validate<E: Elem, M: Module<E>>(parsed: &Parsed<'_>, model: &M, path: &Path) -> Result<Checkpoint<E>> {
-    let st = &parsed.st;
+/// Reads `buf.len()` bytes or up to end of file; returns how many were read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Checks every tensor of the file against `model` (from the header alone), then reads the
+/// model's tensors (refusing NaN and infinities) and, with `want_extra`, the extra tensors.
+/// Writes nothing: returns the checkpoint's extras and metadata and the model's values in visiting
+/// order.
+fn validate<E: Elem, M: Module<E>>(
+    parsed: &Parsed,
+    model: &M,
+    want_extra: bool,
+) -> Result<(Checkpoint<E>, Vec<Vec<E>>)> {
+    let path = parsed.path.as_path();
     let dtype = dtype_of::<E>();
-    let file: BTreeMap<&str, safetensors::tensor::TensorView<'_>> = st.iter().collect();
+    let file = &parsed.tensors;
     let mut problems = Vec::new();
     let mut model_names = HashSet::new();
+    let mut wanted = Vec::new();
     model.visit_params(&ParamPath::ROOT, &mut |info, _| {
         let name = info.path.to_string();
         match file.get(name.as_str()) {
             None => problems.push(format!("tensor `{name}` (shape {:?}) is missing from the file", info.shape)),
             Some(t) => {
-                if t.dtype() != dtype {
+                if t.dtype != dtype {
                     problems.push(format!(
                         "tensor `{name}` has dtype {} in the file, but the model expects {}",
-                        t.dtype(),
+                        t.dtype,
                         E::DTYPE
                     ));
-                } else if t.shape() != info.shape {
+                } else if t.shape != info.shape {
                     problems.push(format!(
                         "tensor `{name}` has shape {:?} in the file, but the model expects {:?}",
-                        t.shape(),
-                        info.shape
+                        t.shape, info.shape
                     ));
                 }
             }
         }
+        wanted.push(name.clone());
         model_names.insert(name);
     });
 
     let mut ckpt = Checkpoint::default();
-    for (&name, t) in &file {
+    let mut extras = Vec::new();
+    for (name, t) in file {
         if model_names.contains(name) {
             continue;
         }
         if !RESERVED_PREFIXES.iter().any(|p| name.starts_with(p)) {
             problems.push(format!(
                 "unexpected tensor `{name}` (shape {:?}) in the file: the model has no such parameter",
-                t.shape()
+                t.shape
             ));
             continue;
         }
-        if t.dtype() != dtype {
+        if t.dtype != dtype {
             problems.push(format!(
                 "extra tensor `{name}` has dtype {} in the file, but the model's is {}",
-                t.dtype(),
+                t.dtype,
                 E::DTYPE
             ));
             continue;
         }
-        let numel: usize = t.shape().iter().product();
-        let mut data = vec![E::zero(); numel];
-        decode_into(t.data(), &mut data);
-        ckpt.extra.push((name.to_string(), t.shape().to_vec(), data));
+        extras.push((name, t));
     }
 
     for (k, v) in &parsed.meta {
@@ -485,12 +576,33 @@ fn validate<E: Elem, M: Module<E>>(parsed: &Parsed<'_>, model: &M, path: &Path) 
         }
     }
     ckpt.metadata.sort();
-
-    if problems.is_empty() {
-        Ok(ckpt)
-    } else {
-        Err(Error::checkpoint(path, join_problems(problems, &ckpt, M::type_name())))
+    if !problems.is_empty() {
+        return Err(Error::checkpoint(path, join_problems(problems, &ckpt, M::type_name())));
     }
+
+    // Only now, with every name, dtype and shape right, are the values read.
+    let mut staged = Vec::with_capacity(wanted.len());
+    for name in &wanted {
+        let values = parsed.values::<E>(name, &file[name.as_str()])?;
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::checkpoint(
+                path,
+                format!(
+                    "tensor `{name}` holds {} at index {i}: a parameter must be finite (the saved run had \
+                     diverged, or the file is damaged)",
+                    values[i].to_f64_lossy()
+                ),
+            ));
+        }
+        staged.push(values);
+    }
+    if want_extra {
+        for (name, t) in extras {
+            let data = parsed.values::<E>(name, t)?;
+            ckpt.extra.push((name.clone(), t.shape.clone(), data));
+        }
+    }
+    Ok((ckpt, staged))
 }
 
 fn join_problems<E>(problems: Vec<String>, ckpt: &Checkpoint<E>, model_type: String) -> String {
@@ -512,12 +624,11 @@ fn join_problems<E>(problems: Vec<String>, ckpt: &Checkpoint<E>, model_type: Str
     msg
 }
 
-/// Copies the (validated) tensors of the file into `model`.
-fn write_model<E: Elem, M: Module<E>>(parsed: &Parsed<'_>, model: &mut M) {
-    let st = &parsed.st;
-    model.visit_params_mut(&ParamPath::ROOT, &mut |info, data| {
-        let t = st.tensor(&info.path.to_string()).expect("validated before writing");
-        decode_into(t.data(), data);
+/// Copies the (validated) values of the file, in visiting order, into `model`.
+fn write_model<E: Elem, M: Module<E>>(staged: Vec<Vec<E>>, model: &mut M) {
+    let mut it = staged.into_iter();
+    model.visit_params_mut(&ParamPath::ROOT, &mut |_, data| {
+        data.copy_from_slice(&it.next().expect("one staged tensor per parameter, validated before writing"));
     });
 }
 
@@ -525,28 +636,108 @@ fn prefixes() -> String {
     RESERVED_PREFIXES.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
 }
 
-/// Writes `bytes` to `path` atomically: a temporary sibling `<name>.tmp-<pid>-<n>` is written,
-/// fsynced and renamed over `path`; then the directory is fsynced (best effort). On error the
-/// temporary file is removed and `path` is untouched.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let file_name = path.file_name().ok_or_else(|| Error::checkpoint(path, "the path does not name a file"))?;
-    let dir = match path.parent() {
+/// Checks, before anything is written, that `path` can take an output file: it names a file, its
+/// parent directory exists, and it is absent or a regular file (or a symbolic link to one). A
+/// directory, a device such as `/dev/null`, a FIFO, a socket or a symbolic link loop is refused
+/// with [`Error::Output`] naming the path: an atomic save would replace such a node with a regular
+/// file.
+pub fn check_output_path(path: &Path) -> Result<()> {
+    let err = |msg: String| Error::Output { path: path.to_path_buf(), msg };
+    if path.as_os_str().is_empty() {
+        return Err(err("an empty path names no file".into()));
+    }
+    if path.file_name().is_none() {
+        let what = if path.is_dir() { "is a directory, not a file: name a file inside it" } else { "names no file" };
+        return Err(err(what.into()));
+    }
+    let dir = parent_dir(path);
+    match fs::metadata(&dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(err(format!("{} is not a directory", dir.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(err(format!("the directory {} does not exist", dir.display())));
+        }
+        Err(e) => return Err(err(format!("the directory {}: {}", dir.display(), crate::error::describe_io(&e)))),
+    }
+    match fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(m) if m.is_dir() => Err(err("is a directory, not a file: name a file inside it".into())),
+        Ok(_) => {
+            Err(err("is not a regular file (a device, FIFO or socket): outputs are written to a temporary file and \
+             renamed over the target, which would replace this node"
+                .into()))
+        }
+        // Absent, or a dangling symbolic link (which the rename replaces): fine.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(err(crate::error::describe_io(&e))),
+    }
+}
+
+/// Whether `a` and `b` name the same file: the same file once symbolic links and `.`/`..` are
+/// resolved (for a file that does not exist yet, its directory is resolved), or, on Unix, the
+/// same inode (hard links).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (fs::metadata(a), fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    let resolve = |p: &Path| -> Option<PathBuf> {
+        if let Ok(c) = fs::canonicalize(p) {
+            return Some(c);
+        }
+        Some(fs::canonicalize(parent_dir(p)).ok()?.join(p.file_name()?))
+    };
+    match (resolve(a), resolve(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
-    };
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary sibling `<name>.tmp-<pid>-<n>` is written,
+/// fsynced and renamed over `path`; then the directory is fsynced (best effort). On error the
+/// temporary file is removed and `path` is untouched. `path` must pass [`check_output_path`].
+/// Temporaries of the same target left by a process that no longer runs (a killed save) are
+/// removed first (on Linux, where `/proc` tells which processes run).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, None, |tmp| {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(tmp).map_err(|e| Error::io(tmp, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(tmp, e))
+    })
+}
+
+/// As [`write_atomic`], with the content written by `write` into the temporary file whose path it
+/// is given (which does not exist yet); `extension` is appended to the temporary's name
+/// (`<name>.tmp-<pid>-<n>.png`) for writers that choose the format by extension.
+pub fn write_atomic_with(path: &Path, extension: Option<&str>, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    check_output_path(path)?;
+    let file_name = path.file_name().ok_or_else(|| Error::checkpoint(path, "the path does not name a file"))?;
+    let dir = parent_dir(path);
+    remove_stale_temporaries(&dir, &file_name.to_string_lossy());
     let mut tmp_name = file_name.to_os_string();
     tmp_name.push(format!(".tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    if let Some(ext) = extension {
+        tmp_name.push(format!(".{ext}"));
+    }
     let tmp = dir.join(tmp_name);
 
-    let written = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
+    let written = write(&tmp).and_then(|()| {
+        File::options().write(true).open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(&tmp, e))
+    });
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
-        return Err(Error::io(&tmp, e));
+        return Err(e);
     }
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
@@ -556,4 +747,28 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Removes `<name>.tmp-<pid>-<n>[.ext]` files in `dir` whose process is gone (best effort).
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let prefix = format!("{name}.tmp-");
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else { continue };
+        let Some((pid, counter)) = rest.split_once('-') else { continue };
+        let counter = counter.split('.').next().unwrap_or_default();
+        let (Ok(pid), true) = (pid.parse::<u32>(), !counter.is_empty() && counter.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !process_runs(pid) && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Whether process `pid` runs (always assumed where it cannot be told).
+fn process_runs(pid: u32) -> bool {
+    if cfg!(target_os = "linux") { Path::new("/proc").join(pid.to_string()).exists() } else { true }
 }
