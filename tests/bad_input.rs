@@ -689,7 +689,7 @@ fn compressed_and_non_finite_checkpoints_are_named() {
     io::save(&nan, &nan_file).unwrap();
     let mut m = init::<Net>(9);
     let reference = values(&m);
-    let mut opt = Adam::<f32>::new();
+    let mut opt = Adam::new();
     let results = vec![
         check("xz", Kind::Checkpoint, &["model.safetensors.xz", "xz-compressed", "not a safetensors file"], || {
             io::load(&mut m, &xz)

@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(bits(&m), before, "a failed load changed the model");
         }
         let mut m = Net::zeros();
-        let mut opt = Adam::<f32>::new();
+        let mut opt = Adam::new();
         if io::load_checkpoint(&mut m, &mut opt, p).is_err() {
             assert_eq!(bits(&m), before, "a failed load_checkpoint changed the model");
         }
