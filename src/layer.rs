@@ -387,10 +387,30 @@ pub fn buffer<E: Elem>(n: usize, ext: Extents) -> Vec<E> {
 /// Returns the output extents; panics with the rule's message otherwise, so a safe caller cannot
 /// reach a kernel with dims that disagree with its buffers.
 pub fn check_call<E: Elem, M: Module<E>>(x: &Act<'_, E>, y_len: usize) -> Extents {
-    let out = out_extents(&M::RULE, x.ext);
-    assert_eq!(x.data.len(), x.n * x.ext.numel(), "{}: the input buffer does not hold {} samples", M::type_name(), x.n);
-    assert_eq!(y_len, x.n * out.numel(), "{}: the output buffer does not hold {} samples", M::type_name(), x.n);
+    check_lengths(&M::RULE, x.data.len(), x.n, x.ext, y_len)
+}
+
+/// The body of [`check_call`], compiled once.
+fn check_lengths(rule: &Rule, x_len: usize, n: usize, ext: Extents, y_len: usize) -> Extents {
+    let out = out_extents(rule, ext);
+    let name = || describe(rule, Msg::new());
+    assert_eq!(x_len, n * ext.numel(), "{}: the input buffer does not hold {n} samples", name());
+    assert_eq!(y_len, n * out.numel(), "{}: the output buffer does not hold {n} samples", name());
     out
+}
+
+/// Checks the backward buffers of a call of `M`'s shape-erased interface: `x` and `y` as in
+/// [`check_call`], `dy` like `y`, `dx` (when given) like `x`. Returns the output extents.
+pub fn check_backward<E: Elem, M: Module<E>>(x: &Act<'_, E>, y: usize, dy: usize, dx: Option<usize>) -> Extents {
+    let out = check_lengths(&M::RULE, x.data.len(), x.n, x.ext, y);
+    check_grad_lengths(&M::RULE, x.data.len(), y, dy, dx);
+    out
+}
+
+fn check_grad_lengths(rule: &Rule, x: usize, y: usize, dy: usize, dx: Option<usize>) {
+    let name = || describe(rule, Msg::new());
+    assert_eq!(dy, y, "{}: the output gradient does not match the output", name());
+    assert!(dx.is_none_or(|d| d == x), "{}: the input gradient does not match the input", name());
 }
 
 /// A derived seed for the `i`-th child of a module (splitmix64 of `seed` and `i`).

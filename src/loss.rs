@@ -33,7 +33,7 @@ pub fn logistic_loss<S: OnePerSample, E: Elem>(
     dscores.set_batch(scores.batch());
     let n = E::lit(scores.batch_size().max(1) as f64);
     let mut total = E::zero();
-    crate::kernels::logistic_rows(scores.as_slice(), labels, dscores.as_mut_slice(), n, &mut total);
+    E::k_logistic_rows(scores.as_slice(), labels, dscores.as_mut_slice(), n, &mut total);
     Ok(total / n)
 }
 
@@ -70,12 +70,12 @@ pub fn softmax_loss<B: Dim, const C: usize, E: Elem>(
     dscores: &mut Tensor<(B, Const<C>), E>,
 ) -> Result<E> {
     dscores.set_batch(scores.batch());
-    softmax_rows(scores.as_slice(), C, labels, dscores.as_mut_slice())
+    E::k_softmax_rows(scores.as_slice(), C, labels, dscores.as_mut_slice())
 }
 
 /// Softmax cross-entropy over the rows (of `c` scores each) of `scores`; the kernel behind
 /// [`softmax_loss`] and [`SoftmaxCrossEntropy`].
-fn softmax_rows<E: Elem>(scores: &[E], c: usize, labels: &[usize], dscores: &mut [E]) -> Result<E> {
+pub(crate) fn softmax_rows<E: Elem>(scores: &[E], c: usize, labels: &[usize], dscores: &mut [E]) -> Result<E> {
     let batch = scores.len() / c.max(1);
     check_batch(batch, labels)?;
     if let Some((i, &l)) = labels.iter().enumerate().find(|(_, l)| **l >= c) {
@@ -126,7 +126,7 @@ pub struct SoftmaxCrossEntropy<const C: usize>;
 impl<B: Dim, X: ConstDim + ClassesMatch<Const<C>>, const C: usize, E: Elem> Loss<(B, X), E> for SoftmaxCrossEntropy<C> {
     fn loss(&self, scores: &Tensor<(B, X), E>, labels: &[usize], d: &mut Tensor<(B, X), E>) -> Result<E> {
         d.set_batch(scores.batch());
-        softmax_rows(scores.as_slice(), C, labels, d.as_mut_slice())
+        E::k_softmax_rows(scores.as_slice(), C, labels, d.as_mut_slice())
     }
     fn predict(&self, scores: &Tensor<(B, X), E>, out: &mut Vec<usize>) {
         out.extend(scores.argmax_rows());
@@ -173,7 +173,7 @@ pub fn l2_penalty<E: Elem, M: Module<E>>(model: &M, reg: E) -> E {
     let mut sum = E::zero();
     model.visit_params(&Path::ROOT, &mut |info, w| {
         if info.kind.regularised() {
-            sum += crate::kernels::sum_squares(w);
+            sum += E::k_sum_squares(w);
         }
     });
     E::lit(0.5) * reg * sum

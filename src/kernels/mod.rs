@@ -9,6 +9,9 @@ pub mod conv;
 mod matmul;
 pub mod norm;
 pub mod pool;
+mod table;
+
+pub use table::Kernels;
 
 use core::fmt::Debug;
 use num_traits::Float;
@@ -23,10 +26,14 @@ mod sealed {
 /// An element type the kernels support: `f32` or `f64` (sealed: the kernels' buffer casts rely on
 /// there being no other).
 pub trait Elem:
-    sealed::Sealed + Float + Default + Debug + Send + Sync + core::iter::Sum + core::ops::AddAssign + 'static
+    sealed::Sealed + Kernels + Float + Default + Debug + Send + Sync + core::iter::Sum + core::ops::AddAssign + 'static
 {
     /// The dtype's name in checkpoints (`"F32"`, `"F64"`).
     const DTYPE: &'static str;
+    /// Whether the kernels have AVX2+FMA versions for this type: `f32` (training) does; `f64`
+    /// (gradient checks, reference results) runs portable code only, which halves what the crate
+    /// compiles for it.
+    const SIMD: bool;
     /// Converts an `f64` literal.
     fn lit(v: f64) -> Self;
     /// Converts to `f64`.
@@ -45,6 +52,7 @@ pub trait Elem:
 
 impl Elem for f32 {
     const DTYPE: &'static str = "F32";
+    const SIMD: bool = true;
     #[inline(always)]
     fn lit(v: f64) -> Self {
         v as f32
@@ -100,6 +108,7 @@ impl Elem for f32 {
 
 impl Elem for f64 {
     const DTYPE: &'static str = "F64";
+    const SIMD: bool = false;
     #[inline(always)]
     fn lit(v: f64) -> Self {
         v
@@ -310,7 +319,7 @@ macro_rules! multiversion {
                 unsafe fn fast<E: Elem>($($arg: $ty),*) {
                     $body::<E, true>($($arg),*)
                 }
-                if $crate::kernels::has_avx2_fma() {
+                if E::SIMD && $crate::kernels::has_avx2_fma() {
                     // SAFETY: the CPU supports AVX2 and FMA (checked just above).
                     return unsafe { fast::<E>($($arg),*) };
                 }

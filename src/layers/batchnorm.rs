@@ -1,7 +1,7 @@
 //! Batch normalisation over features `(N, D)` and over channels `(N, C, H, W)`.
 
 use crate::kernels::Elem;
-use crate::kernels::norm::{self, NormDims};
+use crate::kernels::norm::NormDims;
 use crate::layer::{Act, Layer, Module, ParamInfo, ParamKind, Path};
 use crate::layers::{check_grads, check_io, visit_one, visit_one_mut, zip_one};
 use crate::shape::{Const, ConstDim, Dim, Rule};
@@ -55,7 +55,7 @@ impl<const C: usize, E: Elem> BnParams<C, E> {
 
     fn forward(&self, x: &[E], n: usize, inner: usize, y: &mut [E]) {
         let d = NormDims { n, c: C, inner };
-        norm::batchnorm_eval(
+        E::k_batchnorm_eval(
             d,
             x,
             self.gamma.as_slice(),
@@ -71,7 +71,7 @@ impl<const C: usize, E: Elem> BnParams<C, E> {
         cache.mean.resize(C, E::zero());
         cache.inv_std.resize(C, E::zero());
         let d = NormDims { n, c: C, inner };
-        norm::batchnorm_train(
+        E::k_batchnorm_train(
             d,
             x,
             self.gamma.as_slice(),
@@ -99,7 +99,7 @@ impl<const C: usize, E: Elem> BnParams<C, E> {
     ) {
         assert_eq!(cache.mean.len(), C, "batch norm: backward without a training forward pass");
         let d = NormDims { n, c: C, inner };
-        norm::batchnorm_backward(
+        E::k_batchnorm_backward(
             d,
             dy,
             x,

@@ -91,7 +91,16 @@ impl<const C: usize, const F: usize, const K: usize, const S: usize, const P: us
         check_grads::<E, Self>(&x, y, dy, dx.as_deref());
         let d = Self::dims(&x);
         let db = if BIAS { Some(grads.bias.as_mut_slice()) } else { None };
-        conv::backward(&d, x.data, self.weight.as_slice(), dy, grads.weight.as_mut_slice(), db, dx, &mut cache.scratch);
+        E::k_conv_backward(
+            &d,
+            x.data,
+            self.weight.as_slice(),
+            dy,
+            grads.weight.as_mut_slice(),
+            db,
+            dx,
+            &mut cache.scratch,
+        );
     }
 }
 
@@ -107,6 +116,6 @@ impl<const C: usize, const F: usize, const K: usize, const S: usize, const P: us
     fn run_forward(&self, x: Act<'_, E>, y: &mut [E], cache: &mut ConvCache<E>) {
         check_io::<E, Self>(&x, y.len());
         let bias = if BIAS { Some(self.bias.as_slice()) } else { None };
-        conv::forward(&Self::dims(&x), x.data, self.weight.as_slice(), bias, y, &mut cache.scratch);
+        E::k_conv_forward(&Self::dims(&x), x.data, self.weight.as_slice(), bias, y, &mut cache.scratch);
     }
 }

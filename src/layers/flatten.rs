@@ -25,7 +25,7 @@ impl<E: Elem> Module<E> for Flatten {
 
     fn forward_raw(&self, x: Act<'_, E>, y: &mut [E]) {
         check_io::<E, Self>(&x, y.len());
-        crate::kernels::copy(x.data, y);
+        E::k_copy(x.data, y);
     }
 
     fn forward_train_raw(&mut self, x: Act<'_, E>, y: &mut [E], _: &mut ()) {
@@ -35,7 +35,7 @@ impl<E: Elem> Module<E> for Flatten {
     fn backward_raw(&self, x: Act<'_, E>, y: &[E], dy: &[E], _: &mut (), dx: Option<&mut [E]>, _: &mut Self) {
         check_grads::<E, Self>(&x, y, dy, dx.as_deref());
         if let Some(dx) = dx {
-            crate::kernels::copy(dy, dx);
+            E::k_copy(dy, dx);
         }
     }
 }

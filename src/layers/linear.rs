@@ -1,7 +1,7 @@
 //! Fully connected layer: `Y = X W + b`.
 
 use crate::init::Init;
-use crate::kernels::{self, Elem, Strides};
+use crate::kernels::{Elem, Strides};
 use crate::layer::{Act, Layer, Module, ParamInfo, ParamKind, Path};
 use crate::layers::{check_grads, check_io, visit_one, visit_one_mut, zip_one};
 use crate::shape::{Const, Dim, Rule};
@@ -81,8 +81,8 @@ impl<B: Dim, const I: usize, const O: usize, E: Elem> Layer<(B, Const<I>), E> fo
 
 /// `Y = X W + b` for `n` rows of `i` features into `o` outputs (one instance per element type).
 fn dense_forward<E: Elem>(n: usize, i: usize, o: usize, x: &[E], w: &[E], b: &[E], y: &mut [E]) {
-    kernels::gemm(n, o, i, x, Strides::row_major(i), w, Strides::row_major(o), y, Strides::row_major(o), false);
-    kernels::add_row_bias(y, b);
+    E::k_gemm(n, o, i, x, Strides::row_major(i), w, Strides::row_major(o), y, Strides::row_major(o), false);
+    E::k_add_row_bias(y, b);
 }
 
 /// `dW = Xᵀ dY`, `db = Σₙ dY` and, when asked, `dX = dY Wᵀ`.
@@ -98,9 +98,9 @@ fn dense_backward<E: Elem>(
     db: &mut [E],
     dx: Option<&mut [E]>,
 ) {
-    kernels::gemm(i, o, n, x, Strides::transposed(i), dy, Strides::row_major(o), dw, Strides::row_major(o), false);
-    kernels::sum_rows(dy, db);
+    E::k_gemm(i, o, n, x, Strides::transposed(i), dy, Strides::row_major(o), dw, Strides::row_major(o), false);
+    E::k_sum_rows(dy, db);
     if let Some(dx) = dx {
-        kernels::gemm(n, i, o, dy, Strides::row_major(o), w, Strides::transposed(o), dx, Strides::row_major(i), false);
+        E::k_gemm(n, i, o, dy, Strides::row_major(o), w, Strides::transposed(o), dx, Strides::row_major(i), false);
     }
 }

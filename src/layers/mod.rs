@@ -29,15 +29,10 @@ pub(crate) fn check_io<E: Elem, M: Module<E>>(x: &Act<'_, E>, y_len: usize) -> E
     crate::layer::check_call::<E, M>(x, y_len)
 }
 
-/// Checks the backward buffers against the forward ones: `dy` like `y`, `dx` like `x`.
+/// See [`crate::layer::check_backward`].
 #[inline]
 pub(crate) fn check_grads<E: Elem, M: Module<E>>(x: &Act<'_, E>, y: &[E], dy: &[E], dx: Option<&[E]>) -> Extents {
-    let out = check_io::<E, M>(x, y.len());
-    assert_eq!(dy.len(), y.len(), "{}: the output gradient does not match the output", M::type_name());
-    if let Some(dx) = dx {
-        assert_eq!(dx.len(), x.data.len(), "{}: the input gradient does not match the input", M::type_name());
-    }
-    out
+    crate::layer::check_backward::<E, M>(x, y.len(), dy.len(), dx.map(<[E]>::len))
 }
 
 /// Implements the three parameter visitors of a layer without parameters.
@@ -70,9 +65,20 @@ pub(crate) fn visit_one<E: Elem, S: Shape>(
     t: &Tensor<S, E>,
     f: &mut dyn FnMut(&ParamInfo<'_>, &[E]),
 ) {
-    let p = path.child(name);
     let dims = t.shape().dims();
-    f(&ParamInfo { path: &p, shape: &dims[..S::RANK], kind }, t.as_slice());
+    visit_slice(path, name, kind, &dims[..S::RANK], t.as_slice(), f);
+}
+
+fn visit_slice<E>(
+    path: &Path<'_>,
+    name: &str,
+    kind: ParamKind,
+    shape: &[usize],
+    data: &[E],
+    f: &mut dyn FnMut(&ParamInfo<'_>, &[E]),
+) {
+    let p = path.child(name);
+    f(&ParamInfo { path: &p, shape, kind }, data);
 }
 
 /// Visits one parameter tensor under `path.name`, mutably.
@@ -84,9 +90,20 @@ pub(crate) fn visit_one_mut<E: Elem, S: Shape>(
     t: &mut Tensor<S, E>,
     f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E]),
 ) {
-    let p = path.child(name);
     let dims = t.shape().dims();
-    f(&ParamInfo { path: &p, shape: &dims[..S::RANK], kind }, t.as_mut_slice());
+    visit_slice_mut(path, name, kind, &dims[..S::RANK], t.as_mut_slice(), f);
+}
+
+fn visit_slice_mut<E>(
+    path: &Path<'_>,
+    name: &str,
+    kind: ParamKind,
+    shape: &[usize],
+    data: &mut [E],
+    f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E]),
+) {
+    let p = path.child(name);
+    f(&ParamInfo { path: &p, shape, kind }, data);
 }
 
 /// Visits one parameter tensor with its counterpart in `other`.
@@ -99,7 +116,7 @@ pub(crate) fn zip_one<E: Elem, S: Shape>(
     other: &Tensor<S, E>,
     f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E], &[E]),
 ) {
-    let p = path.child(name);
     let dims = t.shape().dims();
+    let p = path.child(name);
     f(&ParamInfo { path: &p, shape: &dims[..S::RANK], kind }, t.as_mut_slice(), other.as_slice());
 }

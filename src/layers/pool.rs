@@ -1,7 +1,7 @@
 //! 2-D max pooling with window `P` and stride `S`; the windows must tile the input exactly.
 
 use crate::kernels::Elem;
-use crate::kernels::pool::{self, PoolDims};
+use crate::kernels::pool::PoolDims;
 use crate::layer::{Act, Module};
 use crate::layers::{check_grads, check_io, no_params};
 use crate::shape::Rule;
@@ -38,13 +38,13 @@ impl<const P: usize, const S: usize, E: Elem> Module<E> for MaxPool2d<P, S> {
 
     fn forward_raw(&self, x: Act<'_, E>, y: &mut [E]) {
         check_io::<E, Self>(&x, y.len());
-        pool::max_forward(&dims(&x, P, S), x.data, y, None);
+        E::k_max_pool_forward(&dims(&x, P, S), x.data, y, None);
     }
 
     fn forward_train_raw(&mut self, x: Act<'_, E>, y: &mut [E], cache: &mut PoolCache) {
         check_io::<E, Self>(&x, y.len());
         cache.argmax.resize(y.len(), 0);
-        pool::max_forward(&dims(&x, P, S), x.data, y, Some(&mut cache.argmax));
+        E::k_max_pool_forward(&dims(&x, P, S), x.data, y, Some(&mut cache.argmax));
     }
 
     fn backward_raw(
@@ -59,7 +59,7 @@ impl<const P: usize, const S: usize, E: Elem> Module<E> for MaxPool2d<P, S> {
         check_grads::<E, Self>(&x, y, dy, dx.as_deref());
         if let Some(dx) = dx {
             assert_eq!(cache.argmax.len(), dy.len(), "MaxPool2d: backward without a training forward pass");
-            pool::max_backward(&dims(&x, P, S), dy, &cache.argmax, dx);
+            E::k_max_pool_backward(&dims(&x, P, S), dy, &cache.argmax, dx);
         }
     }
 }

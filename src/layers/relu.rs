@@ -24,7 +24,7 @@ impl<E: Elem> Module<E> for ReLU {
 
     fn forward_raw(&self, x: Act<'_, E>, y: &mut [E]) {
         check_io::<E, Self>(&x, y.len());
-        crate::kernels::relu_forward(x.data, y);
+        E::k_relu_forward(x.data, y);
     }
 
     fn forward_train_raw(&mut self, x: Act<'_, E>, y: &mut [E], _: &mut ()) {
@@ -34,7 +34,7 @@ impl<E: Elem> Module<E> for ReLU {
     fn backward_raw(&self, x: Act<'_, E>, y: &[E], dy: &[E], _: &mut (), dx: Option<&mut [E]>, _: &mut Self) {
         check_grads::<E, Self>(&x, y, dy, dx.as_deref());
         if let Some(dx) = dx {
-            crate::kernels::relu_backward(x.data, dy, dx);
+            E::k_relu_backward(x.data, dy, dx);
         }
     }
 }

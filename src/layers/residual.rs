@@ -1,6 +1,6 @@
 //! Residual connections: `y = block(x) + shortcut(x)`, with an identity or a projection shortcut.
 
-use crate::kernels::{self, Elem};
+use crate::kernels::Elem;
 use crate::layer::{Act, Layer, Module, ParamInfo, Path, SummaryRow};
 use crate::layers::{check_grads, check_io, no_params};
 use crate::shape::{Extents, Rule, Shape};
@@ -23,7 +23,7 @@ impl<E: Elem> Module<E> for Identity {
 
     fn forward_raw(&self, x: Act<'_, E>, y: &mut [E]) {
         check_io::<E, Self>(&x, y.len());
-        kernels::copy(x.data, y);
+        E::k_copy(x.data, y);
     }
     fn forward_train_raw(&mut self, x: Act<'_, E>, y: &mut [E], _: &mut ()) {
         self.forward_raw(x, y);
@@ -31,7 +31,7 @@ impl<E: Elem> Module<E> for Identity {
     fn backward_raw(&self, x: Act<'_, E>, y: &[E], dy: &[E], _: &mut (), dx: Option<&mut [E]>, _: &mut Self) {
         check_grads::<E, Self>(&x, y, dy, dx.as_deref());
         if let Some(dx) = dx {
-            kernels::copy(dy, dx);
+            E::k_copy(dy, dx);
         }
     }
 }
@@ -104,11 +104,11 @@ impl<B: Module<E>, P: Module<E>, E: Elem> Module<E> for Residual<B, P> {
         check_io::<E, Self>(&x, y.len());
         self.block.forward_raw(x, y);
         if matches!(P::RULE, Rule::Identity) {
-            kernels::add_assign(y, x.data);
+            E::k_add_assign(y, x.data);
         } else {
             let mut short = vec![E::zero(); y.len()];
             self.shortcut.forward_raw(x, &mut short);
-            kernels::add_assign(y, &short);
+            E::k_add_assign(y, &short);
         }
     }
 
@@ -117,11 +117,11 @@ impl<B: Module<E>, P: Module<E>, E: Elem> Module<E> for Residual<B, P> {
         cache.main.resize(y.len(), E::zero());
         self.block.forward_train_raw(x, &mut cache.main, &mut cache.block);
         if matches!(P::RULE, Rule::Identity) {
-            kernels::add_into(y, &cache.main, x.data);
+            E::k_add_into(y, &cache.main, x.data);
         } else {
             cache.short.resize(y.len(), E::zero());
             self.shortcut.forward_train_raw(x, &mut cache.short, &mut cache.shortcut);
-            kernels::add_into(y, &cache.main, &cache.short);
+            E::k_add_into(y, &cache.main, &cache.short);
         }
     }
 
@@ -140,12 +140,12 @@ impl<B: Module<E>, P: Module<E>, E: Elem> Module<E> for Residual<B, P> {
             Some(dx) => {
                 self.block.backward_raw(x, &cache.main, dy, &mut cache.block, Some(&mut *dx), &mut grads.block);
                 if matches!(P::RULE, Rule::Identity) {
-                    kernels::add_assign(dx, dy);
+                    E::k_add_assign(dx, dy);
                 } else {
                     cache.dshort.resize(dx.len(), E::zero());
                     let (short, dshort) = (&cache.short, &mut cache.dshort);
                     self.shortcut.backward_raw(x, short, dy, &mut cache.shortcut, Some(dshort), &mut grads.shortcut);
-                    kernels::add_assign(dx, &cache.dshort);
+                    E::k_add_assign(dx, &cache.dshort);
                 }
             }
             None => {

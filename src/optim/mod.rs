@@ -405,7 +405,7 @@ impl<M: Module<E>, E: Elem> Optimizer<M, E> for RmsProp<M, E> {
     fn step_l2(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
         let (rho, eps) = (self.decay, self.eps);
         self.state.update(model, grads, &RMSPROP_KINDS, reg, |w, dw, [c], r| {
-            crate::kernels::rmsprop_update(w, dw, c, lr, rho, eps, r);
+            E::k_rmsprop_update(w, dw, c, lr, rho, eps, r);
         });
     }
     fn name(&self) -> &'static str {
@@ -484,7 +484,7 @@ impl<M: Module<E>, E: Elem> Optimizer<M, E> for Adam<M, E> {
         let c1 = E::one() - b1.powi(t);
         let c2 = E::one() - b2.powi(t);
         self.state.update(model, grads, &ADAM_KINDS, reg, |w, dw, [m, v], r| {
-            crate::kernels::adam_update(w, dw, m, v, lr, b1, b2, eps, c1, c2, r);
+            E::k_adam_update(w, dw, m, v, lr, b1, b2, eps, c1, c2, r);
         });
     }
     fn name(&self) -> &'static str {
