@@ -231,7 +231,7 @@ pub fn forward_direct<E: Elem>(
 
 fn forward_direct_mv<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E], scratch: &mut Vec<E>) {
     #[cfg(target_arch = "x86_64")]
-    if E::SIMD && super::has_avx2_fma() {
+    if super::has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above).
         return unsafe { forward_direct_avx2(d, x, w, bias, y, scratch) };
     }
@@ -265,7 +265,7 @@ pub fn forward_direct_rows<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option
     d.check_lens(x.len(), w.len(), y.len());
     check_bias(d, bias.map(|b| b.len()));
     #[cfg(target_arch = "x86_64")]
-    if E::SIMD && super::has_avx2_fma() {
+    if super::has_avx2_fma() {
         #[target_feature(enable = "avx2,fma")]
         unsafe fn fast<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E]) {
             forward_direct_body::<E, true>(d, x, w, bias, y)
@@ -426,7 +426,7 @@ fn backward_direct_mv<E: Elem>(
     scratch: &mut Vec<E>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if E::SIMD && super::has_avx2_fma() {
+    if super::has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above).
         return unsafe { backward_direct_avx2(d, x, w, dy, dx, acc, scratch) };
     }

@@ -30,10 +30,7 @@ pub trait Elem:
 {
     /// The dtype's name in checkpoints (`"F32"`, `"F64"`).
     const DTYPE: &'static str;
-    /// Whether the kernels have AVX2+FMA versions for this type: `f32` (training) does; `f64`
-    /// (gradient checks, reference results) runs portable code only, which halves what the crate
-    /// compiles for it.
-    const SIMD: bool;
+
     /// Converts an `f64` literal.
     fn lit(v: f64) -> Self;
     /// Converts to `f64`.
@@ -52,7 +49,6 @@ pub trait Elem:
 
 impl Elem for f32 {
     const DTYPE: &'static str = "F32";
-    const SIMD: bool = true;
     #[inline(always)]
     fn lit(v: f64) -> Self {
         v as f32
@@ -108,7 +104,6 @@ impl Elem for f32 {
 
 impl Elem for f64 {
     const DTYPE: &'static str = "F64";
-    const SIMD: bool = false;
     #[inline(always)]
     fn lit(v: f64) -> Self {
         v
@@ -319,7 +314,7 @@ macro_rules! multiversion {
                 unsafe fn fast<E: Elem>($($arg: $ty),*) {
                     $body::<E, true>($($arg),*)
                 }
-                if E::SIMD && $crate::kernels::has_avx2_fma() {
+                if $crate::kernels::has_avx2_fma() {
                     // SAFETY: the CPU supports AVX2 and FMA (checked just above).
                     return unsafe { fast::<E>($($arg),*) };
                 }
