@@ -285,6 +285,30 @@ pub trait Module<E: Elem>: Sized + Send + Sync {
     }
 }
 
+/// A model's parameters behind a trait object: what checkpoints, the solver's bookkeeping and
+/// optimizer state need, so that their code is compiled once in `shaped` rather than once per model
+/// in the user's crate. Every [`Module`] is one.
+pub trait ParamTree<E: Elem> {
+    /// [`Module::visit_params`].
+    fn visit(&self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &[E]));
+    /// [`Module::visit_params_mut`].
+    fn visit_mut(&mut self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E]));
+    /// [`Module::type_name`].
+    fn model_name(&self) -> String;
+}
+
+impl<E: Elem, M: Module<E>> ParamTree<E> for M {
+    fn visit(&self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &[E])) {
+        self.visit_params(path, f)
+    }
+    fn visit_mut(&mut self, path: &Path<'_>, f: &mut dyn FnMut(&ParamInfo<'_>, &mut [E])) {
+        self.visit_params_mut(path, f)
+    }
+    fn model_name(&self) -> String {
+        M::type_name()
+    }
+}
+
 /// The typed face of a [`Module`]: a layer or model that maps tensors of shape `In` to tensors of
 /// shape [`Layer::Out`].
 ///

@@ -37,7 +37,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernels::Elem;
-use crate::layer::{Module, Path as ParamPath};
+use crate::layer::{Module, ParamTree, Path as ParamPath};
 use crate::optim::Optimizer;
 use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::{Dtype, View};
@@ -124,8 +124,8 @@ pub fn save_with<E: Elem, M: Module<E>>(
     save_inner(model, extra, metadata, &[(META_MODEL, M::type_name())], path)
 }
 
-fn save_inner<E: Elem, M: Module<E>>(
-    model: &M,
+fn save_inner<E: Elem>(
+    model: &dyn ParamTree<E>,
     extra: &[ExtraTensor<E>],
     metadata: &[(String, String)],
     own_metadata: &[(&str, String)],
@@ -135,7 +135,7 @@ fn save_inner<E: Elem, M: Module<E>>(
     let mut tensors: Vec<(String, Raw)> = Vec::new();
     let mut names = HashSet::new();
     let mut dup = None;
-    model.visit_params(&ParamPath::ROOT, &mut |info, data| {
+    model.visit(&ParamPath::ROOT, &mut |info, data| {
         let name = info.path.to_string();
         if !names.insert(name.clone()) && dup.is_none() {
             dup = Some(name.clone());
@@ -230,7 +230,20 @@ pub fn save_checkpoint_with<E: Elem, M: Module<E>, O: Optimizer<M, E>>(
     opt.visit_state(&mut |name, data| {
         have.insert(name.to_string(), data.to_vec());
     });
-    let mut all: Vec<ExtraTensor<E>> = optimizer_layout(model, opt)
+    let opt_info = (opt.name(), opt.state_kinds(), opt.step_count());
+    save_with_state(model, opt_info, have, extra, metadata, path)
+}
+
+/// The body of [`save_checkpoint_with`] once the optimizer's state is gathered (compiled once).
+fn save_with_state<E: Elem>(
+    model: &dyn ParamTree<E>,
+    (opt_name, kinds, steps): (&str, &[&str], u64),
+    mut have: HashMap<String, Vec<E>>,
+    extra: &[ExtraTensor<E>],
+    metadata: &[(String, String)],
+    path: &Path,
+) -> Result<()> {
+    let mut all: Vec<ExtraTensor<E>> = optimizer_layout(model, kinds)
         .into_iter()
         .map(|(name, len)| {
             let data = have.remove(&name).unwrap_or_else(|| vec![E::zero(); len]);
@@ -238,11 +251,8 @@ pub fn save_checkpoint_with<E: Elem, M: Module<E>, O: Optimizer<M, E>>(
         })
         .collect();
     all.extend(extra.iter().cloned());
-    let own = [
-        (META_MODEL, M::type_name()),
-        (META_OPTIMIZER, opt.name().to_string()),
-        (META_STEPS, opt.step_count().to_string()),
-    ];
+    let own =
+        [(META_MODEL, model.model_name()), (META_OPTIMIZER, opt_name.to_string()), (META_STEPS, steps.to_string())];
     save_inner(model, &all, metadata, &own, path)
 }
 
@@ -265,6 +275,28 @@ pub fn load_checkpoint<E: Elem, M: Module<E>, O: Optimizer<M, E>>(
     opt: &mut O,
     path: &Path,
 ) -> Result<Checkpoint<E>> {
+    let (ckpt, staged, steps) = check_checkpoint(path, &*model, opt.name(), opt.state_kinds())?;
+    write_model(staged, model);
+    opt.reset();
+    opt.init_state(&*model);
+    opt.visit_state_mut(&mut |name, data| {
+        let full = format!("{OPTIM_PREFIX}{name}");
+        let (_, src) = ckpt.extra(&full).expect("validated above");
+        data.copy_from_slice(src);
+    });
+    opt.set_step_count(steps);
+    Ok(ckpt)
+}
+
+/// The checks of [`load_checkpoint`], before anything is written (compiled once): the model's
+/// tensors, the optimizer's name and every state tensor. Returns the checkpoint, the model's staged
+/// values and the step count.
+fn check_checkpoint<E: Elem>(
+    path: &Path,
+    model: &dyn ParamTree<E>,
+    opt_name: &str,
+    kinds: &[&str],
+) -> Result<(Checkpoint<E>, Vec<Vec<E>>, u64)> {
     let parsed = parse(path)?;
     let (ckpt, staged) = validate(&parsed, &*model, true)?;
     let saved = match &ckpt.optimizer {
@@ -276,16 +308,16 @@ pub fn load_checkpoint<E: Elem, M: Module<E>, O: Optimizer<M, E>>(
             ));
         }
     };
-    if saved != opt.name() {
+    if saved != opt_name {
         return Err(Error::checkpoint(
             path,
-            format!("the file holds state of the optimizer `{saved}`, but the optimizer is `{}`", opt.name()),
+            format!("the file holds state of the optimizer `{saved}`, but the optimizer is `{}`", opt_name),
         ));
     }
     let steps = ckpt
         .optimizer_steps
         .ok_or_else(|| Error::checkpoint(path, format!("the metadata `{META_STEPS}` is missing or not a number")))?;
-    let layout = optimizer_layout(&*model, &*opt);
+    let layout = optimizer_layout(model, kinds);
     let mut problems = Vec::new();
     let mut expected = HashSet::new();
     for (name, len) in &layout {
@@ -303,31 +335,21 @@ pub fn load_checkpoint<E: Elem, M: Module<E>, O: Optimizer<M, E>>(
         if name.starts_with(OPTIM_PREFIX) && !expected.contains(name) {
             problems.push(format!(
                 "unexpected optimizer state `{name}` (shape {shape:?}) in the file: `{}` keeps no such state for this model",
-                opt.name()
+                opt_name
             ));
         }
     }
     if !problems.is_empty() {
-        return Err(Error::checkpoint(path, join_problems(problems, &ckpt, M::type_name())));
+        return Err(Error::checkpoint(path, join_problems(problems, &ckpt, model.model_name())));
     }
-    write_model(staged, model);
-    opt.reset();
-    opt.init_state(&*model);
-    opt.visit_state_mut(&mut |name, data| {
-        let full = format!("{OPTIM_PREFIX}{name}");
-        let (_, src) = ckpt.extra(&full).expect("validated above");
-        data.copy_from_slice(src);
-    });
-    opt.set_step_count(steps);
-    Ok(ckpt)
+    Ok((ckpt, staged, steps))
 }
 
 /// `(<kind>.<path>, length)` of every state vector `opt` keeps for `model`, in the order of
 /// [`Optimizer::visit_state`].
-fn optimizer_layout<E: Elem, M: Module<E>, O: Optimizer<M, E>>(model: &M, opt: &O) -> Vec<(String, usize)> {
-    let kinds = opt.state_kinds();
+fn optimizer_layout<E: Elem>(model: &dyn ParamTree<E>, kinds: &[&str]) -> Vec<(String, usize)> {
     let mut out = Vec::new();
-    model.visit_params(&ParamPath::ROOT, &mut |info, data| {
+    model.visit(&ParamPath::ROOT, &mut |info, data| {
         if info.kind.trainable() {
             for k in kinds {
                 out.push((format!("{k}.{}", info.path), data.len()));
@@ -508,9 +530,9 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// model's tensors (refusing NaN and infinities) and, with `want_extra`, the extra tensors.
 /// Writes nothing: returns the checkpoint's extras and metadata and the model's values in visiting
 /// order.
-fn validate<E: Elem, M: Module<E>>(
+fn validate<E: Elem>(
     parsed: &Parsed,
-    model: &M,
+    model: &dyn ParamTree<E>,
     want_extra: bool,
 ) -> Result<(Checkpoint<E>, Vec<Vec<E>>)> {
     let path = parsed.path.as_path();
@@ -519,7 +541,7 @@ fn validate<E: Elem, M: Module<E>>(
     let mut problems = Vec::new();
     let mut model_names = HashSet::new();
     let mut wanted = Vec::new();
-    model.visit_params(&ParamPath::ROOT, &mut |info, _| {
+    model.visit(&ParamPath::ROOT, &mut |info, _| {
         let name = info.path.to_string();
         match file.get(name.as_str()) {
             None => problems.push(format!("tensor `{name}` (shape {:?}) is missing from the file", info.shape)),
@@ -577,7 +599,7 @@ fn validate<E: Elem, M: Module<E>>(
     }
     ckpt.metadata.sort();
     if !problems.is_empty() {
-        return Err(Error::checkpoint(path, join_problems(problems, &ckpt, M::type_name())));
+        return Err(Error::checkpoint(path, join_problems(problems, &ckpt, model.model_name())));
     }
 
     // Only now, with every name, dtype and shape right, are the values read.
@@ -625,9 +647,9 @@ fn join_problems<E>(problems: Vec<String>, ckpt: &Checkpoint<E>, model_type: Str
 }
 
 /// Copies the (validated) values of the file, in visiting order, into `model`.
-fn write_model<E: Elem, M: Module<E>>(staged: Vec<Vec<E>>, model: &mut M) {
+fn write_model<E: Elem>(staged: Vec<Vec<E>>, model: &mut dyn ParamTree<E>) {
     let mut it = staged.into_iter();
-    model.visit_params_mut(&ParamPath::ROOT, &mut |_, data| {
+    model.visit_mut(&ParamPath::ROOT, &mut |_, data| {
         data.copy_from_slice(&it.next().expect("one staged tensor per parameter, validated before writing"));
     });
 }
