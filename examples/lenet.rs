@@ -55,7 +55,12 @@ fn run() -> shaped::Result<()> {
     let loss = SoftmaxCrossEntropy::<10>;
     let history = solver.train::<Input, _, _>(&mut net, &loss, &train, &val)?;
     let test_acc = accuracy::<Input, _, _>(&net, &loss, &test, 256)?;
-    println!("best epoch {}: val {:.4}, test {test_acc:.4}", history.best_epoch, history.best_val_acc);
+    println!(
+        "best epoch {}: val {:.4}, test {test_acc:.4}; {:.0} training samples/s",
+        history.best_epoch,
+        history.best_val_acc,
+        history.train_samples_per_sec()
+    );
 
     // Predict one batch, save, load into a fresh model, and predict the same.
     let (x, _) = test.batch::<Input>(&(0..8).collect::<Vec<_>>())?;
