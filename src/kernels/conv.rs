@@ -95,7 +95,7 @@ fn bias_grad<E: Elem>(d: &ConvDims, dy: &[E], db: &mut [E]) {
     db.fill(E::zero());
     for ni in 0..d.n {
         for (fi, b) in db.iter_mut().enumerate() {
-            *b += super::sum_lanes(&dy[(ni * d.f + fi) * q..][..q]);
+            *b += super::cpu::sum_lanes(&dy[(ni * d.f + fi) * q..][..q]);
         }
     }
 }
@@ -159,7 +159,7 @@ fn reduce_chunks<E: Elem>(partials: &mut [E], len: usize, chunks: usize) {
     }
     let (first, rest) = partials[..chunks * len].split_at_mut(len);
     let rest = &*rest;
-    super::split_elementwise(first, 64 * chunks, |r, out| {
+    super::split::split_elementwise(first, 64 * chunks, |r, out| {
         for c in 0..chunks - 1 {
             for (o, &v) in out.iter_mut().zip(&rest[c * len + r.start..][..r.len()]) {
                 *o += v;
@@ -231,7 +231,7 @@ pub fn forward_direct<E: Elem>(
 
 fn forward_direct_mv<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E], scratch: &mut Vec<E>) {
     #[cfg(target_arch = "x86_64")]
-    if super::has_avx2_fma() {
+    if super::cpu::has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above).
         return unsafe { forward_direct_avx2(d, x, w, bias, y, scratch) };
     }
@@ -265,7 +265,7 @@ pub fn forward_direct_rows<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option
     d.check_lens(x.len(), w.len(), y.len());
     check_bias(d, bias.map(|b| b.len()));
     #[cfg(target_arch = "x86_64")]
-    if super::has_avx2_fma() {
+    if super::cpu::has_avx2_fma() {
         #[target_feature(enable = "avx2,fma")]
         unsafe fn fast<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E]) {
             forward_direct_body::<E, true>(d, x, w, bias, y)
@@ -311,7 +311,7 @@ fn forward_full_width<E: Elem, const FMA: bool>(
     scratch: &mut Vec<E>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if FMA && super::has_avx2_fma() && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
+    if FMA && super::cpu::has_avx2_fma() && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
         let (x32, w32, y32) = (as_f32(x), as_f32(w), as_f32_mut(y));
         let b32 = bias.map(as_f32);
         // SAFETY: E is f32 (checked just above): the same vector.
@@ -332,7 +332,7 @@ fn forward_full_width<E: Elem, const FMA: bool>(
                 let wk = &w[(fi * d.c + ci) * k * k..][..k * k];
                 for ky in 0..k {
                     for kx in 0..k {
-                        super::axpy::<E, FMA>(&mut yfull[..len], wk[ky * k + kx], &xp[ky * wp + kx..][..len]);
+                        super::cpu::axpy::<E, FMA>(&mut yfull[..len], wk[ky * k + kx], &xp[ky * wp + kx..][..len]);
                     }
                 }
             }
@@ -364,10 +364,10 @@ fn forward_direct_body<E: Elem, const FMA: bool>(d: &ConvDims, x: &[E], w: &[E],
                             let yrow = &mut yp[oy * ow + ox0..oy * ow + ox1];
                             let xrow = &xp[iy * d.w..(iy + 1) * d.w];
                             if s == 1 {
-                                super::axpy::<E, FMA>(yrow, wv, &xrow[ox0 + kx - d.pad..][..ox1 - ox0]);
+                                super::cpu::axpy::<E, FMA>(yrow, wv, &xrow[ox0 + kx - d.pad..][..ox1 - ox0]);
                             } else {
                                 for (j, yv) in yrow.iter_mut().enumerate() {
-                                    *yv = super::fmadd::<E, FMA>(wv, xrow[(ox0 + j) * s + kx - d.pad], *yv);
+                                    *yv = super::cpu::fmadd::<E, FMA>(wv, xrow[(ox0 + j) * s + kx - d.pad], *yv);
                                 }
                             }
                         }
@@ -426,7 +426,7 @@ fn backward_direct_mv<E: Elem>(
     scratch: &mut Vec<E>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if super::has_avx2_fma() {
+    if super::cpu::has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above).
         return unsafe { backward_direct_avx2(d, x, w, dy, dx, acc, scratch) };
     }
@@ -470,7 +470,11 @@ fn backward_full_width<E: Elem, const FMA: bool>(
     scratch: &mut Vec<E>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if FMA && dx.is_none() && super::has_avx2_fma() && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
+    if FMA
+        && dx.is_none()
+        && super::cpu::has_avx2_fma()
+        && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>()
+    {
         let (x32, dy32, acc32) = (as_f32(x), as_f32(dy), as_f32_mut(acc));
         // SAFETY: E is f32 (checked just above): the same vector.
         let scratch32 = unsafe { &mut *(scratch as *mut Vec<E> as *mut Vec<f32>) };
@@ -504,9 +508,9 @@ fn backward_full_width<E: Elem, const FMA: bool>(
                 for ky in 0..k {
                     for kx in 0..k {
                         let t = woff + ky * k + kx;
-                        acc[t * ow] += super::dot::<E, FMA>(g, &xp[ky * wp + kx..][..len]);
+                        acc[t * ow] += super::cpu::dot::<E, FMA>(g, &xp[ky * wp + kx..][..len]);
                         if dx.is_some() {
-                            super::axpy::<E, FMA>(&mut dxbuf[ky * wp + kx..][..len], w[t], g);
+                            super::cpu::axpy::<E, FMA>(&mut dxbuf[ky * wp + kx..][..len], w[t], g);
                         }
                     }
                 }
@@ -555,20 +559,20 @@ fn backward_direct_body<E: Elem, const FMA: bool>(
                             let xrow = &xp[iy * d.w..(iy + 1) * d.w];
                             if s == 1 {
                                 let xs = &xrow[ox0 + kx - d.pad..][..len];
-                                super::mul_acc::<E, FMA>(arow, drow, xs);
+                                super::cpu::mul_acc::<E, FMA>(arow, drow, xs);
                                 if let Some(dx) = dx.as_deref_mut() {
                                     let dxrow = &mut dx[xoff + iy * d.w + ox0 + kx - d.pad..][..len];
-                                    super::axpy::<E, FMA>(dxrow, wv, drow);
+                                    super::cpu::axpy::<E, FMA>(dxrow, wv, drow);
                                 }
                             } else {
                                 for (j, a) in arow.iter_mut().enumerate() {
-                                    *a = super::fmadd::<E, FMA>(drow[j], xrow[(ox0 + j) * s + kx - d.pad], *a);
+                                    *a = super::cpu::fmadd::<E, FMA>(drow[j], xrow[(ox0 + j) * s + kx - d.pad], *a);
                                 }
                                 if let Some(dx) = dx.as_deref_mut() {
                                     let dxrow = &mut dx[xoff + iy * d.w..][..d.w];
                                     for (j, &g) in drow.iter().enumerate() {
                                         let t = (ox0 + j) * s + kx - d.pad;
-                                        dxrow[t] = super::fmadd::<E, FMA>(wv, g, dxrow[t]);
+                                        dxrow[t] = super::cpu::fmadd::<E, FMA>(wv, g, dxrow[t]);
                                     }
                                 }
                             }
@@ -832,7 +836,7 @@ fn samples_per_gemm(p: usize, q: usize, per: usize) -> usize {
 /// discarded: too many for narrower maps).
 fn indirect_applies<E: Elem>(d: &ConvDims) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() && super::has_avx2_fma() {
+    if core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() && super::cpu::has_avx2_fma() {
         return d.stride == 1 && d.ow() >= 8 && d.n > 0 && d.f > 0 && d.c > 0;
     }
     let _ = d;
