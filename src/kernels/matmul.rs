@@ -6,8 +6,7 @@
 //! buffers and bookkeeping vectors), which a training step must not do, and because its per-call
 //! overhead dominated the workload's tiny products (50×20·20×32). See `ARCHITECTURE.md`.
 
-use super::cpu::fmadd;
-use super::{Elem, Strides, copy_short, multiversion};
+use super::{Elem, Strides, copy_short, cpu::fmadd, multiversion};
 use std::cell::RefCell;
 
 /// Rows of the micro-tile (12 accumulator registers of `f32` at NR = 16; tiles of 1–5 rows take
