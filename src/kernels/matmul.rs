@@ -6,7 +6,7 @@
 //! buffers and bookkeeping vectors), which a training step must not do, and because its per-call
 //! overhead dominated the workload's tiny products (50×20·20×32). See `ARCHITECTURE.md`.
 
-use super::{Elem, Strides, copy_short, fmadd, multiversion};
+use super::{Elem, Strides, copy_short, cpu::fmadd, multiversion};
 use std::cell::RefCell;
 
 /// Rows of the micro-tile (12 accumulator registers of `f32` at NR = 16; tiles of 1–5 rows take
@@ -102,7 +102,7 @@ fn gemm_body<E: Elem, const FMA: bool>(
     panel: &mut [E],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if FMA && super::has_avx2_fma() && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
+    if FMA && super::cpu::has_avx2_fma() && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
         let (a, b, c, panel) = (as_f32(a), as_f32(b), as_f32_mut(c), as_f32_mut(panel));
         // SAFETY: the CPU supports AVX2 and FMA (detection checked just above, whatever FMA says).
         return unsafe { gemm_f32_avx2(m, n, k, a, sa, b, sb, c, sc, accumulate, panel, None, None) };
@@ -390,7 +390,7 @@ pub(crate) fn gemm_indirect_f32(
     ldc: usize,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if super::has_avx2_fma() {
+    if super::cpu::has_avx2_fma() {
         assert!(m > 0 && n > 0 && k > 0 && a_rs >= k && ldc >= n, "gemm_indirect: bad shape");
         let (sa, sb, sc) = (Strides::row_major(a_rs), Strides { rs: 0, cs: 1 }, Strides::row_major(ldc));
         // SAFETY: AVX2 and FMA are present (checked above); the kernel asserts the bounds.
@@ -421,7 +421,7 @@ pub(crate) fn gemm_rows_indirect_f32(
     accumulate: bool,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if super::has_avx2_fma() {
+    if super::cpu::has_avx2_fma() {
         assert!(m > 0 && n > 0 && k > 0, "gemm_rows_indirect: empty product");
         assert!(b.len() >= sb.required_len(k, n), "gemm_rows_indirect: rhs too short");
         let sa = Strides { rs: 0, cs: a_cs };

@@ -11,7 +11,8 @@
 //! apart.) The sums do not depend on how the samples are split: the results do not depend on the
 //! thread count.
 
-use super::{Elem, fmadd, multiversion, sq_dev_lanes, sum_lanes};
+use super::cpu::{fmadd, sq_dev_lanes, sum_lanes};
+use super::{Elem, multiversion};
 use crate::threads::{chunk_count, run_chunks_on, split_runs};
 
 /// Sizes of a batch-norm call.

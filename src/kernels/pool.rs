@@ -94,7 +94,7 @@ multiversion! {
 fn max2_forward_body<E: Elem, const FMA: bool>(d: &PoolDims, x: &[E], y: &mut [E], argmax: &mut [u32]) {
     let (oh, ow, w) = (d.oh(), d.ow(), d.w);
     #[cfg(target_arch = "x86_64")]
-    if FMA && super::has_avx2_fma() && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
+    if FMA && super::cpu::has_avx2_fma() && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
         let (x32, y32) = (super::matmul::as_f32(x), super::matmul::as_f32_mut(y));
         // SAFETY: the CPU supports AVX2 and FMA (detection checked just above, whatever FMA says).
         return unsafe { max2_forward_f32(d, x32, y32, argmax) };

@@ -1,0 +1,54 @@
+//! The optimizers' element updates: RMSprop and Adam.
+
+use super::{Elem, multiversion};
+
+multiversion! {
+    /// RMSprop's element update with gradient `g = dw + reg·w` (the L2 term, `reg` = 0 for
+    /// unregularised parameters): `c = ρ·c + (1−ρ)·g²; w −= lr·g/(√c + ε)` (plain multiplies and
+    /// adds in both versions, so results do not depend on the CPU).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn rmsprop_update<E: Elem>(w: &mut [E], dw: &[E], c: &mut [E], lr: E, rho: E, eps: E, reg: E) => rmsprop_body
+}
+
+#[inline(always)]
+fn rmsprop_body<E: Elem, const FMA: bool>(w: &mut [E], dw: &[E], c: &mut [E], lr: E, rho: E, eps: E, reg: E) {
+    let one_minus = E::one() - rho;
+    for ((w, &g), c) in w.iter_mut().zip(dw).zip(c.iter_mut()) {
+        let g = g + reg * *w;
+        *c = rho * *c + one_minus * g * g;
+        *w = *w - lr * g / (c.sqrt() + eps);
+    }
+}
+
+multiversion! {
+    /// Adam's element update with gradient `g = dw + reg·w` and bias corrections `c1 = 1−β₁ᵗ`,
+    /// `c2 = 1−β₂ᵗ` (plain multiplies and adds in both versions).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn adam_update<E: Elem>(w: &mut [E], dw: &[E], m: &mut [E], v: &mut [E], lr: E, b1: E, b2: E, eps: E, c1: E, c2: E, reg: E) => adam_body
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn adam_body<E: Elem, const FMA: bool>(
+    w: &mut [E],
+    dw: &[E],
+    m: &mut [E],
+    v: &mut [E],
+    lr: E,
+    b1: E,
+    b2: E,
+    eps: E,
+    c1: E,
+    c2: E,
+    reg: E,
+) {
+    let (one_b1, one_b2) = (E::one() - b1, E::one() - b2);
+    for (((w, &g), m), v) in w.iter_mut().zip(dw).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let g = g + reg * *w;
+        *m = b1 * *m + one_b1 * g;
+        *v = b2 * *v + one_b2 * g * g;
+        let mt = *m / c1;
+        let vt = *v / c2;
+        *w = *w - lr * mt / (vt.sqrt() + eps);
+    }
+}
