@@ -9,6 +9,10 @@
 //! [`Elem`](super::Elem) whose methods are implemented for `f32` and `f64` here: each method is a
 //! concrete function whose body (the generic kernel at that type) is compiled in `shaped`, and a
 //! user's crate compiles only the call.
+//!
+//! The `f32` entries (training) are compiled here; the `f64` ones (gradient checks, reference
+//! results) are `#[inline]`, so they are compiled only by a crate that uses them and the crate's
+//! own build does not pay for a second copy of every kernel.
 
 use super::conv::{ConvDims, ConvScratch};
 use super::norm::NormDims;
@@ -31,7 +35,18 @@ macro_rules! kernel_table {
             )*
         }
         kernel_table!(@impl f32 $( fn $name($($arg: $ty),*) $(-> $ret)? => $($p)::+; )*);
-        kernel_table!(@impl f64 $( fn $name($($arg: $ty),*) $(-> $ret)? => $($p)::+; )*);
+        kernel_table!(@impl_inline f64 $( fn $name($($arg: $ty),*) $(-> $ret)? => $($p)::+; )*);
+    };
+    (@impl_inline $t:ident $( fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? => $($p:ident)::+; )*) => {
+        impl Kernels for $t {
+            $(
+                #[allow(clippy::too_many_arguments)]
+                #[inline]
+                fn $name($($arg: $ty),*) $(-> $ret)? {
+                    $($p)::+::<$t>($($arg),*)
+                }
+            )*
+        }
     };
     (@impl $t:ident $( fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? => $($p:ident)::+; )*) => {
         impl Kernels for $t {
