@@ -64,14 +64,17 @@ pub use tensor::Tensor;
 pub use threads::{num_threads, set_num_threads};
 
 /// Everything a model definition and a training loop need.
+///
+/// It exports no name of the standard prelude or of `std::path` (`Result`, `Error`, `Drop` and
+/// the parameter `Path` stay under their modules: `shaped::Result`, `shaped::layers::Drop`, …;
+/// the parameter path is `ParamPath` here).
 pub mod prelude {
     pub use crate::Sequential;
-    pub use crate::error::{Error, Result};
     pub use crate::init::Init;
     pub use crate::kernels::Elem;
-    pub use crate::layer::{Layer, Module, ParamInfo, ParamKind, Path};
+    pub use crate::layer::{Layer, Module, ParamInfo, ParamKind, Path as ParamPath};
     pub use crate::layers::{
-        BatchNorm1d, BatchNorm2d, Conv2d, Drop, Dropout, Flatten, Identity, Inverted, Keep, Linear, MaxPool2d, ReLU,
+        BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Identity, Inverted, Keep, Linear, MaxPool2d, ReLU,
         Residual, Vanilla,
     };
     pub use crate::loss::{Hinge, Logistic, Loss, SoftmaxCrossEntropy, hinge_loss, logistic_loss, softmax_loss};
