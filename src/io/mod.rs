@@ -194,7 +194,7 @@ pub fn load<E: Elem, M: Module<E>>(model: &mut M, path: impl AsRef<Path>) -> Res
 pub fn load_with<E: Elem, M: Module<E>>(model: &mut M, path: impl AsRef<Path>) -> Result<Checkpoint<E>> {
     let path = path.as_ref();
     let parsed = parse(path)?;
-    let (ckpt, staged) = validate(&parsed, &*model, true)?;
+    let (ckpt, staged) = validate(&parsed, model, true)?;
     write_model(staged, model);
     Ok(ckpt)
 }
@@ -311,7 +311,7 @@ fn check_checkpoint<E: Elem>(
     kinds: &[&str],
 ) -> Result<(Checkpoint<E>, Vec<Vec<E>>, u64)> {
     let parsed = parse(path)?;
-    let (ckpt, staged) = validate(&parsed, &*model, true)?;
+    let (ckpt, staged) = validate(&parsed, model, true)?;
     let saved = match &ckpt.optimizer {
         Some(name) => name.as_str(),
         None => {

@@ -192,7 +192,7 @@ fn load_named<E: Elem>(model: &mut dyn ParamTree<E>, path: &Path, naming: Naming
     let unused: BTreeMap<_, _> = parsed
         .tensors
         .iter()
-        .filter(|(n, _)| !used.contains(*n) && !(naming == Naming::Torch && n.ends_with("num_batches_tracked")))
+        .filter(|(n, _)| !(used.contains(*n) || naming == Naming::Torch && n.ends_with("num_batches_tracked")))
         .filter(|(n, _)| naming == Naming::Torch || !super::RESERVED_PREFIXES.iter().any(|p| n.starts_with(p)))
         .collect();
     for (name, t) in unused {
