@@ -409,7 +409,7 @@ fn garbage_files_are_errors() {
         assert_eq!(fc, before, "case {i}");
     }
     // A missing file is an I/O error naming it.
-    let err = io::load(&mut fc, &dir.join("nope.safetensors")).unwrap_err();
+    let err = io::load(&mut fc, dir.join("nope.safetensors")).unwrap_err();
     assert!(matches!(err, Error::Io { .. }) && err.to_string().contains("nope.safetensors"), "{err}");
 }
 
@@ -438,7 +438,7 @@ fn atomic_save_leaves_no_temp_files() {
     assert_eq!(dir_listing(&target_dir), ["keep"]);
 
     // A save into a missing directory fails cleanly; the previous checkpoint survives failures.
-    assert!(io::save(&a, &dir.join("no/such/dir/m.safetensors")).is_err());
+    assert!(io::save(&a, dir.join("no/such/dir/m.safetensors")).is_err());
     let mut m = Net::zeros();
     io::load(&mut m, &p).unwrap();
     assert_eq!(m, b);
