@@ -47,6 +47,7 @@ pub mod kernels;
 pub mod layer;
 pub mod layers;
 pub mod loss;
+pub mod metrics;
 pub mod models;
 pub mod optim;
 #[cfg(feature = "plot")]
