@@ -84,7 +84,7 @@ impl Augment {
     pub fn apply(&self, batch: &mut [f32], dims: [usize; 3], seed: u64, scratch: &mut Vec<f32>) -> Result<()> {
         let [c, h, w] = dims;
         let len = c * h * w;
-        if len == 0 || batch.len() % len != 0 {
+        if len == 0 || !batch.len().is_multiple_of(len) {
             return Err(Error::Shape(format!(
                 "a batch of {} values is not a whole number of {c}×{h}×{w} images",
                 batch.len()
