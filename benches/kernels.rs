@@ -90,7 +90,7 @@ fn bench_conv(c: &mut Criterion) {
 }
 
 fn bench_pool_norm(c: &mut Criterion) {
-    let d = PoolDims { planes: 100 * 5, h: 22, w: 22, p: 2, stride: 2 };
+    let d = PoolDims { planes: 100 * 5, h: 22, w: 22, p: 2, stride: 2, pad: 0 };
     let x = data(d.planes * d.h * d.w);
     let mut y = vec![0.0f32; d.planes * d.oh() * d.ow()];
     let mut arg = vec![0u32; y.len()];

@@ -33,6 +33,8 @@ pub trait Elem:
     fn exp_nonpos(self) -> Self {
         self.exp()
     }
+    /// The error function `erf(x)` (libm's, within an ulp; the exact GELU's `Φ`).
+    fn erf(self) -> Self;
 }
 
 impl Elem for f32 {
@@ -44,6 +46,10 @@ impl Elem for f32 {
     #[inline(always)]
     fn to_f64_lossy(self) -> f64 {
         self as f64
+    }
+    #[inline(always)]
+    fn erf(self) -> Self {
+        libm::erff(self)
     }
     /// Inline arithmetic (no library call, so loops over it vectorise): `1 + x = 2ᵏ(1 + f)` with
     /// `f ∈ [√½ − 1, √2 − 1]` computed exactly from `x`, then Cephes' `logf` polynomial for
@@ -99,5 +105,9 @@ impl Elem for f64 {
     #[inline(always)]
     fn to_f64_lossy(self) -> f64 {
         self
+    }
+    #[inline(always)]
+    fn erf(self) -> Self {
+        libm::erf(self)
     }
 }
