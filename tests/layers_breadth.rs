@@ -143,7 +143,10 @@ fn activations_threads_and_precision() {
     let dy = uniform::<(Dyn, Const<1000>), f32>(&mut r, Dyn(300), -1.0, 1.0);
     let x64 = Tensor::<(Dyn, Const<1000>), f64>::from_vec(x.as_slice().iter().map(|&v| v as f64).collect()).unwrap();
     let dy64 = Tensor::<(Dyn, Const<1000>), f64>::from_vec(dy.as_slice().iter().map(|&v| v as f64).collect()).unwrap();
-    fn run<L: Layer<(Dyn, Const<1000>), f32, Out = (Dyn, Const<1000>)> + Layer<(Dyn, Const<1000>), f64, Out = (Dyn, Const<1000>)>>(
+    fn run<
+        L: Layer<(Dyn, Const<1000>), f32, Out = (Dyn, Const<1000>)>
+            + Layer<(Dyn, Const<1000>), f64, Out = (Dyn, Const<1000>)>,
+    >(
         mut l: L,
         x: &Tensor<(Dyn, Const<1000>), f32>,
         dy: &Tensor<(Dyn, Const<1000>), f32>,
@@ -181,9 +184,9 @@ fn activations_threads_and_precision() {
 // ------------------------------------------------------------------------------------------------
 // Pooling
 
-/// Naive pooling with padding: max over in-bounds values (padding −∞), or the sum of in-bounds
+/// Naive pooling of `planes` planes `h×w`, window `k`, stride `s`, padding `p`: max over in-bounds values (padding −∞), or the sum of in-bounds
 /// values over `k²` (zero padding counted).
-fn naive_pool(x: &[f64], planes: usize, h: usize, w: usize, k: usize, s: usize, p: usize, max: bool) -> Vec<f64> {
+fn naive_pool(x: &[f64], [planes, h, w]: [usize; 3], [k, s, p]: [usize; 3], max: bool) -> Vec<f64> {
     let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
     let mut y = Vec::new();
     for pl in 0..planes {
@@ -235,7 +238,7 @@ fn pool_case<L: Module<f32>, const C: usize, const H: usize, const W: usize>(
     // 64 samples: enough for the kernels to split the planes over two threads
     let x = uniform::<(Dyn, Const<C>, Const<H>, Const<W>), f32>(&mut r, Dyn(64), -1.0, 1.0);
     let x64: Vec<f64> = x.as_slice().iter().map(|&v| v as f64).collect();
-    let want = naive_pool(&x64, 64 * C, H, W, k, s, p, max);
+    let want = naive_pool(&x64, [64 * C, H, W], [k, s, p], max);
     let mut results = Vec::new();
     for threads in [1, 2] {
         shaped::set_num_threads(threads);
@@ -269,8 +272,7 @@ fn global_avg_pool_is_the_plane_mean() {
     let mut r = rng(5);
     let x = uniform::<(Dyn, Const<4>, Const<5>, Const<3>), f32>(&mut r, Dyn(7), -1.0, 1.0);
     let y: Tensor<(Dyn, Const<4>), f32> = GlobalAvgPool.predict(&x);
-    let want: Vec<f64> =
-        x.as_slice().chunks(15).map(|p| p.iter().map(|&v| v as f64).sum::<f64>() / 15.0).collect();
+    let want: Vec<f64> = x.as_slice().chunks(15).map(|p| p.iter().map(|&v| v as f64).sum::<f64>() / 15.0).collect();
     assert_close(y.as_slice(), &want, 1e-6, "GlobalAvgPool");
 }
 
@@ -414,7 +416,8 @@ fn derived_model_of_the_new_layers() {
     let y: Tensor<(Dyn, Const<5>), f64> = m.predict(&x);
     assert_eq!(y.batch_size(), 3);
     let s = m.to_string();
-    for needle in ["MaxPool2d<3, 2, 1>", "AvgPool2d<2>", "GlobalAvgPool", "LayerNorm<2>", "GELU", "LeakyReLU", "LogSoftmax"]
+    for needle in
+        ["MaxPool2d<3, 2, 1>", "AvgPool2d<2>", "GlobalAvgPool", "LayerNorm<2>", "GELU", "LeakyReLU", "LogSoftmax"]
     {
         assert!(s.contains(needle), "summary lacks {needle}:\n{s}");
     }
