@@ -130,8 +130,31 @@ fn activations_match_their_formulas() {
     assert_close(dx.as_slice(), &want, 0.0, "LeakyReLU<10> backward");
     // no overflow at the ends of f32
     let big = Tensor::<(Const<1>, Const<2>), f32>::from_vec(vec![-1e30, 1e30]).unwrap();
-    assert_eq!(Sigmoid.predict(&big).as_slice(), &[0.0, 1.0]);
+    let s = Sigmoid.predict(&big);
+    assert!(s.as_slice()[0] < 1e-37 && s.as_slice()[1] == 1.0, "{:?}", s.as_slice()); // e^−87 at most
     assert_eq!(GELU.predict(&big).as_slice(), &[-0.0, 1e30]);
+}
+
+/// `f32`'s inline `erf` and `tanh` against `f64`'s over a fine grid.
+#[test]
+fn f32_erf_and_tanh_are_accurate() {
+    let (mut worst_erf, mut worst_tanh) = (0f64, 0f64);
+    for i in -120_000..=120_000 {
+        let x = i as f32 * 5e-5; // −6 … 6
+        let e = (<f32 as Elem>::erf(x) as f64 - <f64 as Elem>::erf(x as f64)).abs();
+        worst_erf = worst_erf.max(e);
+        let t64 = (x as f64).tanh();
+        let t = ((x.tanh_inline() as f64) - t64).abs() / t64.abs().max(1e-30);
+        if x != 0.0 {
+            worst_tanh = worst_tanh.max(t);
+        }
+    }
+    println!("f32 erf: max abs error {worst_erf:.2e}; tanh: max rel error {worst_tanh:.2e}");
+    assert!(worst_erf < 5e-7, "erf: {worst_erf:e}");
+    assert!(worst_tanh < 4e-7, "tanh: {worst_tanh:e}");
+    assert_eq!(<f32 as Elem>::erf(-30.0), -1.0);
+    let slope = <f32 as Elem>::erf(1e-30) / 1e-30; // relative precision near 0
+    assert!((slope / core::f32::consts::FRAC_2_SQRT_PI - 1.0).abs() < 3e-7, "{slope}");
 }
 
 /// A large batch (split over two kernel threads) gives the same values as one thread, and the
@@ -424,4 +447,42 @@ fn derived_model_of_the_new_layers() {
     let rep = check_layer(&mut m, &x, &GradCheck { max_entries: Some(40), seed: 1, ..GradCheck::default() });
     println!("Breadth: {rep}");
     assert!(rep.max_error() < TOL, "{rep}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Kernel entry points: sizes are checked before any buffer is touched
+
+fn panics_with(what: &str, f: impl FnOnce() + std::panic::UnwindSafe) {
+    let err = std::panic::catch_unwind(f).expect_err("the call must panic");
+    let msg = err.downcast_ref::<String>().cloned().or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()));
+    let msg = msg.unwrap_or_default();
+    assert!(msg.contains(what), "message {msg:?} lacks {what:?}");
+}
+
+#[test]
+fn new_kernel_entry_points_reject_bad_dims() {
+    use shaped::kernels::activation::{self, Activation, RowDims};
+    use shaped::kernels::{norm, pool};
+    let d = pool::PoolDims { planes: 2, h: 4, w: 4, p: 2, stride: 2, pad: 2 };
+    panics_with("exceeds half the window", move || pool::avg_forward(&d, &[0f32; 32], &mut [0f32; 18]));
+    panics_with("exceeds half the window", move || pool::max_forward(&d, &[0f32; 32], &mut [0f32; 18], None));
+    let d = pool::PoolDims { planes: 2, h: 4, w: 4, p: 3, stride: 2, pad: 1 };
+    panics_with("output length", move || pool::avg_forward(&d, &[0f32; 32], &mut [0f32; 7]));
+    panics_with("input length", move || pool::avg_backward(&d, &[0f32; 8], &mut [0f32; 31]));
+    panics_with("output length", move || pool::global_avg_forward(2, 16, &[0f32; 32], &mut [0f32; 3]));
+    panics_with("input length", move || pool::global_avg_backward(2, 16, &[0f32; 2], &mut [0f32; 30]));
+    panics_with("lengths differ", || activation::activation_forward(Activation::Gelu, &[0f32; 4], &mut [0f32; 3]));
+    panics_with("lengths differ", || {
+        activation::activation_backward(Activation::Tanh, &[0f32; 4], &[0f32; 4], &[0f32; 4], &mut [0f32; 5])
+    });
+    let rd = RowDims { rows: 2, d: 3 };
+    panics_with("row kernel", move || activation::softmax_forward(rd, &[0f32; 6], &mut [0f32; 5], false));
+    panics_with("row kernel", move || activation::softmax_backward(rd, &[0f32; 6], &[0f32; 7], &mut [0f32; 6], true));
+    panics_with("γ, β", || {
+        norm::layernorm_forward(2, 3, &[0f32; 6], &[1.0; 2], &[0.0; 3], 1e-5, &mut [0f32; 6], None)
+    });
+    panics_with("without a training forward pass", || {
+        let (mut g, mut b) = ([0f32; 3], [0f32; 3]);
+        norm::layernorm_backward(2, 3, &[0f32; 6], &[0f32; 6], &[1.0; 3], &[0.0; 1], &[1.0; 1], &mut g, &mut b, None)
+    });
 }

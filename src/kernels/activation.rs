@@ -17,7 +17,8 @@ pub enum Activation {
         /// The slope for `x ≤ 0`.
         slope: f64,
     },
-    /// The exact GELU, `y = x·Φ(x)` with `Φ(x) = ½(1 + erf(x/√2))` (PyTorch's `nn.GELU()`);
+    /// The exact GELU, `y = x·Φ(x)` with `Φ(x) = ½(1 + erf(x/√2))` (PyTorch's `nn.GELU()`; see
+    /// [`Elem::erf`] for its precision);
     /// `dy/dx = Φ(x) + x·φ(x)`, `φ(x) = e^(−x²/2)/√(2π)` (reads `x`).
     Gelu,
 }
@@ -45,7 +46,7 @@ impl Activation {
     pub fn f<E: Elem>(self, x: E) -> E {
         match self {
             Activation::Sigmoid => sigmoid(x),
-            Activation::Tanh => x.tanh(),
+            Activation::Tanh => x.tanh_inline(),
             Activation::LeakyReLU { slope } => leaky(x, E::lit(slope)),
             Activation::Gelu => x * phi_cdf(x),
         }
@@ -63,15 +64,12 @@ impl Activation {
     }
 }
 
-/// `1/(1 + e^−x)`, without overflow for large `|x|`.
+/// `1/(1 + e^−x)` from `e = e^−|x|` (never overflows; vectorises in `f32`).
 #[inline(always)]
 fn sigmoid<E: Elem>(x: E) -> E {
-    if x >= E::zero() {
-        E::one() / (E::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (E::one() + e)
-    }
+    let e = (-x.abs()).exp_nonpos();
+    let r = E::one() / (E::one() + e);
+    if x >= E::zero() { r } else { e * r }
 }
 
 #[inline(always)]
@@ -95,7 +93,7 @@ fn phi_cdf<E: Elem>(x: E) -> E {
 fn gelu_df<E: Elem>(x: E) -> E {
     // 1/√(2π)
     let c = E::lit(0.398_942_280_401_432_7);
-    phi_cdf(x) + x * c * (E::lit(-0.5) * x * x).exp()
+    phi_cdf(x) + x * c * (E::lit(-0.5) * x * x).exp_nonpos()
 }
 
 /// `y = f(x)` elementwise (split over the kernel threads when large).
@@ -133,7 +131,7 @@ fn act_forward_body<E: Elem, const FMA: bool>(a: Activation, x: &[E], y: &mut [E
     }
     match a {
         Activation::Sigmoid => map(x, y, |v| Activation::Sigmoid.f(v)),
-        Activation::Tanh => map(x, y, |v| v.tanh()),
+        Activation::Tanh => map(x, y, |v| v.tanh_inline()),
         Activation::LeakyReLU { slope } => {
             let s = E::lit(slope);
             map(x, y, |v| leaky(v, s))

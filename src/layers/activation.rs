@@ -87,8 +87,8 @@ pub struct LeakyReLU<const SLOPE_PER_MILLE: u32 = 10>;
 activation_layer!(LeakyReLU<const P: u32>, "LeakyReLU", Activation::LeakyReLU { slope: P as f64 / 1000.0 });
 
 /// Gaussian error linear unit, the exact form `y = x·Φ(x)`, `Φ(x) = ½(1 + erf(x/√2))`: PyTorch's
-/// `nn.GELU()` default (not the tanh approximation); `erf` is libm's, within an ulp in `f32` and
-/// `f64`. No parameters.
+/// `nn.GELU()` default (not the tanh approximation); `erf` is libm's in `f64` (within an ulp) and a
+/// vectorising rational approximation in `f32` (within 5e-7). No parameters.
 ///
 /// # Shapes
 /// - any input `S`, output `S`.
