@@ -469,13 +469,24 @@ fn layernorm_dx_body<E: Elem, const FMA: bool>(
     let count = E::lit(d as f64);
     let rows = x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(dx.chunks_exact_mut(d));
     for (((xr, gr), o), (&m, &s)) in rows.zip(mean.iter().zip(inv_std)) {
-        // Σ g and Σ g·x̂ with g = γ·dy
+        // Σ g and Σ g·x̂ with g = γ·dy, in eight independent partial sums (one chain of adds
+        // would wait on itself)
+        let (mut lg, mut lgx) = ([E::zero(); 8], [E::zero(); 8]);
+        let (cx, cg, cy) = (xr.chunks_exact(8), gamma.chunks_exact(8), gr.chunks_exact(8));
         let (mut sg, mut sgx) = (E::zero(), E::zero());
-        for ((&v, &dyv), &ga) in xr.iter().zip(gr).zip(gamma) {
-            let g = ga * dyv;
-            sg += g;
-            sgx = fmadd::<E, FMA>(g, (v - m) * s, sgx);
+        for ((&v, &dyv), &ga) in cx.remainder().iter().zip(cy.remainder()).zip(cg.remainder()) {
+            sg += ga * dyv;
+            sgx = fmadd::<E, FMA>(ga * dyv, (v - m) * s, sgx);
         }
+        for ((xc, yc), gc) in cx.zip(cy).zip(cg) {
+            for l in 0..8 {
+                let g = gc[l] * yc[l];
+                lg[l] += g;
+                lgx[l] = fmadd::<E, FMA>(g, (xc[l] - m) * s, lgx[l]);
+            }
+        }
+        let sg = lg.iter().copied().fold(sg, |a, v| a + v);
+        let sgx = lgx.iter().copied().fold(sgx, |a, v| a + v);
         let k = s / count;
         for (((o, &v), &dyv), &ga) in o.iter_mut().zip(xr).zip(gr).zip(gamma) {
             let xh = (v - m) * s;
