@@ -59,7 +59,7 @@ impl Elem for f32 {
     fn erf(self) -> Self {
         let x = self.clamp(-4.0, 4.0);
         let x2 = x * x;
-        let mut p = -2.726_142_2e-10 * x2 + 2.770_681_4e-8;
+        let mut p = -2.726_142e-10 * x2 + 2.770_681_4e-8;
         for c in [-2.101_024e-6, -5.692_506_4e-5, -7.349_906_3e-4, -2.954_600_1e-3, -1.609_603_3e-2] {
             p = p * x2 + c;
         }
@@ -79,8 +79,8 @@ impl Elem for f32 {
         let e = (-2.0 * a).exp_nonpos();
         let big = ((1.0 - e) / (1.0 + e)).copysign(self);
         let z = self * self;
-        let mut p = -5.704_988_7e-3 * z + 2.063_908_9e-2;
-        for c in [-5.373_971_6e-2, 1.333_144_2e-1, -3.333_328_2e-1] {
+        let mut p = -5.704_988_7e-3 * z + 2.063_909e-2;
+        for c in [-5.373_971_6e-2, 1.333_144_2e-1, -3.333_328e-1] {
             p = p * z + c;
         }
         let small = p * z * self + self;
