@@ -75,8 +75,8 @@ pub mod prelude {
     pub use crate::kernels::Elem;
     pub use crate::layer::{Layer, Module, ParamInfo, ParamKind, Path as ParamPath};
     pub use crate::layers::{
-        BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Identity, Inverted, Keep, Linear, MaxPool2d, ReLU,
-        Residual, Vanilla,
+        AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, GELU, GlobalAvgPool, Identity, Inverted, Keep,
+        LayerNorm, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, Residual, Sigmoid, Softmax, Tanh, Vanilla,
     };
     pub use crate::loss::{Hinge, Logistic, Loss, SoftmaxCrossEntropy, hinge_loss, logistic_loss, softmax_loss};
     pub use crate::optim::{Adam, AnyOptimizer, Optimizer, RmsProp, Sgd, SgdMomentum, UpdateRule};

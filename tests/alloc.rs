@@ -15,6 +15,32 @@ use shaped::step::TrainStep;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// The issue-17 elementwise layers and layer norm in an MLP.
+#[derive(Sequential)]
+#[sequential(input = (784,))]
+struct Breadth {
+    fc1: Linear<784, 32>,
+    ln: LayerNorm<32>,
+    gelu: GELU,
+    fc2: Linear<32, 16>,
+    tanh: Tanh,
+    sig: Sigmoid,
+    leaky: LeakyReLU,
+    fc3: Linear<16, 10>,
+    out: LogSoftmax,
+}
+
+/// The issue-17 pooling layers in a small CNN.
+#[derive(Sequential)]
+#[sequential(input = (1, 28, 28))]
+struct BreadthCnn {
+    conv: Conv2d<1, 4, 3, 1, 1>,
+    pool: MaxPool2d<2, 2, 1>,
+    avg: AvgPool2d<3>,
+    gap: GlobalAvgPool,
+    fc: Linear<4, 10>,
+}
+
 struct Counting;
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
@@ -87,7 +113,7 @@ fn training_steps_do_not_allocate() {
     shaped::set_num_threads(1);
 }
 
-fn cases() -> [(&'static str, usize); 5] {
+fn cases() -> [(&'static str, usize); 7] {
     let bin = synthetic::binary20(1, 100);
     let img = synthetic::random_images(1, 100, &[1, 28, 28], 10);
     let flat = synthetic::random_images(1, 100, &[784], 10);
@@ -118,6 +144,24 @@ fn cases() -> [(&'static str, usize); 5] {
         (
             "4b",
             steady_state_allocs::<(Dyn, Const<1>, Const<28>, Const<28>), CnnBn, _>(
+                UpdateRule::Adam,
+                0.0,
+                SoftmaxCrossEntropy::<10>,
+                img.clone(),
+            ),
+        ),
+        (
+            "MLP with LayerNorm, GELU, Tanh, Sigmoid, LeakyReLU, LogSoftmax",
+            steady_state_allocs::<(Dyn, Const<784>), Breadth, _>(
+                UpdateRule::Adam,
+                0.0,
+                SoftmaxCrossEntropy::<10>,
+                synthetic::random_images(1, 100, &[784], 10),
+            ),
+        ),
+        (
+            "CNN with padded MaxPool2d, AvgPool2d, GlobalAvgPool",
+            steady_state_allocs::<(Dyn, Const<1>, Const<28>, Const<28>), BreadthCnn, _>(
                 UpdateRule::Adam,
                 0.0,
                 SoftmaxCrossEntropy::<10>,
