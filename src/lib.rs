@@ -41,6 +41,7 @@ extern crate self as shaped;
 pub mod data;
 pub mod error;
 pub mod gradcheck;
+pub mod guide;
 pub mod init;
 pub mod io;
 pub mod kernels;
