@@ -303,6 +303,8 @@ fn global_avg_pool_is_the_plane_mean() {
 fn pooling_names_and_shapes() {
     assert_eq!(<MaxPool2d<3, 2, 1> as Module<f32>>::type_name(), "MaxPool2d<3, 2, 1>");
     assert_eq!(<MaxPool2d<2> as Module<f32>>::type_name(), "MaxPool2d<2>");
+    assert_eq!(<LeakyReLU as Module<f32>>::type_name(), "LeakyReLU<10>");
+    assert_eq!(<LeakyReLU<200> as Module<f32>>::type_name(), "LeakyReLU<200>");
     assert_eq!(<AvgPool2d<2> as Module<f32>>::type_name(), "AvgPool2d<2>");
     assert_eq!(<AvgPool2d<3, 2, 1> as Module<f32>>::type_name(), "AvgPool2d<3, 2, 1>");
     // by hand, with the output type written out (checked at build)

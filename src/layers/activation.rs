@@ -34,6 +34,12 @@ macro_rules! activation_layer {
                 $ty
             }
             no_params!(E);
+            $(
+                /// The name with its parameter, e.g. `LeakyReLU<200>`.
+                fn type_name() -> String {
+                    format!(concat!($name, "<{}>"), $c)
+                }
+            )?
 
             fn forward_raw(&self, x: Act<'_, E>, y: &mut [E]) {
                 forward::<E, Self>($act, x, y)
