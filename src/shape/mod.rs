@@ -11,10 +11,12 @@
 
 use core::fmt::Debug;
 
+mod check;
 mod msg;
 mod rule;
+pub use check::{AT_INPUT, AT_NONE, Checked, expect, out_extents};
 pub use msg::{MSG_CAPACITY, Msg};
-pub use rule::{AT_INPUT, AT_NONE, Checked, Extents, Field, Rule, SeqRule, apply, describe, expect, out_extents};
+pub use rule::{Extents, Field, Rule, SeqRule, apply, describe};
 
 /// A static dimension of extent `N`; prints as `Const<N>` in compiler messages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
