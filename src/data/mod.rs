@@ -9,6 +9,7 @@ pub mod cifar;
 pub mod csv;
 pub mod idx;
 pub mod synthetic;
+mod targets;
 
 pub use cifar::{load_cifar10_dir, read_cifar_batch};
 pub use csv::{binary20_splits, read_csv};
@@ -17,6 +18,7 @@ pub use idx::{
     read_idx_images, read_idx_labels,
 };
 pub use synthetic::{binary20, random_images};
+pub use targets::{Holdout, Targets};
 
 use std::fmt;
 use std::ops::Range;
@@ -25,56 +27,6 @@ use crate::error::{Error, Result};
 use crate::loss::TargetKind;
 use crate::shape::{Dyn, Shape};
 use crate::tensor::Tensor;
-
-/// What a data set's samples are labelled with.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Targets {
-    /// One class index per sample (classification; [`Dataset::new`]).
-    Classes(Vec<usize>),
-    /// `width` real values per sample, row-major (regression, multi-label; [`Dataset::regression`]).
-    Values(Vec<f32>, usize),
-}
-
-impl Targets {
-    /// Which kind of targets these are.
-    pub fn kind(&self) -> TargetKind {
-        match self {
-            Targets::Classes(_) => TargetKind::Classes,
-            Targets::Values(..) => TargetKind::Values,
-        }
-    }
-
-    /// Values per sample: 1 for class labels, the width for values.
-    pub fn width(&self) -> usize {
-        match self {
-            Targets::Classes(_) => 1,
-            Targets::Values(_, w) => *w,
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Targets::Classes(y) => y.len(),
-            Targets::Values(v, w) => v.len() / (*w).max(1),
-        }
-    }
-
-    /// The targets of the samples `idx`, in that order.
-    fn pick(&self, idx: impl Iterator<Item = usize>) -> Targets {
-        match self {
-            Targets::Classes(y) => Targets::Classes(idx.map(|i| y[i]).collect()),
-            Targets::Values(v, w) => Targets::Values(idx.flat_map(|i| v[i * w..(i + 1) * w].iter().copied()).collect(), *w),
-        }
-    }
-
-    /// Splits off the targets of samples `n..`.
-    fn split_off(&mut self, n: usize) -> Targets {
-        match self {
-            Targets::Classes(y) => Targets::Classes(y.split_off(n)),
-            Targets::Values(v, w) => Targets::Values(v.split_off(n * *w), *w),
-        }
-    }
-}
 
 /// In-memory data set: `len` samples, each `sample_len` f32 features (row-major, e.g. C*H*W
 /// pixels), with [`Targets`]: class indices ([`Dataset::new`]) or real values
@@ -338,6 +290,34 @@ impl Dataset {
         let val = self.len() / fraction_den;
         let n = self.len() - val;
         self.split_at(n)
+    }
+
+    /// A seeded, shuffled split: holds out `val` samples (a fraction of `len()`, rounded down, or a
+    /// count) chosen uniformly at random by a generator seeded with `seed`, and returns
+    /// `(train, val)`. The two are disjoint and cover the data set; each keeps the original order
+    /// of its samples. The same seed gives the same split.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for a fraction outside `[0, 1]` or a count above `len()`.
+    pub fn split_shuffled(&self, val: impl Into<Holdout>, seed: u64) -> Result<(Dataset, Dataset)> {
+        use rand::SeedableRng;
+        let n = self.len();
+        let k = match val.into() {
+            Holdout::Fraction(f) if (0.0..=1.0).contains(&f) => ((n as f64) * f).floor() as usize,
+            Holdout::Count(c) if c <= n => c,
+            Holdout::Fraction(f) => {
+                return Err(Error::Shape(format!("a validation fraction of {f} is not within [0, 1]")));
+            }
+            Holdout::Count(c) => {
+                return Err(Error::Shape(format!("cannot hold out {c} samples of a data set of {n}")));
+            }
+        };
+        let mut order = Vec::new();
+        shuffle_order(&mut order, n, &mut rand::rngs::StdRng::seed_from_u64(seed));
+        let (val_idx, train_idx) = order.split_at_mut(k);
+        val_idx.sort_unstable();
+        train_idx.sort_unstable();
+        Ok((self.subset(train_idx), self.subset(val_idx)))
     }
 
     /// A 64-bit digest of the content: sample dimensions, classes, every feature's bits and every
