@@ -6,7 +6,7 @@
 //! | [`Constant`] | `lr` | never |
 //! | [`StepDecay`] | `lr·γ^⌊(k−1)/every⌋` | per epoch |
 //! | [`Exponential`] | `lr·γ^(k−1)` (what [`Solver::lr_decay`](crate::solver::Solver::lr_decay) sets) | per epoch |
-//! | [`WarmupCosine`] | `lr·(t+1)/w` for `t < w`, then `min + (lr − min)·½(1 + cos(π·(t−w)/(T−w)))` with `T` the run's steps | per step |
+//! | [`WarmupCosine`] | `lr·(t+1)/w` for `t < w`, then `min + (lr − min)·½(1 + cos(π·(t−w)/(T−w)))` with `T` the steps of its `epochs` (default: the run's) | per step |
 //!
 //! The powers are repeated `f32` multiplications (`lr` multiplied `k−1` times by `γ`), the
 //! arithmetic of the solver's earlier per-epoch decay, so a resumed run recomputes the same rates
@@ -51,6 +51,11 @@ pub trait Schedule: Send + Sync + Debug {
     /// The schedule and its parameters in words (`"exponential(gamma=0.95)"`): what a resumable
     /// checkpoint records, so that a resume with another schedule is refused.
     fn describe(&self) -> String;
+    /// Whether the rates depend on the run's number of epochs (a cosine spanning the run): a
+    /// resumed run must then keep that number, which its checkpoint records.
+    fn depends_on_epochs(&self) -> bool {
+        false
+    }
 }
 
 /// `base · γⁿ` as `n` repeated `f32` multiplications.
@@ -110,19 +115,24 @@ impl Schedule for Exponential {
 }
 
 /// Linear warm-up over `warmup` steps (`lr·(t+1)/warmup`), then cosine annealing from `lr` to
-/// `min_lr` over the rest of the run's steps; per step.
+/// `min_lr` over the rest of the steps of `epochs` epochs (the run's by default), then `min_lr`;
+/// per step.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WarmupCosine {
     /// Warm-up steps (0: none).
     pub warmup: usize,
-    /// The rate at the end of the run.
+    /// The rate at the end of the cosine.
     pub min_lr: f32,
+    /// The epochs the warm-up and cosine span; `None`: the run's
+    /// ([`Solver::epochs`](crate::solver::Solver::epochs)), so that a run cannot be extended by a
+    /// resume (its rates would change), while a fixed number allows it.
+    pub epochs: Option<usize>,
 }
 
 impl WarmupCosine {
-    /// `warmup` warm-up steps, annealing to 0.
+    /// `warmup` warm-up steps, annealing to 0 at the end of the run.
     pub fn new(warmup: usize) -> Self {
-        WarmupCosine { warmup, min_lr: 0.0 }
+        WarmupCosine { warmup, min_lr: 0.0, epochs: None }
     }
 }
 
@@ -132,7 +142,8 @@ impl Schedule for WarmupCosine {
         if t < self.warmup {
             return (f64::from(base) * (t + 1) as f64 / self.warmup as f64) as f32;
         }
-        let span = at.total_steps().saturating_sub(self.warmup).max(1);
+        let total = self.epochs.map_or(at.total_steps(), |e| e * at.steps_per_epoch);
+        let span = total.saturating_sub(self.warmup).max(1);
         let frac = ((t - self.warmup) as f64 / span as f64).min(1.0);
         let (b, m) = (f64::from(base), f64::from(self.min_lr));
         (m + (b - m) * 0.5 * (1.0 + (core::f64::consts::PI * frac).cos())) as f32
@@ -141,6 +152,10 @@ impl Schedule for WarmupCosine {
         true
     }
     fn describe(&self) -> String {
-        format!("warmup_cosine(warmup={}, min_lr={})", self.warmup, self.min_lr)
+        let epochs = self.epochs.map_or_else(|| "run".to_string(), |e| e.to_string());
+        format!("warmup_cosine(warmup={}, min_lr={}, epochs={epochs})", self.warmup, self.min_lr)
+    }
+    fn depends_on_epochs(&self) -> bool {
+        self.epochs.is_none()
     }
 }

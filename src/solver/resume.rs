@@ -63,7 +63,11 @@ impl Solver {
             Fact::new(RESUME_RULE, "update rule", self.rule.name().to_string()),
             Fact::new(RESUME_LR0, "learning rate", self.lr.to_string()),
             Fact::new(RESUME_DECAY, "learning-rate decay", self.lr_decay.to_string()),
-            Fact::new(RESUME_SCHEDULE, "learning-rate schedule", self.schedule_in_effect().describe()),
+            Fact::new(RESUME_SCHEDULE, "learning-rate schedule", {
+                let s = self.schedule_in_effect();
+                let over = if s.depends_on_epochs() { format!(" over {} epochs", self.epochs) } else { String::new() };
+                format!("{}{over}", s.describe())
+            }),
             Fact::new(RESUME_OPTIM, "optimizer hyper-parameters", self.optim.describe(self.rule)),
             Fact::new(
                 RESUME_CLIP,
