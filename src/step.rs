@@ -92,12 +92,26 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     }
 
     /// Trains `model` on a batch already in a tensor: `x` (its batch size is the batch's) with the
-    /// targets the loss takes (class or 0/1 labels, or one value per output), learning rate `lr`;
-    /// returns the loss as [`TrainStep::step`] does. For batches prepared once (with [`Dataset::batch`]) outside the timed or hot loop: the
+    /// class or 0/1 labels `labels`, learning rate `lr`; returns the loss as [`TrainStep::step`]
+    /// does. For batches prepared once (with [`Dataset::batch`]) outside the timed or hot loop: the
     /// copy of the examples out of the data set is then not part of the step. Labels that do not
     /// match the batch size or the model's classes are an error, and so is a non-finite loss; the
-    /// parameters are then unchanged.
+    /// parameters are then unchanged. A loss on real-valued targets takes them through
+    /// [`TrainStep::step_targets`] (here it finds no values and returns an error).
     pub fn step_batch<L: Loss<M::Out, f32>>(
+        &mut self,
+        model: &mut M,
+        loss: &L,
+        x: &Tensor<S, f32>,
+        labels: &[usize],
+        lr: f32,
+    ) -> Result<f32> {
+        self.pooled(|s| s.run(model, loss, Some((x, L::Target::pick(labels, &[]))), lr))
+    }
+
+    /// [`TrainStep::step_batch`] with the targets the loss takes: class labels, or one value per
+    /// model output (a batch from [`Dataset::batch_values`]).
+    pub fn step_targets<L: Loss<M::Out, f32>>(
         &mut self,
         model: &mut M,
         loss: &L,

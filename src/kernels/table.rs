@@ -93,6 +93,8 @@ kernel_table! {
     fn k_rmsprop_update(w: &mut [Self], dw: &[Self], c: &mut [Self], lr: Self, rho: Self, eps: Self, reg: Self) => super::rmsprop_update;
     /// `super::adam_update`.
     fn k_adam_update(w: &mut [Self], dw: &[Self], m: &mut [Self], v: &mut [Self], lr: Self, b1: Self, b2: Self, eps: Self, c1: Self, c2: Self, reg: Self) => super::adam_update;
+    /// `super::adamw_update`.
+    fn k_adamw_update(w: &mut [Self], dw: &[Self], m: &mut [Self], v: &mut [Self], lr: Self, b1: Self, b2: Self, eps: Self, c1: Self, c2: Self, reg: Self, keep: Self) => super::adamw_update;
     /// [`conv::forward`].
     fn k_conv_forward(d: &ConvDims, x: &[Self], w: &[Self], bias: Option<&[Self]>, y: &mut [Self], scratch: &mut ConvScratch<Self>) => conv::forward;
     /// [`conv::backward`].

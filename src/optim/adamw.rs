@@ -6,7 +6,9 @@ use crate::layer::Module;
 use core::fmt;
 
 /// AdamW (Loshchilov & Hutter; PyTorch's `torch.optim.AdamW`): decoupled weight decay
-/// `w −= lr·λ·w` (as `w *= 1 − lr·λ`), then [`Adam`]'s step on the gradient alone. The decay
+/// `w −= lr·λ·w` (as `w *= 1 − lr·λ`), then [`Adam`]'s step on the gradient alone (plus the L2
+/// term `reg·w` of [`Optimizer::step_l2`], read before the decay, as a gradient computed before
+/// the step would be). The decay
 /// applies to weights ([`ParamKind::regularised`](crate::ParamKind::regularised)), not to biases
 /// or normalisation parameters (PyTorch decays every parameter of a group unless told otherwise).
 pub struct AdamW<M, E: Elem = f32> {
@@ -59,12 +61,8 @@ impl<M: Module<E>, E: Elem> Optimizer<M, E> for AdamW<M, E> {
         let (c1, c2) = (E::one() - b1.powi(t), E::one() - b2.powi(t));
         let keep = E::one() - lr * self.weight_decay;
         a.state.update(model, grads, &ADAM_KINDS, reg, |w, dw, [m, v], r, decays| {
-            if decays {
-                for w in w.iter_mut() {
-                    *w = *w * keep;
-                }
-            }
-            E::k_adam_update(w, dw, m, v, lr, b1, b2, eps, c1, c2, r);
+            let keep = if decays { keep } else { E::one() };
+            E::k_adamw_update(w, dw, m, v, lr, b1, b2, eps, c1, c2, r, keep);
         });
     }
     fn name(&self) -> &'static str {
