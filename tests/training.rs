@@ -274,5 +274,11 @@ fn a_resumed_regression_run_with_adamw_cosine_and_clipping_is_bit_identical() {
         let e = s.epochs(4).resume_from(&last).train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &train, &val).unwrap_err();
         assert!(e.to_string().contains(phrase), "{e}");
     }
+    // A cosine spanning the run's epochs cannot be extended by a resume: its rates would change.
+    let spanning = solver.clone().schedule(WarmupCosine::new(5));
+    let mut m = Linear::<2, 1>::zeros();
+    spanning.clone().epochs(2).last_checkpoint(&last).train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &train, &val).unwrap();
+    let e = spanning.epochs(4).resume_from(&last).train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &train, &val).unwrap_err();
+    assert!(e.to_string().contains("over 2 epochs in the checkpoint"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
