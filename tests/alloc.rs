@@ -90,10 +90,8 @@ fn regression_allocs() -> usize {
     for b in [&full, &short] {
         step.step(&mut model, &shaped::loss::Mse, &data, b, 1e-3).unwrap();
     }
-    let prepared = [
-        data.batch_values::<(Dyn, Const<20>)>(&full).unwrap(),
-        data.batch_values::<(Dyn, Const<20>)>(&short).unwrap(),
-    ];
+    let prepared =
+        [data.batch_values::<(Dyn, Const<20>)>(&full).unwrap(), data.batch_values::<(Dyn, Const<20>)>(&short).unwrap()];
     let before = ALLOCS.load(Ordering::Relaxed);
     for i in 0..6 {
         let b = if i % 3 == 2 { &short } else { &full };

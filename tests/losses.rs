@@ -4,6 +4,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use shaped::Error;
 use shaped::data::{Dataset, Targets};
 use shaped::gradcheck::{numeric_gradient, rel_error};
 use shaped::loss::{BceWithLogits, Huber, L1, Loss, Mse, TargetKind};
@@ -119,7 +120,10 @@ fn regression_data_sets_hold_values_with_checked_lengths() {
     assert_eq!((sub.features(), sub.values()), (&[5.0, 6.0, 1.0, 2.0][..], &[2.0, 0.5][..]));
     let (a, b) = ds.clone().split_at(1);
     assert_eq!((a.values(), b.values()), (&[0.5][..], &[-1.0, 2.0][..]));
-    assert_ne!(ds.digest(), Dataset::regression(ds.features().to_vec(), vec![0.5, -1.0, 2.5], &[2], 1).unwrap().digest());
+    assert_ne!(
+        ds.digest(),
+        Dataset::regression(ds.features().to_vec(), vec![0.5, -1.0, 2.5], &[2], 1).unwrap().digest()
+    );
     let w2 = Dataset::regression(vec![0.0; 4], vec![1.0, 2.0, 3.0, 4.0], &[2], 2).unwrap();
     assert_eq!((w2.len(), w2.target_width()), (2, 2));
     let (x, y) = w2.batch_values::<(Dyn, Const<2>)>(&[1]).unwrap();
@@ -178,12 +182,19 @@ fn data_of_the_wrong_kind_or_width_is_refused_before_training_naming_loss_and_da
     let e = Solver::new().train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &cls2, &reg).unwrap_err();
     assert!(matches!(&e, Error::Label(_)), "{e}");
     let e = e.to_string();
-    assert!(e.contains("MSE") && e.contains("training") && e.contains("real-valued targets") && e.contains("class labels"), "{e}");
+    assert!(
+        e.contains("MSE") && e.contains("training") && e.contains("real-valued targets") && e.contains("class labels"),
+        "{e}"
+    );
     let e = Solver::new().train::<(Dyn, Const<2>), _, _>(&mut m, &Logistic, &reg, &reg).unwrap_err().to_string();
     assert!(e.contains("logistic") && e.contains("needs class labels"), "{e}");
     let wide = Dataset::regression(vec![0.0; 20], vec![0.0; 20], &[2], 2).unwrap();
-    let e = Solver::new().train::<(Dyn, Const<2>), _, _>(&mut m, &Huber::default(), &reg, &wide).unwrap_err().to_string();
-    assert!(e.contains("Huber") && e.contains("validation") && e.contains("1 per sample") && e.contains("holds 2"), "{e}");
+    let e =
+        Solver::new().train::<(Dyn, Const<2>), _, _>(&mut m, &Huber::default(), &reg, &wide).unwrap_err().to_string();
+    assert!(
+        e.contains("Huber") && e.contains("validation") && e.contains("1 per sample") && e.contains("holds 2"),
+        "{e}"
+    );
     assert_eq!(m.weight.as_slice(), &before[..], "nothing was trained");
     assert_eq!(TargetKind::Values.describe(), "real-valued targets");
 }

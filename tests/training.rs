@@ -83,7 +83,8 @@ fn nesterov_momentum_matches_hand_computed_values() {
 
 #[test]
 fn with_config_sets_every_hyper_parameter() {
-    let c = OptimConfig { momentum: 0.5, nesterov: true, rho: 0.9, beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0.1 };
+    let c =
+        OptimConfig { momentum: 0.5, nesterov: true, rho: 0.9, beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0.1 };
     let any = |r| AnyOptimizer::<Fc, f64>::with_config(r, &c);
     match any(UpdateRule::SgdMomentum) {
         AnyOptimizer::SgdMomentum(o) => assert_eq!((o.momentum, o.nesterov), (0.5, true)),
@@ -98,11 +99,16 @@ fn with_config_sets_every_hyper_parameter() {
         o => panic!("{o:?}"),
     }
     match any(UpdateRule::AdamW) {
-        AnyOptimizer::AdamW(o) => assert_eq!((o.adam.beta1, o.adam.beta2, o.adam.eps, o.weight_decay), (0.8, 0.99, 1e-6, 0.1)),
+        AnyOptimizer::AdamW(o) => {
+            assert_eq!((o.adam.beta1, o.adam.beta2, o.adam.eps, o.weight_decay), (0.8, 0.99, 1e-6, 0.1))
+        }
         o => panic!("{o:?}"),
     }
     assert_eq!(c.describe(UpdateRule::AdamW), "beta1=0.8 beta2=0.99 eps=0.000001 weight_decay=0.1");
-    assert_eq!(AnyOptimizer::<Fc, f64>::new(UpdateRule::Adam), AnyOptimizer::with_config(UpdateRule::Adam, &OptimConfig::default()));
+    assert_eq!(
+        AnyOptimizer::<Fc, f64>::new(UpdateRule::Adam),
+        AnyOptimizer::with_config(UpdateRule::Adam, &OptimConfig::default())
+    );
 }
 
 fn at(epoch: usize, step: usize) -> Progress {
@@ -128,9 +134,15 @@ fn schedules_give_their_rates() {
     assert!((1..20).all(|t| t <= 4 || lr(t) < lr(t - 1)), "decreasing after warm-up");
     let floor = WarmupCosine { warmup: 0, min_lr: 0.1, epochs: None };
     let fixed = WarmupCosine { epochs: Some(1), ..WarmupCosine::new(4) };
-    assert_eq!((fixed.lr(0.8, &at(1, 7)), fixed.lr(0.8, &at(2, 5))), (c.lr(0.8, &Progress { epochs: 1, ..at(1, 7) }), 0.0));
+    assert_eq!(
+        (fixed.lr(0.8, &at(1, 7)), fixed.lr(0.8, &at(2, 5))),
+        (c.lr(0.8, &Progress { epochs: 1, ..at(1, 7) }), 0.0)
+    );
     assert!(c.depends_on_epochs() && !fixed.depends_on_epochs());
-    assert!((floor.lr(1.0, &at(2, 9)) - (0.1 + 0.9 * 0.5 * (1.0 + (std::f32::consts::PI * 19.0 / 20.0).cos()))).abs() < 1e-6);
+    assert!(
+        (floor.lr(1.0, &at(2, 9)) - (0.1 + 0.9 * 0.5 * (1.0 + (std::f32::consts::PI * 19.0 / 20.0).cos()))).abs()
+            < 1e-6
+    );
     assert_eq!(e.describe(), "exponential(gamma=0.5)");
 }
 
@@ -149,7 +161,13 @@ fn lr_decay_is_the_exponential_schedule_bit_for_bit() {
     let (train, val) = synthetic::binary20(2, 300).split_at(200);
     let go = |s: Solver| {
         let mut m = fresh();
-        let h = s.rule(UpdateRule::SgdMomentum).lr(0.3).epochs(4).batch_size(25).train::<(Dyn, Const<20>), _, _>(&mut m, &Logistic, &train, &val).unwrap();
+        let h = s
+            .rule(UpdateRule::SgdMomentum)
+            .lr(0.3)
+            .epochs(4)
+            .batch_size(25)
+            .train::<(Dyn, Const<20>), _, _>(&mut m, &Logistic, &train, &val)
+            .unwrap();
         (h, bits(&m))
     };
     let (a, pa) = go(Solver::new().lr_decay(0.7));
@@ -177,7 +195,13 @@ fn a_clipped_step_equals_a_step_with_the_scaled_gradient() {
     let moved: f32 = p.weight.as_slice().iter().zip(q.weight.as_slice()).map(|(x, y)| (x - y).powi(2)).sum::<f32>()
         + (p.bias.as_slice()[0] - q.bias.as_slice()[0]).powi(2);
     assert!((moved.sqrt() - lr * max).abs() < 1e-3 * lr * max, "the step has length lr·max: {}", moved.sqrt());
-    for (x, y) in clipped.weight.as_slice().iter().chain(clipped.bias.as_slice()).zip(scaled.weight.as_slice().iter().chain(scaled.bias.as_slice())) {
+    for (x, y) in clipped
+        .weight
+        .as_slice()
+        .iter()
+        .chain(clipped.bias.as_slice())
+        .zip(scaled.weight.as_slice().iter().chain(scaled.bias.as_slice()))
+    {
         assert!((x - y).abs() <= 1e-6 * (1.0 + y.abs()), "{x} vs {y}");
     }
 }
@@ -253,7 +277,12 @@ fn a_resumed_regression_run_with_adamw_cosine_and_clipping_is_bit_identical() {
     let hf = solver.clone().epochs(4).train::<(Dyn, Const<2>), _, _>(&mut full, &Mse, &train, &val).unwrap();
     let last = dir.join("run.last.safetensors");
     let mut part = Linear::<2, 1>::zeros();
-    solver.clone().epochs(2).last_checkpoint(&last).train::<(Dyn, Const<2>), _, _>(&mut part, &Mse, &train, &val).unwrap();
+    solver
+        .clone()
+        .epochs(2)
+        .last_checkpoint(&last)
+        .train::<(Dyn, Const<2>), _, _>(&mut part, &Mse, &train, &val)
+        .unwrap();
     let mut resumed = Linear::<2, 1>::zeros();
     let hr = solver
         .clone()
@@ -267,7 +296,10 @@ fn a_resumed_regression_run_with_adamw_cosine_and_clipping_is_bit_identical() {
     // Other hyper-parameters, schedule or clipping: refused, naming what differs.
     for (s, phrase) in [
         (solver.clone().optim(OptimConfig::default()), "optimizer hyper-parameters: beta1=0.85"),
-        (solver.clone().schedule(WarmupCosine::new(5)), "learning-rate schedule: warmup_cosine(warmup=5, min_lr=0, epochs=4) in the checkpoint, warmup_cosine(warmup=5, min_lr=0, epochs=run) over 4 epochs in this run"),
+        (
+            solver.clone().schedule(WarmupCosine::new(5)),
+            "learning-rate schedule: warmup_cosine(warmup=5, min_lr=0, epochs=4) in the checkpoint, warmup_cosine(warmup=5, min_lr=0, epochs=run) over 4 epochs in this run",
+        ),
         (solver.clone().clip_grad_norm(2.0), "gradient clipping (max norm): 1 in the checkpoint, 2 in this run"),
     ] {
         let mut m = Linear::<2, 1>::zeros();
@@ -277,8 +309,14 @@ fn a_resumed_regression_run_with_adamw_cosine_and_clipping_is_bit_identical() {
     // A cosine spanning the run's epochs cannot be extended by a resume: its rates would change.
     let spanning = solver.clone().schedule(WarmupCosine::new(5));
     let mut m = Linear::<2, 1>::zeros();
-    spanning.clone().epochs(2).last_checkpoint(&last).train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &train, &val).unwrap();
-    let e = spanning.epochs(4).resume_from(&last).train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &train, &val).unwrap_err();
+    spanning
+        .clone()
+        .epochs(2)
+        .last_checkpoint(&last)
+        .train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &train, &val)
+        .unwrap();
+    let e =
+        spanning.epochs(4).resume_from(&last).train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &train, &val).unwrap_err();
     assert!(e.to_string().contains("over 2 epochs in the checkpoint"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

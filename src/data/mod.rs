@@ -85,7 +85,7 @@ impl Dataset {
     /// do not make that many samples of shape `sample_dims`, or a feature or value is NaN or
     /// infinite.
     pub fn regression(x: Vec<f32>, values: Vec<f32>, sample_dims: &[usize], width: usize) -> Result<Self> {
-        if width == 0 || values.len() % width != 0 {
+        if width == 0 || !values.len().is_multiple_of(width) {
             return Err(Error::Shape(format!(
                 "{} target values do not make whole samples of {width} values each",
                 values.len()

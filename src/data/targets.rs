@@ -6,9 +6,9 @@ use crate::loss::TargetKind;
 /// What a data set's samples are labelled with.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Targets {
-    /// One class index per sample (classification; [`Dataset::new`]).
+    /// One class index per sample (classification; [`Dataset::new`](super::Dataset::new)).
     Classes(Vec<usize>),
-    /// `width` real values per sample, row-major (regression, multi-label; [`Dataset::regression`]).
+    /// `width` real values per sample, row-major (regression, multi-label; [`Dataset::regression`](super::Dataset::regression)).
     Values(Vec<f32>, usize),
 }
 
@@ -40,7 +40,9 @@ impl Targets {
     pub(super) fn pick(&self, idx: impl Iterator<Item = usize>) -> Targets {
         match self {
             Targets::Classes(y) => Targets::Classes(idx.map(|i| y[i]).collect()),
-            Targets::Values(v, w) => Targets::Values(idx.flat_map(|i| v[i * w..(i + 1) * w].iter().copied()).collect(), *w),
+            Targets::Values(v, w) => {
+                Targets::Values(idx.flat_map(|i| v[i * w..(i + 1) * w].iter().copied()).collect(), *w)
+            }
         }
     }
 
@@ -53,7 +55,7 @@ impl Targets {
     }
 }
 
-/// How many samples [`Dataset::split_shuffled`] holds out: a fraction (`0.1`) or a count (`500`).
+/// How many samples [`Dataset::split_shuffled`](super::Dataset::split_shuffled) holds out: a fraction (`0.1`) or a count (`500`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Holdout {
     /// This fraction of the samples, rounded down.
@@ -73,4 +75,3 @@ impl From<usize> for Holdout {
         Holdout::Count(c)
     }
 }
-

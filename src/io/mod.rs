@@ -298,7 +298,7 @@ fn check_checkpoint<E: Elem>(
     kinds: &[&str],
 ) -> Result<(Checkpoint<E>, Vec<Vec<E>>, u64)> {
     let parsed = parse(path)?;
-    let (ckpt, staged) = validate(&parsed, &*model, true)?;
+    let (ckpt, staged) = validate(&parsed, model, true)?;
     let saved = match &ckpt.optimizer {
         Some(name) => name.as_str(),
         None => {

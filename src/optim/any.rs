@@ -147,9 +147,7 @@ impl<M, E: Elem> AnyOptimizer<M, E> {
             }),
             UpdateRule::RmsProp => AnyOptimizer::RmsProp(RmsProp::with(l(c.rho), l(c.eps))),
             UpdateRule::Adam => AnyOptimizer::Adam(Adam::with(l(c.beta1), l(c.beta2), l(c.eps))),
-            UpdateRule::AdamW => {
-                AnyOptimizer::AdamW(AdamW::with(l(c.beta1), l(c.beta2), l(c.eps), l(c.weight_decay)))
-            }
+            UpdateRule::AdamW => AnyOptimizer::AdamW(AdamW::with(l(c.beta1), l(c.beta2), l(c.eps), l(c.weight_decay))),
         }
     }
 
@@ -189,7 +187,15 @@ pub struct OptimConfig {
 
 impl Default for OptimConfig {
     fn default() -> Self {
-        OptimConfig { momentum: 0.9, nesterov: false, rho: 0.99, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-2 }
+        OptimConfig {
+            momentum: 0.9,
+            nesterov: false,
+            rho: 0.99,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 1e-2,
+        }
     }
 }
 

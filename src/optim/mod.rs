@@ -62,7 +62,7 @@ pub trait Optimizer<M: Module<E>, E: Elem> {
     /// parameters and without writing into `grads`.
     fn step_l2(&mut self, model: &mut M, grads: &M, lr: E, reg: E);
 
-    /// The rule's name as accepted by [`UpdateRule::from_str`] (`"adam"`).
+    /// The rule's name as accepted by [`UpdateRule::from_str`](core::str::FromStr::from_str) (`"adam"`).
     fn name(&self) -> &'static str;
 
     /// The kinds of per-parameter state this rule keeps (`["m", "v"]` for Adam, none for SGD).
@@ -517,4 +517,3 @@ impl<M: Module<E>, E: Elem> Optimizer<M, E> for Adam<M, E> {
     }
     delegate_state!(ADAM_KINDS);
 }
-

@@ -4,7 +4,7 @@
 //!
 //! # Classification and regression
 //!
-//! The loss's [`Target`](crate::loss::Target) decides what the solver measures. With class labels
+//! The loss's [`Target`] decides what the solver measures. With class labels
 //! it reports the accuracy on the training sample and the validation set after each epoch, and the
 //! *best epoch* is the one with the **highest validation accuracy** (the first of equals). With
 //! real-valued targets (MSE, L1, Huber, binary cross-entropy) it reports the **validation loss**
