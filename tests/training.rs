@@ -219,8 +219,15 @@ fn early_stopping_stops_after_patience_and_restores_the_best_epoch() {
     // The validation set is the mirror image: fitting the training set soon makes it worse.
     let (train, val) = (line(200, 1, 1.0), line(50, 2, -1.0));
     let solver = Solver::new().rule(UpdateRule::Adam).lr(0.02).batch_size(20).early_stopping(3);
+    let dir = tmpdir("early");
+    let last = dir.join("early.last.safetensors");
     let mut m = Linear::<2, 1>::zeros();
-    let h = solver.clone().epochs(100).train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &train, &val).unwrap();
+    let h = solver
+        .clone()
+        .epochs(100)
+        .last_checkpoint(&last)
+        .train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &train, &val)
+        .unwrap();
     assert!(h.stopped_early > 0 && h.stopped_early < 100, "{h:?}");
     assert_eq!(h.stopped_early, h.best_epoch + 3);
     assert_eq!(h.val_loss.len(), h.stopped_early);
@@ -231,6 +238,13 @@ fn early_stopping_stops_after_patience_and_restores_the_best_epoch() {
     assert_eq!(hs.stopped_early, 0);
     assert_eq!(m.weight.as_slice(), short.weight.as_slice());
     assert_eq!(m.bias.as_slice(), short.bias.as_slice());
+    // Resuming the stopped run trains no further: the same history and parameters.
+    let mut resumed = Linear::<2, 1>::zeros();
+    let hr =
+        solver.epochs(100).resume_from(&last).train::<(Dyn, Const<2>), _, _>(&mut resumed, &Mse, &train, &val).unwrap();
+    assert_eq!(History { train_seconds: 0.0, ..hr }, History { train_seconds: 0.0, ..h });
+    assert_eq!(resumed.weight.as_slice(), m.weight.as_slice());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -140,11 +140,13 @@ impl Solver {
     /// The body of [`Solver::train`] (data and outputs already checked).
     pub(super) fn run(&self, job: &mut dyn Trainee, train: &Dataset, val: &Dataset) -> Result<History> {
         let mut st = self.start(job, train, val)?;
-        let resumed_done = st.done > 0 && self.should_stop(&st.hist, st.done);
-        for epoch in st.done + 1..=self.epochs {
-            if resumed_done {
-                break;
-            }
+        // A resumed run that had already stopped early trains no further.
+        let stopped = st.done > 0 && self.should_stop(&st.hist, st.done);
+        if stopped {
+            st.hist.stopped_early = st.done;
+        }
+        let first = if stopped { self.epochs + 1 } else { st.done + 1 };
+        for epoch in first..=self.epochs {
             let ep = self.train_epoch(job, train, &mut st, epoch)?;
             let improved = self.evaluate(job, val, &mut st, epoch, ep.lr)?;
             self.report(&mut st, epoch, &ep)?;
@@ -153,9 +155,6 @@ impl Solver {
                 st.hist.stopped_early = epoch;
                 break;
             }
-        }
-        if resumed_done {
-            st.hist.stopped_early = st.done;
         }
         if !st.best.is_empty() {
             restore(job.params_mut(), &st.best);
