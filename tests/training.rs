@@ -234,7 +234,8 @@ fn early_stopping_stops_after_patience_and_restores_the_best_epoch() {
     assert!(h.val_loss[h.best_epoch..].iter().all(|&l| l >= h.best_val_loss));
     // The parameters are the best epoch's: those of a run that ends there.
     let mut short = Linear::<2, 1>::zeros();
-    let hs = solver.epochs(h.best_epoch).train::<(Dyn, Const<2>), _, _>(&mut short, &Mse, &train, &val).unwrap();
+    let hs =
+        solver.clone().epochs(h.best_epoch).train::<(Dyn, Const<2>), _, _>(&mut short, &Mse, &train, &val).unwrap();
     assert_eq!(hs.stopped_early, 0);
     assert_eq!(m.weight.as_slice(), short.weight.as_slice());
     assert_eq!(m.bias.as_slice(), short.bias.as_slice());
