@@ -151,9 +151,11 @@ fn line_data(n: usize, seed: u64) -> Dataset {
 fn the_solver_fits_a_line_and_reports_the_validation_loss() {
     let (train, val) = (line_data(256, 1), line_data(64, 2));
     let mut m = Reg::zeros();
+    let csv = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("losses-line-metrics.csv");
     let h = Solver::new()
         .rule(UpdateRule::Adam)
         .lr(0.05)
+        .metrics_csv(&csv)
         .epochs(30)
         .batch_size(32)
         .train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &train, &val)
@@ -164,6 +166,11 @@ fn the_solver_fits_a_line_and_reports_the_validation_loss() {
     assert_eq!(h.best_val_loss, best);
     assert_eq!(h.val_loss[h.best_epoch - 1], best, "the best epoch has the lowest validation loss");
     assert!(best < 1e-3, "{:?}", h.val_loss);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    std::fs::remove_file(&csv).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!((rows[0], rows.len()), ("epoch,loss,val_loss,lr,seconds", 31));
+    assert_eq!(rows[30].split(',').nth(2).unwrap().parse::<f64>().unwrap(), h.val_loss[29]);
     let w = m.weight.as_slice();
     assert!((w[0] - 3.0).abs() < 0.05 && (w[1] + 2.0).abs() < 0.05, "{w:?}");
     assert!((shaped::solver::mean_loss::<(Dyn, Const<2>), _, _>(&m, &Mse, &val, 7).unwrap() - best).abs() < 1e-6);
