@@ -90,7 +90,7 @@ fn bench_conv(c: &mut Criterion) {
 }
 
 fn bench_pool_norm(c: &mut Criterion) {
-    let d = PoolDims { planes: 100 * 5, h: 22, w: 22, p: 2, stride: 2 };
+    let d = PoolDims { planes: 100 * 5, h: 22, w: 22, p: 2, stride: 2, pad: 0 };
     let x = data(d.planes * d.h * d.w);
     let mut y = vec![0.0f32; d.planes * d.oh() * d.ow()];
     let mut arg = vec![0u32; y.len()];
@@ -112,6 +112,39 @@ fn bench_pool_norm(c: &mut Criterion) {
     });
 }
 
+/// The issue-17 kernels at the sizes of `examples/mlp_gelu.rs` (a batch of 64, 256 features): each
+/// activation forward and backward, layer norm forward and backward.
+fn bench_breadth(c: &mut Criterion) {
+    use shaped::kernels::activation::{self, Activation};
+    let n = 64 * 256;
+    let (x, dy) = (data(n), data(n).into_iter().rev().collect::<Vec<_>>());
+    let (mut y, mut dx) = (vec![0.0f32; n], vec![0.0f32; n]);
+    for (name, a) in [
+        ("sigmoid", Activation::Sigmoid),
+        ("tanh", Activation::Tanh),
+        ("leaky_relu", Activation::LeakyReLU { slope: 0.01 }),
+        ("gelu", Activation::Gelu),
+    ] {
+        c.bench_function(&format!("{name} forward (64×256)"), |b| {
+            b.iter(|| activation::activation_forward(a, &x, black_box(&mut y)))
+        });
+        c.bench_function(&format!("{name} backward (64×256)"), |b| {
+            b.iter(|| activation::activation_backward(a, &x, &y, &dy, black_box(&mut dx)))
+        });
+    }
+    let (g, be) = (vec![1.0f32; 256], vec![0.0f32; 256]);
+    let (mut mean, mut is) = (vec![0.0f32; 64], vec![0.0f32; 64]);
+    let (mut dg, mut db) = (vec![0.0f32; 256], vec![0.0f32; 256]);
+    c.bench_function("layernorm forward (64×256)", |b| {
+        b.iter(|| norm::layernorm_forward(64, 256, &x, &g, &be, 1e-5, black_box(&mut y), Some((&mut mean, &mut is))))
+    });
+    c.bench_function("layernorm backward (64×256)", |b| {
+        b.iter(|| {
+            norm::layernorm_backward(64, 256, &x, &dy, &g, &mean, &is, &mut dg, &mut db, Some(black_box(&mut dx)))
+        })
+    });
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -122,6 +155,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_gemm, bench_conv, bench_pool_norm
+    targets = bench_gemm, bench_conv, bench_pool_norm, bench_breadth
 }
 criterion_main!(benches);

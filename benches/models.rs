@@ -13,6 +13,19 @@ use shaped::prelude::*;
 use shaped::step::TrainStep;
 use std::time::Duration;
 
+/// The issue-17 layers in a training step: an MLP with layer norm and GELU (as `examples/mlp_gelu.rs`).
+#[derive(Sequential)]
+#[sequential(input = (784,))]
+struct MlpGelu {
+    fc1: Linear<784, 256>,
+    ln1: LayerNorm<256>,
+    gelu1: GELU,
+    fc2: Linear<256, 128>,
+    ln2: LayerNorm<128>,
+    gelu2: GELU,
+    fc3: Linear<128, 10>,
+}
+
 /// Benchmarks the training step of model `M` under the name `name`.
 fn step<S, M, L>(c: &mut Criterion, name: &str, rule: UpdateRule, reg: f32, batch: usize, loss: L, data: Dataset)
 where
@@ -62,6 +75,8 @@ fn mnist(c: &mut Criterion) {
     step::<(Dyn, Const<784>), Mlp, _>(c, "3b 784->64->10", rms, 0.01, 100, ce, flat());
     step::<(Dyn, Const<1>, Const<28>, Const<28>), Cnn, _>(c, "4a cnn", sm, 0.0, 100, ce, img());
     step::<(Dyn, Const<1>, Const<28>, Const<28>), CnnBn, _>(c, "4b cnn bn dropout", sm, 0.0, 100, ce, img());
+    let adam = UpdateRule::Adam;
+    step::<(Dyn, Const<784>), MlpGelu, _>(c, "mlp 784->256->128->10 layernorm gelu", adam, 0.0, 64, ce, flat());
 }
 
 fn cifar(c: &mut Criterion) {

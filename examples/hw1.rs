@@ -24,7 +24,7 @@ use shaped::data::{self, Dataset, Pixels};
 use shaped::models::{Cnn, CnnBn, LinearModel, Mlp, Softmax, TwoLayer, Vgg};
 use shaped::optim::UpdateRule;
 use shaped::prelude::*;
-use shaped::solver::{Solver, accuracy, last_checkpoint_path};
+use shaped::solver::{Solver, last_checkpoint_path};
 use std::fmt::Display;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -222,6 +222,7 @@ fn outputs(args: &Args) -> Vec<(&'static str, PathBuf)> {
         out.push(("the resumable checkpoint (--save with .last)", last_checkpoint_path(p)));
         out.push(("the metrics CSV (--save with the extension .metrics.csv)", metrics_path(p)));
         out.push(("the training-curve plot (--save with the extension .png)", p.with_extension("png")));
+        out.push(("the test confusion matrix (--save with the extension .confusion.png)", confusion_path(p)));
     } else if let Some(p) = &args.resume {
         out.push(("--resume (updated after every epoch)", p.clone()));
     }
@@ -230,6 +231,10 @@ fn outputs(args: &Args) -> Vec<(&'static str, PathBuf)> {
 
 fn metrics_path(save: &Path) -> PathBuf {
     save.with_extension("metrics.csv")
+}
+
+fn confusion_path(save: &Path) -> PathBuf {
+    save.with_extension("confusion.png")
 }
 
 /// Checks every output before anything is read or trained: each can take a file, none is another
@@ -352,7 +357,12 @@ where
         }
     }
     let hist = solver.train::<S, M, L>(&mut model, &loss, &train, &val)?;
-    let test_acc = accuracy::<S, M, L>(&model, &loss, &test, 1000)?;
+    let test_pred = shaped::solver::predict::<S, M, L>(&model, &loss, &test, 1000)?;
+    let confusion = shaped::metrics::ConfusionMatrix::from_predictions(test.classes(), test.labels(), &test_pred)?;
+    let test_acc = confusion.accuracy();
+    if !args.quiet && !args.json {
+        println!("test set, true class (rows) against predicted class (columns):\n{confusion}");
+    }
     let best = hist.best_epoch.max(1) - 1;
     let report = Report {
         experiment: experiment.name(),
@@ -379,6 +389,16 @@ where
             match plotted {
                 Ok(()) => eprintln!("wrote training curves to {}", png.display()),
                 Err(e) => eprintln!("note: no plot: {e}"),
+            }
+        }
+        let cpng = confusion_path(p);
+        let plotted = shaped::io::write_atomic_with(&cpng, Some("png"), |tmp| {
+            shaped::plot::plot_confusion(&confusion, &format!("experiment {}", experiment.name()), tmp)
+        });
+        if !args.quiet {
+            match plotted {
+                Ok(()) => eprintln!("wrote the test confusion matrix to {}", cpng.display()),
+                Err(e) => eprintln!("note: no confusion plot: {e}"),
             }
         }
     }

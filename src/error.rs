@@ -71,6 +71,7 @@ impl fmt::Display for Error {
             Error::Checkpoint { path, msg } => write!(f, "checkpoint {}: {msg}", path.display()),
             Error::Training(m) => write!(f, "training stopped: {m}"),
             Error::Output { path, msg } => write!(f, "{}: {msg}", path.display()),
+            Error::Io { path, source } if path.as_os_str().is_empty() => write!(f, "{}", describe_io(source)),
             Error::Io { path, source } => write!(f, "{}: {}", path.display(), describe_io(source)),
         }
     }
@@ -95,3 +96,11 @@ pub(crate) fn describe_io(e: &std::io::Error) -> String {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `?` on the caller's own file operations in a function returning [`crate::Result`]: an
+/// [`Error::Io`] without a path (shaped's own errors always name theirs).
+impl From<std::io::Error> for Error {
+    fn from(source: std::io::Error) -> Self {
+        Error::Io { path: PathBuf::new(), source }
+    }
+}

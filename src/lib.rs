@@ -47,6 +47,7 @@ pub mod kernels;
 pub mod layer;
 pub mod layers;
 pub mod loss;
+pub mod metrics;
 pub mod models;
 pub mod optim;
 #[cfg(feature = "plot")]
@@ -65,15 +66,18 @@ pub use tensor::Tensor;
 pub use threads::{num_threads, set_num_threads};
 
 /// Everything a model definition and a training loop need.
+///
+/// It exports no name of the standard prelude or of `std::path` (`Result`, `Error`, `Drop` and
+/// the parameter `Path` stay under their modules: `shaped::Result`, `shaped::layers::Drop`, …;
+/// the parameter path is `ParamPath` here).
 pub mod prelude {
     pub use crate::Sequential;
-    pub use crate::error::{Error, Result};
     pub use crate::init::Init;
     pub use crate::kernels::Elem;
-    pub use crate::layer::{Layer, Module, ParamInfo, ParamKind, Path};
+    pub use crate::layer::{Layer, Module, ParamInfo, ParamKind, Path as ParamPath};
     pub use crate::layers::{
-        BatchNorm1d, BatchNorm2d, Conv2d, Drop, Dropout, Flatten, Identity, Inverted, Keep, Linear, MaxPool2d, ReLU,
-        Residual, Vanilla,
+        AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, GELU, GlobalAvgPool, Identity, Inverted, Keep,
+        LayerNorm, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, Residual, Sigmoid, Softmax, Tanh, Vanilla,
     };
     pub use crate::loss::{Hinge, Logistic, Loss, SoftmaxCrossEntropy, hinge_loss, logistic_loss, softmax_loss};
     pub use crate::optim::{Adam, AnyOptimizer, Optimizer, RmsProp, Sgd, SgdMomentum, UpdateRule};

@@ -78,3 +78,50 @@ pub fn plot_history(history: &History, title: &str, path: &Path) -> Result<()> {
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
+
+/// Draws a confusion matrix into `path` (PNG, 640×640): one cell per (true, predicted) pair, shaded
+/// by its share of the true class's samples, with the count written in it.
+pub fn plot_confusion(cm: &crate::metrics::ConfusionMatrix, title: &str, path: &Path) -> Result<()> {
+    register_font().map_err(|m| Error::data(path, m))?;
+    let err = |e: &dyn std::fmt::Display| Error::data(path, format!("cannot draw the plot: {e}"));
+    let k = cm.classes().max(1);
+    let root = BitMapBackend::new(path, (640, 640)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(format!("{title}: confusion (accuracy {:.3})", cm.accuracy()), ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(40)
+        .build_cartesian_2d((0..k).into_segmented(), (0..k).into_segmented())
+        .map_err(|e| err(&e))?;
+    let class = |v: &SegmentValue<usize>, flip: bool| match v {
+        SegmentValue::CenterOf(i) if *i < k => (if flip { k - 1 - i } else { *i }).to_string(),
+        _ => String::new(),
+    };
+    c.configure_mesh()
+        .disable_mesh()
+        .x_desc("predicted")
+        .y_desc("true")
+        .x_labels(k)
+        .y_labels(k)
+        .x_label_formatter(&|v| class(v, false))
+        .y_label_formatter(&|v| class(v, true))
+        .draw()
+        .map_err(|e| err(&e))?;
+    for t in 0..k {
+        let row: u64 = (0..k).map(|p| cm.count(t, p)).sum();
+        for p in 0..k {
+            let n = cm.count(t, p);
+            let share = n as f64 / row.max(1) as f64;
+            let y = k - 1 - t; // true class 0 at the top
+            let shade = RGBColor(255 - (200.0 * share) as u8, 255 - (150.0 * share) as u8, 255);
+            let at = |a: usize, b: usize| (SegmentValue::Exact(a), SegmentValue::Exact(b));
+            c.draw_series(std::iter::once(Rectangle::new([at(p, y), at(p + 1, y + 1)], shade.filled())))
+                .map_err(|e| err(&e))?;
+            c.draw_series(std::iter::once(Text::new(n.to_string(), at(p, y + 1), ("sans-serif", 14))))
+                .map_err(|e| err(&e))?;
+        }
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}

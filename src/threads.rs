@@ -203,22 +203,15 @@ fn wake(w: &Worker) {
     }
 }
 
-/// What a posted part reads: the shared function and the parts' payloads (one slot per worker).
-struct Ctx<P, F> {
-    f: *const F,
-    slots: *mut Option<P>,
-}
-
-/// Runs worker `i`'s part: takes its payload and calls the shared function on it.
+/// Runs part `i` of a posted split: `ctx` points to the split's `&(dyn Fn(usize) + Sync)`.
 ///
 /// # Safety
-/// `ctx` points to a live `Ctx<P, F>` whose slot `i` holds a payload no other thread touches.
-unsafe fn call_part<P, F: Fn(P)>(ctx: *const (), i: usize) {
+/// `ctx` points to a live `&(dyn Fn(usize) + Sync)`.
+unsafe fn call_part(ctx: *const (), i: usize) {
     // SAFETY: forwarded from the caller.
     unsafe {
-        let ctx = &*(ctx as *const Ctx<P, F>);
-        let p = (*ctx.slots.add(i)).take().expect("a posted part has a payload");
-        (*ctx.f)(p);
+        let f = &*(ctx as *const &(dyn Fn(usize) + Sync));
+        f(i);
     }
 }
 
@@ -247,47 +240,74 @@ pub(crate) fn run_parts<P: Send, F: Fn(P) + Sync>(parts: impl IntoIterator<Item 
     run_parts_on(num_threads(), parts, f)
 }
 
-/// [`run_parts`] with `threads` threads (the caller and `threads − 1` workers).
+/// The payloads of one [`run_parts_on`] call, each taken by the one call of the split that runs
+/// its index.
+struct Staged<P>([UnsafeCell<Option<P>>; MAX_THREADS]);
+
+// SAFETY: `run_indexed` calls its function once per index, so each cell is taken by one thread
+// only; the payloads are `Send`.
+unsafe impl<P: Send> Sync for Staged<P> {}
+
+/// [`run_parts`] with `threads` threads (the caller and `threads − 1` workers): stages the payloads
+/// and hands their indices to [`run_indexed`], which is compiled once.
 fn run_parts_on<P: Send, F: Fn(P) + Sync>(threads: usize, parts: impl IntoIterator<Item = P>, f: F) {
-    let want = threads.clamp(1, MAX_THREADS) - 1;
-    let mut parts = parts.into_iter().peekable();
-    let Some(first) = parts.next() else { return };
-    if parts.peek().is_none() {
-        // One part: not a split (the caller's thread runs it as if called directly).
-        return f(first);
-    }
-    let parts = core::iter::once(first).chain(parts);
-    if want == 0 || in_part() || BUSY.swap(true, Ordering::Acquire) {
-        return as_part(|| parts.for_each(&f));
-    }
-    let mut waiter = Waiter { posted: 0 };
-    let workers = start_workers(want).min(want);
-    SPLITS.fetch_add(1, Ordering::Relaxed);
-    let mut slots: [Option<P>; MAX_THREADS - 1] = core::array::from_fn(|_| None);
-    let ctx = Ctx { f: &f, slots: slots.as_mut_ptr() };
-    let mut pending = None;
-    let mut extra = Vec::new(); // more payloads than threads: not the kernels' way, but allowed
+    let mut staged = Staged([const { UnsafeCell::new(None) }; MAX_THREADS]);
+    let mut n = 0;
+    let mut overflow = Vec::new(); // more payloads than threads: not the kernels' way, but allowed
     for p in parts {
-        let Some(prev) = pending.replace(p) else { continue };
-        if waiter.posted == workers {
-            extra.push(prev);
-            continue;
+        if n < MAX_THREADS {
+            *staged.0[n].get_mut() = Some(p);
+            n += 1;
+        } else {
+            overflow.push(p);
         }
-        let (i, w) = (waiter.posted, &WORKERS[waiter.posted]);
-        // SAFETY: worker i is idle (its previous part finished before the last `Waiter` returned)
-        // and slot i is ours; the writes are published by the `posted` store below.
+    }
+    if n == 1 && overflow.is_empty() {
+        // One part: not a split (the caller's thread runs it as if called directly).
+        return f(staged.0[0].get_mut().take().expect("a staged payload"));
+    }
+    let staged = &staged;
+    run_indexed(threads, n, &|i| {
+        // SAFETY: `run_indexed` runs index `i` once (see `Staged`).
+        let p = unsafe { (*staged.0[i].get()).take() }.expect("a staged payload runs once");
+        f(p)
+    });
+    if !overflow.is_empty() {
+        as_part(|| overflow.into_iter().for_each(&f));
+    }
+}
+
+/// Runs `f(i)` once for every `i < n`: the first ones on the workers (one each, up to `threads − 1`),
+/// the rest on this thread, all finished when this returns. When the workers are busy with another
+/// caller's split, or this thread is itself running a part, every index runs here in order. A
+/// panic in a part is resumed here, after every part has finished.
+fn run_indexed(threads: usize, n: usize, f: &(dyn Fn(usize) + Sync)) {
+    if n == 0 {
+        return;
+    }
+    let want = threads.clamp(1, MAX_THREADS) - 1;
+    if want == 0 || n == 1 || in_part() || BUSY.swap(true, Ordering::Acquire) {
+        return as_part(|| (0..n).for_each(f));
+    }
+    // Declared before the `Waiter`, so it outlives the wait for the workers that read it.
+    let ctx: &(dyn Fn(usize) + Sync) = f;
+    let mut waiter = Waiter { posted: 0 };
+    let workers = start_workers(want).min(want).min(n - 1);
+    SPLITS.fetch_add(1, Ordering::Relaxed);
+    for (i, w) in WORKERS[..workers].iter().enumerate() {
+        // SAFETY: worker i is idle (its previous part finished before the last `Waiter` returned);
+        // the write is published by the `posted` store below, and `ctx` outlives the split (the
+        // `Waiter` waits for the worker before this frame ends).
         unsafe {
-            *ctx.slots.add(i) = Some(prev);
-            *w.job.get() = Job { ctx: &ctx as *const Ctx<P, F> as *const (), index: i, call: call_part::<P, F> };
+            *w.job.get() = Job { ctx: &ctx as *const &(dyn Fn(usize) + Sync) as *const (), index: i, call: call_part };
         }
         waiter.posted += 1;
         w.posted.fetch_add(1, Ordering::SeqCst);
         wake(w);
     }
-    let mine = catch_unwind(AssertUnwindSafe(|| as_part(|| extra.into_iter().chain(pending).for_each(&f))));
+    let mine = catch_unwind(AssertUnwindSafe(|| as_part(|| (workers..n).for_each(f))));
     let posted = waiter.posted;
     drop(waiter);
-    drop(slots);
     if let Err(p) = mine {
         resume_unwind(p);
     }
@@ -367,7 +387,7 @@ pub(crate) fn run_chunks<S: Send, P: Send, F: Fn(&mut S, P) + Sync>(
     f: F,
 ) {
     let mut shared = Chunks {
-        cells: core::array::from_fn(|_| UnsafeCell::new(None)),
+        cells: [const { UnsafeCell::new(None) }; MAX_CHUNKS],
         blocks: core::array::from_fn(|_| Block::new(0, 0)),
     };
     let mut n = 0;

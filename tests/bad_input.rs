@@ -3,6 +3,7 @@
 //! checkpoints, the tensor and both shapes) — never a panic, never a silently wrong result. And the
 //! `hw1` example exits non-zero with the message.
 
+use shaped::Error;
 use shaped::data::{self, Pixels};
 use shaped::io;
 use shaped::optim::Adam;
@@ -313,7 +314,7 @@ struct Net64 {
 /// Every parameter and buffer value, as bits.
 fn values<M: Module<f32>>(m: &M) -> Vec<u32> {
     let mut out = Vec::new();
-    m.visit_params(&Path::ROOT, &mut |_, d| out.extend(d.iter().map(|v| v.to_bits())));
+    m.visit_params(&ParamPath::ROOT, &mut |_, d| out.extend(d.iter().map(|v| v.to_bits())));
     out
 }
 
@@ -389,7 +390,7 @@ fn malformed_checkpoints_are_checkpoint_errors_naming_the_tensor() {
     // Net's tensors, but fc2.bias as I32.
     let net_tensors = |bias_dtype: &'static str| {
         let mut out = Vec::new();
-        init::<Net>(6).visit_params(&Path::ROOT, &mut |info, d| {
+        init::<Net>(6).visit_params(&ParamPath::ROOT, &mut |info, d| {
             let name = info.path.to_string();
             let dtype = if name == "fc2.bias" { bias_dtype } else { "F32" };
             out.push((name, dtype, info.shape.to_vec(), d.to_vec()));
@@ -400,7 +401,7 @@ fn malformed_checkpoints_are_checkpoint_errors_naming_the_tensor() {
     // Adam state for Net with `optim.m.fc1.weight` of 3 values instead of 12.
     let short_state = {
         let mut t = net_tensors("F32");
-        init::<Net>(6).visit_params(&Path::ROOT, &mut |info, d| {
+        init::<Net>(6).visit_params(&ParamPath::ROOT, &mut |info, d| {
             if info.kind.trainable() {
                 for k in ["m", "v"] {
                     let n = if k == "m" && info.path.to_string() == "fc1.weight" { 3 } else { d.len() };
@@ -680,7 +681,7 @@ fn compressed_and_non_finite_checkpoints_are_named() {
     let gzipped = dir.join("model.safetensors.gz");
     std::fs::write(&gzipped, gz(&std::fs::read(&good).unwrap())).unwrap();
     let mut nan = init::<Net>(1);
-    nan.visit_params_mut(&Path::ROOT, &mut |info, d| {
+    nan.visit_params_mut(&ParamPath::ROOT, &mut |info, d| {
         if info.path.to_string() == "fc1.bias" {
             d[2] = f32::NEG_INFINITY;
         }

@@ -31,7 +31,7 @@ fn uniform<S: Shape>(rng: &mut StdRng, batch: S::Batch) -> Tensor<S, f64> {
 /// Random parameters everywhere (biases and batch-norm scales too), so no gradient is trivially 0.
 fn randomise<M: Module<f64>>(m: &mut M, seed: u64) {
     let mut r = StdRng::seed_from_u64(seed);
-    m.visit_params_mut(&Path::ROOT, &mut |info, d| {
+    m.visit_params_mut(&ParamPath::ROOT, &mut |info, d| {
         if info.kind.trainable() {
             for v in d {
                 *v = r.random_range(-0.5..0.5);

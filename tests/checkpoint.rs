@@ -1,5 +1,6 @@
 //! safetensors checkpoints: round trips, the file format, and every way a load can fail.
 
+use shaped::Error;
 use shaped::io::{self, Checkpoint};
 use shaped::optim::{Adam, Optimizer, SgdMomentum};
 use shaped::prelude::*;
@@ -30,7 +31,7 @@ fn rng(seed: u64) -> rand::rngs::StdRng {
 fn random<M: Module<f32>>(seed: u64) -> M {
     let mut m = M::init(&mut rng(seed), Init::Gaussian(1.0));
     let mut k = 0.0f32;
-    m.visit_params_mut(&Path::ROOT, &mut |_, d| {
+    m.visit_params_mut(&ParamPath::ROOT, &mut |_, d| {
         for v in d {
             k += 1.0;
             *v += k * 0.125;
@@ -225,7 +226,7 @@ fn file_is_standard_safetensors() {
     assert_eq!(meta.get("shaped.model"), Some(&Json::Str("Pair<Linear<3, 4>, BatchNorm1d<4>>".into())));
 
     let mut expected = Vec::new();
-    net.visit_params(&Path::ROOT, &mut |info, d| {
+    net.visit_params(&ParamPath::ROOT, &mut |info, d| {
         expected.push((info.path.to_string(), info.shape.to_vec(), d.to_vec()))
     });
     let names: Vec<&String> = h.keys().filter(|k| *k != "__metadata__").collect();
@@ -408,7 +409,7 @@ fn garbage_files_are_errors() {
         assert_eq!(fc, before, "case {i}");
     }
     // A missing file is an I/O error naming it.
-    let err = io::load(&mut fc, &dir.join("nope.safetensors")).unwrap_err();
+    let err = io::load(&mut fc, dir.join("nope.safetensors")).unwrap_err();
     assert!(matches!(err, Error::Io { .. }) && err.to_string().contains("nope.safetensors"), "{err}");
 }
 
@@ -437,7 +438,7 @@ fn atomic_save_leaves_no_temp_files() {
     assert_eq!(dir_listing(&target_dir), ["keep"]);
 
     // A save into a missing directory fails cleanly; the previous checkpoint survives failures.
-    assert!(io::save(&a, &dir.join("no/such/dir/m.safetensors")).is_err());
+    assert!(io::save(&a, dir.join("no/such/dir/m.safetensors")).is_err());
     let mut m = Net::zeros();
     io::load(&mut m, &p).unwrap();
     assert_eq!(m, b);

@@ -90,7 +90,7 @@ fn distinct<S: Shape>(rng: &mut StdRng, batch: S::Batch) -> Tensor<S, f64> {
 
 fn params<E: Elem, M: Module<E>>(m: &M) -> Vec<(String, Vec<E>)> {
     let mut out = Vec::new();
-    m.visit_params(&Path::ROOT, &mut |info, data| out.push((info.path.to_string(), data.to_vec())));
+    m.visit_params(&ParamPath::ROOT, &mut |info, data| out.push((info.path.to_string(), data.to_vec())));
     out
 }
 
@@ -100,7 +100,7 @@ fn param_names<E: Elem, M: Module<E>>(m: &M) -> Vec<String> {
 
 /// Sets batch-norm γ and β to random values, so they are not at their neutral values.
 fn randomise_bn<E: Elem, M: Module<E>>(m: &mut M, rng: &mut StdRng) {
-    m.visit_params_mut(&Path::ROOT, &mut |info, data| match info.kind {
+    m.visit_params_mut(&ParamPath::ROOT, &mut |info, data| match info.kind {
         ParamKind::Gamma => data.iter_mut().for_each(|v| *v = E::lit(rng.random_range(0.5..1.5))),
         ParamKind::Beta => data.iter_mut().for_each(|v| *v = E::lit(rng.random_range(-0.5..0.5))),
         _ => {}
@@ -339,7 +339,7 @@ fn nested_block() {
     assert_eq!(param_names(&model), ["block.conv.weight", "block.conv.bias", "fc.weight", "fc.bias"]);
     let infos = {
         let mut v = Vec::new();
-        model.visit_params(&Path::ROOT, &mut |info, _| v.push((info.path.to_string(), info.shape.to_vec())));
+        model.visit_params(&ParamPath::ROOT, &mut |info, _| v.push((info.path.to_string(), info.shape.to_vec())));
         v
     };
     assert_eq!(infos[0], ("block.conv.weight".to_string(), vec![4, 1, 3, 3]));
@@ -367,11 +367,11 @@ fn parameter_order_and_batch_independence() {
     let model = Cnn::init(&mut rng(41), Init::Gaussian(0.1));
     assert_eq!(param_names(&model), ["conv.weight", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]);
     let mut shapes = Vec::new();
-    model.visit_params(&Path::ROOT, &mut |info, _| shapes.push(info.shape.to_vec()));
+    model.visit_params(&ParamPath::ROOT, &mut |info, _| shapes.push(info.shape.to_vec()));
     assert_eq!(shapes, [vec![5, 1, 7, 7], vec![605, 16], vec![16], vec![16, 10], vec![10]]);
 
     // A child path prefixes every name.
-    let root = Path::ROOT;
+    let root = ParamPath::ROOT;
     let prefix = root.child("model");
     let mut prefixed = Vec::new();
     model.visit_params(&prefix, &mut |info, _| prefixed.push(info.path.to_string()));
@@ -400,7 +400,7 @@ fn parameter_order_and_batch_independence() {
 trait CloneViaParams: Module<f32> {
     fn clone_via_params(&self) -> Self {
         let mut m = Self::zeros();
-        m.zip_params_mut(self, &Path::ROOT, &mut |_, dst, src| dst.copy_from_slice(src));
+        m.zip_params_mut(self, &ParamPath::ROOT, &mut |_, dst, src| dst.copy_from_slice(src));
         m
     }
 }

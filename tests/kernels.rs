@@ -182,8 +182,8 @@ fn threaded_max_pool_equals_single_threaded() {
     use shaped::kernels::pool::{self, PoolDims};
     let mut rng = rand::rngs::StdRng::seed_from_u64(12);
     for d in [
-        PoolDims { planes: 800, h: 22, w: 22, p: 2, stride: 2 },
-        PoolDims { planes: 640, h: 11, w: 11, p: 3, stride: 2 },
+        PoolDims { planes: 800, h: 22, w: 22, p: 2, stride: 2, pad: 0 },
+        PoolDims { planes: 640, h: 11, w: 11, p: 3, stride: 2, pad: 0 },
     ] {
         let x: Vec<f32> = (0..d.planes * d.h * d.w).map(|_| rng.random_range(-1.0..1.0)).collect();
         let run = |threads: usize| {
@@ -286,7 +286,7 @@ fn vectorised_2x2_pool_equals_the_general_loop() {
     use shaped::kernels::pool::{self, PoolDims};
     let mut rng = rand::rngs::StdRng::seed_from_u64(17);
     for (h, w) in [(32, 32), (16, 16), (22, 22), (9, 35), (2, 2), (4, 18)] {
-        let d = PoolDims { planes: 3, h, w, p: 2, stride: 2 };
+        let d = PoolDims { planes: 3, h, w, p: 2, stride: 2, pad: 0 };
         // few distinct values, so that windows often hold ties
         let x: Vec<f32> = (0..d.planes * h * w).map(|_| rng.random_range(0..4) as f32 - 1.5).collect();
         let q = d.planes * d.oh() * d.ow();
@@ -544,11 +544,11 @@ fn conv_entry_points_reject_degenerate_dims() {
 fn pool_and_norm_entry_points_reject_bad_dims() {
     use shaped::kernels::norm::{self, NormDims};
     use shaped::kernels::pool::{self, PoolDims};
-    let d = PoolDims { planes: 2, h: 4, w: 4, p: 0, stride: 2 };
+    let d = PoolDims { planes: 2, h: 4, w: 4, p: 0, stride: 2, pad: 0 };
     panics_with("must be at least 1", move || pool::max_forward(&d, &[0f32; 32], &mut [0f32; 8], None));
-    let d = PoolDims { planes: 2, h: 4, w: 4, p: 5, stride: 5 };
+    let d = PoolDims { planes: 2, h: 4, w: 4, p: 5, stride: 5, pad: 0 };
     panics_with("does not fit", move || pool::max_forward(&d, &[0f32; 32], &mut [0f32; 8], None));
-    let d = PoolDims { planes: 2, h: 4, w: 4, p: 2, stride: 2 };
+    let d = PoolDims { planes: 2, h: 4, w: 4, p: 2, stride: 2, pad: 0 };
     panics_with("output length", move || pool::max_forward(&d, &[0f32; 32], &mut [0f32; 7], None));
     panics_with("argmax length", move || pool::max_forward(&d, &[0f32; 32], &mut [0f32; 8], Some(&mut [0u32; 3])));
     let d = NormDims { n: 2, c: 3, inner: 4 };

@@ -2,6 +2,7 @@
 //! loadable, a diverging run stops with a clear error and keeps its best checkpoint, a resumed run
 //! ends bit-identical to an uninterrupted one, and the same seed gives the same parameters.
 
+use shaped::Error;
 use shaped::data::{Dataset, synthetic};
 use shaped::io;
 use shaped::optim::UpdateRule;
@@ -45,7 +46,7 @@ fn fresh_net(seed: u64) -> Net {
 /// Every parameter and buffer, as bits (so that -0.0 and NaN compare exactly).
 fn bits<M: Module<f32>>(m: &M) -> Vec<(String, Vec<u32>)> {
     let mut out = Vec::new();
-    m.visit_params(&Path::ROOT, &mut |info, d| {
+    m.visit_params(&ParamPath::ROOT, &mut |info, d| {
         out.push((info.path.to_string(), d.iter().map(|v| v.to_bits()).collect()))
     });
     out
@@ -338,7 +339,7 @@ type Big = Linear<2048, 4096, f32>;
 fn big(v: u32) -> Big {
     let mut m = Big::zeros();
     let mut i = 0u32;
-    m.visit_params_mut(&Path::ROOT, &mut |_, d| {
+    m.visit_params_mut(&ParamPath::ROOT, &mut |_, d| {
         for x in d {
             *x = (1000 * v + i % 1000) as f32;
             i += 1;
@@ -352,7 +353,7 @@ fn version_of(m: &Big) -> Option<u32> {
     let mut i = 0u32;
     let mut seen: Option<u32> = None;
     let mut ok = true;
-    m.visit_params(&Path::ROOT, &mut |_, d| {
+    m.visit_params(&ParamPath::ROOT, &mut |_, d| {
         for &x in d {
             let v = (x as u32).wrapping_sub(i % 1000) / 1000;
             if x != (1000 * v + i % 1000) as f32 || seen.is_some_and(|s| s != v) || !(1..=2).contains(&v) {
@@ -622,7 +623,7 @@ fn non_finite_parameters_are_refused_at_load_naming_the_tensor() {
     // --load: a NaN weight.
     let p = dir.join("nan.safetensors");
     let mut bad = fresh_net(1);
-    bad.visit_params_mut(&Path::ROOT, &mut |info, d| {
+    bad.visit_params_mut(&ParamPath::ROOT, &mut |info, d| {
         if info.path.to_string() == "fc2.weight" {
             d[5] = f32::NAN;
         }

@@ -17,7 +17,7 @@ fn init_again() -> Mlp {
 /// Every parameter, as bits.
 fn bits<M: Module<f32>>(m: &M) -> Vec<u32> {
     let mut out = Vec::new();
-    m.visit_params(&Path::ROOT, &mut |_, d| out.extend(d.iter().map(|v| v.to_bits())));
+    m.visit_params(&ParamPath::ROOT, &mut |_, d| out.extend(d.iter().map(|v| v.to_bits())));
     out
 }
 

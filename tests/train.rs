@@ -2,6 +2,7 @@
 //! `dataset-fashion-mnist`, installed by `.ci/run`), the solver's best-by-validation restore and its
 //! divergence error.
 
+use shaped::Error;
 use shaped::data::{self, Dataset, Pixels};
 use shaped::optim::UpdateRule;
 use shaped::prelude::*;

@@ -10,7 +10,7 @@ use shaped_fuzz::{Net, NetIn};
 /// Every parameter and buffer, as bits.
 fn bits(m: &Net) -> Vec<u32> {
     let mut out = Vec::new();
-    m.visit_params(&Path::ROOT, &mut |_, d| out.extend(d.iter().map(|v| v.to_bits())));
+    m.visit_params(&ParamPath::ROOT, &mut |_, d| out.extend(d.iter().map(|v| v.to_bits())));
     out
 }
 

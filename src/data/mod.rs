@@ -5,12 +5,14 @@
 //! the file and what is wrong (with a line number or record index where one helps), never a panic,
 //! and header counts are checked against the real file length before anything is allocated.
 
+pub mod augment;
 pub mod cifar;
 pub mod csv;
 pub mod idx;
 pub mod synthetic;
 mod targets;
 
+pub use augment::{Augment, ChannelNorm};
 pub use cifar::{load_cifar10_dir, read_cifar_batch};
 pub use csv::{binary20_splits, read_csv};
 pub use idx::{
@@ -206,6 +208,11 @@ impl Dataset {
     /// All features, row-major: sample `i` is `features()[i * sample_len()..(i + 1) * sample_len()]`.
     pub fn features(&self) -> &[f32] {
         &self.x
+    }
+
+    /// Every sample's features, mutably (the length and shape stay fixed).
+    pub fn features_mut(&mut self) -> &mut [f32] {
+        &mut self.x
     }
 
     /// All labels (class indices), one per sample; empty for real-valued targets (see

@@ -43,10 +43,15 @@ use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::{Dtype, View};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+
+mod output;
+mod torch;
+
+pub use output::{check_output_path, same_file, write_atomic, write_atomic_with};
+pub use torch::{LoadReport, Naming, load_partial, load_torch, load_torch_partial, save_torch};
 
 /// Prefix of the optimizer-state tensors written by [`save_checkpoint`] (`optim.velocity.fc1.weight`).
 pub const OPTIM_PREFIX: &str = "optim.";
@@ -100,7 +105,8 @@ impl<E> Checkpoint<E> {
 }
 
 /// Saves every parameter and buffer of `model` to `path` (atomically).
-pub fn save<E: Elem, M: Module<E>>(model: &M, path: &Path) -> Result<()> {
+pub fn save<E: Elem, M: Module<E>>(model: &M, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
     save_with(model, &[], &[], path)
 }
 
@@ -111,8 +117,9 @@ pub fn save_with<E: Elem, M: Module<E>>(
     model: &M,
     extra: &[ExtraTensor<E>],
     metadata: &[(String, String)],
-    path: &Path,
+    path: impl AsRef<Path>,
 ) -> Result<()> {
+    let path = path.as_ref();
     for (k, _) in metadata {
         if k.starts_with(METADATA_PREFIX) {
             return Err(Error::checkpoint(
@@ -175,7 +182,8 @@ fn save_inner<E: Elem>(
 /// Loads `path` into `model`. Every parameter must be in the file with the model's dtype and shape
 /// and the file may hold no other tensors except extras under a [reserved
 /// prefix](RESERVED_PREFIXES) (ignored here). On error the model is unchanged.
-pub fn load<E: Elem, M: Module<E>>(model: &mut M, path: &Path) -> Result<()> {
+pub fn load<E: Elem, M: Module<E>>(model: &mut M, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
     let parsed = parse(path)?;
     let (_, staged) = validate(&parsed, &*model, false)?;
     write_model(staged, model);
@@ -183,9 +191,10 @@ pub fn load<E: Elem, M: Module<E>>(model: &mut M, path: &Path) -> Result<()> {
 }
 
 /// As [`load`], and returns the extra tensors and metadata of the checkpoint.
-pub fn load_with<E: Elem, M: Module<E>>(model: &mut M, path: &Path) -> Result<Checkpoint<E>> {
+pub fn load_with<E: Elem, M: Module<E>>(model: &mut M, path: impl AsRef<Path>) -> Result<Checkpoint<E>> {
+    let path = path.as_ref();
     let parsed = parse(path)?;
-    let (ckpt, staged) = validate(&parsed, &*model, true)?;
+    let (ckpt, staged) = validate(&parsed, model, true)?;
     write_model(staged, model);
     Ok(ckpt)
 }
@@ -197,8 +206,9 @@ pub fn save_checkpoint<E: Elem, M: Module<E>, O: Optimizer<M, E>>(
     model: &M,
     opt: &O,
     metadata: &[(String, String)],
-    path: &Path,
+    path: impl AsRef<Path>,
 ) -> Result<()> {
+    let path = path.as_ref();
     save_checkpoint_with(model, opt, &[], metadata, path)
 }
 
@@ -210,8 +220,9 @@ pub fn save_checkpoint_with<E: Elem, M: Module<E>, O: Optimizer<M, E>>(
     opt: &O,
     extra: &[ExtraTensor<E>],
     metadata: &[(String, String)],
-    path: &Path,
+    path: impl AsRef<Path>,
 ) -> Result<()> {
+    let path = path.as_ref();
     for (k, _) in metadata {
         if k.starts_with(METADATA_PREFIX) {
             return Err(Error::checkpoint(
@@ -261,7 +272,8 @@ fn save_with_state<E: Elem>(
 ///
 /// # Errors
 /// [`Error::Io`] if the file cannot be read; [`Error::Checkpoint`] if it is not a safetensors file.
-pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+pub fn read_metadata(path: impl AsRef<Path>) -> Result<BTreeMap<String, String>> {
+    let path = path.as_ref();
     Ok(parse(path)?.meta.into_iter().collect())
 }
 
@@ -273,8 +285,9 @@ pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
 pub fn load_checkpoint<E: Elem, M: Module<E>, O: Optimizer<M, E>>(
     model: &mut M,
     opt: &mut O,
-    path: &Path,
+    path: impl AsRef<Path>,
 ) -> Result<Checkpoint<E>> {
+    let path = path.as_ref();
     let (ckpt, staged, steps) = check_checkpoint(path, &*model, opt.name(), opt.state_kinds())?;
     write_model(staged, model);
     opt.reset();
@@ -656,141 +669,4 @@ fn write_model<E: Elem>(staged: Vec<Vec<E>>, model: &mut dyn ParamTree<E>) {
 
 fn prefixes() -> String {
     RESERVED_PREFIXES.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
-}
-
-/// Checks, before anything is written, that `path` can take an output file: it names a file, its
-/// parent directory exists, and it is absent or a regular file (or a symbolic link to one). A
-/// directory, a device such as `/dev/null`, a FIFO, a socket or a symbolic link loop is refused
-/// with [`Error::Output`] naming the path: an atomic save would replace such a node with a regular
-/// file.
-pub fn check_output_path(path: &Path) -> Result<()> {
-    let err = |msg: String| Error::Output { path: path.to_path_buf(), msg };
-    if path.as_os_str().is_empty() {
-        return Err(err("an empty path names no file".into()));
-    }
-    if path.file_name().is_none() {
-        let what = if path.is_dir() { "is a directory, not a file: name a file inside it" } else { "names no file" };
-        return Err(err(what.into()));
-    }
-    let dir = parent_dir(path);
-    match fs::metadata(&dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(err(format!("{} is not a directory", dir.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(err(format!("the directory {} does not exist", dir.display())));
-        }
-        Err(e) => return Err(err(format!("the directory {}: {}", dir.display(), crate::error::describe_io(&e)))),
-    }
-    match fs::metadata(path) {
-        Ok(m) if m.is_file() => Ok(()),
-        Ok(m) if m.is_dir() => Err(err("is a directory, not a file: name a file inside it".into())),
-        Ok(_) => {
-            Err(err("is not a regular file (a device, FIFO or socket): outputs are written to a temporary file and \
-             renamed over the target, which would replace this node"
-                .into()))
-        }
-        // Absent, or a dangling symbolic link (which the rename replaces): fine.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(err(crate::error::describe_io(&e))),
-    }
-}
-
-/// Whether `a` and `b` name the same file: the same file once symbolic links and `.`/`..` are
-/// resolved (for a file that does not exist yet, its directory is resolved), or, on Unix, the
-/// same inode (hard links).
-pub fn same_file(a: &Path, b: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        if let (Ok(x), Ok(y)) = (fs::metadata(a), fs::metadata(b)) {
-            return x.dev() == y.dev() && x.ino() == y.ino();
-        }
-    }
-    let resolve = |p: &Path| -> Option<PathBuf> {
-        if let Ok(c) = fs::canonicalize(p) {
-            return Some(c);
-        }
-        Some(fs::canonicalize(parent_dir(p)).ok()?.join(p.file_name()?))
-    };
-    match (resolve(a), resolve(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
-    }
-}
-
-/// The directory `path` is in (`.` for a bare file name).
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// Writes `bytes` to `path` atomically: a temporary sibling `<name>.tmp-<pid>-<n>` is written,
-/// fsynced and renamed over `path`; then the directory is fsynced (best effort). On error the
-/// temporary file is removed and `path` is untouched. `path` must pass [`check_output_path`].
-/// Temporaries of the same target left by a process that no longer runs (a killed save) are
-/// removed first (on Linux, where `/proc` tells which processes run).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_with(path, None, |tmp| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(tmp).map_err(|e| Error::io(tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(tmp, e))
-    })
-}
-
-/// As [`write_atomic`], with the content written by `write` into the temporary file whose path it
-/// is given (which does not exist yet); `extension` is appended to the temporary's name
-/// (`<name>.tmp-<pid>-<n>.png`) for writers that choose the format by extension.
-pub fn write_atomic_with(path: &Path, extension: Option<&str>, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    check_output_path(path)?;
-    let file_name = path.file_name().ok_or_else(|| Error::checkpoint(path, "the path does not name a file"))?;
-    let dir = parent_dir(path);
-    remove_stale_temporaries(&dir, &file_name.to_string_lossy());
-    let mut tmp_name = file_name.to_os_string();
-    tmp_name.push(format!(".tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-    if let Some(ext) = extension {
-        tmp_name.push(format!(".{ext}"));
-    }
-    let tmp = dir.join(tmp_name);
-
-    let written = write(&tmp).and_then(|()| {
-        File::options().write(true).open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(&tmp, e))
-    });
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-/// Removes `<name>.tmp-<pid>-<n>[.ext]` files in `dir` whose process is gone (best effort).
-fn remove_stale_temporaries(dir: &Path, name: &str) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    let prefix = format!("{name}.tmp-");
-    for e in entries.flatten() {
-        let file = e.file_name();
-        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else { continue };
-        let Some((pid, counter)) = rest.split_once('-') else { continue };
-        let counter = counter.split('.').next().unwrap_or_default();
-        let (Ok(pid), true) = (pid.parse::<u32>(), !counter.is_empty() && counter.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !process_runs(pid) && e.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = fs::remove_file(e.path());
-        }
-    }
-}
-
-/// Whether process `pid` runs (always assumed where it cannot be told).
-fn process_runs(pid: u32) -> bool {
-    if cfg!(target_os = "linux") { Path::new("/proc").join(pid.to_string()).exists() } else { true }
 }

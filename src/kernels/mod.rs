@@ -5,6 +5,7 @@
 //! kernel (`matmul.rs`; `ARCHITECTURE.md` says why it replaced the `gemm` crate). Kernels are generic only over the element type (`f32` for
 //! training, `f64` for gradient checks): two instantiations, whatever the number of models.
 
+pub mod activation;
 pub mod conv;
 mod cpu;
 mod elem;

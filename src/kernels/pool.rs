@@ -1,4 +1,5 @@
-//! 2-D max pooling kernels with argmax bookkeeping.
+//! 2-D pooling kernels: max pooling with argmax bookkeeping (padding −∞), average pooling (zero
+//! padding counted in the divisor) and global average pooling.
 
 use super::{Elem, multiversion};
 use crate::threads::{chunk_count, run_chunks_on, split_runs};
@@ -16,10 +17,13 @@ pub struct PoolDims {
     pub p: usize,
     /// Stride.
     pub stride: usize,
+    /// Padding on each side (at most `p/2`): −∞ for max pooling, zeros for average pooling.
+    pub pad: usize,
 }
 
 impl PoolDims {
-    /// Output height `(h − p)/s + 1`; panics when the window is larger than the input or a size is 0.
+    /// Output height `(h + 2·pad − p)/s + 1`; panics when the window is larger than the padded input,
+    /// a size is 0 or the padding exceeds half the window.
     pub fn oh(&self) -> usize {
         self.out(self.h)
     }
@@ -34,7 +38,8 @@ impl PoolDims {
             self.p,
             self.stride
         );
-        match len.checked_sub(self.p) {
+        assert!(self.pad <= self.p / 2, "pooling: padding {} exceeds half the window {}", self.pad, self.p);
+        match len.saturating_add(2 * self.pad).checked_sub(self.p) {
             Some(span) => span / self.stride + 1,
             None => panic!("pooling: window {} does not fit an input extent {len}", self.p),
         }
@@ -80,7 +85,7 @@ pub fn max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&
 
 fn max_forward_one<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&mut [u32]>) {
     match argmax {
-        Some(a) if d.p == 2 && d.stride == 2 => max2_forward(d, x, y, a),
+        Some(a) if d.p == 2 && d.stride == 2 && d.pad == 0 => max2_forward(d, x, y, a),
         a => max_forward_general(d, x, y, a),
     }
 }
@@ -138,7 +143,7 @@ unsafe fn max2_forward_f32(d: &PoolDims, x: &[f32], y: &mut [f32], argmax: &mut 
     use core::arch::x86_64::*;
     let (oh, ow, w) = (d.oh(), d.ow(), d.w);
     // What the vector loads below rely on: 2×2 windows with stride 2, so `2·ow ≤ w`.
-    assert!(d.p == 2 && d.stride == 2 && 2 * ow <= w && 2 * oh <= d.h, "max2_forward_f32: {d:?}");
+    assert!(d.p == 2 && d.stride == 2 && d.pad == 0 && 2 * ow <= w && 2 * oh <= d.h, "max2_forward_f32: {d:?}");
     assert!(x.len() == d.planes * d.h * w && y.len() == d.planes * oh * ow && argmax.len() == y.len());
     let vec_end = ow / 8 * 8;
     // SAFETY (whole body): AVX2 is enabled; every load and store below is inside a row slice
@@ -189,26 +194,28 @@ unsafe fn max2_forward_f32(d: &PoolDims, x: &[f32], y: &mut [f32], argmax: &mut 
     }
 }
 
-/// Max pooling for any window and stride (the general path; [`max_forward`] dispatches here except
-/// for 2×2 windows with stride 2).
+/// Max pooling for any window, stride and padding (the general path; [`max_forward`] dispatches
+/// here except for 2×2 windows with stride 2 and no padding). Padding counts as −∞: a window's
+/// maximum is that of its values inside the input (every window has one, as `pad ≤ p/2`).
 pub fn max_forward_general<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], mut argmax: Option<&mut [u32]>) {
     d.check_lens(x.len(), y.len());
     assert!(argmax.as_ref().is_none_or(|a| a.len() == y.len()), "pooling: argmax length");
-    let (oh, ow, p, s) = (d.oh(), d.ow(), d.p, d.stride);
+    let (oh, ow) = (d.oh(), d.ow());
     for pl in 0..d.planes {
         let xp = &x[pl * d.h * d.w..][..d.h * d.w];
         let base = pl * oh * ow;
         for oy in 0..oh {
+            let rows = window_range(oy, d, d.h);
             for ox in 0..ow {
-                let mut best = oy * s * d.w + ox * s;
+                let cols = window_range(ox, d, d.w);
+                let mut best = rows.start * d.w + cols.start;
                 let mut bv = xp[best];
-                for ky in 0..p {
-                    let row = (oy * s + ky) * d.w + ox * s;
-                    for kx in 0..p {
-                        let v = xp[row + kx];
+                for iy in rows.clone() {
+                    for ix in cols.clone() {
+                        let v = xp[iy * d.w + ix];
                         if v > bv {
                             bv = v;
-                            best = row + kx;
+                            best = iy * d.w + ix;
                         }
                     }
                 }
@@ -219,6 +226,13 @@ pub fn max_forward_general<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], mut argm
             }
         }
     }
+}
+
+/// The input positions window `o` covers along an extent `len`, clipped to the input.
+#[inline(always)]
+fn window_range(o: usize, d: &PoolDims, len: usize) -> core::ops::Range<usize> {
+    let start = o * d.stride;
+    start.saturating_sub(d.pad)..(start + d.p).saturating_sub(d.pad).min(len)
 }
 
 /// Backward: each output gradient goes to the first maximum of its window; overlapping windows
@@ -247,5 +261,105 @@ fn max_backward_one<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], dx: &mut [E
         for (g, &i) in dy[pl * q..][..q].iter().zip(&argmax[pl * q..][..q]) {
             dxp[i as usize] += *g;
         }
+    }
+}
+
+/// Average pooling: each output is the sum of its window's values inside the input divided by
+/// `p²` (zero padding counts in the divisor, PyTorch's `count_include_pad=True`).
+pub fn avg_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E]) {
+    d.check_lens(x.len(), y.len());
+    let (xs, ys) = (d.h * d.w, d.oh() * d.ow());
+    let parts = super::split_batch(d.planes, xs * 4);
+    crate::threads::for_chunks(&mut y[..d.planes * ys], ys, parts, |at, yc| {
+        let (p0, n) = (at / ys, yc.len() / ys);
+        avg_forward_one(&PoolDims { planes: n, ..*d }, &x[p0 * xs..][..n * xs], yc)
+    });
+}
+
+multiversion! {
+    fn avg_forward_one<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E]) => avg_forward_body
+}
+
+#[inline(always)]
+fn avg_forward_body<E: Elem, const FMA: bool>(d: &PoolDims, x: &[E], y: &mut [E]) {
+    let (oh, ow) = (d.oh(), d.ow());
+    let scale = E::one() / E::lit((d.p * d.p) as f64);
+    for (xp, yp) in x.chunks_exact(d.h * d.w).zip(y.chunks_exact_mut(oh * ow)) {
+        for oy in 0..oh {
+            let rows = window_range(oy, d, d.h);
+            for ox in 0..ow {
+                let cols = window_range(ox, d, d.w);
+                let mut s = E::zero();
+                for iy in rows.clone() {
+                    for &v in &xp[iy * d.w..][cols.clone()] {
+                        s += v;
+                    }
+                }
+                yp[oy * ow + ox] = s * scale;
+            }
+        }
+    }
+}
+
+/// Backward of [`avg_forward`]: every input of a window receives `dy/p²`; overlapping windows
+/// accumulate.
+pub fn avg_backward<E: Elem>(d: &PoolDims, dy: &[E], dx: &mut [E]) {
+    d.check_lens(dx.len(), dy.len());
+    let (xs, ys) = (d.h * d.w, d.oh() * d.ow());
+    let parts = super::split_batch(d.planes, xs * 4);
+    crate::threads::for_chunks(&mut dx[..d.planes * xs], xs, parts, |at, dxc| {
+        let (p0, n) = (at / xs, dxc.len() / xs);
+        avg_backward_one(&PoolDims { planes: n, ..*d }, &dy[p0 * ys..][..n * ys], dxc)
+    });
+}
+
+multiversion! {
+    fn avg_backward_one<E: Elem>(d: &PoolDims, dy: &[E], dx: &mut [E]) => avg_backward_body
+}
+
+#[inline(always)]
+fn avg_backward_body<E: Elem, const FMA: bool>(d: &PoolDims, dy: &[E], dx: &mut [E]) {
+    let (oh, ow) = (d.oh(), d.ow());
+    let scale = E::one() / E::lit((d.p * d.p) as f64);
+    dx.fill(E::zero());
+    for (dxp, gp) in dx.chunks_exact_mut(d.h * d.w).zip(dy.chunks_exact(oh * ow)) {
+        for oy in 0..oh {
+            let rows = window_range(oy, d, d.h);
+            for ox in 0..ow {
+                let cols = window_range(ox, d, d.w);
+                let g = gp[oy * ow + ox] * scale;
+                for iy in rows.clone() {
+                    for v in &mut dxp[iy * d.w..][cols.clone()] {
+                        *v += g;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Global average pooling: `y[i] = mean of plane i` of `planes` planes of `hw` values each.
+pub fn global_avg_forward<E: Elem>(planes: usize, hw: usize, x: &[E], y: &mut [E]) {
+    assert_eq!(Some(x.len()), planes.checked_mul(hw), "global pooling: input length for {planes} planes of {hw}");
+    assert_eq!(y.len(), planes, "global pooling: output length for {planes} planes");
+    if hw == 0 {
+        return y.fill(E::zero());
+    }
+    let scale = E::one() / E::lit(hw as f64);
+    for (o, xp) in y.iter_mut().zip(x.chunks_exact(hw)) {
+        *o = super::cpu::sum_lanes(xp) * scale;
+    }
+}
+
+/// Backward of [`global_avg_forward`]: `dx[i, ·] = dy[i]/hw`.
+pub fn global_avg_backward<E: Elem>(planes: usize, hw: usize, dy: &[E], dx: &mut [E]) {
+    assert_eq!(Some(dx.len()), planes.checked_mul(hw), "global pooling: input length for {planes} planes of {hw}");
+    assert_eq!(dy.len(), planes, "global pooling: output length for {planes} planes");
+    if hw == 0 {
+        return;
+    }
+    let scale = E::one() / E::lit(hw as f64);
+    for (&g, dxp) in dy.iter().zip(dx.chunks_exact_mut(hw)) {
+        dxp.fill(g * scale);
     }
 }

@@ -14,10 +14,11 @@
 //! results) are `#[inline]`, so they are compiled only by a crate that uses them and the crate's
 //! own build does not pay for a second copy of every kernel.
 
+use super::activation::{Activation, RowDims};
 use super::conv::{ConvDims, ConvScratch};
 use super::norm::NormDims;
 use super::pool::PoolDims;
-use super::{Strides, conv, norm, pool};
+use super::{Strides, activation, conv, norm, pool};
 
 macro_rules! kernel_table {
     ($(
@@ -109,6 +110,26 @@ kernel_table! {
     fn k_batchnorm_eval(d: NormDims, x: &[Self], gamma: &[Self], beta: &[Self], running_mean: &[Self], running_var: &[Self], eps: Self, y: &mut [Self]) => norm::batchnorm_eval;
     /// [`norm::batchnorm_backward`].
     fn k_batchnorm_backward(d: NormDims, dy: &[Self], x: &[Self], mean: &[Self], inv_std: &[Self], gamma: &[Self], dgamma: &mut [Self], dbeta: &mut [Self], dx: Option<&mut [Self]>) => norm::batchnorm_backward;
+    /// [`activation::activation_forward`].
+    fn k_activation_forward(a: Activation, x: &[Self], y: &mut [Self]) => activation::activation_forward;
+    /// [`activation::activation_backward`].
+    fn k_activation_backward(a: Activation, x: &[Self], y: &[Self], dy: &[Self], dx: &mut [Self]) => activation::activation_backward;
+    /// [`activation::softmax_forward`].
+    fn k_softmax_forward(d: RowDims, x: &[Self], y: &mut [Self], log: bool) => activation::softmax_forward;
+    /// [`activation::softmax_backward`].
+    fn k_softmax_backward(d: RowDims, y: &[Self], dy: &[Self], dx: &mut [Self], log: bool) => activation::softmax_backward;
+    /// [`pool::avg_forward`].
+    fn k_avg_pool_forward(d: &PoolDims, x: &[Self], y: &mut [Self]) => pool::avg_forward;
+    /// [`pool::avg_backward`].
+    fn k_avg_pool_backward(d: &PoolDims, dy: &[Self], dx: &mut [Self]) => pool::avg_backward;
+    /// [`pool::global_avg_forward`].
+    fn k_global_avg_pool_forward(planes: usize, hw: usize, x: &[Self], y: &mut [Self]) => pool::global_avg_forward;
+    /// [`pool::global_avg_backward`].
+    fn k_global_avg_pool_backward(planes: usize, hw: usize, dy: &[Self], dx: &mut [Self]) => pool::global_avg_backward;
+    /// [`norm::layernorm_forward`].
+    fn k_layernorm_forward(rows: usize, d: usize, x: &[Self], gamma: &[Self], beta: &[Self], eps: Self, y: &mut [Self], stats: Option<(&mut [Self], &mut [Self])>) => norm::layernorm_forward;
+    /// [`norm::layernorm_backward`].
+    fn k_layernorm_backward(rows: usize, d: usize, x: &[Self], dy: &[Self], gamma: &[Self], mean: &[Self], inv_std: &[Self], dgamma: &mut [Self], dbeta: &mut [Self], dx: Option<&mut [Self]>) => norm::layernorm_backward;
     /// The softmax cross-entropy rows of [`crate::loss::softmax_loss`].
     fn k_softmax_rows(scores: &[Self], c: usize, labels: &[usize], dscores: &mut [Self]) -> crate::error::Result<Self> => crate::loss::softmax_rows;
 }

@@ -1,22 +1,32 @@
 //! The layers of the workload, one file each: forward, hand-derived backward, shape rule, parameters.
 
+mod activation;
+mod avg_pool;
 mod batchnorm;
 mod conv;
 mod dropout;
 mod flatten;
+mod global_pool;
+mod layernorm;
 mod linear;
 mod pool;
 mod relu;
 mod residual;
+mod softmax;
 
+pub use activation::{GELU, LeakyReLU, Sigmoid, Tanh};
+pub use avg_pool::AvgPool2d;
 pub use batchnorm::{BN_EPS, BN_MOMENTUM, BatchNorm1d, BatchNorm2d};
 pub use conv::Conv2d;
 pub use dropout::{Drop, Dropout, DropoutForm, Inverted, Keep, Probability, Vanilla};
 pub use flatten::Flatten;
+pub use global_pool::GlobalAvgPool;
+pub use layernorm::{LN_EPS, LayerNorm};
 pub use linear::Linear;
 pub use pool::MaxPool2d;
 pub use relu::ReLU;
 pub use residual::{Identity, Residual, ResidualCache};
+pub use softmax::{LogSoftmax, Softmax};
 
 use crate::kernels::Elem;
 use crate::layer::{Act, Module, ParamInfo, ParamKind, Path};

@@ -1,4 +1,5 @@
-//! 2-D max pooling with window `P` and stride `S`; the windows must tile the input exactly.
+//! 2-D max pooling with window `P`, stride `S` and padding `PAD`; the windows must tile the padded
+//! input exactly.
 
 use crate::kernels::Elem;
 use crate::kernels::pool::PoolDims;
@@ -6,16 +7,19 @@ use crate::layer::{Act, Module};
 use crate::layers::{check_grads, check_io, no_params};
 use crate::shape::Rule;
 
-/// Max pooling over `P×P` windows moved by stride `S` (default `P`: non-overlapping); no padding.
+/// Max pooling over `P×P` windows moved by stride `S` (default `P`: non-overlapping), with `PAD`
+/// rows and columns of −∞ on each side (default 0; at most `P/2`, PyTorch's rule). Without padding,
+/// 2×2 windows with stride 2 take a specialised kernel.
 ///
 /// # Shapes
-/// - input `(B, C, H, W)`, output `(B, C, (H − P)/S + 1, (W − P)/S + 1)`; windows that do not tile
-///   the input exactly (`(H − P)` not a multiple of `S`), a window larger than the input, or a
-///   window or stride of 0 are compile errors naming the field and the extents.
-/// - Backward: each output gradient goes to the first maximum of its window (row-major order);
-///   overlapping windows accumulate.
+/// - input `(B, C, H, W)`, output `(B, C, (H + 2·PAD − P)/S + 1, (W + 2·PAD − P)/S + 1)`; windows
+///   that do not tile the padded input exactly (`H + 2·PAD − P` not a multiple of `S`), a window
+///   larger than the padded input, padding over half the window, or a window or stride of 0 are
+///   compile errors naming the field and the extents.
+/// - Backward: each output gradient goes to the first maximum of its window (row-major order; never
+///   to padding); overlapping windows accumulate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MaxPool2d<const P: usize, const S: usize = P>;
+pub struct MaxPool2d<const P: usize, const S: usize = P, const PAD: usize = 0>;
 
 /// Positions of the maxima of the last training pass.
 #[derive(Clone, Debug, Default)]
@@ -23,12 +27,13 @@ pub struct PoolCache {
     argmax: Vec<u32>,
 }
 
-fn dims<E>(x: &Act<'_, E>, p: usize, stride: usize) -> PoolDims {
-    PoolDims { planes: x.n * x.ext.dim(0), h: x.ext.dim(1), w: x.ext.dim(2), p, stride }
+/// The kernel's sizes for a `C×H×W` batch `x`.
+pub(crate) fn dims<E>(x: &Act<'_, E>, p: usize, stride: usize, pad: usize) -> PoolDims {
+    PoolDims { planes: x.n * x.ext.dim(0), h: x.ext.dim(1), w: x.ext.dim(2), p, stride, pad }
 }
 
-impl<const P: usize, const S: usize, E: Elem> Module<E> for MaxPool2d<P, S> {
-    const RULE: Rule = Rule::Pool { name: "MaxPool2d", k: P, s: S, p: 0, exact: true };
+impl<const P: usize, const S: usize, const PAD: usize, E: Elem> Module<E> for MaxPool2d<P, S, PAD> {
+    const RULE: Rule = Rule::Pool { name: "MaxPool2d", k: P, s: S, p: PAD, exact: true };
     type Cache = PoolCache;
 
     fn zeros() -> Self {
@@ -38,13 +43,13 @@ impl<const P: usize, const S: usize, E: Elem> Module<E> for MaxPool2d<P, S> {
 
     fn forward_raw(&self, x: Act<'_, E>, y: &mut [E]) {
         check_io::<E, Self>(&x, y.len());
-        E::k_max_pool_forward(&dims(&x, P, S), x.data, y, None);
+        E::k_max_pool_forward(&dims(&x, P, S, PAD), x.data, y, None);
     }
 
     fn forward_train_raw(&mut self, x: Act<'_, E>, y: &mut [E], cache: &mut PoolCache) {
         check_io::<E, Self>(&x, y.len());
         cache.argmax.resize(y.len(), 0);
-        E::k_max_pool_forward(&dims(&x, P, S), x.data, y, Some(&mut cache.argmax));
+        E::k_max_pool_forward(&dims(&x, P, S, PAD), x.data, y, Some(&mut cache.argmax));
     }
 
     fn backward_raw(
@@ -59,7 +64,7 @@ impl<const P: usize, const S: usize, E: Elem> Module<E> for MaxPool2d<P, S> {
         check_grads::<E, Self>(&x, y, dy, dx.as_deref());
         if let Some(dx) = dx {
             assert_eq!(cache.argmax.len(), dy.len(), "MaxPool2d: backward without a training forward pass");
-            E::k_max_pool_backward(&dims(&x, P, S), dy, &cache.argmax, dx);
+            E::k_max_pool_backward(&dims(&x, P, S, PAD), dy, &cache.argmax, dx);
         }
     }
 }

@@ -174,6 +174,12 @@ pub enum Rule {
         /// The feature count.
         n: usize,
     },
+    /// A layer (`name`) over the features of a flat input of any width, output of the same shape
+    /// (Softmax, LogSoftmax).
+    Flat {
+        /// The layer's name.
+        name: &'static str,
+    },
     /// A layer (`name<c>`) on `c×H×W` feature maps, output of the same shape (BatchNorm2d).
     Channels {
         /// The layer's name.
@@ -268,7 +274,7 @@ pub const fn describe(rule: &Rule, m: Msg) -> Msg {
             let m = if p != 0 { m.s(", ").n(p) } else { m };
             m.s(">")
         }
-        Rule::GlobalPool { name } => m.s(name),
+        Rule::GlobalPool { name } | Rule::Flat { name } => m.s(name),
         Rule::Flatten => m.s("Flatten"),
         Rule::Seq(seq) => m.s(seq.name),
         Rule::Residual { main, shortcut } => {
@@ -368,6 +374,13 @@ pub const fn apply(rule: &Rule, x: Extents, path: &Msg) -> Result<Extents, Msg> 
                     .n(n)
                     .s(" input features, but the previous layer produces ")
                     .n(x.d[0]));
+            }
+            Ok(x)
+        }
+        Rule::Flat { .. } => {
+            if x.rank != 1 {
+                let m = gets(head(path, rule).s(" takes a flat input of features, but gets "), &x);
+                return Err(if x.rank >= 2 { m.s("; put a Flatten before it") } else { m });
             }
             Ok(x)
         }

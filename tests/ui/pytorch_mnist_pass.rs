@@ -9,11 +9,11 @@ struct Net {
     conv2: Conv2d<32, 64, 3>,
     relu2: ReLU,
     pool: MaxPool2d<2>,
-    drop1: Dropout<Drop<25>>,
+    drop1: Dropout<Keep<75>>,
     flat: Flatten,
     fc1: Linear<9216, 128>,
     relu3: ReLU,
-    drop2: Dropout<Drop<50>>,
+    drop2: Dropout<Keep<50>>,
     fc2: Linear<128, 10>,
 }
 
