@@ -135,7 +135,7 @@ struct Args {
     /// Factor applied to the learning rate after every epoch (positive), instead of the spec's.
     #[arg(long = "lr-decay", value_name = "X", value_parser = positive_finite)]
     lr_decay: Option<f32>,
-    /// Update rule, instead of the spec's: sgd, momentum (= sgd_momentum), rmsprop or adam.
+    /// Update rule, instead of the spec's: sgd, momentum (= sgd_momentum), rmsprop, adam or adamw.
     #[arg(long, value_name = "RULE", value_parser = parse_rule)]
     optimizer: Option<UpdateRule>,
 }

@@ -53,6 +53,7 @@ pub mod models;
 pub mod optim;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod schedule;
 pub mod shape;
 pub mod solver;
 pub mod step;

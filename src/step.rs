@@ -1,25 +1,35 @@
-//! One training step with buffers allocated once: forward, loss, L2, backward, update.
+//! One training step with buffers allocated once: forward, loss, L2, backward, gradient clipping,
+//! update.
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::layer::Layer;
-use crate::loss::{Loss, l2_penalty};
+use crate::kernels::Kernels;
+use crate::layer::{Layer, Module, Path};
+use crate::loss::{Loss, Target, l2_penalty};
 use crate::optim::{AnyOptimizer, Optimizer, UpdateRule};
 use crate::shape::{Dyn, Shape};
 use crate::tensor::Tensor;
 
-/// The buffers of a training step (input batch, labels, output, output gradient, cache, parameter
+/// The buffers of a training step (input batch, targets, output, output gradient, cache, parameter
 /// gradients, optimizer state), sized on the first step and reused: a steady-state
 /// [`TrainStep::step`] performs no heap allocation.
+///
+/// With [`TrainStep::clip_grad_norm`]`(Some(max))`, the gradients of the trainable parameters
+/// are scaled by `max/(‖g‖ + 1e-6)` whenever their global L2 norm `‖g‖` (over all of them
+/// together, before the L2 term `reg·W` is added) exceeds `max`: PyTorch's
+/// `clip_grad_norm_`.
 pub struct TrainStep<S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
     x: Tensor<S, f32>,
     labels: Vec<usize>,
+    values: Vec<f32>,
     y: Tensor<M::Out, f32>,
     dy: Tensor<M::Out, f32>,
     cache: M::Cache,
     grads: M,
     opt: AnyOptimizer<M, f32>,
     reg: f32,
+    clip: Option<f32>,
+    grad_norm: f32,
     /// Whether a step of this model split work over the kernel threads (then the whole step runs on
     /// a kernel thread; a model too small to split stays on the caller's thread).
     splits: bool,
@@ -31,14 +41,30 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         TrainStep {
             x: Tensor::zeros(Dyn(batch)),
             labels: Vec::with_capacity(batch),
+            values: Vec::new(),
             y: Tensor::zeros(Dyn(batch)),
             dy: Tensor::zeros(Dyn(batch)),
             cache: M::Cache::default(),
             grads: M::zeros(),
             opt: AnyOptimizer::new(rule),
             reg,
+            clip: None,
+            grad_norm: 0.0,
             splits: false,
         }
+    }
+
+    /// Clips the gradients to this global L2 norm before every update (see the type's docs);
+    /// `None` (the default) does not clip.
+    pub fn clip_grad_norm(mut self, max: Option<f32>) -> Self {
+        self.clip = max;
+        self
+    }
+
+    /// The global L2 norm of the trainable parameters' gradients in the last step, before any
+    /// clipping (computed only when clipping is on; 0 otherwise).
+    pub fn grad_norm(&self) -> f32 {
+        self.grad_norm
     }
 
     /// The optimizer (for checkpoints of its state).
@@ -70,7 +96,8 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     /// does. For batches prepared once (with [`Dataset::batch`]) outside the timed or hot loop: the
     /// copy of the examples out of the data set is then not part of the step. Labels that do not
     /// match the batch size or the model's classes are an error, and so is a non-finite loss; the
-    /// parameters are then unchanged.
+    /// parameters are then unchanged. A loss on real-valued targets takes them through
+    /// [`TrainStep::step_targets`] (here it finds no values and returns an error).
     pub fn step_batch<L: Loss<M::Out, f32>>(
         &mut self,
         model: &mut M,
@@ -79,7 +106,20 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         labels: &[usize],
         lr: f32,
     ) -> Result<f32> {
-        self.pooled(|s| s.run(model, loss, Some((x, labels)), lr))
+        self.pooled(|s| s.run(model, loss, Some((x, L::Target::pick(labels, &[]))), lr))
+    }
+
+    /// [`TrainStep::step_batch`] with the targets the loss takes: class labels, or one value per
+    /// model output (a batch from [`Dataset::batch_values`]).
+    pub fn step_targets<L: Loss<M::Out, f32>>(
+        &mut self,
+        model: &mut M,
+        loss: &L,
+        x: &Tensor<S, f32>,
+        targets: &[L::Target],
+        lr: f32,
+    ) -> Result<f32> {
+        self.pooled(|s| s.run(model, loss, Some((x, targets)), lr))
     }
 
     /// Runs `step` (one training step) inside [`threads::install`](crate::threads::install) once
@@ -105,10 +145,16 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         lr: f32,
     ) -> Result<f32> {
         data.check_batch::<S>(batch)?;
+        data.check_targets(L::Target::KIND, M::Out::SAMPLE_NUMEL, loss.name(), "training")?;
         let b = batch.len();
         self.x.set_batch(Dyn(b));
-        self.labels.resize(b, 0);
-        data.gather_into(batch, self.x.as_mut_slice(), &mut self.labels);
+        if let crate::data::Targets::Values(..) = data.targets() {
+            self.values.resize(b * data.target_width(), 0.0);
+            data.gather_values_into(batch, self.x.as_mut_slice(), &mut self.values);
+        } else {
+            self.labels.resize(b, 0);
+            data.gather_into(batch, self.x.as_mut_slice(), &mut self.labels);
+        }
         self.run(model, loss, None, lr)
     }
 
@@ -118,12 +164,12 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         &mut self,
         model: &mut M,
         loss: &L,
-        batch: Option<(&Tensor<S, f32>, &[usize])>,
+        batch: Option<(&Tensor<S, f32>, &[L::Target])>,
         lr: f32,
     ) -> Result<f32> {
-        let (x, labels) = batch.unwrap_or((&self.x, &self.labels));
+        let (x, targets) = batch.unwrap_or((&self.x, L::Target::pick(&self.labels, &self.values)));
         model.forward_train(x, &mut self.y, &mut self.cache);
-        let mut l = loss.loss(&self.y, labels, &mut self.dy)?;
+        let mut l = loss.loss(&self.y, targets, &mut self.dy)?;
         if self.reg != 0.0 {
             l += l2_penalty(model, self.reg);
         }
@@ -131,8 +177,34 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
             return Err(Error::Training(format!("the loss became {l}")));
         }
         model.backward(x, &self.y, &self.dy, &mut self.cache, None, &mut self.grads);
+        if let Some(max) = self.clip {
+            self.grad_norm = clip_grad_norm(&mut self.grads, max);
+        }
         // The L2 gradient `reg·W` is added inside the update (one pass over the parameters).
         self.opt.step_l2(model, &self.grads, lr, self.reg);
         Ok(l)
     }
+}
+
+/// Scales the trainable gradients in `grads` by `max/(‖g‖ + 1e-6)` if their global L2 norm `‖g‖`
+/// exceeds `max`; returns `‖g‖`. Allocation-free (two passes over the gradients).
+fn clip_grad_norm<M: Module<f32>>(grads: &mut M, max: f32) -> f32 {
+    let mut sq = 0.0f64;
+    grads.visit_params(&Path::ROOT, &mut |info, g| {
+        if info.kind.trainable() {
+            sq += f64::from(f32::k_sum_squares(g));
+        }
+    });
+    let norm = sq.sqrt();
+    if norm > f64::from(max) {
+        let scale = (f64::from(max) / (norm + 1e-6)) as f32;
+        grads.visit_params_mut(&Path::ROOT, &mut |info, g| {
+            if info.kind.trainable() {
+                for v in g {
+                    *v *= scale;
+                }
+            }
+        });
+    }
+    norm as f32
 }

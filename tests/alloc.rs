@@ -113,7 +113,34 @@ fn training_steps_do_not_allocate() {
     shaped::set_num_threads(1);
 }
 
-fn cases() -> [(&'static str, usize); 7] {
+/// The regression path: real-valued targets gathered by `step` and passed to `step_targets`,
+/// MSE, AdamW and gradient clipping (a limit low enough that every step clips).
+fn regression_allocs() -> usize {
+    type M = TwoLayer;
+    let bin = synthetic::binary20(1, 100);
+    let values: Vec<f32> = (0..100).map(|i| (i % 7) as f32 * 0.3).collect();
+    let data = shaped::data::Dataset::regression(bin.features().to_vec(), values, &[20], 1).unwrap();
+    let mut model = M::init(&mut rand::rngs::StdRng::seed_from_u64(0), Init::Gaussian(1e-2));
+    let mut step = TrainStep::<(Dyn, Const<20>), M>::new(UpdateRule::AdamW, 0.1, 50).clip_grad_norm(Some(1e-3));
+    let (full, short): (Vec<usize>, Vec<usize>) = ((0..50).collect(), (50..80).collect());
+    for b in [&full, &short] {
+        step.step(&mut model, &shaped::loss::Mse, &data, b, 1e-3).unwrap();
+    }
+    let prepared =
+        [data.batch_values::<(Dyn, Const<20>)>(&full).unwrap(), data.batch_values::<(Dyn, Const<20>)>(&short).unwrap()];
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for i in 0..6 {
+        let b = if i % 3 == 2 { &short } else { &full };
+        step.step(&mut model, &shaped::loss::Mse, &data, b, 1e-3).unwrap();
+        let (x, y) = &prepared[usize::from(i % 3 == 2)];
+        step.step_targets(&mut model, &shaped::loss::Mse, x, y, 1e-3).unwrap();
+    }
+    let n = ALLOCS.load(Ordering::Relaxed) - before;
+    assert!(step.grad_norm() > 1e-3, "the steps clipped");
+    n
+}
+
+fn cases() -> [(&'static str, usize); 8] {
     let bin = synthetic::binary20(1, 100);
     let img = synthetic::random_images(1, 100, &[1, 28, 28], 10);
     let flat = synthetic::random_images(1, 100, &[784], 10);
@@ -168,5 +195,6 @@ fn cases() -> [(&'static str, usize); 7] {
                 img,
             ),
         ),
+        ("regression (MSE, AdamW, clipping)", regression_allocs()),
     ]
 }

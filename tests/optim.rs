@@ -212,6 +212,7 @@ fn any_optimizer_matches_concrete_rules() {
             UpdateRule::SgdMomentum => run(&mut SgdMomentum::new(), 3, 0.01).1,
             UpdateRule::RmsProp => run(&mut RmsProp::new(), 3, 0.01).1,
             UpdateRule::Adam => run(&mut Adam::new(), 3, 0.01).1,
+            UpdateRule::AdamW => run(&mut shaped::optim::AdamW::new(), 3, 0.01).1,
         };
         assert_eq!(got, want, "{rule}");
         assert_eq!(any.step_count(), 3);

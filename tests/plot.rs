@@ -14,6 +14,7 @@ fn history_plot_is_a_png() {
         best_val_acc: 0.78,
         train_seconds: 1.0,
         train_samples: 1000,
+        ..History::default()
     };
     let dir = std::env::temp_dir().join(format!("shaped-plot-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

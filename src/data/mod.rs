@@ -10,6 +10,7 @@ pub mod cifar;
 pub mod csv;
 pub mod idx;
 pub mod synthetic;
+mod targets;
 
 pub use augment::{Augment, ChannelNorm};
 pub use cifar::{load_cifar10_dir, read_cifar_batch};
@@ -19,23 +20,26 @@ pub use idx::{
     read_idx_images, read_idx_labels,
 };
 pub use synthetic::{binary20, random_images};
+pub use targets::{Holdout, Targets};
 
 use std::fmt;
 use std::ops::Range;
 
 use crate::error::{Error, Result};
+use crate::loss::TargetKind;
 use crate::shape::{Dyn, Shape};
 use crate::tensor::Tensor;
 
-/// In-memory labelled data set: `len` samples, each `sample_len` f32 features (row-major, e.g.
-/// C*H*W pixels), labels as class indices.
+/// In-memory data set: `len` samples, each `sample_len` f32 features (row-major, e.g. C*H*W
+/// pixels), with [`Targets`]: class indices ([`Dataset::new`]) or real values
+/// ([`Dataset::regression`]).
 ///
-/// The invariants (checked by [`Dataset::new`]) are: `features().len() == len() * sample_len()`,
-/// every label is `< classes()`, and every feature is finite.
+/// The invariants (checked by the constructors) are: `features().len() == len() * sample_len()`,
+/// every label is `< classes()`, and every feature and target value is finite.
 #[derive(Clone, PartialEq)]
 pub struct Dataset {
     x: Vec<f32>,
-    y: Vec<usize>,
+    y: Targets,
     sample_dims: Vec<usize>,
     classes: usize,
 }
@@ -47,6 +51,8 @@ impl fmt::Debug for Dataset {
             .field("len", &self.len())
             .field("sample_dims", &self.sample_dims)
             .field("classes", &self.classes)
+            .field("targets", &self.y.kind())
+            .field("target_width", &self.y.width())
             .finish()
     }
 }
@@ -60,6 +66,47 @@ impl Dataset {
     /// zero, or if a feature is NaN or infinite; [`Error::Label`] if `classes` is zero or a label
     /// is `>= classes`.
     pub fn new(x: Vec<f32>, y: Vec<usize>, sample_dims: &[usize], classes: usize) -> Result<Self> {
+        let sample_len = Self::check_features(&x, y.len(), sample_dims)?;
+        if classes == 0 {
+            return Err(Error::Label("a data set needs at least one class".into()));
+        }
+        if let Some((i, &l)) = y.iter().enumerate().find(|&(_, &l)| l >= classes) {
+            return Err(Error::Label(format!(
+                "label {l} of sample {i} is out of range: the data set has {classes} classes (0..{classes})"
+            )));
+        }
+        let _ = sample_len;
+        Ok(Dataset { x, y: Targets::Classes(y), sample_dims: sample_dims.to_vec(), classes })
+    }
+
+    /// A data set with real-valued targets (regression, multi-label): row-major features `x` and
+    /// `width` target values per sample in `values` (`values.len() / width` samples).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if `width` is zero, `values.len()` is not a multiple of it, the features
+    /// do not make that many samples of shape `sample_dims`, or a feature or value is NaN or
+    /// infinite.
+    pub fn regression(x: Vec<f32>, values: Vec<f32>, sample_dims: &[usize], width: usize) -> Result<Self> {
+        if width == 0 || !values.len().is_multiple_of(width) {
+            return Err(Error::Shape(format!(
+                "{} target values do not make whole samples of {width} values each",
+                values.len()
+            )));
+        }
+        Self::check_features(&x, values.len() / width, sample_dims)?;
+        if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Shape(format!(
+                "target value {} of sample {} is {}: targets must be finite",
+                k % width,
+                k / width,
+                values[k]
+            )));
+        }
+        Ok(Dataset { x, y: Targets::Values(values, width), sample_dims: sample_dims.to_vec(), classes: 0 })
+    }
+
+    /// Checks that `x` holds `n` finite samples of shape `sample_dims`; their length.
+    fn check_features(x: &[f32], n: usize, sample_dims: &[usize]) -> Result<usize> {
         if let Some(d) = sample_dims.iter().position(|&d| d == 0) {
             return Err(Error::Shape(format!("sample dimensions {sample_dims:?}: dimension {d} is zero")));
         }
@@ -67,21 +114,11 @@ impl Dataset {
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
             .ok_or_else(|| Error::Shape(format!("sample dimensions {sample_dims:?} overflow usize")))?;
-        let expected = y.len().checked_mul(sample_len);
+        let expected = n.checked_mul(sample_len);
         if expected != Some(x.len()) {
             return Err(Error::Shape(format!(
-                "{} feature values do not make {} samples of shape {sample_dims:?} ({} values each)",
+                "{} feature values do not make {n} samples of shape {sample_dims:?} ({sample_len} values each)",
                 x.len(),
-                y.len(),
-                sample_len
-            )));
-        }
-        if classes == 0 {
-            return Err(Error::Label("a data set needs at least one class".into()));
-        }
-        if let Some((i, &l)) = y.iter().enumerate().find(|&(_, &l)| l >= classes) {
-            return Err(Error::Label(format!(
-                "label {l} of sample {i} is out of range: the data set has {classes} classes (0..{classes})"
             )));
         }
         if let Some(k) = x.iter().position(|v| !v.is_finite()) {
@@ -92,7 +129,7 @@ impl Dataset {
                 x[k]
             )));
         }
-        Ok(Dataset { x, y, sample_dims: sample_dims.to_vec(), classes })
+        Ok(sample_len)
     }
 
     /// The number of samples.
@@ -100,9 +137,57 @@ impl Dataset {
         self.y.len()
     }
 
+    /// The targets: class labels or real values.
+    pub fn targets(&self) -> &Targets {
+        &self.y
+    }
+
+    /// The real-valued targets, [`target_width`](Self::target_width) per sample (row-major); empty
+    /// for a data set of class labels.
+    pub fn values(&self) -> &[f32] {
+        match &self.y {
+            Targets::Values(v, _) => v,
+            Targets::Classes(_) => &[],
+        }
+    }
+
+    /// Target values per sample: 1 for class labels.
+    pub fn target_width(&self) -> usize {
+        self.y.width()
+    }
+
+    /// An error before training unless this data set holds the targets that `loss` (named
+    /// `loss_name`) needs: class labels, or real values with one per model output (`outputs`).
+    /// `what` names the data set ("training", "validation").
+    ///
+    /// # Errors
+    /// [`Error::Label`] naming the loss, the data set and both sides.
+    pub fn check_targets(&self, kind: TargetKind, outputs: usize, loss_name: &str, what: &str) -> Result<()> {
+        let have = self.y.kind();
+        if have != kind {
+            return Err(Error::Label(format!(
+                "the {loss_name} loss needs {}, but the {what} data holds {}{}",
+                kind.describe(),
+                have.describe(),
+                match kind {
+                    TargetKind::Values => " (build it with `Dataset::regression`)",
+                    TargetKind::Classes => " (build it with `Dataset::new`)",
+                }
+            )));
+        }
+        if kind == TargetKind::Values && self.y.width() != outputs {
+            return Err(Error::Label(format!(
+                "the {loss_name} loss needs one target value per model output ({outputs} per sample), but the \
+                 {what} data holds {} per sample",
+                self.y.width()
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether the data set has no samples.
     pub fn is_empty(&self) -> bool {
-        self.y.is_empty()
+        self.len() == 0
     }
 
     /// The number of features per sample (the product of [`sample_dims`](Self::sample_dims)).
@@ -115,7 +200,7 @@ impl Dataset {
         &self.sample_dims
     }
 
-    /// The number of classes: every label is below it.
+    /// The number of classes: every label is below it (0 for real-valued targets).
     pub fn classes(&self) -> usize {
         self.classes
     }
@@ -130,9 +215,13 @@ impl Dataset {
         &mut self.x
     }
 
-    /// All labels (class indices), one per sample.
+    /// All labels (class indices), one per sample; empty for real-valued targets (see
+    /// [`values`](Self::values)).
     pub fn labels(&self) -> &[usize] {
-        &self.y
+        match &self.y {
+            Targets::Classes(y) => y,
+            Targets::Values(..) => &[],
+        }
     }
 
     /// The features of sample `i`.
@@ -158,7 +247,7 @@ impl Dataset {
         let n = self.sample_len();
         Dataset {
             x: self.x[range.start * n..range.end * n].to_vec(),
-            y: self.y[range.clone()].to_vec(),
+            y: self.y.pick(range),
             sample_dims: self.sample_dims.clone(),
             classes: self.classes,
         }
@@ -184,11 +273,10 @@ impl Dataset {
     pub fn subset(&self, idx: &[usize]) -> Dataset {
         let n = self.sample_len();
         let mut x = Vec::with_capacity(idx.len() * n);
-        let mut y = Vec::with_capacity(idx.len());
         for &i in idx {
             x.extend_from_slice(self.sample(i));
-            y.push(self.y[i]);
         }
+        let y = self.y.pick(idx.iter().copied());
         Dataset { x, y, sample_dims: self.sample_dims.clone(), classes: self.classes }
     }
 
@@ -209,6 +297,34 @@ impl Dataset {
         let val = self.len() / fraction_den;
         let n = self.len() - val;
         self.split_at(n)
+    }
+
+    /// A seeded, shuffled split: holds out `val` samples (a fraction of `len()`, rounded down, or a
+    /// count) chosen uniformly at random by a generator seeded with `seed`, and returns
+    /// `(train, val)`. The two are disjoint and cover the data set; each keeps the original order
+    /// of its samples. The same seed gives the same split.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for a fraction outside `[0, 1]` or a count above `len()`.
+    pub fn split_shuffled(&self, val: impl Into<Holdout>, seed: u64) -> Result<(Dataset, Dataset)> {
+        use rand::SeedableRng;
+        let n = self.len();
+        let k = match val.into() {
+            Holdout::Fraction(f) if (0.0..=1.0).contains(&f) => ((n as f64) * f).floor() as usize,
+            Holdout::Count(c) if c <= n => c,
+            Holdout::Fraction(f) => {
+                return Err(Error::Shape(format!("a validation fraction of {f} is not within [0, 1]")));
+            }
+            Holdout::Count(c) => {
+                return Err(Error::Shape(format!("cannot hold out {c} samples of a data set of {n}")));
+            }
+        };
+        let mut order = Vec::new();
+        shuffle_order(&mut order, n, &mut rand::rngs::StdRng::seed_from_u64(seed));
+        let (val_idx, train_idx) = order.split_at_mut(k);
+        val_idx.sort_unstable();
+        train_idx.sort_unstable();
+        Ok((self.subset(train_idx), self.subset(val_idx)))
     }
 
     /// A 64-bit digest of the content: sample dimensions, classes, every feature's bits and every
@@ -234,7 +350,10 @@ impl Dataset {
         }
         h = chunks.remainder().iter().fold(h, |h, v| fnv(h, u64::from(v.to_bits())));
         h = lanes.iter().fold(h, |h, &l| fnv(h, l));
-        h = self.y.iter().fold(h, |h, &l| fnv(h, l as u64));
+        h = match &self.y {
+            Targets::Classes(y) => y.iter().fold(h, |h, &l| fnv(h, l as u64)),
+            Targets::Values(v, w) => v.iter().fold(fnv(h, *w as u64 | 1 << 63), |h, v| fnv(h, u64::from(v.to_bits()))),
+        };
         // Final avalanche (splitmix64's), so that nearby inputs give unrelated digests.
         let mut z = h;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -297,14 +416,60 @@ impl Dataset {
         Ok((x, y))
     }
 
+    /// The samples `order` as a batch tensor of the model input shape `S`, with their real-valued
+    /// targets ([`target_width`](Self::target_width) per sample): the [`Dataset::batch`] of a
+    /// regression data set.
+    ///
+    /// # Errors
+    /// As [`Dataset::batch`], and [`Error::Label`] if the data set holds class labels.
+    pub fn batch_values<S: Shape<Batch = Dyn>>(&self, order: &[usize]) -> Result<(Tensor<S, f32>, Vec<f32>)> {
+        self.check_batch::<S>(order)?;
+        let w = match &self.y {
+            Targets::Values(_, w) => *w,
+            Targets::Classes(_) => return Err(Error::Label("the data set holds class labels, not values".into())),
+        };
+        let (mut x, mut y) = (Tensor::zeros(Dyn(order.len())), vec![0.0; order.len() * w]);
+        self.gather_values_into(order, x.as_mut_slice(), &mut y);
+        Ok((x, y))
+    }
+
     /// Copies the features and labels of the samples `order` (typically
     /// `epoch_order[start..start + batch]`) into the caller's buffers, without allocating:
     /// `x_out` must hold `order.len() * sample_len()` values and `y_out` `order.len()` labels.
     /// Used by mini-batching.
     ///
     /// # Panics
-    /// If a buffer has the wrong length or an index is `>= len()`.
+    /// If a buffer has the wrong length, an index is `>= len()`, or the data set holds real-valued
+    /// targets (see [`gather_values_into`](Self::gather_values_into)).
     pub fn gather_into(&self, order: &[usize], x_out: &mut [f32], y_out: &mut [usize]) {
+        let Targets::Classes(y) = &self.y else {
+            panic!("gather_into: the data set holds real-valued targets; use gather_values_into")
+        };
+        self.gather(order, x_out, y_out, 1, |i, out| out[0] = y[i]);
+    }
+
+    /// As [`gather_into`](Self::gather_into) for a data set of real-valued targets: `y_out` must
+    /// hold `order.len() * target_width()` values.
+    ///
+    /// # Panics
+    /// If a buffer has the wrong length, an index is `>= len()`, or the data set holds class labels.
+    pub fn gather_values_into(&self, order: &[usize], x_out: &mut [f32], y_out: &mut [f32]) {
+        let Targets::Values(v, w) = &self.y else {
+            panic!("gather_values_into: the data set holds class labels; use gather_into")
+        };
+        let w = *w;
+        self.gather(order, x_out, y_out, w, |i, out| out.copy_from_slice(&v[i * w..(i + 1) * w]));
+    }
+
+    /// The gather behind both: features by row, `w` targets per sample copied by `target`.
+    fn gather<T: Send>(
+        &self,
+        order: &[usize],
+        x_out: &mut [f32],
+        y_out: &mut [T],
+        w: usize,
+        target: impl Fn(usize, &mut [T]) + Sync,
+    ) {
         let n = self.sample_len();
         assert_eq!(
             x_out.len(),
@@ -316,13 +481,14 @@ impl Dataset {
         );
         assert_eq!(
             y_out.len(),
-            order.len(),
-            "gather_into: y_out holds {} labels, the batch has {} samples",
+            order.len() * w,
+            "gather_into: y_out holds {} targets, the batch of {} samples needs {}",
             y_out.len(),
-            order.len()
+            order.len(),
+            order.len() * w
         );
-        let gather = |(order, x_out, y_out): (&[usize], &mut [f32], &mut [usize])| {
-            for ((&i, xs), y) in order.iter().zip(x_out.chunks_exact_mut(n.max(1))).zip(y_out.iter_mut()) {
+        let gather = |(order, x_out, y_out): (&[usize], &mut [f32], &mut [T])| {
+            for ((&i, xs), y) in order.iter().zip(x_out.chunks_exact_mut(n.max(1))).zip(y_out.chunks_exact_mut(w)) {
                 // Short rows (the 20-feature data) in fixed-size moves: a `memcpy` call per row
                 // costs more than the copy.
                 if n <= 64 {
@@ -330,7 +496,7 @@ impl Dataset {
                 } else {
                     xs.copy_from_slice(self.sample(i));
                 }
-                *y = self.y[i];
+                target(i, y);
             }
         };
         // A large batch is gathered by the kernel threads (the copy is memory-bound work).
@@ -339,7 +505,7 @@ impl Dataset {
             return gather((order, x_out, y_out));
         }
         let per = order.len().div_ceil(parts);
-        let pieces = order.chunks(per).zip(x_out.chunks_mut(per * n)).zip(y_out.chunks_mut(per));
+        let pieces = order.chunks(per).zip(x_out.chunks_mut(per * n)).zip(y_out.chunks_mut(per * w));
         crate::threads::run_parts(pieces.map(|((o, x), y)| (o, x, y)), gather);
     }
 }

@@ -1,4 +1,4 @@
-//! The optimizers' element updates: RMSprop and Adam.
+//! The optimizers' element updates: RMSprop, Adam and AdamW.
 
 use super::{Elem, multiversion};
 
@@ -50,5 +50,34 @@ fn adam_body<E: Elem, const FMA: bool>(
         let mt = *m / c1;
         let vt = *v / c2;
         *w = *w - lr * mt / (vt.sqrt() + eps);
+    }
+}
+
+/// AdamW's element update: Adam's ([`adam_update`]) on `g = dw + reg·w` (the L2 term read from
+/// the weights before the decay), applied to the decayed weight `w·keep` (`keep = 1 − lr·λ`, or
+/// 1 for parameters that are not decayed).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn adamw_update<E: Elem>(
+    w: &mut [E],
+    dw: &[E],
+    m: &mut [E],
+    v: &mut [E],
+    lr: E,
+    b1: E,
+    b2: E,
+    eps: E,
+    c1: E,
+    c2: E,
+    reg: E,
+    keep: E,
+) {
+    let (one_b1, one_b2) = (E::one() - b1, E::one() - b2);
+    for (((w, &g), m), v) in w.iter_mut().zip(dw).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let g = g + reg * *w;
+        *m = b1 * *m + one_b1 * g;
+        *v = b2 * *v + one_b2 * g * g;
+        let mt = *m / c1;
+        let vt = *v / c2;
+        *w = *w * keep - lr * mt / (vt.sqrt() + eps);
     }
 }

@@ -82,10 +82,20 @@ kernel_table! {
     fn k_sum_squares(a: &[Self]) -> Self => super::sum_squares;
     /// `super::logistic_rows`.
     fn k_logistic_rows(scores: &[Self], labels: &[usize], d: &mut [Self], n: Self, total: &mut Self) => super::logistic_rows;
+    /// `super::mse_rows`: squared errors' sum; writes `2(s − t)·inv_n` into `d`.
+    fn k_mse_rows(scores: &[Self], targets: &[Self], d: &mut [Self], inv_n: Self) -> Self => super::mse_rows;
+    /// `super::l1_rows`: absolute errors' sum; writes `sign(s − t)·inv_n` into `d`.
+    fn k_l1_rows(scores: &[Self], targets: &[Self], d: &mut [Self], inv_n: Self) -> Self => super::l1_rows;
+    /// `super::huber_rows`: Huber losses' sum with threshold `delta`; writes the gradient times `inv_n`.
+    fn k_huber_rows(scores: &[Self], targets: &[Self], d: &mut [Self], inv_n: Self, delta: Self) -> Self => super::huber_rows;
+    /// `super::bce_logits_rows`: binary cross-entropy on logits' sum; writes `(σ(s) − t)·inv_n`.
+    fn k_bce_logits_rows(scores: &[Self], targets: &[Self], d: &mut [Self], inv_n: Self) -> Self => super::bce_logits_rows;
     /// `super::rmsprop_update`.
     fn k_rmsprop_update(w: &mut [Self], dw: &[Self], c: &mut [Self], lr: Self, rho: Self, eps: Self, reg: Self) => super::rmsprop_update;
     /// `super::adam_update`.
     fn k_adam_update(w: &mut [Self], dw: &[Self], m: &mut [Self], v: &mut [Self], lr: Self, b1: Self, b2: Self, eps: Self, c1: Self, c2: Self, reg: Self) => super::adam_update;
+    /// `super::adamw_update`.
+    fn k_adamw_update(w: &mut [Self], dw: &[Self], m: &mut [Self], v: &mut [Self], lr: Self, b1: Self, b2: Self, eps: Self, c1: Self, c2: Self, reg: Self, keep: Self) => super::adamw_update;
     /// [`conv::forward`].
     fn k_conv_forward(d: &ConvDims, x: &[Self], w: &[Self], bias: Option<&[Self]>, y: &mut [Self], scratch: &mut ConvScratch<Self>) => conv::forward;
     /// [`conv::backward`].

@@ -1,4 +1,6 @@
-//! Update rules: SGD, SGD with momentum, RMSprop and Adam, with the homework's (cs231n) conventions.
+//! Update rules: SGD, SGD with momentum (optionally Nesterov), RMSprop, Adam and AdamW, with the
+//! homework's (cs231n) conventions; [`AnyOptimizer`] chooses one at run time, with its
+//! hyper-parameters from an [`OptimConfig`].
 //!
 //! An optimizer walks a model and its gradients (a value of the same type, see
 //! [`Module::zeros`]) with [`Module::zip_params_mut`] and updates every *trainable* parameter;
@@ -14,9 +16,10 @@
 //! | rule | update |
 //! |---|---|
 //! | [`Sgd`] | `w -= lr·dw` |
-//! | [`SgdMomentum`] | `v = μ·v − lr·dw; w += v` (μ = 0.9) |
+//! | [`SgdMomentum`] | `v = μ·v − lr·dw; w += v` (μ = 0.9); Nesterov: `w += μ·v − lr·dw` with the new `v` |
 //! | [`RmsProp`] | `c = ρ·c + (1−ρ)·dw²; w −= lr·dw/(√c + ε)` (ρ = 0.99, ε = 1e-8) |
 //! | [`Adam`] | `t += 1; m = β₁m + (1−β₁)dw; v = β₂v + (1−β₂)dw²; w −= lr·m̂/(√v̂ + ε)` with `m̂ = m/(1−β₁ᵗ)`, `v̂ = v/(1−β₂ᵗ)` (β 0.9/0.999, ε = 1e-8) |
+//! | [`AdamW`] | `w −= lr·λ·w` (weights only), then Adam's step (λ = 1e-2; PyTorch's `AdamW`) |
 //!
 //! ```
 //! use shaped::prelude::*;
@@ -32,7 +35,11 @@
 use crate::kernels::Elem;
 use crate::layer::{Module, Path};
 use core::fmt;
-use core::str::FromStr;
+
+mod adamw;
+mod any;
+pub use adamw::AdamW;
+pub use any::{AnyOptimizer, OptimConfig, ParseRuleError, UpdateRule};
 
 /// An update rule with its state, typed by the model `M` it updates: the state is allocated from
 /// `M`'s parameters, and using it with another model is a compile error.
@@ -55,7 +62,7 @@ pub trait Optimizer<M: Module<E>, E: Elem> {
     /// parameters and without writing into `grads`.
     fn step_l2(&mut self, model: &mut M, grads: &M, lr: E, reg: E);
 
-    /// The rule's name as accepted by [`UpdateRule::from_str`] (`"adam"`).
+    /// The rule's name as accepted by [`UpdateRule::from_str`](core::str::FromStr::from_str) (`"adam"`).
     fn name(&self) -> &'static str;
 
     /// The kinds of per-parameter state this rule keeps (`["m", "v"]` for Adam, none for SGD).
@@ -136,8 +143,8 @@ impl<E: Elem, const K: usize> State<E, K> {
         self.ready = true;
     }
 
-    /// Calls `f(w, dw, state, r)` for every trainable parameter, with `r = reg` for regularised
-    /// ones and 0 for the others; allocation-free once initialised.
+    /// Calls `f(w, dw, state, r, regularised)` for every trainable parameter, with `r = reg` for
+    /// regularised ones and 0 for the others; allocation-free once initialised.
     #[inline]
     fn update<M: Module<E>>(
         &mut self,
@@ -145,7 +152,7 @@ impl<E: Elem, const K: usize> State<E, K> {
         grads: &M,
         kinds: &[&str; K],
         reg: E,
-        mut f: impl FnMut(&mut [E], &[E], &mut [Vec<E>; K], E),
+        mut f: impl FnMut(&mut [E], &[E], &mut [Vec<E>; K], E, bool),
     ) {
         self.init(model, kinds);
         self.steps += 1;
@@ -162,7 +169,8 @@ impl<E: Elem, const K: usize> State<E, K> {
                 "optimizer state for `{}` was allocated for a model of another structure",
                 info.path
             );
-            f(w, dw, &mut slot.bufs, if info.kind.regularised() { reg } else { E::zero() });
+            let regularised = info.kind.regularised();
+            f(w, dw, &mut slot.bufs, if regularised { reg } else { E::zero() }, regularised);
         });
         assert_eq!(i, slots.len(), "optimizer state was allocated for a model with more parameters");
     }
@@ -295,6 +303,9 @@ const MOMENTUM_KINDS: [&str; 1] = ["velocity"];
 pub struct SgdMomentum<M, E: Elem = f32> {
     /// μ, the spec's 0.9.
     pub momentum: E,
+    /// Nesterov's momentum: `w += μ·v − lr·dw` with the updated `v` (PyTorch's `nesterov=True`
+    /// with `v = −lr·buf`), instead of `w += v`.
+    pub nesterov: bool,
     state: State<E, 1>,
     _model: ForModel<M>,
 }
@@ -306,7 +317,11 @@ impl<M, E: Elem> SgdMomentum<M, E> {
     }
     /// A given momentum μ.
     pub fn with_momentum(momentum: E) -> Self {
-        SgdMomentum { momentum, state: State::default(), _model: ForModel::default() }
+        SgdMomentum { momentum, nesterov: false, state: State::default(), _model: ForModel::default() }
+    }
+    /// Nesterov's momentum μ.
+    pub fn nesterov(momentum: E) -> Self {
+        SgdMomentum { nesterov: true, ..Self::with_momentum(momentum) }
     }
 }
 
@@ -318,29 +333,39 @@ impl<M, E: Elem> Default for SgdMomentum<M, E> {
 
 impl<M, E: Elem> Clone for SgdMomentum<M, E> {
     fn clone(&self) -> Self {
-        SgdMomentum { momentum: self.momentum, state: self.state.clone(), _model: ForModel::default() }
+        SgdMomentum {
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            state: self.state.clone(),
+            _model: ForModel::default(),
+        }
     }
 }
 
 impl<M, E: Elem> fmt::Debug for SgdMomentum<M, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SgdMomentum").field("momentum", &self.momentum).field("state", &self.state).finish()
+        f.debug_struct("SgdMomentum")
+            .field("momentum", &self.momentum)
+            .field("nesterov", &self.nesterov)
+            .field("state", &self.state)
+            .finish()
     }
 }
 
 impl<M, E: Elem> PartialEq for SgdMomentum<M, E> {
     fn eq(&self, o: &Self) -> bool {
-        self.momentum == o.momentum && self.state == o.state
+        self.momentum == o.momentum && self.nesterov == o.nesterov && self.state == o.state
     }
 }
 
 impl<M: Module<E>, E: Elem> Optimizer<M, E> for SgdMomentum<M, E> {
     fn step_l2(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
-        let mu = self.momentum;
-        self.state.update(model, grads, &MOMENTUM_KINDS, reg, |w, dw, [v], r| {
+        let (mu, nesterov) = (self.momentum, self.nesterov);
+        self.state.update(model, grads, &MOMENTUM_KINDS, reg, |w, dw, [v], r, _| {
             for ((w, &g), v) in w.iter_mut().zip(dw).zip(v.iter_mut()) {
-                *v = mu * *v - lr * (g + r * *w);
-                *w += *v;
+                let step = lr * (g + r * *w);
+                *v = mu * *v - step;
+                *w += if nesterov { mu * *v - step } else { *v };
             }
         });
     }
@@ -404,7 +429,7 @@ impl<M, E: Elem> PartialEq for RmsProp<M, E> {
 impl<M: Module<E>, E: Elem> Optimizer<M, E> for RmsProp<M, E> {
     fn step_l2(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
         let (rho, eps) = (self.decay, self.eps);
-        self.state.update(model, grads, &RMSPROP_KINDS, reg, |w, dw, [c], r| {
+        self.state.update(model, grads, &RMSPROP_KINDS, reg, |w, dw, [c], r, _| {
             E::k_rmsprop_update(w, dw, c, lr, rho, eps, r);
         });
     }
@@ -483,7 +508,7 @@ impl<M: Module<E>, E: Elem> Optimizer<M, E> for Adam<M, E> {
         let t = i32::try_from(t).unwrap_or(i32::MAX);
         let c1 = E::one() - b1.powi(t);
         let c2 = E::one() - b2.powi(t);
-        self.state.update(model, grads, &ADAM_KINDS, reg, |w, dw, [m, v], r| {
+        self.state.update(model, grads, &ADAM_KINDS, reg, |w, dw, [m, v], r, _| {
             E::k_adam_update(w, dw, m, v, lr, b1, b2, eps, c1, c2, r);
         });
     }
@@ -491,185 +516,4 @@ impl<M: Module<E>, E: Elem> Optimizer<M, E> for Adam<M, E> {
         "adam"
     }
     delegate_state!(ADAM_KINDS);
-}
-
-/// The update rules, for choosing one at run time (command lines, configuration files).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum UpdateRule {
-    /// [`Sgd`].
-    Sgd,
-    /// [`SgdMomentum`].
-    SgdMomentum,
-    /// [`RmsProp`].
-    RmsProp,
-    /// [`Adam`].
-    Adam,
-}
-
-impl UpdateRule {
-    /// Every rule, in the order of the spec.
-    pub const ALL: [UpdateRule; 4] = [UpdateRule::Sgd, UpdateRule::SgdMomentum, UpdateRule::RmsProp, UpdateRule::Adam];
-
-    /// The name accepted by [`UpdateRule::from_str`]: `sgd`, `sgd_momentum`, `rmsprop`, `adam`.
-    pub fn name(self) -> &'static str {
-        match self {
-            UpdateRule::Sgd => "sgd",
-            UpdateRule::SgdMomentum => "sgd_momentum",
-            UpdateRule::RmsProp => "rmsprop",
-            UpdateRule::Adam => "adam",
-        }
-    }
-}
-
-impl fmt::Display for UpdateRule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// An unknown update-rule name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParseRuleError(pub String);
-
-impl fmt::Display for ParseRuleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown update rule `{}`; expected one of sgd, sgd_momentum, rmsprop, adam", self.0)
-    }
-}
-
-impl std::error::Error for ParseRuleError {}
-
-impl FromStr for UpdateRule {
-    type Err = ParseRuleError;
-    /// `sgd`, `sgd_momentum`, `rmsprop` or `adam` (case-insensitive; `-` may replace `_`).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let norm = s.trim().to_ascii_lowercase().replace('-', "_");
-        UpdateRule::ALL.into_iter().find(|r| r.name() == norm).ok_or_else(|| ParseRuleError(s.to_string()))
-    }
-}
-
-macro_rules! dispatch {
-    ($self:expr, $o:ident => $e:expr) => {
-        match $self {
-            AnyOptimizer::Sgd($o) => $e,
-            AnyOptimizer::SgdMomentum($o) => $e,
-            AnyOptimizer::RmsProp($o) => $e,
-            AnyOptimizer::Adam($o) => $e,
-        }
-    };
-}
-
-macro_rules! dispatch_map {
-    ($self:expr, $o:ident => $e:expr) => {
-        match $self {
-            AnyOptimizer::Sgd($o) => AnyOptimizer::Sgd($e),
-            AnyOptimizer::SgdMomentum($o) => AnyOptimizer::SgdMomentum($e),
-            AnyOptimizer::RmsProp($o) => AnyOptimizer::RmsProp($e),
-            AnyOptimizer::Adam($o) => AnyOptimizer::Adam($e),
-        }
-    };
-}
-
-/// One of the four rules with its default hyper-parameters, chosen at run time.
-pub enum AnyOptimizer<M, E: Elem = f32> {
-    /// [`Sgd`].
-    Sgd(Sgd<M>),
-    /// [`SgdMomentum`].
-    SgdMomentum(SgdMomentum<M, E>),
-    /// [`RmsProp`].
-    RmsProp(RmsProp<M, E>),
-    /// [`Adam`].
-    Adam(Adam<M, E>),
-}
-
-impl<M, E: Elem> Clone for AnyOptimizer<M, E> {
-    fn clone(&self) -> Self {
-        dispatch_map!(self, o => o.clone())
-    }
-}
-
-impl<M, E: Elem> fmt::Debug for AnyOptimizer<M, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        dispatch!(self, o => fmt::Debug::fmt(o, f))
-    }
-}
-
-impl<M, E: Elem> PartialEq for AnyOptimizer<M, E> {
-    fn eq(&self, o: &Self) -> bool {
-        match (self, o) {
-            (AnyOptimizer::Sgd(a), AnyOptimizer::Sgd(b)) => a == b,
-            (AnyOptimizer::SgdMomentum(a), AnyOptimizer::SgdMomentum(b)) => a == b,
-            (AnyOptimizer::RmsProp(a), AnyOptimizer::RmsProp(b)) => a == b,
-            (AnyOptimizer::Adam(a), AnyOptimizer::Adam(b)) => a == b,
-            _ => false,
-        }
-    }
-}
-
-impl<M, E: Elem> AnyOptimizer<M, E> {
-    /// The rule `rule` with the spec's hyper-parameters.
-    pub fn new(rule: UpdateRule) -> Self {
-        match rule {
-            UpdateRule::Sgd => AnyOptimizer::Sgd(Sgd::new()),
-            UpdateRule::SgdMomentum => AnyOptimizer::SgdMomentum(SgdMomentum::new()),
-            UpdateRule::RmsProp => AnyOptimizer::RmsProp(RmsProp::new()),
-            UpdateRule::Adam => AnyOptimizer::Adam(Adam::new()),
-        }
-    }
-
-    /// Which rule this is.
-    pub fn rule(&self) -> UpdateRule {
-        match self {
-            AnyOptimizer::Sgd(_) => UpdateRule::Sgd,
-            AnyOptimizer::SgdMomentum(_) => UpdateRule::SgdMomentum,
-            AnyOptimizer::RmsProp(_) => UpdateRule::RmsProp,
-            AnyOptimizer::Adam(_) => UpdateRule::Adam,
-        }
-    }
-}
-
-impl<M, E: Elem> From<UpdateRule> for AnyOptimizer<M, E> {
-    fn from(rule: UpdateRule) -> Self {
-        AnyOptimizer::new(rule)
-    }
-}
-
-impl<M, E: Elem> FromStr for AnyOptimizer<M, E> {
-    type Err = ParseRuleError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse::<UpdateRule>().map(AnyOptimizer::new)
-    }
-}
-
-impl<M: Module<E>, E: Elem> Optimizer<M, E> for AnyOptimizer<M, E> {
-    fn step_l2(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
-        dispatch!(self, o => o.step_l2(model, grads, lr, reg))
-    }
-    fn name(&self) -> &'static str {
-        dispatch!(self, o => Optimizer::<M, E>::name(o))
-    }
-    fn state_kinds(&self) -> &'static [&'static str] {
-        dispatch!(self, o => Optimizer::<M, E>::state_kinds(o))
-    }
-    fn init_state(&mut self, model: &M) {
-        dispatch!(self, o => o.init_state(model))
-    }
-    fn has_state(&self) -> bool {
-        dispatch!(self, o => Optimizer::<M, E>::has_state(o))
-    }
-    fn visit_state(&self, f: &mut dyn FnMut(&str, &[E])) {
-        dispatch!(self, o => o.visit_state(f))
-    }
-    fn visit_state_mut(&mut self, f: &mut dyn FnMut(&str, &mut [E])) {
-        dispatch!(self, o => o.visit_state_mut(f))
-    }
-    fn step_count(&self) -> u64 {
-        dispatch!(self, o => Optimizer::<M, E>::step_count(o))
-    }
-    fn set_step_count(&mut self, t: u64) {
-        dispatch!(self, o => Optimizer::<M, E>::set_step_count(o, t))
-    }
-    fn reset(&mut self) {
-        dispatch!(self, o => Optimizer::<M, E>::reset(o))
-    }
 }

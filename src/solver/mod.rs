@@ -1,5 +1,24 @@
-//! Mini-batch training: epochs, learning-rate decay, accuracy after each epoch, loss history,
-//! best-by-validation restore, progress and metrics, and resuming an interrupted run.
+//! Mini-batch training: epochs, learning-rate schedules, optimizer hyper-parameters, gradient
+//! clipping, validation after each epoch, loss history, best-by-validation restore, early
+//! stopping, progress and metrics, and resuming an interrupted run.
+//!
+//! # Classification and regression
+//!
+//! The loss's [`Target`] decides what the solver measures. With class labels
+//! it reports the accuracy on the training sample and the validation set after each epoch, and the
+//! *best epoch* is the one with the **highest validation accuracy** (the first of equals). With
+//! real-valued targets (MSE, L1, Huber, binary cross-entropy) it reports the **validation loss**
+//! (the loss's mean over the validation set, in inference mode, without the L2 term) and the best
+//! epoch is the one with the **lowest validation loss**. Before the first epoch both data sets are
+//! checked against the loss ([`Dataset::check_targets`]): the kind of targets and, for values, one
+//! per model output.
+//!
+//! # Early stopping
+//!
+//! With [`Solver::early_stopping`]`(patience)`, training stops after an epoch that is `patience`
+//! epochs past the best one (no improvement in `patience` epochs); the best epoch's parameters
+//! are restored as at the end of every run. The rule reads only the history, so a resumed run
+//! stops where the uninterrupted one would.
 //!
 //! # Randomness
 //!
@@ -47,29 +66,38 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::io;
 use crate::layer::Layer;
-use crate::loss::Loss;
-use crate::optim::UpdateRule;
+use crate::loss::{Loss, Target, TargetKind};
+use crate::optim::{AnyOptimizer, OptimConfig, UpdateRule};
+use crate::schedule::{Exponential, Schedule};
 use crate::shape::{Dyn, Shape};
 use crate::step::TrainStep;
 use crate::tensor::Tensor;
 use run::Job;
 use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
 
 /// What a training run produced, epoch by epoch.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {
     /// Loss (data loss + L2 penalty) of every training step.
     pub loss: Vec<f32>,
-    /// Accuracy on (a sample of up to 1000 of) the training examples after each epoch.
+    /// Accuracy on (a sample of up to 1000 of) the training examples after each epoch
+    /// (classification; empty for real-valued targets).
     pub train_acc: Vec<f64>,
-    /// Validation accuracy after each epoch.
+    /// Validation accuracy after each epoch (classification; empty for real-valued targets).
     pub val_acc: Vec<f64>,
+    /// Validation loss after each epoch (real-valued targets; empty for classification).
+    pub val_loss: Vec<f64>,
     /// Learning rate used in each epoch.
     pub lr: Vec<f32>,
     /// The epoch (1-based) whose parameters were restored at the end.
     pub best_epoch: usize,
-    /// Its validation accuracy.
+    /// Its validation accuracy (classification).
     pub best_val_acc: f64,
+    /// Its validation loss (real-valued targets).
+    pub best_val_loss: f64,
+    /// The epoch after which early stopping ended the run (0: it ran all its epochs).
+    pub stopped_early: usize,
     /// Seconds spent in training steps (forward, loss, backward, update; no evaluation).
     pub train_seconds: f64,
     /// Training examples processed by training steps.
@@ -103,8 +131,12 @@ impl History {
 #[derive(Clone, Debug)]
 pub struct Solver {
     rule: UpdateRule,
+    optim: OptimConfig,
     lr: f32,
     lr_decay: f32,
+    schedule: Option<Arc<dyn Schedule>>,
+    clip: Option<f32>,
+    patience: Option<usize>,
     batch_size: usize,
     epochs: usize,
     reg: f32,
@@ -123,8 +155,12 @@ impl Default for Solver {
     fn default() -> Self {
         Solver {
             rule: UpdateRule::Sgd,
+            optim: OptimConfig::default(),
             lr: 1e-2,
             lr_decay: 1.0,
+            schedule: None,
+            clip: None,
+            patience: None,
             batch_size: 100,
             epochs: 10,
             reg: 0.0,
@@ -156,9 +192,40 @@ impl Solver {
         self.lr = lr;
         self
     }
-    /// Multiplies the learning rate once per epoch.
+    /// Multiplies the learning rate once per epoch: the schedule
+    /// [`Exponential`]`{ gamma: decay }` (replacing any [`Solver::schedule`]).
     pub fn lr_decay(mut self, decay: f32) -> Self {
         self.lr_decay = decay;
+        self.schedule = None;
+        self
+    }
+    /// The learning-rate schedule (see [`crate::schedule`]), applied to [`Solver::lr`]; replaces
+    /// [`Solver::lr_decay`]. The default is no decay.
+    pub fn schedule(mut self, schedule: impl Schedule + 'static) -> Self {
+        self.schedule = Some(Arc::new(schedule));
+        self.lr_decay = 1.0;
+        self
+    }
+    /// The schedule in effect: the one set, else [`Exponential`] with the `lr_decay` factor.
+    pub fn schedule_in_effect(&self) -> Arc<dyn Schedule> {
+        self.schedule.clone().unwrap_or_else(|| Arc::new(Exponential { gamma: self.lr_decay }))
+    }
+    /// The update rule's hyper-parameters (momentum, Nesterov, ρ, β₁, β₂, ε, AdamW's weight
+    /// decay); each rule reads the ones it uses. Defaults: [`OptimConfig::default`].
+    pub fn optim(mut self, config: OptimConfig) -> Self {
+        self.optim = config;
+        self
+    }
+    /// Clips the gradients to this global L2 norm before every update (PyTorch's
+    /// `clip_grad_norm_`; see [`TrainStep`]).
+    pub fn clip_grad_norm(mut self, max: f32) -> Self {
+        self.clip = Some(max);
+        self
+    }
+    /// Stops training after `patience` epochs without a better validation result (accuracy for
+    /// classification, loss for real-valued targets); the best epoch is restored.
+    pub fn early_stopping(mut self, patience: usize) -> Self {
+        self.patience = Some(patience.max(1));
         self
     }
     /// Examples per step.
@@ -274,12 +341,14 @@ impl Solver {
         Ok(())
     }
 
-    /// Trains `model` on `train` with `loss`, measuring accuracy on `val` after each epoch, and
-    /// restores the parameters of the best epoch at the end.
+    /// Trains `model` on `train` with `loss`, measuring accuracy (classification) or the loss
+    /// (real-valued targets) on `val` after each epoch, and restores the parameters of the best
+    /// epoch at the end.
     ///
     /// `S` is the model's input shape with a runtime batch, e.g. `(Dyn, Const<1>, Const<28>,
     /// Const<28>)`; the data's samples must have `S::SAMPLE_NUMEL` features. Errors: data that does
-    /// not fit the model, labels the loss rejects, a non-finite loss or parameter (training
+    /// not fit the model, targets of the wrong kind or width for the loss ([`Error::Label`] naming
+    /// the loss and the data set), labels the loss rejects, a non-finite loss or parameter (training
     /// diverged: [`Error::Training`] naming the epoch and step), a resume checkpoint that does not
     /// fit ([`Error::Checkpoint`]), I/O.
     pub fn train<S, M, L>(&self, model: &mut M, loss: &L, train: &Dataset, val: &Dataset) -> Result<History>
@@ -290,10 +359,15 @@ impl Solver {
     {
         train.check_input::<S>("training")?;
         val.check_input::<S>("validation")?;
+        let (kind, outputs) = (<L::Target as Target>::KIND, <M::Out as Shape>::SAMPLE_NUMEL);
+        train.check_targets(kind, outputs, loss.name(), "training")?;
+        val.check_targets(kind, outputs, loss.name(), "validation")?;
         self.check_outputs()?;
         let bs = self.batch_size.min(train.len());
         // The step's buffers (batch, outputs, cache, gradients, optimizer state) live as long as the run.
-        let mut job = Job::<S, M, L> { model, loss, step: TrainStep::new(self.rule, self.reg, bs), staged: None };
+        let mut step = TrainStep::new(self.rule, self.reg, bs).clip_grad_norm(self.clip);
+        *step.optimizer_mut() = AnyOptimizer::with_config(self.rule, &self.optim);
+        let mut job = Job::<S, M, L> { model, loss, step, staged: None };
         self.run(&mut job, train, val)
     }
 }
@@ -309,6 +383,37 @@ pub fn last_checkpoint_path(best: &FsPath) -> PathBuf {
         name.push(ext);
     }
     best.with_file_name(name)
+}
+
+/// The mean of `loss` over `data` (in inference mode, in batches of `batch`; without L2): the
+/// validation loss the solver reports for real-valued targets.
+///
+/// # Errors
+/// Data that does not fit the model, targets the loss rejects.
+pub fn mean_loss<S, M, L>(model: &M, loss: &L, data: &Dataset, batch: usize) -> Result<f64>
+where
+    S: Shape<Batch = Dyn>,
+    M: Layer<S, f32>,
+    L: Loss<M::Out, f32>,
+{
+    data.check_fits::<S>("evaluation")?;
+    data.check_targets(<L::Target as Target>::KIND, <M::Out as Shape>::SAMPLE_NUMEL, loss.name(), "evaluation")?;
+    let mut y = Tensor::<M::Out, f32>::zeros(Dyn(0));
+    let mut dy = Tensor::<M::Out, f32>::zeros(Dyn(0));
+    let (per, w) = (data.sample_len(), data.target_width());
+    let mut total = 0.0f64;
+    for start in (0..data.len()).step_by(batch.max(1)) {
+        let end = (start + batch).min(data.len());
+        let x = Tensor::<S, f32>::from_slice(&data.features()[start * per..end * per])?;
+        model.forward(&x, &mut y);
+        let (labels, values) = match <L::Target as Target>::KIND {
+            TargetKind::Classes => (&data.labels()[start..end], &[][..]),
+            TargetKind::Values => (&[][..], &data.values()[start * w..end * w]),
+        };
+        let l = loss.loss(&y, <L::Target as Target>::pick(labels, values), &mut dy)?;
+        total += f64::from(l) * (end - start) as f64;
+    }
+    Ok(total / data.len().max(1) as f64)
 }
 
 /// Fraction of `data` that `model` (in inference mode) classifies correctly, in batches of `batch`.

@@ -7,6 +7,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::io::{self, ExtraTensor};
 use crate::layer::{ParamTree, Path};
+use crate::loss::TargetKind;
 use std::collections::BTreeMap;
 use std::path::Path as FsPath;
 use std::str::FromStr;
@@ -31,6 +32,8 @@ impl Solver {
             (RESUME_BEST_VAL, hist.best_val_acc.to_string()),
             (RESUME_TRAIN_ACC, list(&hist.train_acc)),
             (RESUME_VAL_ACC, list(&hist.val_acc)),
+            (RESUME_VAL_LOSS, list(&hist.val_loss)),
+            (RESUME_BEST_VAL_LOSS, hist.best_val_loss.to_string()),
             (RESUME_LR, lrs),
             (RESUME_SECONDS, hist.train_seconds.to_string()),
             (RESUME_SAMPLES, hist.train_samples.to_string()),
@@ -60,6 +63,17 @@ impl Solver {
             Fact::new(RESUME_RULE, "update rule", self.rule.name().to_string()),
             Fact::new(RESUME_LR0, "learning rate", self.lr.to_string()),
             Fact::new(RESUME_DECAY, "learning-rate decay", self.lr_decay.to_string()),
+            Fact::new(RESUME_SCHEDULE, "learning-rate schedule", {
+                let s = self.schedule_in_effect();
+                let over = if s.depends_on_epochs() { format!(" over {} epochs", self.epochs) } else { String::new() };
+                format!("{}{over}", s.describe())
+            }),
+            Fact::new(RESUME_OPTIM, "optimizer hyper-parameters", self.optim.describe(self.rule)),
+            Fact::new(
+                RESUME_CLIP,
+                "gradient clipping (max norm)",
+                self.clip.map_or_else(|| "off".to_string(), |c| c.to_string()),
+            ),
             Fact::new(RESUME_REG, "L2 strength (reg)", self.reg.to_string()),
             Fact::new(RESUME_TRAIN_SAMPLE, "training-accuracy sample", self.train_sample.to_string()),
         ];
@@ -107,7 +121,7 @@ impl Solver {
                 if self.allow_lr_change { ", and the learning rate" } else { "" }
             )));
         }
-        let ck = job.stage_checkpoint(self.rule, path)?;
+        let ck = job.stage_checkpoint(self.rule, &self.optim, path)?;
         let m = job.staged().expect("a checkpoint was just staged");
         let list = |key: &str| -> Result<&str> {
             meta.get(key).map(String::as_str).ok_or_else(|| err(format!("the metadata `{key}` is missing")))
@@ -121,19 +135,30 @@ impl Solver {
             loss: tensor(RESUME_LOSS)?,
             train_acc: parse_list(list(RESUME_TRAIN_ACC)?, RESUME_TRAIN_ACC, path)?,
             val_acc: parse_list(list(RESUME_VAL_ACC)?, RESUME_VAL_ACC, path)?,
+            val_loss: parse_list(list(RESUME_VAL_LOSS)?, RESUME_VAL_LOSS, path)?,
             lr: parse_list(list(RESUME_LR)?, RESUME_LR, path)?,
             best_epoch: meta_value(&meta, RESUME_BEST_EPOCH, path)?,
             best_val_acc: meta_value(&meta, RESUME_BEST_VAL, path)?,
+            best_val_loss: meta_value(&meta, RESUME_BEST_VAL_LOSS, path)?,
+            stopped_early: 0,
             train_seconds: meta_value(&meta, RESUME_SECONDS, path)?,
             train_samples: meta_value(&meta, RESUME_SAMPLES, path)?,
         };
-        if hist.train_acc.len() != epoch || hist.val_acc.len() != epoch || hist.lr.len() != epoch {
+        // Classification records both accuracies, regression the validation loss.
+        let measured = if job.kind() == TargetKind::Classes {
+            hist.train_acc.len() == epoch && hist.val_acc.len() == epoch && hist.val_loss.is_empty()
+        } else {
+            hist.train_acc.is_empty() && hist.val_acc.is_empty() && hist.val_loss.len() == epoch
+        };
+        if !measured || hist.lr.len() != epoch {
             return Err(err(format!(
-                "the history holds {} / {} / {} epochs of training accuracy / validation accuracy / learning \
-                 rate, but the checkpoint is at epoch {epoch}",
+                "the history holds {} / {} / {} / {} epochs of training accuracy / validation accuracy / validation \
+                 loss / learning rate, but the checkpoint is at epoch {epoch} of a {} run",
                 hist.train_acc.len(),
                 hist.val_acc.len(),
-                hist.lr.len()
+                hist.val_loss.len(),
+                hist.lr.len(),
+                if job.kind() == TargetKind::Classes { "classification" } else { "regression" }
             )));
         }
         let best = tensor(RESUME_BEST)?;
@@ -189,6 +214,9 @@ pub(super) const RESUME_VAL_LEN: &str = "solver.val_len";
 pub(super) const RESUME_VAL_DIGEST: &str = "solver.val_digest";
 pub(super) const RESUME_LR0: &str = "solver.initial_lr";
 pub(super) const RESUME_DECAY: &str = "solver.lr_decay";
+pub(super) const RESUME_SCHEDULE: &str = "solver.schedule";
+pub(super) const RESUME_OPTIM: &str = "solver.optim";
+pub(super) const RESUME_CLIP: &str = "solver.clip_grad_norm";
 pub(super) const RESUME_REG: &str = "solver.reg";
 pub(super) const RESUME_TRAIN_SAMPLE: &str = "solver.train_sample";
 /// Prefix of the caller's [tags](Solver::tag).
@@ -197,6 +225,8 @@ pub(super) const RESUME_BEST_EPOCH: &str = "solver.best_epoch";
 pub(super) const RESUME_BEST_VAL: &str = "solver.best_val_acc";
 pub(super) const RESUME_TRAIN_ACC: &str = "solver.train_acc";
 pub(super) const RESUME_VAL_ACC: &str = "solver.val_acc";
+pub(super) const RESUME_VAL_LOSS: &str = "solver.val_loss";
+pub(super) const RESUME_BEST_VAL_LOSS: &str = "solver.best_val_loss";
 pub(super) const RESUME_LR: &str = "solver.lr";
 pub(super) const RESUME_SECONDS: &str = "solver.train_seconds";
 pub(super) const RESUME_SAMPLES: &str = "solver.train_samples";
