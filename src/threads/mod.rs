@@ -436,15 +436,24 @@ mod tests {
         // Two threads, eight chunks: the first thread owns chunks 0-3. Its first chunk waits until
         // chunk 3 has run, which only the other thread can then do (by taking it from the back).
         // The pool may be busy with another test's split (then everything runs on this thread, the
-        // wait times out): retried until a run had both threads.
+        // wait times out): retried until a run had both threads. The other thread's first chunk
+        // (4) waits until chunk 0 has started, so that a worker slow to wake cannot find all the
+        // chunks already taken by the caller.
         for _ in 0..50 {
             let done3 = AtomicBool::new(false);
+            let started0 = AtomicBool::new(false);
             let who: Vec<Mutex<Option<std::thread::ThreadId>>> = (0..8).map(|_| Mutex::new(None)).collect();
             let mut scratch = [(); 2];
             run_chunks(&mut scratch, 0..8, |_, c| {
+                let start = Instant::now();
                 if c == 0 {
-                    let start = Instant::now();
+                    started0.store(true, Ordering::Release);
                     while !done3.load(Ordering::Acquire) && start.elapsed() < Duration::from_millis(500) {
+                        std::hint::spin_loop();
+                    }
+                }
+                if c == 4 {
+                    while !started0.load(Ordering::Acquire) && start.elapsed() < Duration::from_millis(500) {
                         std::hint::spin_loop();
                     }
                 }
