@@ -371,6 +371,28 @@ pub trait Layer<In: Shape, E: Elem>: Module<E> {
         self.forward(x, &mut y);
         y
     }
+
+    /// The model's scores as probabilities: a softmax over each sample's values (for a classifier
+    /// whose last layer outputs one score per class; no loss object needed).
+    fn predict_proba(&self, x: &Tensor<In, E>) -> Tensor<Self::Out, E> {
+        let scores = self.predict(x);
+        let mut p = Tensor::zeros(x.batch());
+        let d = crate::kernels::activation::RowDims { rows: x.batch_size(), d: <Self::Out as Shape>::SAMPLE_NUMEL };
+        E::k_softmax_forward(d, scores.as_slice(), p.as_mut_slice(), false);
+        p
+    }
+
+    /// The predicted class of each sample: the index of its highest score (ties go to the lower
+    /// index), with no loss object needed.
+    fn predict_classes(&self, x: &Tensor<In, E>) -> Vec<usize> {
+        let scores = self.predict(x);
+        let per = <Self::Out as Shape>::SAMPLE_NUMEL.max(1);
+        scores
+            .as_slice()
+            .chunks_exact(per)
+            .map(|row| row.iter().enumerate().fold(0, |best, (j, v)| if *v > row[best] { j } else { best }))
+            .collect()
+    }
 }
 
 /// One step of a derived model's cache: the layer's output, the loss gradient with respect to it

@@ -78,3 +78,28 @@ fn evaluate_agrees_with_accuracy() {
     assert!(ev.top_k >= ev.accuracy);
     assert_eq!(evaluate::<In, _>(&net, &data, 16, 3).unwrap().top_k, 1.0);
 }
+
+#[test]
+fn predictions_without_a_loss_object() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let net = Tiny::init(&mut rng, Init::Gaussian(1.0));
+    let x: Vec<f32> = (0..4 * 20).map(|i| ((i * 13 % 17) as f32 - 8.0) / 5.0).collect();
+    let y: Vec<usize> = (0..20).map(|i| i % 3).collect();
+    let data = Dataset::new(x.clone(), y, &[4], 3).unwrap();
+    let xt = Tensor::<(Dyn, Const<4>)>::from_vec(x).unwrap();
+    // classes agree with the loss-based prediction
+    let classes = net.predict_classes(&xt);
+    let via_loss = shaped::solver::predict::<(Dyn, Const<4>), _, _>(&net, &SoftmaxCrossEntropy::<3>, &data, 8).unwrap();
+    assert_eq!(classes, via_loss);
+    // probabilities: each row sums to 1, in the order of the scores
+    let p = net.predict_proba(&xt);
+    let s = net.predict(&xt);
+    for (row, sc) in p.as_slice().chunks(3).zip(s.as_slice().chunks(3)) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
+        let e: Vec<f32> = sc.iter().map(|v| v.exp()).collect();
+        let z: f32 = e.iter().sum();
+        for (a, b) in row.iter().zip(&e) {
+            assert!((a - b / z).abs() < 1e-6);
+        }
+    }
+}
