@@ -202,10 +202,7 @@ pub fn backward_direct<E: Elem>(
     dx: Option<&mut [E]>,
     scratch: &mut ConvScratch<E>,
 ) {
-    d.check_lens(x.len(), w.len(), dy.len());
-    assert_eq!(dw.len(), w.len(), "convolution: weight gradient length");
-    assert!(dx.as_ref().is_none_or(|t| t.len() == x.len()), "convolution: input gradient length");
-    check_bias(d, db.as_ref().map(|b| b.len()));
+    d.check_backward(x.len(), w.len(), dy.len(), dw.len(), db.as_ref().map(|b| b.len()), dx.as_ref().map(|t| t.len()));
     let (oh, ow) = (d.oh(), d.ow());
     let (xs, ys) = (d.c * d.h * d.w, d.f * oh * ow);
     let acc_len = d.f * d.c * d.k * d.k * ow;

@@ -342,9 +342,7 @@ pub fn backward_patch_matrix<E: Elem>(
     dx: Option<&mut [E]>,
     scratch: &mut ConvScratch<E>,
 ) {
-    d.check_lens(x.len(), w.len(), dy.len());
-    assert_eq!(dw.len(), w.len(), "convolution: weight gradient length");
-    assert!(dx.as_ref().is_none_or(|t| t.len() == x.len()), "convolution: input gradient length");
+    d.check_backward(x.len(), w.len(), dy.len(), dw.len(), None, dx.as_ref().map(|t| t.len()));
     patch_matrix_backward(d, x, w, dy, dw, (dx, None), scratch)
 }
 

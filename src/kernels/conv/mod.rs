@@ -85,6 +85,14 @@ impl ConvDims {
         assert_eq!(w, self.f * self.c * self.k * self.k, "convolution: weight length for {self:?}");
         assert_eq!(y, self.n * self.f * self.oh() * self.ow(), "convolution: output length for {self:?}");
     }
+    /// [`ConvDims::check_lens`] for a backward pass, plus the gradients' lengths: `dw` like the
+    /// weights, `dx` (when asked for) like the input, `db` (when asked for) one per filter.
+    pub fn check_backward(&self, x: usize, w: usize, dy: usize, dw: usize, db: Option<usize>, dx: Option<usize>) {
+        self.check_lens(x, w, dy);
+        assert_eq!(dw, w, "convolution: weight gradient length");
+        assert!(dx.is_none_or(|l| l == x), "convolution: input gradient length");
+        assert!(db.is_none_or(|l| l == self.f), "convolution: bias length {db:?} for {} filters", self.f);
+    }
     /// Rows of the im2col matrix: `c·k·k`.
     pub fn patch(&self) -> usize {
         self.c * self.k * self.k
@@ -245,10 +253,7 @@ pub fn backward<E: Elem>(
     dx: Option<&mut [E]>,
     scratch: &mut ConvScratch<E>,
 ) {
-    d.check_lens(x.len(), w.len(), dy.len());
-    assert_eq!(dw.len(), w.len(), "convolution: weight gradient length");
-    assert!(dx.as_ref().is_none_or(|t| t.len() == x.len()), "convolution: input gradient length");
-    check_bias(d, db.as_ref().map(|b| b.len()));
+    d.check_backward(x.len(), w.len(), dy.len(), dw.len(), db.as_ref().map(|b| b.len()), dx.as_ref().map(|t| t.len()));
     if d.prefers_im2col() || indirect_backward_applies::<E>(d) {
         backward_im2col(d, x, w, dy, dw, db, dx, scratch)
     } else {
@@ -289,10 +294,7 @@ pub fn backward_im2col<E: Elem>(
     dx: Option<&mut [E]>,
     scratch: &mut ConvScratch<E>,
 ) {
-    d.check_lens(x.len(), w.len(), dy.len());
-    assert_eq!(dw.len(), w.len(), "convolution: weight gradient length");
-    assert!(dx.as_ref().is_none_or(|t| t.len() == x.len()), "convolution: input gradient length");
-    check_bias(d, db.as_ref().map(|b| b.len()));
+    d.check_backward(x.len(), w.len(), dy.len(), dw.len(), db.as_ref().map(|b| b.len()), dx.as_ref().map(|t| t.len()));
     if let Err(dx_db) = backward_indirect(d, x, w, dy, dw, (dx, db), scratch) {
         patch_matrix_backward(d, x, w, dy, dw, dx_db, scratch)
     }
