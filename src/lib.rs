@@ -39,6 +39,7 @@
 extern crate self as shaped;
 
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod gradcheck;
 pub mod guide;

@@ -19,20 +19,23 @@ use crate::tensor::Tensor;
 /// together, before the L2 term `reg·W` is added) exceeds `max`: PyTorch's
 /// `clip_grad_norm_`.
 pub struct TrainStep<S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
-    x: Tensor<S, f32>,
-    labels: Vec<usize>,
-    values: Vec<f32>,
-    y: Tensor<M::Out, f32>,
-    dy: Tensor<M::Out, f32>,
-    cache: M::Cache,
-    grads: M,
-    opt: AnyOptimizer<M, f32>,
-    reg: f32,
-    clip: Option<f32>,
-    grad_norm: f32,
+    pub(crate) x: Tensor<S, f32>,
+    pub(crate) labels: Vec<usize>,
+    pub(crate) values: Vec<f32>,
+    pub(crate) y: Tensor<M::Out, f32>,
+    pub(crate) dy: Tensor<M::Out, f32>,
+    pub(crate) cache: M::Cache,
+    pub(crate) grads: M,
+    pub(crate) opt: AnyOptimizer<M, f32>,
+    pub(crate) reg: f32,
+    pub(crate) clip: Option<f32>,
+    pub(crate) grad_norm: f32,
     /// Whether a step of this model split work over the kernel threads (then the whole step runs on
     /// a kernel thread; a model too small to split stays on the caller's thread).
-    splits: bool,
+    pub(crate) splits: bool,
+    /// The distributed step's contiguous buffer (gradients, statistics, loss; `shaped::dist`),
+    /// empty until the first [`TrainStep::step_shard`].
+    pub(crate) flat: Vec<f32>,
 }
 
 impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
@@ -51,6 +54,7 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
             clip: None,
             grad_norm: 0.0,
             splits: false,
+            flat: Vec::new(),
         }
     }
 
@@ -126,7 +130,7 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     /// a step of this model has split work over the kernel threads, so that every kernel's split
     /// starts without a hand-over from (and back to) a parked pool; a model too small to split
     /// never wakes the workers.
-    fn pooled(&mut self, step: impl FnOnce(&mut Self) -> Result<f32>) -> Result<f32> {
+    pub(crate) fn pooled(&mut self, step: impl FnOnce(&mut Self) -> Result<f32>) -> Result<f32> {
         if self.splits {
             return crate::threads::install(|| step(self));
         }
@@ -188,7 +192,7 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
 
 /// Scales the trainable gradients in `grads` by `max/(‖g‖ + 1e-6)` if their global L2 norm `‖g‖`
 /// exceeds `max`; returns `‖g‖`. Allocation-free (two passes over the gradients).
-fn clip_grad_norm<M: Module<f32>>(grads: &mut M, max: f32) -> f32 {
+pub(crate) fn clip_grad_norm<M: Module<f32>>(grads: &mut M, max: f32) -> f32 {
     let mut sq = 0.0f64;
     grads.visit_params(&Path::ROOT, &mut |info, g| {
         if info.kind.trainable() {

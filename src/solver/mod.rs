@@ -59,6 +59,7 @@
 //! ([`io::write_atomic`]): the metrics CSV is rewritten whole after each epoch, so a full disk
 //! leaves the previous version intact.
 
+mod dist;
 mod resume;
 mod run;
 

@@ -186,8 +186,8 @@ impl Solver {
 /// value.
 pub(super) struct Fact {
     key: String,
-    what: String,
-    value: String,
+    pub(super) what: String,
+    pub(super) value: String,
 }
 
 impl Fact {
