@@ -171,9 +171,10 @@ pub fn check_agreement(comm: &dyn Comm, facts: &[(String, String)]) -> Result<()
         let ranks: Vec<String> = (1..size).filter(|&r| all[r * k + i] != all[i]).map(|r| r.to_string()).collect();
         if !ranks.is_empty() {
             diffs.push(format!(
-                "{what} (rank{} {} differ from rank 0; rank {}'s is {value})",
+                "{what} (rank{} {} differ{} from rank 0; rank {}'s is {value})",
                 if ranks.len() > 1 { "s" } else { "" },
                 ranks.join(", "),
+                if ranks.len() > 1 { "" } else { "s" },
                 comm.rank()
             ));
         }
