@@ -21,6 +21,7 @@
 
 use clap::{Parser, ValueEnum};
 use shaped::data::{self, Dataset, Pixels};
+use shaped::dist::Comm;
 use shaped::models::{Cnn, CnnBn, LinearModel, Mlp, Softmax, TwoLayer, Vgg};
 use shaped::optim::UpdateRule;
 use shaped::prelude::*;
@@ -138,6 +139,11 @@ struct Args {
     /// Update rule, instead of the spec's: sgd, momentum (= sgd_momentum), rmsprop, adam or adamw.
     #[arg(long, value_name = "RULE", value_parser = parse_rule)]
     optimizer: Option<UpdateRule>,
+    /// Run as one rank of a data-parallel MPI job: `mpirun -np N hw1 <experiment> --distributed`
+    /// (built with `--features mpi`). --batch is the global batch, split over the ranks; rank 0
+    /// alone prints and writes --save's files.
+    #[arg(long)]
+    distributed: bool,
 }
 
 impl Args {
@@ -296,7 +302,7 @@ struct Splits {
     test: Dataset,
 }
 
-fn run<S, M, L>(args: &Args, splits: Splits, loss: L) -> shaped::Result<Report>
+fn run<S, M, L>(args: &Args, comm: Option<&dyn Comm>, splits: Splits, loss: L) -> shaped::Result<Report>
 where
     S: Shape<Batch = Dyn>,
     M: Layer<S, f32> + Display,
@@ -356,7 +362,10 @@ where
             eprintln!("resuming from {}", p.display());
         }
     }
-    let hist = solver.train::<S, M, L>(&mut model, &loss, &train, &val)?;
+    let hist = match comm {
+        Some(c) => solver.train_distributed::<S, M, L>(c, &mut model, &loss, &train, &val)?,
+        None => solver.train::<S, M, L>(&mut model, &loss, &train, &val)?,
+    };
     let test_pred = shaped::solver::predict::<S, M, L>(&model, &loss, &test, 1000)?;
     let confusion = shaped::metrics::ConfusionMatrix::from_predictions(test.classes(), test.labels(), &test_pred)?;
     let test_acc = confusion.accuracy();
@@ -373,7 +382,10 @@ where
         samples_per_sec: hist.train_samples_per_sec(),
         seconds: t0.elapsed().as_secs_f64(),
     };
-    if let Some(p) = &args.save {
+    // Rank 0 alone writes (every rank holds the same parameters).
+    if let Some(p) = &args.save
+        && comm.is_none_or(|c| c.rank() == 0)
+    {
         shaped::io::save(&model, p)?;
         let png = p.with_extension("png");
         // The plot is a convenience: a machine without a font still gets the checkpoint and the CSV.
@@ -506,7 +518,48 @@ fn main() -> ExitCode {
     let args = Args::parse();
     // Convolutions split each batch over this many threads (the other layers run on one).
     shaped::set_num_threads(usize::from(args.threads));
-    let result = check_outputs(&args).and_then(|()| experiment(&args));
+    if args.distributed {
+        return distributed(args);
+    }
+    let result = check_outputs(&args).and_then(|()| experiment(&args, None));
+    finish(&args, result)
+}
+
+/// `--distributed`: this process is one rank of an MPI job; the other ranks stay quiet, and a
+/// rank that fails ends the whole job (`rank R failed: cause`) instead of leaving the others
+/// waiting.
+#[cfg(feature = "mpi")]
+fn distributed(mut args: Args) -> ExitCode {
+    let mpi = match shaped::dist::Mpi::init() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: --distributed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if mpi.rank() != 0 {
+        (args.quiet, args.json) = (true, false);
+    }
+    match check_outputs(&args).and_then(|()| experiment(&args, Some(&mpi))) {
+        Ok(r) if mpi.rank() == 0 => finish(&args, Ok(r)),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) if mpi.size() > 1 => mpi.abort(&e.to_string()),
+        Err(e) => finish(&args, Err(e)),
+    }
+}
+
+/// `--distributed` in a build without MPI: a usage error that says how to get it.
+#[cfg(not(feature = "mpi"))]
+fn distributed(_: Args) -> ExitCode {
+    eprintln!(
+        "error: --distributed needs MPI: build hw1 with `--features mpi` (Debian: apt-get install openmpi-bin \
+         libopenmpi-dev libclang-dev) and start it with `mpirun -np N`"
+    );
+    ExitCode::from(2)
+}
+
+/// Reports `result` on stderr and stdout; the exit status.
+fn finish(args: &Args, result: shaped::Result<Report>) -> ExitCode {
     match result {
         Ok(r) => {
             if !args.quiet {
@@ -541,7 +594,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn experiment(args: &Args) -> shaped::Result<Report> {
+fn experiment(args: &Args, comm: Option<&dyn Comm>) -> shaped::Result<Report> {
     use Experiment::*;
     let e = args.experiment();
     match e {
@@ -549,28 +602,28 @@ fn experiment(args: &Args) -> shaped::Result<Report> {
             let splits = binary20(args)?;
             type In = (Dyn, Const<20>);
             match e {
-                E1a => run::<In, LinearModel, _>(args, splits, Logistic),
-                E1b => run::<In, TwoLayer, _>(args, splits, Logistic),
-                E2a => run::<In, LinearModel, _>(args, splits, Hinge),
-                _ => run::<In, TwoLayer, _>(args, splits, Hinge),
+                E1a => run::<In, LinearModel, _>(args, comm, splits, Logistic),
+                E1b => run::<In, TwoLayer, _>(args, comm, splits, Logistic),
+                E2a => run::<In, LinearModel, _>(args, comm, splits, Hinge),
+                _ => run::<In, TwoLayer, _>(args, comm, splits, Hinge),
             }
         }
         E3a | E3b => {
             let splits = mnist_like(args)?;
             type In = (Dyn, Const<784>);
             if e == E3a {
-                run::<In, Softmax, _>(args, splits, SoftmaxCrossEntropy::<10>)
+                run::<In, Softmax, _>(args, comm, splits, SoftmaxCrossEntropy::<10>)
             } else {
-                run::<In, Mlp, _>(args, splits, SoftmaxCrossEntropy::<10>)
+                run::<In, Mlp, _>(args, comm, splits, SoftmaxCrossEntropy::<10>)
             }
         }
         E4a | E4b => {
             let splits = mnist_like(args)?;
             type Img = (Dyn, Const<1>, Const<28>, Const<28>);
             if e == E4a {
-                run::<Img, Cnn, _>(args, splits, SoftmaxCrossEntropy::<10>)
+                run::<Img, Cnn, _>(args, comm, splits, SoftmaxCrossEntropy::<10>)
             } else {
-                run::<Img, CnnBn, _>(args, splits, SoftmaxCrossEntropy::<10>)
+                run::<Img, CnnBn, _>(args, comm, splits, SoftmaxCrossEntropy::<10>)
             }
         }
         E5 => {
@@ -584,7 +637,7 @@ fn experiment(args: &Args) -> shaped::Result<Report> {
             })?;
             let (train, test) = data::cifar::load_cifar10_dir(&dir, args.pixels())?;
             let splits = split_images(args, train, test, &dir, &dir)?;
-            run::<(Dyn, Const<3>, Const<32>, Const<32>), Vgg, _>(args, splits, SoftmaxCrossEntropy::<10>)
+            run::<(Dyn, Const<3>, Const<32>, Const<32>), Vgg, _>(args, comm, splits, SoftmaxCrossEntropy::<10>)
         }
     }
 }
