@@ -40,7 +40,7 @@
 //! * **Failures.** An error or panic on one rank cannot be recovered by the others (they would
 //!   wait in the next collective forever): [`Comm::abort`] prints `rank R failed: cause` and ends
 //!   the whole job; the MPI implementation installs a panic hook that does this
-//!   ([`Mpi::init`]).
+//!   (`Mpi::init`, feature `mpi`).
 //!
 //! The solver's distributed mode is [`Solver::train_distributed`](crate::solver::Solver::train_distributed);
 //! `hw1 --distributed` runs it under `mpirun`.
@@ -48,9 +48,11 @@
 #[cfg(feature = "mpi")]
 mod mpi;
 mod step;
+mod threads;
 
 #[cfg(feature = "mpi")]
 pub use self::mpi::Mpi;
+pub use threads::ThreadComm;
 
 use crate::error::{Error, Result};
 use crate::layer::{ParamTree, Path, mix_seed};
@@ -59,7 +61,8 @@ use crate::layer::{ParamTree, Path, mix_seed};
 /// job. Every rank must call the same collectives in the same order with buffers of the same
 /// length; a call blocks until every rank has made it.
 ///
-/// [`Local`] is the one-process implementation; [`Mpi`] (feature `mpi`) the MPI one.
+/// [`Local`] is the one-process implementation, [`ThreadComm`] an in-process one whose ranks are
+/// threads (tests), and `Mpi` (feature `mpi`) the MPI one.
 pub trait Comm {
     /// This process's rank, `0..size()`.
     fn rank(&self) -> usize;
