@@ -15,9 +15,11 @@
 //! `B` the run follows the trajectory of one process with batch `B`, up to the order of
 //! floating-point sums (`tests/mpi.rs` checks the per-step losses to a relative 1e-5).
 //!
-//! The all-reduce is not overlapped with the backward pass: on the measured machine it costs a
-//! few percent of a step for the spec's models (`BENCHMARKS.md`), less than what splitting the
-//! buffer into buckets and a second communication thread would add.
+//! The all-reduce is not overlapped with the backward pass. On one machine both cores already
+//! compute, so a communication thread would take one of them, and most of a measured all-reduce
+//! there is one rank waiting for the other; across machines the alpha-beta projection in
+//! `BENCHMARKS.md` puts the VGG's un-overlapped all-reduce at 0.2–15 % of a step (10 GbE to
+//! InfiniBand, 4 to 64 nodes). Overlap would need gradient buckets and `MPI_THREAD_MULTIPLE`.
 //!
 //! # Batch norm and dropout
 //!
