@@ -25,7 +25,7 @@ fn main() -> std::process::ExitCode {
         return dist_check::entry(argv);
     }
     let filter = argv.get(1).and_then(|a| a.to_str()).filter(|a| !a.starts_with('-')).map(str::to_string);
-    let checks: [(&str, fn()); 4] = [
+    let checks: [(&str, fn()); 5] = [
         ("two_ranks_follow_the_one_process_trajectory", two_ranks_follow_the_one_process_trajectory),
         (
             "a_two_rank_run_is_reproducible_and_keeps_ranks_in_step",
@@ -33,6 +33,7 @@ fn main() -> std::process::ExitCode {
         ),
         ("a_failing_rank_ends_the_job_with_its_rank_and_cause", a_failing_rank_ends_the_job_with_its_rank_and_cause),
         ("ranks_that_disagree_are_refused_at_start_up", ranks_that_disagree_are_refused_at_start_up),
+        ("hw1_distributed_writes_on_rank_0_and_resumes", hw1_distributed_writes_on_rank_0_and_resumes),
     ];
     let mut failed = 0;
     for (name, check) in checks {
@@ -57,7 +58,7 @@ use checks::*;
 /// The checks.
 #[cfg(feature = "mpi")]
 mod checks {
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use std::process::{Command, Output, Stdio};
     use std::time::Duration;
     pub use std::time::Instant;
@@ -103,13 +104,21 @@ mod checks {
     }
 
     fn mpirun(np: usize, args: &[&str]) -> Output {
+        let mut all = vec!["dist-check"];
+        all.extend_from_slice(args);
+        all.push("--distributed");
+        mpirun_program(np, &dist_check(), &all)
+    }
+
+    /// `mpirun --oversubscribe -np N program args…` (as root with `--allow-run-as-root`).
+    fn mpirun_program(np: usize, program: &Path, args: &[&str]) -> Output {
         let mut cmd = Command::new("mpirun");
         cmd.arg("--oversubscribe");
         // SAFETY: geteuid has no preconditions and touches no memory.
         if unsafe { libc::geteuid() } == 0 {
             cmd.arg("--allow-run-as-root");
         }
-        cmd.args(["-np", &np.to_string()]).arg(dist_check()).arg("dist-check").args(args).arg("--distributed");
+        cmd.args(["-np", &np.to_string()]).arg(program).args(args);
         run_with_timeout(cmd, Duration::from_secs(120))
     }
 
@@ -203,5 +212,67 @@ mod checks {
             // No step was taken.
             assert!(!String::from_utf8_lossy(&o.stdout).contains("loss 0"), "{mismatch}");
         }
+    }
+
+    /// The `hw1` example that a plain `cargo test --features mpi` builds, if it is there and newer
+    /// than the sources (`cargo test --test mpi` builds no examples: the check is then skipped
+    /// with a note, as in tests/bad_input.rs).
+    fn hw1_binary() -> Option<PathBuf> {
+        let exe = std::env::current_exe().ok()?;
+        let bin = exe.parent()?.parent()?.join("examples").join("hw1");
+        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut newest = std::time::SystemTime::UNIX_EPOCH;
+        let mut stack = vec![root.join("src"), root.join("examples/hw1.rs"), root.join("Cargo.toml")];
+        while let Some(p) = stack.pop() {
+            let Ok(meta) = std::fs::metadata(&p) else { continue };
+            if meta.is_dir() {
+                stack.extend(std::fs::read_dir(&p).ok()?.filter_map(|e| e.ok().map(|e| e.path())));
+            } else if let Ok(t) = meta.modified() {
+                newest = newest.max(t);
+            }
+        }
+        match built {
+            Some(t) if t >= newest => Some(bin),
+            _ => {
+                println!("note: skipping the hw1 check: {} is missing or older than the sources", bin.display());
+                None
+            }
+        }
+    }
+
+    pub fn hw1_distributed_writes_on_rank_0_and_resumes() {
+        let Some(hw1) = hw1_binary() else { return };
+        if !Path::new("/usr/share/datasets/fashion-mnist").is_dir() {
+            println!("note: skipping the hw1 check: no Fashion-MNIST (apt-get install dataset-fashion-mnist)");
+            return;
+        }
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mpi-hw1");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let save = dir.join("3b.safetensors");
+        let save_s = save.to_str().expect("a UTF-8 path");
+        let common = ["3b", "--limit", "3000", "--json", "--quiet"];
+        let run = |np: usize, extra: &[&str]| {
+            let mut args = common.to_vec();
+            args.extend_from_slice(extra);
+            mpirun_program(np, &hw1, &args)
+        };
+        let first = ok(&run(2, &["--distributed", "--epochs", "1", "--save", save_s]), "hw1 3b on 2 ranks");
+        // One report (rank 0's), one row of metrics, the checkpoints written once.
+        assert_eq!(first.lines().filter(|l| l.starts_with('{')).count(), 1, "{first}");
+        assert!(first.contains("\"epochs\":1"), "{first}");
+        let metrics = std::fs::read_to_string(dir.join("3b.metrics.csv")).expect("rank 0 wrote the metrics");
+        assert_eq!(metrics.lines().count(), 2, "{metrics}");
+        let last = dir.join("3b.last.safetensors");
+        assert!(save.is_file() && last.is_file());
+        let last_s = last.to_str().expect("a UTF-8 path");
+        // Every rank reads the resumable checkpoint and continues with epoch 2.
+        let second = ok(&run(2, &["--distributed", "--epochs", "2", "--resume", last_s]), "the resumed run");
+        assert!(second.contains("\"epochs\":2"), "{second}");
+        // A two-rank run does not resume as one process (another summation order).
+        let o = run(1, &["--epochs", "3", "--resume", last_s]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains("ranks: 2 in the checkpoint, not set in this run"), "{err}");
     }
 }
