@@ -32,6 +32,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+// `--distributed` (one rank of an MPI job).
+#[path = "support/hw1_distributed.rs"]
+mod distributed;
+
 /// The spec's experiments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Experiment {
@@ -519,43 +523,10 @@ fn main() -> ExitCode {
     // Convolutions split each batch over this many threads (the other layers run on one).
     shaped::set_num_threads(usize::from(args.threads));
     if args.distributed {
-        return distributed(args);
+        return distributed::main(args);
     }
     let result = check_outputs(&args).and_then(|()| experiment(&args, None));
     finish(&args, result)
-}
-
-/// `--distributed`: this process is one rank of an MPI job; the other ranks stay quiet, and a
-/// rank that fails ends the whole job (`rank R failed: cause`) instead of leaving the others
-/// waiting.
-#[cfg(feature = "mpi")]
-fn distributed(mut args: Args) -> ExitCode {
-    let mpi = match shaped::dist::Mpi::init() {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: --distributed: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if mpi.rank() != 0 {
-        (args.quiet, args.json) = (true, false);
-    }
-    match check_outputs(&args).and_then(|()| experiment(&args, Some(&mpi))) {
-        Ok(r) if mpi.rank() == 0 => finish(&args, Ok(r)),
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) if mpi.size() > 1 => mpi.abort(&e.to_string()),
-        Err(e) => finish(&args, Err(e)),
-    }
-}
-
-/// `--distributed` in a build without MPI: a usage error that says how to get it.
-#[cfg(not(feature = "mpi"))]
-fn distributed(_: Args) -> ExitCode {
-    eprintln!(
-        "error: --distributed needs MPI: build hw1 with `--features mpi` (Debian: apt-get install openmpi-bin \
-         libopenmpi-dev libclang-dev) and start it with `mpirun -np N`"
-    );
-    ExitCode::from(2)
 }
 
 /// Reports `result` on stderr and stdout; the exit status.
