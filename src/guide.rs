@@ -81,11 +81,11 @@
 //!     .batch_size(20)
 //!     .epochs(5)
 //!     .seed(1)
-//!     .train::<Input, _, _>(&mut net, &SoftmaxCrossEntropy::<2>, &train, &val)?;
+//!     .train(&mut net, &SoftmaxCrossEntropy::<2>, &train, &val)?;
 //! assert!(history.best_val_acc > 0.9);
 //!
 //! // Top-k accuracy and the confusion matrix (`shaped::plot::plot_confusion` draws it).
-//! let eval = shaped::metrics::evaluate::<Input, _>(&net, &val, 100, 1)?;
+//! let eval = shaped::metrics::evaluate(&net, &val, 100, 1)?;
 //! println!("{}", eval.confusion);
 //!
 //! // Save, load into a fresh model, predict.

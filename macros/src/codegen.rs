@@ -156,6 +156,27 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
         }
     }
 
+    // forward_reuse: inference, intermediates in the cache (no allocation once sized).
+    let mut fwd_reuse = TokenStream::new();
+    for i in 0..n {
+        let (c, name, sid) = (&module[i], names[i], &sids[i]);
+        let input = act_in(i);
+        if i == n - 1 {
+            fwd_reuse.extend(quote!(#c::forward_reuse(&self.#name, #input, y, #sid);));
+        } else {
+            let prev = if i == 0 {
+                quote!(x.ext)
+            } else {
+                let p = &sids[i - 1];
+                quote!(#p.ext)
+            };
+            fwd_reuse.extend(quote! {
+                #sid.prepare(&#c::RULE, #prev, x.n);
+                #c::forward_reuse(&self.#name, #input, &mut #sid.out, &mut #sid.cache);
+            });
+        }
+    }
+
     // backward, last layer first.
     let mut bwd = TokenStream::new();
     for i in (0..n).rev() {
@@ -260,6 +281,13 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
                 #fwd_train
             }
 
+            fn forward_reuse(&self, x: #sh::layer::Act<'_, #elem>, y: &mut [#elem], __cache: &mut Self::Cache) {
+                #sh::layer::check_call::<#elem, Self>(&x, y.len());
+                #destructure
+                let _ = #last_rest;
+                #fwd_reuse
+            }
+
             fn backward_raw(
                 &self,
                 x: #sh::layer::Act<'_, #elem>,
@@ -336,6 +364,10 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
                 #[automatically_derived]
                 impl #impl_gb #sh::Layer<#s_in, #elem> for #ident #ty_g where #where_preds #(#assume)* {
                     type Out = #out_ty;
+                }
+                #[automatically_derived]
+                impl #impl_g #sh::Model<#elem> for #ident #ty_g where #where_preds #(#assume)* {
+                    type Input = (#sh::shape::Dyn, #(#in_dims),*);
                 }
             });
         }

@@ -112,6 +112,18 @@ impl<B: Module<E>, P: Module<E>, E: Elem> Module<E> for Residual<B, P> {
         }
     }
 
+    fn forward_reuse(&self, x: Act<'_, E>, y: &mut [E], cache: &mut Self::Cache) {
+        check_io::<E, Self>(&x, y.len());
+        self.block.forward_reuse(x, y, &mut cache.block);
+        if matches!(P::RULE, Rule::Identity) {
+            E::k_add_assign(y, x.data);
+        } else {
+            cache.short.resize(y.len(), E::zero());
+            self.shortcut.forward_reuse(x, &mut cache.short, &mut cache.shortcut);
+            E::k_add_assign(y, &cache.short);
+        }
+    }
+
     fn forward_train_raw(&mut self, x: Act<'_, E>, y: &mut [E], cache: &mut Self::Cache) {
         check_io::<E, Self>(&x, y.len());
         cache.main.resize(y.len(), E::zero());
