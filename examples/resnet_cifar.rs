@@ -67,7 +67,7 @@ struct ResNet {
 /// Command line.
 #[derive(Parser)]
 #[command(about = "A small ResNet on CIFAR-10 binary files, with augmentation")]
-struct Args {
+pub struct Args {
     /// Directory of the CIFAR-10 binary files.
     dir: PathBuf,
     /// Epochs.
@@ -90,7 +90,15 @@ struct Args {
     json: bool,
 }
 
-fn run(args: &Args) -> shaped::Result<()> {
+/// What a run measured.
+pub struct Report {
+    /// The mean training loss of each epoch.
+    pub epoch_loss: Vec<f64>,
+    /// Top-1 accuracy on the test files.
+    pub test_acc: f64,
+}
+
+pub fn run(args: &Args) -> shaped::Result<Report> {
     let (mut train, mut test) = load_cifar10_dir(&args.dir, Pixels::Unit)?;
     if let Some(n) = args.limit {
         train = train.slice(0..n.min(train.len()));
@@ -131,13 +139,13 @@ fn run(args: &Args) -> shaped::Result<()> {
         );
         println!("{}", eval.confusion);
     }
-    Ok(())
+    Ok(Report { epoch_loss: history.epoch_loss(), test_acc: eval.accuracy })
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

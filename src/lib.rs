@@ -95,3 +95,8 @@ pub mod prelude {
     pub use crate::tensor::Tensor;
     pub use rand::SeedableRng;
 }
+
+/// The README's Rust blocks, compiled and run as doctests (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -99,6 +99,13 @@ impl<B: Module<E>, P: Module<E>, E: Elem> Module<E> for Residual<B, P> {
     fn summary_rows(&self, input: Extents) -> Vec<SummaryRow> {
         self.block.summary_rows(input)
     }
+    fn type_name() -> String {
+        if matches!(P::RULE, Rule::Identity) {
+            format!("Residual<{}>", B::type_name())
+        } else {
+            format!("Residual<{}, {}>", B::type_name(), P::type_name())
+        }
+    }
 
     fn forward_raw(&self, x: Act<'_, E>, y: &mut [E]) {
         check_io::<E, Self>(&x, y.len());
