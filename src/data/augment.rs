@@ -50,6 +50,21 @@ impl ChannelNorm {
     /// Normalises `data` in place; its samples must have as many channels as the statistics.
     pub fn apply(&self, data: &mut Dataset) -> Result<()> {
         let (c, inner) = channels(data.sample_dims());
+        if self.mean.len() != self.std.len() {
+            return Err(Error::Shape(format!(
+                "channel statistics of {} means but {} deviations",
+                self.mean.len(),
+                self.std.len()
+            )));
+        }
+        let bad = (0..self.mean.len())
+            .find(|&i| !self.mean[i].is_finite() || !(self.std[i].is_finite() && self.std[i] > 0.0));
+        if let Some(i) = bad {
+            return Err(Error::Shape(format!(
+                "channel {i}: mean {} and deviation {} (the mean must be finite, the deviation finite and positive)",
+                self.mean[i], self.std[i]
+            )));
+        }
         if c != self.mean.len() {
             return Err(Error::Shape(format!(
                 "the statistics are of {} channels, the data's samples have {c}",
