@@ -57,8 +57,8 @@ impl ChannelNorm {
                 self.std.len()
             )));
         }
-        let bad = (0..self.mean.len())
-            .find(|&i| !self.mean[i].is_finite() || !(self.std[i].is_finite() && self.std[i] > 0.0));
+        let bad =
+            (0..self.mean.len()).find(|&i| !(self.mean[i].is_finite() && self.std[i].is_finite() && self.std[i] > 0.0));
         if let Some(i) = bad {
             return Err(Error::Shape(format!(
                 "channel {i}: mean {} and deviation {} (the mean must be finite, the deviation finite and positive)",
