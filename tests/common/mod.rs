@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests that include this module (`mod common;`).
 #![allow(dead_code)] // each test crate uses some of them
 
+use rand::Rng;
+use rand::rngs::StdRng;
+use shaped::shape::Shape;
+use shaped::tensor::Tensor;
 use std::io::Write;
 use std::path::{Path as FsPath, PathBuf};
 
@@ -80,4 +84,26 @@ pub fn mnist_dir(dir: &FsPath, train: u32, train_geometry: (u32, u32), test: u32
     std::fs::write(dir.join("train-labels-idx1-ubyte.gz"), gz(&tl)).unwrap();
     std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), gz(&si)).unwrap();
     std::fs::write(dir.join("t10k-labels-idx1-ubyte"), sl).unwrap();
+}
+
+/// `n` evenly spaced values from `a` to `b`.
+pub fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
+    (0..n).map(|i| a + (b - a) * i as f64 / (n - 1) as f64).collect()
+}
+
+/// Elementwise `|got − want| ≤ tol`, naming the first element that is not.
+pub fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= tol, "{what}[{i}]: got {g}, want {w} (|diff| {:e} > {tol:e})", (g - w).abs());
+    }
+}
+
+/// A tensor of uniform values in [−1, 1).
+pub fn uniform<S: Shape>(rng: &mut StdRng, batch: S::Batch) -> Tensor<S, f64> {
+    let mut t = Tensor::<S, f64>::zeros(batch);
+    for v in t.as_mut_slice() {
+        *v = rng.random_range(-1.0..1.0);
+    }
+    t
 }
