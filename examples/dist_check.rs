@@ -141,8 +141,8 @@ where
     let armed = if args.fail_rank == Some(rank) { Some(args.fail_how) } else { None };
     let loss = Failing { armed, at: args.fail_step, calls: AtomicUsize::new(0) };
     let hist = match comm {
-        Some(c) => solver.train_distributed::<S, M, _>(c, &mut model, &loss, train, val)?,
-        None => solver.train::<S, M, _>(&mut model, &loss, train, val)?,
+        Some(c) => solver.train_distributed_as::<S, M, _>(c, &mut model, &loss, train, val)?,
+        None => solver.train_as::<S, M, _>(&mut model, &loss, train, val)?,
     };
     Ok((hist, shaped::dist::param_checksum(&model)))
 }

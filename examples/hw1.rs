@@ -306,17 +306,16 @@ struct Splits {
     test: Dataset,
 }
 
-fn run<S, M, L>(args: &Args, comm: Option<&dyn Comm>, splits: Splits, loss: L) -> shaped::Result<Report>
+fn run<M, L>(args: &Args, comm: Option<&dyn Comm>, splits: Splits, loss: L) -> shaped::Result<Report>
 where
-    S: Shape<Batch = Dyn>,
-    M: Layer<S, f32> + Display,
-    L: Loss<M::Out, f32>,
+    M: Model + Display,
+    L: Loss<OutputOf<M>, f32>,
 {
     let Splits { train, val, test } = splits;
     // Every split against the model's input, before the first epoch.
-    train.check_input::<S>("training")?;
-    val.check_input::<S>("validation")?;
-    test.check_input::<S>("test")?;
+    train.check_input::<M::Input>("training")?;
+    val.check_input::<M::Input>("validation")?;
+    test.check_input::<M::Input>("test")?;
     let experiment = args.experiment();
     let spec = Spec::of(experiment);
     let epochs = args.epochs.unwrap_or(if args.experiment.is_none() { 5 } else { spec.epochs });
@@ -367,10 +366,10 @@ where
         }
     }
     let hist = match comm {
-        Some(c) => solver.train_distributed::<S, M, L>(c, &mut model, &loss, &train, &val)?,
-        None => solver.train::<S, M, L>(&mut model, &loss, &train, &val)?,
+        Some(c) => solver.train_distributed(c, &mut model, &loss, &train, &val)?,
+        None => solver.train(&mut model, &loss, &train, &val)?,
     };
-    let test_pred = shaped::solver::predict::<S, M, L>(&model, &loss, &test, 1000)?;
+    let test_pred = shaped::solver::predict(&model, &loss, &test, 1000)?;
     let confusion = shaped::metrics::ConfusionMatrix::from_predictions(test.classes(), test.labels(), &test_pred)?;
     let test_acc = confusion.accuracy();
     if !args.quiet && !args.json {
@@ -571,30 +570,27 @@ fn experiment(args: &Args, comm: Option<&dyn Comm>) -> shaped::Result<Report> {
     match e {
         E1a | E1b | E2a | E2b => {
             let splits = binary20(args)?;
-            type In = (Dyn, Const<20>);
             match e {
-                E1a => run::<In, LinearModel, _>(args, comm, splits, Logistic),
-                E1b => run::<In, TwoLayer, _>(args, comm, splits, Logistic),
-                E2a => run::<In, LinearModel, _>(args, comm, splits, Hinge),
-                _ => run::<In, TwoLayer, _>(args, comm, splits, Hinge),
+                E1a => run::<LinearModel, _>(args, comm, splits, Logistic),
+                E1b => run::<TwoLayer, _>(args, comm, splits, Logistic),
+                E2a => run::<LinearModel, _>(args, comm, splits, Hinge),
+                _ => run::<TwoLayer, _>(args, comm, splits, Hinge),
             }
         }
         E3a | E3b => {
             let splits = mnist_like(args)?;
-            type In = (Dyn, Const<784>);
             if e == E3a {
-                run::<In, Softmax, _>(args, comm, splits, SoftmaxCrossEntropy::<10>)
+                run::<Softmax, _>(args, comm, splits, SoftmaxCrossEntropy::<10>)
             } else {
-                run::<In, Mlp, _>(args, comm, splits, SoftmaxCrossEntropy::<10>)
+                run::<Mlp, _>(args, comm, splits, SoftmaxCrossEntropy::<10>)
             }
         }
         E4a | E4b => {
             let splits = mnist_like(args)?;
-            type Img = (Dyn, Const<1>, Const<28>, Const<28>);
             if e == E4a {
-                run::<Img, Cnn, _>(args, comm, splits, SoftmaxCrossEntropy::<10>)
+                run::<Cnn, _>(args, comm, splits, SoftmaxCrossEntropy::<10>)
             } else {
-                run::<Img, CnnBn, _>(args, comm, splits, SoftmaxCrossEntropy::<10>)
+                run::<CnnBn, _>(args, comm, splits, SoftmaxCrossEntropy::<10>)
             }
         }
         E5 => {
@@ -608,7 +604,7 @@ fn experiment(args: &Args, comm: Option<&dyn Comm>) -> shaped::Result<Report> {
             })?;
             let (train, test) = data::cifar::load_cifar10_dir(&dir, args.pixels())?;
             let splits = split_images(args, train, test, &dir, &dir)?;
-            run::<(Dyn, Const<3>, Const<32>, Const<32>), Vgg, _>(args, comm, splits, SoftmaxCrossEntropy::<10>)
+            run::<Vgg, _>(args, comm, splits, SoftmaxCrossEntropy::<10>)
         }
     }
 }

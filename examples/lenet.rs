@@ -53,8 +53,8 @@ fn run() -> shaped::Result<()> {
 
     let solver = Solver::new().rule(UpdateRule::Adam).lr(1e-3).batch_size(64).epochs(epochs).seed(0).verbose(true);
     let loss = SoftmaxCrossEntropy::<10>;
-    let history = solver.train::<Input, _, _>(&mut net, &loss, &train, &val)?;
-    let test_acc = accuracy::<Input, _, _>(&net, &loss, &test, 256)?;
+    let history = solver.train(&mut net, &loss, &train, &val)?;
+    let test_acc = accuracy(&net, &loss, &test, 256)?;
     println!(
         "best epoch {}: val {:.4}, test {test_acc:.4}; {:.0} training samples/s",
         history.best_epoch,

@@ -37,7 +37,14 @@ fn main() -> std::io::Result<()> {
             per_batch = args.next().and_then(|v| v.parse().ok()).expect("--per-batch N");
         }
     }
-    std::fs::create_dir_all(&dir)?;
+    write(&dir, per_batch)?;
+    println!("wrote {} records per file to {}", per_batch, dir.display());
+    Ok(())
+}
+
+/// Writes the six files of `per_batch` records each into `dir` (created if missing).
+pub fn write(dir: &std::path::Path, per_batch: usize) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(10);
     let names = [
         "data_batch_1.bin",
@@ -56,6 +63,5 @@ fn main() -> std::io::Result<()> {
         }
         std::fs::File::create(dir.join(name))?.write_all(&buf)?;
     }
-    println!("wrote {} records per file to {}", per_batch, dir.display());
     Ok(())
 }

@@ -24,8 +24,6 @@ struct MlpGelu {
     fc3: Linear<128, 10>,
 }
 
-type Input = (Dyn, Const<784>);
-
 fn run() -> shaped::Result<()> {
     let mut args = std::env::args().skip(1);
     let epochs: usize = match args.next() {
@@ -48,9 +46,9 @@ fn run() -> shaped::Result<()> {
     let solver = Solver::new().rule(UpdateRule::Adam).lr(1e-3).batch_size(64).epochs(epochs).seed(0).verbose(true);
     let loss = SoftmaxCrossEntropy::<10>;
     let start = Instant::now();
-    let history = solver.train::<Input, _, _>(&mut net, &loss, &train, &val)?;
+    let history = solver.train(&mut net, &loss, &train, &val)?;
     let secs = start.elapsed().as_secs_f64();
-    let test_acc = accuracy::<Input, _, _>(&net, &loss, &test, 256)?;
+    let test_acc = accuracy(&net, &loss, &test, 256)?;
     let train_acc = history.train_acc.last().copied().unwrap_or(f64::NAN);
     println!(
         "{epochs} epochs in {secs:.1} s ({:.0} training samples/s); best epoch {}: train {train_acc:.4}, val {:.4}, \

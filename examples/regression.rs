@@ -26,8 +26,6 @@ struct Mlp {
     fc3: Linear<64, 1>,
 }
 
-type Input = (Dyn, Const<2>);
-
 /// Noise standard deviation: the best possible test MSE is its square, 0.01.
 const NOISE: f64 = 0.1;
 
@@ -65,14 +63,14 @@ fn run() -> shaped::Result<()> {
         .batch_size(32)
         .epochs(epochs)
         .seed(0);
-    let history = solver.train::<Input, _, _>(&mut net, &Mse, &train, &val)?;
+    let history = solver.train(&mut net, &Mse, &train, &val)?;
     for (k, (l, lr)) in history.val_loss.iter().zip(&history.lr).enumerate() {
         println!("epoch {:>3}: validation MSE {l:.5}  (lr {lr:.2e} at its first step)", k + 1);
     }
     if history.stopped_early > 0 {
         println!("stopped early after epoch {}", history.stopped_early);
     }
-    let test_mse = mean_loss::<Input, _, _>(&net, &Mse, &test, 256)?;
+    let test_mse = mean_loss(&net, &Mse, &test, 256)?;
     let mean = train.values().iter().map(|&v| f64::from(v)).sum::<f64>() / train.len() as f64;
     let trivial = test.values().iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / test.len() as f64;
     println!(

@@ -71,32 +71,39 @@
 //! # let (n, mut x, mut y) = (200, Vec::new(), Vec::new());
 //! # for i in 0..n { let c = i % 2; for j in 0..72 { x.push(if (j < 36) == (c == 1) { 1.0 } else { 0.2 }); } y.push(c); }
 //! # let (train, val) = Dataset::new(x, y, &[2, 6, 6], 2)?.split_at(160);
-//! use shaped::solver::Solver;
-//! type Input = (Dyn, Const<2>, Const<6>, Const<6>); // the model's input, with a runtime batch
-//!
+//! // Solver::new() is Adam at lr 1e-3; the input shape comes from the model's type (no turbofish).
 //! let mut net = Net::init(&mut rand::rngs::StdRng::seed_from_u64(0), Init::He);
 //! let history = Solver::new()
-//!     .rule(UpdateRule::Adam)
 //!     .lr(1e-2)
 //!     .batch_size(20)
 //!     .epochs(5)
 //!     .seed(1)
-//!     .train::<Input, _, _>(&mut net, &SoftmaxCrossEntropy::<2>, &train, &val)?;
+//!     .augment(Augment { crop_pad: 1, hflip: true }) // per batch, reproducible for the seed
+//!     .train(&mut net, &SoftmaxCrossEntropy::<2>, &train, &val)?;
 //! assert!(history.best_val_acc > 0.9);
 //!
 //! // Top-k accuracy and the confusion matrix (`shaped::plot::plot_confusion` draws it).
-//! let eval = shaped::metrics::evaluate::<Input, _>(&net, &val, 100, 1)?;
+//! let eval = shaped::metrics::evaluate(&net, &val, 100, 1)?;
 //! println!("{}", eval.confusion);
 //!
-//! // Save, load into a fresh model, predict.
+//! // Save, load into a fresh model, predict a batch: a Tensor<(Dyn, Const<2>)> of scores,
+//! // or probabilities, or classes (no loss object needed).
 //! let path = std::env::temp_dir().join(format!("guide-{}.safetensors", std::process::id()));
 //! shaped::io::save(&net, &path)?;
 //! let mut back = Net::zeros();
 //! shaped::io::load(&mut back, &path)?; // every name and shape checked; the model untouched on error
-//! let (x, labels) = val.batch::<Input>(&[0, 1, 2, 3])?;
-//! let scores = back.predict(&x); // Tensor<(Dyn, Const<2>)>
-//! assert_eq!(scores.as_slice(), net.predict(&x).as_slice());
-//! # let _ = labels;
+//! let (x, labels) = val.batch::<<Net as Model>::Input>(&[0, 1, 2, 3])?;
+//! assert_eq!(back.predict(&x).as_slice(), net.predict(&x).as_slice());
+//! let probabilities = back.predict_proba(&x);
+//! let classes = back.predict_classes(&x);
+//! # let _ = (labels, probabilities, classes);
+//!
+//! // One sample at a time, from an array, without allocating: sizes checked at build time.
+//! let mut predictor = Predictor::new(&back);
+//! let sample: [f32; 72] = val.sample(0).try_into().unwrap();
+//! let scores: [f32; 2] = predictor.predict(&sample);
+//! let class = predictor.predict_class(&sample);
+//! # let _ = (scores, class);
 //! # std::fs::remove_file(&path).ok();
 //! # Ok(())
 //! # }

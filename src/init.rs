@@ -15,9 +15,10 @@ pub enum Init {
 }
 
 impl Default for Init {
-    /// The homework's default, `Gaussian(1e-3)`.
+    /// He (Kaiming) normal, the usual choice for ReLU networks (PyTorch's `kaiming_normal_`). The
+    /// homework's `Gaussian(1e-3)` is asked for explicitly (`examples/hw1.rs` does).
     fn default() -> Self {
-        Init::Gaussian(1e-3)
+        Init::He
     }
 }
 

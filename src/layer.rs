@@ -175,6 +175,14 @@ pub trait Module<E: Elem>: Sized + Send + Sync {
     /// updating running statistics).
     fn forward_train_raw(&mut self, x: Act<'_, E>, y: &mut [E], cache: &mut Self::Cache);
 
+    /// Inference forward pass like [`Module::forward_raw`], keeping its intermediate buffers and
+    /// scratch in `cache` so that repeated calls at one batch size allocate nothing (what
+    /// [`Predictor`](crate::model::Predictor) uses). The result equals `forward_raw`'s.
+    fn forward_reuse(&self, x: Act<'_, E>, y: &mut [E], cache: &mut Self::Cache) {
+        let _ = cache;
+        self.forward_raw(x, y);
+    }
+
     /// Backward pass: given the input `x`, the output `y` and the loss gradient `dy` of the last
     /// [`Module::forward_train_raw`], writes the parameter gradients into `grads` (overwriting them)
     /// and, when `dx` is given, the input gradient into it.

@@ -50,6 +50,7 @@ pub mod layer;
 pub mod layers;
 pub mod loss;
 pub mod metrics;
+pub mod model;
 pub mod models;
 pub mod optim;
 #[cfg(feature = "plot")]
@@ -63,6 +64,7 @@ pub mod threads;
 
 pub use error::{Error, Result};
 pub use layer::{Layer, Module, ParamInfo, ParamKind, Path};
+pub use model::{Model, OutputOf, Predictor};
 pub use shaped_macros::Sequential;
 pub use tensor::Tensor;
 pub use threads::{num_threads, set_num_threads};
@@ -74,6 +76,7 @@ pub use threads::{num_threads, set_num_threads};
 /// the parameter path is `ParamPath` here).
 pub mod prelude {
     pub use crate::Sequential;
+    pub use crate::data::{Augment, ChannelNorm, Dataset};
     pub use crate::init::Init;
     pub use crate::kernels::Elem;
     pub use crate::layer::{Layer, Module, ParamInfo, ParamKind, Path as ParamPath};
@@ -81,9 +84,20 @@ pub mod prelude {
         AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, GELU, GlobalAvgPool, Identity, Inverted, Keep,
         LayerNorm, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, Residual, Sigmoid, Softmax, Tanh, Vanilla,
     };
-    pub use crate::loss::{Hinge, Logistic, Loss, SoftmaxCrossEntropy, hinge_loss, logistic_loss, softmax_loss};
-    pub use crate::optim::{Adam, AnyOptimizer, Optimizer, RmsProp, Sgd, SgdMomentum, UpdateRule};
+    pub use crate::loss::{
+        BceWithLogits, Hinge, Huber, L1, Logistic, Loss, Mse, SoftmaxCrossEntropy, hinge_loss, logistic_loss,
+        softmax_loss,
+    };
+    pub use crate::model::{Model, OutputOf, Predictor};
+    pub use crate::optim::{Adam, AdamW, AnyOptimizer, OptimConfig, Optimizer, RmsProp, Sgd, SgdMomentum, UpdateRule};
+    pub use crate::schedule::{Exponential, StepDecay, WarmupCosine};
     pub use crate::shape::{Const, ConstDim, Dim, Dyn, Shape};
+    pub use crate::solver::{Solver, accuracy, predict};
     pub use crate::tensor::Tensor;
     pub use rand::SeedableRng;
 }
+
+/// The README's Rust blocks, compiled and run as doctests (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

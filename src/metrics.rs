@@ -15,6 +15,7 @@
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::layer::Layer;
+use crate::model::Model;
 use crate::shape::{Dyn, Shape};
 use crate::tensor::Tensor;
 use std::fmt;
@@ -150,7 +151,14 @@ pub struct Evaluation {
 
 /// Runs `model` (inference mode) over `data` in batches of `batch` and measures top-1 and top-`k`
 /// accuracy and the confusion matrix; the model's output is one score per class.
-pub fn evaluate<S, M>(model: &M, data: &Dataset, batch: usize, k: usize) -> Result<Evaluation>
+///
+/// The input shape comes from the model's type ([`Model`]); [`evaluate_as`] takes it written out.
+pub fn evaluate<M: Model<f32>>(model: &M, data: &Dataset, batch: usize, k: usize) -> Result<Evaluation> {
+    evaluate_as::<M::Input, M>(model, data, batch, k)
+}
+
+/// [`evaluate`] with the input shape `S` written out (for a layer that implements no [`Model`]).
+pub fn evaluate_as<S, M>(model: &M, data: &Dataset, batch: usize, k: usize) -> Result<Evaluation>
 where
     S: Shape<Batch = Dyn>,
     M: Layer<S, f32>,

@@ -1,7 +1,7 @@
 //! One training step with buffers allocated once: forward, loss, L2, backward, gradient clipping,
 //! update.
 
-use crate::data::Dataset;
+use crate::data::{Augment, Dataset};
 use crate::error::{Error, Result};
 use crate::kernels::Kernels;
 use crate::layer::{Layer, Module, Path};
@@ -30,6 +30,10 @@ pub struct TrainStep<S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
     pub(crate) reg: f32,
     pub(crate) clip: Option<f32>,
     pub(crate) grad_norm: f32,
+    /// Augmentation of each gathered batch (images only), with the seed of the next step.
+    pub(crate) augment: Option<Augment>,
+    pub(crate) aug_seed: u64,
+    pub(crate) aug_scratch: Vec<f32>,
     /// Whether a step of this model split work over the kernel threads (then the whole step runs on
     /// a kernel thread; a model too small to split stays on the caller's thread).
     pub(crate) splits: bool,
@@ -53,9 +57,29 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
             reg,
             clip: None,
             grad_norm: 0.0,
+            augment: None,
+            aug_seed: 0,
+            aug_scratch: Vec::new(),
             splits: false,
             flat: Vec::new(),
         }
+    }
+
+    /// Augments every batch that [`TrainStep::step`] gathers from a data set (random crop with
+    /// padding, horizontal flip; see [`Augment`]) before the forward pass; `None` (the default)
+    /// trains on the samples as they are. Batches given as tensors ([`TrainStep::step_batch`]) are
+    /// not augmented. The model's input must be `C×H×W` images larger than the crop padding, or
+    /// the step returns [`Error::Shape`].
+    pub fn augment(mut self, augment: Option<Augment>) -> Self {
+        self.augment = augment.filter(|a| *a != Augment::default());
+        self
+    }
+
+    /// The seed of the next step's augmentation (each step then derives the next one from it);
+    /// the solver sets it per step from its seed, the epoch and the step number, so a run (and a
+    /// resumed run) is reproducible.
+    pub fn set_augment_seed(&mut self, seed: u64) {
+        self.aug_seed = seed;
     }
 
     /// Clips the gradients to this global L2 norm before every update (see the type's docs);
@@ -158,6 +182,18 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         } else {
             self.labels.resize(b, 0);
             data.gather_into(batch, self.x.as_mut_slice(), &mut self.labels);
+        }
+        if let Some(a) = self.augment {
+            let e = S::SAMPLE;
+            if e.rank() != 3 {
+                return Err(Error::Shape(format!(
+                    "augmentation needs C×H×W image samples, but the model's input has {} dimensions",
+                    e.rank()
+                )));
+            }
+            let dims = [e.dim(0), e.dim(1), e.dim(2)];
+            a.apply(self.x.as_mut_slice(), dims, self.aug_seed, &mut self.aug_scratch)?;
+            self.aug_seed = crate::layer::mix_seed(self.aug_seed, 1);
         }
         self.run(model, loss, None, lr)
     }

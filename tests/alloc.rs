@@ -97,8 +97,62 @@ where
 // One test function: the counter is process-wide, so the cases must not run in parallel.
 fn main() {
     training_steps_do_not_allocate();
+    single_sample_inference_does_not_allocate();
     // The closing line test runners print, for the logs.
-    println!("alloc: 1 passed, 0 failed");
+    println!("alloc: 2 passed, 0 failed");
+}
+
+/// Allocations of 20 single-sample predictions on arrays (after `Predictor::new`).
+fn predictor_allocs<M: Model, const N: usize, const K: usize>() -> usize {
+    let model = M::init(&mut rand::rngs::StdRng::seed_from_u64(0), Init::He);
+    let mut p = Predictor::new(&model);
+    let mut x = [0f32; N];
+    let before = ALLOCS.load(Ordering::Relaxed);
+    let mut check = 0f32;
+    for i in 0..20 {
+        x[i % N] = i as f32 * 0.1;
+        let y: [f32; K] = p.predict(&x);
+        check += y[0] + p.predict_class(&x) as f32;
+    }
+    let n = ALLOCS.load(Ordering::Relaxed) - before;
+    assert!(check.is_finite());
+    n
+}
+
+/// A residual CNN (projection shortcut) for the inference check.
+#[derive(Sequential)]
+struct Branch {
+    conv: Conv2d<4, 8, 3, 2, 1, false>,
+    bn: BatchNorm2d<8>,
+}
+
+/// The projection of [`Branch`]'s input.
+#[derive(Sequential)]
+struct Shortcut {
+    conv: Conv2d<4, 8, 1, 2, 0, false>,
+}
+
+#[derive(Sequential)]
+#[sequential(input = (3, 16, 16))]
+struct ResCnn {
+    stem: Conv2d<3, 4, 3, 1, 1>,
+    relu: ReLU,
+    block: Residual<Branch, Shortcut>,
+    pool: GlobalAvgPool,
+    fc: Linear<8, 5>,
+}
+
+fn single_sample_inference_does_not_allocate() {
+    let cases = [
+        ("3b", predictor_allocs::<Mlp, 784, 10>()),
+        ("4a", predictor_allocs::<Cnn, 784, 10>()),
+        ("4b", predictor_allocs::<CnnBn, 784, 10>()),
+        ("residual CNN", predictor_allocs::<ResCnn, 768, 5>()),
+        ("CNN with padded MaxPool2d, AvgPool2d, GlobalAvgPool", predictor_allocs::<BreadthCnn, 784, 10>()),
+    ];
+    for (name, n) in cases {
+        assert_eq!(n, 0, "{name}: {n} heap allocations in 20 single-sample predictions");
+    }
 }
 
 fn training_steps_do_not_allocate() {
@@ -140,7 +194,27 @@ fn regression_allocs() -> usize {
     n
 }
 
-fn cases() -> [(&'static str, usize); 8] {
+/// Steps with per-batch augmentation (random crop, flips) gathered from a data set.
+fn augmented_allocs() -> usize {
+    let data = synthetic::random_images(1, 100, &[1, 28, 28], 10);
+    let mut model = CnnBn::init(&mut rand::rngs::StdRng::seed_from_u64(0), Init::He);
+    let aug = shaped::data::Augment { crop_pad: 3, hflip: true };
+    let mut step =
+        TrainStep::<(Dyn, Const<1>, Const<28>, Const<28>), CnnBn>::new(UpdateRule::Adam, 0.0, 50).augment(Some(aug));
+    let (full, short): (Vec<usize>, Vec<usize>) = ((0..50).collect(), (50..80).collect());
+    for b in [&full, &short] {
+        step.step(&mut model, &SoftmaxCrossEntropy::<10>, &data, b, 1e-3).unwrap();
+    }
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for i in 0..6 {
+        step.set_augment_seed(i);
+        let b = if i % 3 == 2 { &short } else { &full };
+        step.step(&mut model, &SoftmaxCrossEntropy::<10>, &data, b, 1e-3).unwrap();
+    }
+    ALLOCS.load(Ordering::Relaxed) - before
+}
+
+fn cases() -> [(&'static str, usize); 9] {
     let bin = synthetic::binary20(1, 100);
     let img = synthetic::random_images(1, 100, &[1, 28, 28], 10);
     let flat = synthetic::random_images(1, 100, &[784], 10);
@@ -196,5 +270,6 @@ fn cases() -> [(&'static str, usize); 8] {
             ),
         ),
         ("regression (MSE, AdamW, clipping)", regression_allocs()),
+        ("4b with augmentation", augmented_allocs()),
     ]
 }

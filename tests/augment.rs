@@ -28,6 +28,20 @@ fn channel_norm_gives_zero_mean_unit_variance_per_channel() {
     let mut flat = Dataset::new(vec![1.0; 8], vec![0; 2], &[4], 1).unwrap();
     assert!(norm.apply(&mut flat).unwrap_err().to_string().contains("3 channels"));
     assert!(ChannelNorm::fit(&Dataset::new(vec![], vec![], &[4], 1).unwrap()).is_err());
+    // Statistics written by hand are checked before they touch the data.
+    let mut img = Dataset::new(images(2, 2, 2, 2), vec![0; 2], &[2, 2, 2], 1).unwrap();
+    let before = img.features().to_vec();
+    for (mean, std, says) in [
+        (vec![0.0, f32::NAN], vec![1.0, 1.0], "channel 1"),
+        (vec![0.0, 0.0], vec![1.0, 0.0], "deviation 0"),
+        (vec![0.0, 0.0], vec![-1.0, 1.0], "channel 0"),
+        (vec![0.0, 0.0], vec![1.0, f32::INFINITY], "channel 1"),
+        (vec![0.0, 0.0], vec![1.0], "2 means but 1 deviations"),
+    ] {
+        let err = ChannelNorm { mean, std }.apply(&mut img).unwrap_err().to_string();
+        assert!(err.contains(says), "{err}");
+        assert_eq!(img.features(), &before[..], "the data is untouched");
+    }
 }
 
 /// The image `img` shifted by `(dy, dx)` (zeros filling in), then mirrored when `flip`.

@@ -22,8 +22,6 @@ struct Cnn {
     fc2: Linear<16, 10>,
 }
 
-type Img = (Dyn, Const<1>, Const<28>, Const<28>);
-
 /// Every parameter and buffer, as bits.
 fn bits<M: Module<f32>>(m: &M) -> Vec<u32> {
     let mut out = Vec::new();
@@ -40,7 +38,7 @@ fn run(threads: usize, seed: u64, train: &Dataset, val: &Dataset) -> (Vec<u32>, 
         .batch_size(40)
         .epochs(2)
         .seed(seed)
-        .train::<Img, _, _>(&mut net, &SoftmaxCrossEntropy::<10>, train, val)
+        .train(&mut net, &SoftmaxCrossEntropy::<10>, train, val)
         .unwrap();
     (bits(&net), h.loss.iter().map(|l| l.to_bits()).collect())
 }

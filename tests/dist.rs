@@ -37,11 +37,12 @@ where
     let (train, val) = (images(1, samples, dims), images(2, 100, dims));
     let init = || M::init(&mut rand::rngs::StdRng::seed_from_u64(7), Init::He);
     let mut one = init();
-    let alone = solver(batch, 2).train::<S, M, _>(&mut one, &SoftmaxCrossEntropy::<10>, &train, &val).unwrap();
+    let alone = solver(batch, 2).train_as::<S, M, _>(&mut one, &SoftmaxCrossEntropy::<10>, &train, &val).unwrap();
     let ranks: Vec<(History, u64)> = on_ranks(n, |c| {
         let mut m = init();
-        let h =
-            solver(batch, 2).train_distributed::<S, M, _>(c, &mut m, &SoftmaxCrossEntropy::<10>, &train, &val).unwrap();
+        let h = solver(batch, 2)
+            .train_distributed_as::<S, M, _>(c, &mut m, &SoftmaxCrossEntropy::<10>, &train, &val)
+            .unwrap();
         (h, shaped::dist::param_checksum(&m))
     });
     let what = format!("{}, {n} ranks, batch {batch} of {samples}", M::type_name());
@@ -84,7 +85,7 @@ fn batch_norm_statistics_stay_identical_on_every_rank() {
     let sums = on_ranks(2, |c| {
         let mut m = CnnBn::init(&mut rand::rngs::StdRng::seed_from_u64(7), Init::He);
         let s = solver(20, 2).lr(0.01);
-        s.train_distributed::<Img, CnnBn, _>(c, &mut m, &SoftmaxCrossEntropy::<10>, &train, &val).unwrap();
+        s.train_distributed_as::<Img, CnnBn, _>(c, &mut m, &SoftmaxCrossEntropy::<10>, &train, &val).unwrap();
         let mut running = Vec::new();
         m.visit_params(&ParamPath::ROOT, &mut |info, d| {
             if !info.kind.trainable() {
@@ -107,7 +108,9 @@ fn ranks_that_disagree_are_refused_before_training() {
         let mut m = Mlp::init(&mut rand::rngs::StdRng::seed_from_u64(7), Init::He);
         let s = if c.rank() == 2 { solver(10, 1).seed(4) } else { solver(10, 1) };
         let data = if c.rank() == 1 { &other } else { &train };
-        s.train_distributed::<Flat, Mlp, _>(c, &mut m, &SoftmaxCrossEntropy::<10>, data, &val).unwrap_err().to_string()
+        s.train_distributed_as::<Flat, Mlp, _>(c, &mut m, &SoftmaxCrossEntropy::<10>, data, &val)
+            .unwrap_err()
+            .to_string()
     });
     for e in &errors {
         assert!(e.contains("distributed run refused"), "{e}");
@@ -129,4 +132,34 @@ fn parameters_that_drift_apart_are_reported() {
     });
     assert_eq!(errors[0], errors[1]);
     assert!(errors[0].contains("drifted apart after epoch 2: rank(s) 1 differ from rank 0"), "{}", errors[0]);
+}
+
+#[test]
+fn augmented_ranks_stay_in_step_and_repeat() {
+    type Img = (Dyn, Const<1>, Const<28>, Const<28>);
+    let (train, val) = (images(1, 120, &[1, 28, 28]), images(2, 40, &[1, 28, 28]));
+    let aug = shaped::data::Augment { crop_pad: 2, hflip: true };
+    let run = || {
+        on_ranks(2, |c| {
+            let mut m = Cnn::init(&mut rand::rngs::StdRng::seed_from_u64(7), Init::He);
+            let h = solver(20, 2)
+                .augment(aug)
+                .train_distributed_as::<Img, Cnn, _>(c, &mut m, &SoftmaxCrossEntropy::<10>, &train, &val)
+                .unwrap();
+            (h.loss, shaped::dist::param_checksum(&m))
+        })
+    };
+    let (a, b) = (run(), run());
+    // Both ranks hold the same model (checked after every epoch too), and a second run repeats the first.
+    assert_eq!(a[0], a[1]);
+    assert_eq!(a, b);
+    // The crops and flips changed the run.
+    let plain = on_ranks(2, |c| {
+        let mut m = Cnn::init(&mut rand::rngs::StdRng::seed_from_u64(7), Init::He);
+        solver(20, 2)
+            .train_distributed_as::<Img, Cnn, _>(c, &mut m, &SoftmaxCrossEntropy::<10>, &train, &val)
+            .unwrap()
+            .loss
+    });
+    assert_ne!(plain[0], a[0].0);
 }

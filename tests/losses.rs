@@ -158,7 +158,7 @@ fn the_solver_fits_a_line_and_reports_the_validation_loss() {
         .metrics_csv(&csv)
         .epochs(30)
         .batch_size(32)
-        .train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &train, &val)
+        .train(&mut m, &Mse, &train, &val)
         .unwrap();
     assert_eq!(h.val_loss.len(), 30);
     assert!(h.train_acc.is_empty() && h.val_acc.is_empty());
@@ -173,7 +173,7 @@ fn the_solver_fits_a_line_and_reports_the_validation_loss() {
     assert_eq!(rows[30].split(',').nth(2).unwrap().parse::<f64>().unwrap(), h.val_loss[29]);
     let w = m.weight.as_slice();
     assert!((w[0] - 3.0).abs() < 0.05 && (w[1] + 2.0).abs() < 0.05, "{w:?}");
-    assert!((shaped::solver::mean_loss::<(Dyn, Const<2>), _, _>(&m, &Mse, &val, 7).unwrap() - best).abs() < 1e-6);
+    assert!((shaped::solver::mean_loss(&m, &Mse, &val, 7).unwrap() - best).abs() < 1e-6);
 }
 
 #[test]
@@ -182,22 +182,21 @@ fn data_of_the_wrong_kind_or_width_is_refused_before_training_naming_loss_and_da
     let cls = shaped::data::synthetic::binary20(1, 10);
     let mut m = Reg::zeros();
     let before = m.weight.as_slice().to_vec();
-    let e = Solver::new().train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &reg, &cls.clone()).unwrap_err().to_string();
+    let e = Solver::new().train(&mut m, &Mse, &reg, &cls.clone()).unwrap_err().to_string();
     // (binary20 has 20 features: the shape check comes first for the validation set.)
     assert!(e.contains("validation"), "{e}");
     let cls2 = Dataset::new(vec![0.0; 20], vec![0; 10], &[2], 2).unwrap();
-    let e = Solver::new().train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &cls2, &reg).unwrap_err();
+    let e = Solver::new().train(&mut m, &Mse, &cls2, &reg).unwrap_err();
     assert!(matches!(&e, Error::Label(_)), "{e}");
     let e = e.to_string();
     assert!(
         e.contains("MSE") && e.contains("training") && e.contains("real-valued targets") && e.contains("class labels"),
         "{e}"
     );
-    let e = Solver::new().train::<(Dyn, Const<2>), _, _>(&mut m, &Logistic, &reg, &reg).unwrap_err().to_string();
+    let e = Solver::new().train(&mut m, &Logistic, &reg, &reg).unwrap_err().to_string();
     assert!(e.contains("logistic") && e.contains("needs class labels"), "{e}");
     let wide = Dataset::regression(vec![0.0; 20], vec![0.0; 20], &[2], 2).unwrap();
-    let e =
-        Solver::new().train::<(Dyn, Const<2>), _, _>(&mut m, &Huber::default(), &reg, &wide).unwrap_err().to_string();
+    let e = Solver::new().train(&mut m, &Huber::default(), &reg, &wide).unwrap_err().to_string();
     assert!(
         e.contains("Huber") && e.contains("validation") && e.contains("1 per sample") && e.contains("holds 2"),
         "{e}"

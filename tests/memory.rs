@@ -13,6 +13,9 @@ use std::io::Write;
 use std::path::{Path as FsPath, PathBuf};
 use std::process::Command;
 
+mod common;
+use common::hw1_binary;
+
 /// Set (to a case name) in the child process; the file it reads is in `PATH_ENV`.
 const CASE_ENV: &str = "SHAPED_MEMORY_CASE";
 const PATH_ENV: &str = "SHAPED_MEMORY_PATH";
@@ -185,34 +188,6 @@ fn checkpoints_are_read_header_first_under_a_memory_cap() {
     let p = dir.join("long-header.safetensors");
     sparse(&p, &(1u64 << 30).to_le_bytes(), 1_500_000_000);
     assert_names(&run_case("load", &p), &["long-header.safetensors", "more than the 100000000"]);
-}
-
-/// The `hw1` example binary, as `tests/bad_input.rs` finds it (`None`, with a note, when it is
-/// not built or older than the sources).
-fn hw1_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let bin = exe.parent()?.parent()?.join("examples").join(format!("hw1{}", std::env::consts::EXE_SUFFIX));
-    let Some(built) = std::fs::metadata(&bin).and_then(|m| m.modified()).ok() else {
-        eprintln!("skipping the hw1 check: {} is not built (plain `cargo test` builds it)", bin.display());
-        return None;
-    };
-    let root = FsPath::new(env!("CARGO_MANIFEST_DIR"));
-    let mut newest = std::time::SystemTime::UNIX_EPOCH;
-    let mut stack =
-        vec![root.join("src"), root.join("macros/src"), root.join("examples/hw1.rs"), root.join("Cargo.toml")];
-    while let Some(p) = stack.pop() {
-        let Ok(meta) = std::fs::metadata(&p) else { continue };
-        if meta.is_dir() {
-            stack.extend(std::fs::read_dir(&p).ok()?.filter_map(|e| e.ok().map(|e| e.path())));
-        } else if let Ok(t) = meta.modified() {
-            newest = newest.max(t);
-        }
-    }
-    if built < newest {
-        eprintln!("skipping the hw1 check: {} is older than the sources", bin.display());
-        return None;
-    }
-    Some(bin)
 }
 
 /// Runs `hw1 args` under the cap: it must exit 1 (not crash) with every phrase on stderr.

@@ -69,14 +69,13 @@ fn evaluate_agrees_with_accuracy() {
     let x: Vec<f32> = (0..4 * 50).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
     let y: Vec<usize> = (0..50).map(|i| i % 3).collect();
     let data = Dataset::new(x, y, &[4], 3).unwrap();
-    type In = (Dyn, Const<4>);
-    let ev = evaluate::<In, _>(&net, &data, 16, 2).unwrap();
-    let acc = accuracy::<In, _, _>(&net, &SoftmaxCrossEntropy::<3>, &data, 16).unwrap();
+    let ev = evaluate(&net, &data, 16, 2).unwrap();
+    let acc = accuracy(&net, &SoftmaxCrossEntropy::<3>, &data, 16).unwrap();
     assert_eq!(ev.accuracy, acc);
     assert_eq!(ev.confusion.accuracy(), acc);
     assert_eq!(ev.confusion.total(), 50);
     assert!(ev.top_k >= ev.accuracy);
-    assert_eq!(evaluate::<In, _>(&net, &data, 16, 3).unwrap().top_k, 1.0);
+    assert_eq!(evaluate(&net, &data, 16, 3).unwrap().top_k, 1.0);
 }
 
 #[test]
@@ -89,7 +88,7 @@ fn predictions_without_a_loss_object() {
     let xt = Tensor::<(Dyn, Const<4>)>::from_vec(x).unwrap();
     // classes agree with the loss-based prediction
     let classes = net.predict_classes(&xt);
-    let via_loss = shaped::solver::predict::<(Dyn, Const<4>), _, _>(&net, &SoftmaxCrossEntropy::<3>, &data, 8).unwrap();
+    let via_loss = shaped::solver::predict(&net, &SoftmaxCrossEntropy::<3>, &data, 8).unwrap();
     assert_eq!(classes, via_loss);
     // probabilities: each row sums to 1, in the order of the scores
     let p = net.predict_proba(&xt);

@@ -90,7 +90,7 @@ fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
             .epochs(4)
             .checkpoint(&full_best)
             .metrics_csv(dir.join("full.csv"))
-            .train::<In, _, _>(&mut full, &Logistic, &train, &val)
+            .train(&mut full, &Logistic, &train, &val)
             .unwrap();
 
         // Interrupted after 2 epochs, then resumed for 2 more into a model of other values.
@@ -100,7 +100,7 @@ fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
             .epochs(2)
             .checkpoint(&best)
             .metrics_csv(dir.join("part.csv"))
-            .train::<In, _, _>(&mut part, &Logistic, &train, &val)
+            .train(&mut part, &Logistic, &train, &val)
             .unwrap();
         let last = last_checkpoint_path(&best);
         assert_eq!(last, dir.join("part.last.safetensors"));
@@ -115,7 +115,7 @@ fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
             .checkpoint(&best)
             .metrics_csv(dir.join("part.csv"))
             .resume_from(&last)
-            .train::<In, _, _>(&mut resumed, &Logistic, &train, &val)
+            .train(&mut resumed, &Logistic, &train, &val)
             .unwrap();
 
         assert_eq!(bits(&resumed), bits(&full), "{rule}: best parameters differ after resuming");
@@ -148,7 +148,7 @@ fn resume_restores_the_best_epoch_even_when_no_epoch_is_left() {
     let h = solver(UpdateRule::SgdMomentum, 0.3)
         .epochs(3)
         .checkpoint(&best)
-        .train::<In, _, _>(&mut net, &Logistic, &train, &val)
+        .train(&mut net, &Logistic, &train, &val)
         .unwrap();
     // Resuming a finished run trains nothing and ends on the best epoch's parameters, which come
     // from the resumable checkpoint (it also holds the last epoch's parameters).
@@ -156,7 +156,7 @@ fn resume_restores_the_best_epoch_even_when_no_epoch_is_left() {
     let h2 = solver(UpdateRule::SgdMomentum, 0.3)
         .epochs(3)
         .resume_from(last_checkpoint_path(&best))
-        .train::<In, _, _>(&mut again, &Logistic, &train, &val)
+        .train(&mut again, &Logistic, &train, &val)
         .unwrap();
     assert_eq!(bits(&again), bits(&net));
     assert_eq!(untimed(&h2), untimed(&h));
@@ -183,13 +183,9 @@ fn resume_refuses_a_checkpoint_of_another_run() {
     let best = dir.join("run.safetensors");
     let last = last_checkpoint_path(&best);
     let mut net = fresh_net(4);
-    solver(UpdateRule::Adam, 1e-2)
-        .epochs(1)
-        .checkpoint(&best)
-        .train::<In, _, _>(&mut net, &Logistic, &train, &val)
-        .unwrap();
+    solver(UpdateRule::Adam, 1e-2).epochs(1).checkpoint(&best).train(&mut net, &Logistic, &train, &val).unwrap();
     let before = bits(&net);
-    let go = |s: Solver, net: &mut Net| s.epochs(2).train::<In, _, _>(net, &Logistic, &train, &val);
+    let go = |s: Solver, net: &mut Net| s.epochs(2).train(net, &Logistic, &train, &val);
 
     checkpoint_err(
         go(solver(UpdateRule::Adam, 1e-2).seed(6).resume_from(&last), &mut net),
@@ -214,10 +210,7 @@ fn resume_refuses_a_checkpoint_of_another_run() {
     );
     // Fewer training samples than the saved run.
     let small = train.slice(0..400);
-    let r = solver(UpdateRule::Adam, 1e-2)
-        .epochs(2)
-        .resume_from(&last)
-        .train::<In, _, _>(&mut net, &Logistic, &small, &val);
+    let r = solver(UpdateRule::Adam, 1e-2).epochs(2).resume_from(&last).train(&mut net, &Logistic, &small, &val);
     checkpoint_err(
         r,
         "run.last",
@@ -234,10 +227,7 @@ fn resume_refuses_a_checkpoint_of_another_run() {
         fc2: Linear<33, 1>,
     }
     let mut wider = Wider::zeros();
-    let r = solver(UpdateRule::Adam, 1e-2)
-        .epochs(2)
-        .resume_from(&last)
-        .train::<In, _, _>(&mut wider, &Logistic, &train, &val);
+    let r = solver(UpdateRule::Adam, 1e-2).epochs(2).resume_from(&last).train(&mut wider, &Logistic, &train, &val);
     checkpoint_err(
         r,
         "run.last",
@@ -263,7 +253,7 @@ fn divergence_stops_with_an_error_and_keeps_the_best_checkpoint() {
         .batch_size(50)
         .epochs(3)
         .checkpoint(&best)
-        .train::<In, _, _>(&mut net, &Hinge, &train, &val)
+        .train(&mut net, &Hinge, &train, &val)
         .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::Training(_)), "{msg}");
@@ -273,7 +263,7 @@ fn divergence_stops_with_an_error_and_keeps_the_best_checkpoint() {
     // Two good epochs, then a resumed run with a huge learning rate diverges in epoch 3.
     let sane = || Solver::new().rule(UpdateRule::SgdMomentum).lr(0.05).batch_size(50).seed(8).checkpoint(&best);
     let mut net = fresh_net(7);
-    sane().epochs(2).train::<In, _, _>(&mut net, &Hinge, &train, &val).unwrap();
+    sane().epochs(2).train(&mut net, &Hinge, &train, &val).unwrap();
     let best_bytes = std::fs::read(&best).unwrap();
     let last_bytes = std::fs::read(&last).unwrap();
     let err = sane()
@@ -281,7 +271,7 @@ fn divergence_stops_with_an_error_and_keeps_the_best_checkpoint() {
         .allow_lr_change(true)
         .epochs(6)
         .resume_from(&last)
-        .train::<In, _, _>(&mut net, &Hinge, &train, &val)
+        .train(&mut net, &Hinge, &train, &val)
         .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::Training(_)), "{msg}");
@@ -296,7 +286,7 @@ fn divergence_stops_with_an_error_and_keeps_the_best_checkpoint() {
     io::load(&mut back, &best).unwrap();
     assert!(bits(&back).iter().all(|(_, v)| v.iter().all(|&b| f32::from_bits(b).is_finite())));
     // And the run continues from the last good epoch with a sane learning rate.
-    let h = sane().epochs(4).resume_from(&last).train::<In, _, _>(&mut net, &Hinge, &train, &val).unwrap();
+    let h = sane().epochs(4).resume_from(&last).train(&mut net, &Hinge, &train, &val).unwrap();
     assert_eq!(h.val_acc.len(), 4);
     assert!(h.loss.iter().all(|l| l.is_finite()), "{h:?}");
     assert!(bits(&net).iter().all(|(_, v)| v.iter().all(|&b| f32::from_bits(b).is_finite())));
@@ -315,7 +305,7 @@ fn same_seed_gives_bit_identical_parameters() {
             .batch_size(20)
             .epochs(3)
             .seed(seed)
-            .train::<In, _, _>(&mut net, &Logistic, &train, &val)
+            .train(&mut net, &Logistic, &train, &val)
             .unwrap();
         (bits(&net), h.loss)
     };
@@ -461,7 +451,7 @@ fn outputs_are_checked_before_training_and_never_collide() {
     let go = |s: Solver| {
         let mut net = fresh_net(1);
         let before = bits(&net);
-        let r = s.epochs(1).train::<In, _, _>(&mut net, &Logistic, &train, &val);
+        let r = s.epochs(1).train(&mut net, &Logistic, &train, &val);
         assert_eq!(bits(&net), before, "a refused run trained");
         r
     };
@@ -507,11 +497,7 @@ fn the_metrics_csv_is_replaced_atomically_never_truncated_in_place() {
     let earlier = dir.join("earlier.csv");
     std::fs::hard_link(&csv, &earlier).unwrap();
     let mut net = fresh_net(1);
-    solver(UpdateRule::SgdMomentum, 0.05)
-        .epochs(2)
-        .metrics_csv(&csv)
-        .train::<In, _, _>(&mut net, &Logistic, &train, &val)
-        .unwrap();
+    solver(UpdateRule::SgdMomentum, 0.05).epochs(2).metrics_csv(&csv).train(&mut net, &Logistic, &train, &val).unwrap();
     assert_eq!(std::fs::read(&earlier).unwrap(), b"an earlier run's metrics\n");
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(text.lines().count(), 3, "{text}");
@@ -553,14 +539,14 @@ fn resume_refuses_other_data_and_other_hyper_parameters_naming_both_values() {
     let last = last_checkpoint_path(&best);
     let tagged = || solver(UpdateRule::Adam, 1e-2).tag("pixels", "raw").tag("limit", "none");
     let mut net = fresh_net(4);
-    tagged().epochs(1).checkpoint(&best).train::<In, _, _>(&mut net, &Logistic, &train, &val).unwrap();
+    tagged().epochs(1).checkpoint(&best).train(&mut net, &Logistic, &train, &val).unwrap();
     let meta = io::read_metadata(&last).unwrap();
     for key in ["solver.train_digest", "solver.val_digest", "solver.initial_lr", "solver.reg", "solver.tag.pixels"] {
         assert!(meta.contains_key(key), "{key} not recorded: {meta:?}");
     }
     let before = bits(&net);
     let go = |s: Solver, tr: &Dataset, va: &Dataset, net: &mut Net| {
-        s.epochs(2).resume_from(&last).train::<In, _, _>(net, &Logistic, tr, va)
+        s.epochs(2).resume_from(&last).train(net, &Logistic, tr, va)
     };
     // Same sizes, one feature changed: the digests tell.
     let mut x = train.features().to_vec();
@@ -641,21 +627,14 @@ fn non_finite_parameters_are_refused_at_load_naming_the_tensor() {
     let best = dir.join("run.safetensors");
     let last = last_checkpoint_path(&best);
     let mut net = fresh_net(3);
-    solver(UpdateRule::SgdMomentum, 0.05)
-        .epochs(1)
-        .checkpoint(&best)
-        .train::<In, _, _>(&mut net, &Logistic, &train, &val)
-        .unwrap();
+    solver(UpdateRule::SgdMomentum, 0.05).epochs(1).checkpoint(&best).train(&mut net, &Logistic, &train, &val).unwrap();
     let mut bytes = std::fs::read(&last).unwrap();
     let r = tensor_range(&bytes, "solver.best");
     let at = r.start + 4 * 40; // value 40: in fc1.weight (20×32 values)
     bytes[at..at + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
     std::fs::write(&last, &bytes).unwrap();
     let before = bits(&net);
-    let r = solver(UpdateRule::SgdMomentum, 0.05)
-        .epochs(2)
-        .resume_from(&last)
-        .train::<In, _, _>(&mut net, &Logistic, &train, &val);
+    let r = solver(UpdateRule::SgdMomentum, 0.05).epochs(2).resume_from(&last).train(&mut net, &Logistic, &train, &val);
     checkpoint_err(r, "run.last", &["tensor `solver.best`", "inf at index 40", "`fc1.weight`", "finite"]);
     assert_eq!(bits(&net), before);
 }
@@ -666,9 +645,9 @@ fn empty_splits_are_errors_naming_the_split() {
     let mut net = fresh_net(1);
     let s = || solver(UpdateRule::SgdMomentum, 0.05).epochs(1);
     let empty = val.slice(0..0);
-    let err = s().train::<In, _, _>(&mut net, &Logistic, &train, &empty).unwrap_err().to_string();
+    let err = s().train(&mut net, &Logistic, &train, &empty).unwrap_err().to_string();
     assert!(err.contains("validation set is empty"), "{err}");
-    let err = s().train::<In, _, _>(&mut net, &Logistic, &empty, &val).unwrap_err().to_string();
+    let err = s().train(&mut net, &Logistic, &empty, &val).unwrap_err().to_string();
     assert!(err.contains("training set is empty"), "{err}");
     let err = empty.check_input::<In>("test").unwrap_err().to_string();
     assert!(err.contains("test set is empty"), "{err}");

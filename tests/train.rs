@@ -28,8 +28,6 @@ struct TwoLayer {
     fc2: Linear<32, 1>,
 }
 
-type Img = (Dyn, Const<1>, Const<28>, Const<28>);
-
 fn fashion_mnist() -> (Dataset, Dataset) {
     let dir = data::idx::fashion_mnist_dir()
         .expect("Fashion-MNIST is missing: `apt-get install dataset-fashion-mnist` (the README's setup, .ci/run)");
@@ -45,20 +43,20 @@ fn cnn_4a_learns_fashion_mnist() {
     let test = test.slice(0..1000);
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let mut net = Cnn::init(&mut rng, Init::Gaussian(1e-3));
-    let before = accuracy::<Img, _, _>(&net, &SoftmaxCrossEntropy::<10>, &test, 500).unwrap();
+    let before = accuracy(&net, &SoftmaxCrossEntropy::<10>, &test, 500).unwrap();
     let hist = Solver::new()
         .rule(UpdateRule::SgdMomentum)
         .lr(1e-3)
         .lr_decay(0.9)
         .batch_size(100)
         .epochs(6)
-        .train::<Img, _, _>(&mut net, &SoftmaxCrossEntropy::<10>, &train, &val)
+        .train(&mut net, &SoftmaxCrossEntropy::<10>, &train, &val)
         .unwrap();
     let first: f32 = hist.loss[..5].iter().sum::<f32>() / 5.0;
     let last: f32 = hist.loss[hist.loss.len() - 5..].iter().sum::<f32>() / 5.0;
     assert!((first - 10f32.ln()).abs() < 0.1, "starts near ln 10: {first}");
     assert!(last < 0.7 * first, "the loss falls: {first} -> {last}");
-    let after = accuracy::<Img, _, _>(&net, &SoftmaxCrossEntropy::<10>, &test, 500).unwrap();
+    let after = accuracy(&net, &SoftmaxCrossEntropy::<10>, &test, 500).unwrap();
     assert!(after > 0.6, "test accuracy {after} (chance is 0.1; before training {before})");
 }
 
@@ -75,12 +73,12 @@ fn solver_restores_best_validation_parameters() {
         .lr(0.5)
         .batch_size(25)
         .epochs(15)
-        .train::<(Dyn, Const<20>), _, _>(&mut net, &Logistic, &train, &val)
+        .train(&mut net, &Logistic, &train, &val)
         .unwrap();
     let best = hist.val_acc.iter().cloned().fold(0.0, f64::max);
     assert_eq!(hist.best_val_acc, best);
     assert_eq!(hist.val_acc[hist.best_epoch - 1], best);
-    let now = accuracy::<(Dyn, Const<20>), _, _>(&net, &Logistic, &val, 100).unwrap();
+    let now = accuracy(&net, &Logistic, &val, 100).unwrap();
     assert_eq!(now, best, "the restored parameters score the best epoch's accuracy");
     assert_eq!(hist.loss.len(), 15 * 20);
 }
@@ -96,7 +94,7 @@ fn diverging_loss_is_an_error_naming_epoch_and_step() {
         .lr(1e30)
         .batch_size(50)
         .epochs(5)
-        .train::<(Dyn, Const<20>), _, _>(&mut net, &Hinge, &train, &val)
+        .train(&mut net, &Hinge, &train, &val)
         .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::Training(_)), "{msg}");
@@ -107,6 +105,6 @@ fn diverging_loss_is_an_error_naming_epoch_and_step() {
 fn data_that_does_not_fit_the_model_is_an_error() {
     let ds = data::synthetic::binary20(7, 100);
     let mut net = Cnn::zeros();
-    let err = Solver::new().train::<Img, _, _>(&mut net, &SoftmaxCrossEntropy::<10>, &ds, &ds).unwrap_err();
+    let err = Solver::new().train(&mut net, &SoftmaxCrossEntropy::<10>, &ds, &ds).unwrap_err();
     assert!(err.to_string().contains("784"), "{err}");
 }

@@ -166,7 +166,7 @@ fn lr_decay_is_the_exponential_schedule_bit_for_bit() {
             .lr(0.3)
             .epochs(4)
             .batch_size(25)
-            .train::<(Dyn, Const<20>), _, _>(&mut m, &Logistic, &train, &val)
+            .train(&mut m, &Logistic, &train, &val)
             .unwrap();
         (h, bits(&m))
     };
@@ -222,27 +222,20 @@ fn early_stopping_stops_after_patience_and_restores_the_best_epoch() {
     let dir = tmpdir("early");
     let last = dir.join("early.last.safetensors");
     let mut m = Linear::<2, 1>::zeros();
-    let h = solver
-        .clone()
-        .epochs(100)
-        .last_checkpoint(&last)
-        .train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &train, &val)
-        .unwrap();
+    let h = solver.clone().epochs(100).last_checkpoint(&last).train(&mut m, &Mse, &train, &val).unwrap();
     assert!(h.stopped_early > 0 && h.stopped_early < 100, "{h:?}");
     assert_eq!(h.stopped_early, h.best_epoch + 3);
     assert_eq!(h.val_loss.len(), h.stopped_early);
     assert!(h.val_loss[h.best_epoch..].iter().all(|&l| l >= h.best_val_loss));
     // The parameters are the best epoch's: those of a run that ends there.
     let mut short = Linear::<2, 1>::zeros();
-    let hs =
-        solver.clone().epochs(h.best_epoch).train::<(Dyn, Const<2>), _, _>(&mut short, &Mse, &train, &val).unwrap();
+    let hs = solver.clone().epochs(h.best_epoch).train(&mut short, &Mse, &train, &val).unwrap();
     assert_eq!(hs.stopped_early, 0);
     assert_eq!(m.weight.as_slice(), short.weight.as_slice());
     assert_eq!(m.bias.as_slice(), short.bias.as_slice());
     // Resuming the stopped run trains no further: the same history and parameters.
     let mut resumed = Linear::<2, 1>::zeros();
-    let hr =
-        solver.epochs(100).resume_from(&last).train::<(Dyn, Const<2>), _, _>(&mut resumed, &Mse, &train, &val).unwrap();
+    let hr = solver.epochs(100).resume_from(&last).train(&mut resumed, &Mse, &train, &val).unwrap();
     assert_eq!(History { train_seconds: 0.0, ..hr }, History { train_seconds: 0.0, ..h });
     assert_eq!(resumed.weight.as_slice(), m.weight.as_slice());
     std::fs::remove_dir_all(&dir).unwrap();
@@ -289,22 +282,12 @@ fn a_resumed_regression_run_with_adamw_cosine_and_clipping_is_bit_identical() {
         .seed(3);
     let untimed = |h: History| History { train_seconds: 0.0, ..h };
     let mut full = Linear::<2, 1>::zeros();
-    let hf = solver.clone().epochs(4).train::<(Dyn, Const<2>), _, _>(&mut full, &Mse, &train, &val).unwrap();
+    let hf = solver.clone().epochs(4).train(&mut full, &Mse, &train, &val).unwrap();
     let last = dir.join("run.last.safetensors");
     let mut part = Linear::<2, 1>::zeros();
-    solver
-        .clone()
-        .epochs(2)
-        .last_checkpoint(&last)
-        .train::<(Dyn, Const<2>), _, _>(&mut part, &Mse, &train, &val)
-        .unwrap();
+    solver.clone().epochs(2).last_checkpoint(&last).train(&mut part, &Mse, &train, &val).unwrap();
     let mut resumed = Linear::<2, 1>::zeros();
-    let hr = solver
-        .clone()
-        .epochs(4)
-        .resume_from(&last)
-        .train::<(Dyn, Const<2>), _, _>(&mut resumed, &Mse, &train, &val)
-        .unwrap();
+    let hr = solver.clone().epochs(4).resume_from(&last).train(&mut resumed, &Mse, &train, &val).unwrap();
     assert_eq!(resumed.weight.as_slice(), full.weight.as_slice());
     assert_eq!(resumed.bias.as_slice(), full.bias.as_slice());
     assert_eq!(untimed(hr), untimed(hf));
@@ -318,20 +301,14 @@ fn a_resumed_regression_run_with_adamw_cosine_and_clipping_is_bit_identical() {
         (solver.clone().clip_grad_norm(2.0), "gradient clipping (max norm): 1 in the checkpoint, 2 in this run"),
     ] {
         let mut m = Linear::<2, 1>::zeros();
-        let e = s.epochs(4).resume_from(&last).train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &train, &val).unwrap_err();
+        let e = s.epochs(4).resume_from(&last).train(&mut m, &Mse, &train, &val).unwrap_err();
         assert!(e.to_string().contains(phrase), "{e}");
     }
     // A cosine spanning the run's epochs cannot be extended by a resume: its rates would change.
     let spanning = solver.clone().schedule(WarmupCosine::new(5));
     let mut m = Linear::<2, 1>::zeros();
-    spanning
-        .clone()
-        .epochs(2)
-        .last_checkpoint(&last)
-        .train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &train, &val)
-        .unwrap();
-    let e =
-        spanning.epochs(4).resume_from(&last).train::<(Dyn, Const<2>), _, _>(&mut m, &Mse, &train, &val).unwrap_err();
+    spanning.clone().epochs(2).last_checkpoint(&last).train(&mut m, &Mse, &train, &val).unwrap();
+    let e = spanning.epochs(4).resume_from(&last).train(&mut m, &Mse, &train, &val).unwrap_err();
     assert!(e.to_string().contains("over 2 epochs in the checkpoint"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -54,6 +54,16 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
         })
         .collect();
 
+    // Each impl twice: with the bounds (compiled), and without them for rustdoc (`cfg(doc)`),
+    // whose pages would otherwise list every field's bound on every model. The bounds stay in
+    // what is compiled; only the documentation reads the bare impl.
+    let assumed = quote!(#(#assume)*);
+    let twin = |make: &dyn Fn(&TokenStream, &TokenStream) -> TokenStream| {
+        let mut t = make(&quote!(#[cfg(not(doc))]), &assumed);
+        t.extend(make(&quote!(#[cfg(doc)]), &TokenStream::new()));
+        t
+    };
+
     let extents = |d: &Dims| {
         let e = &d.exprs;
         quote!(#sh::shape::Extents::new(&[#((#e) as usize),*]))
@@ -156,6 +166,27 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
         }
     }
 
+    // forward_reuse: inference, intermediates in the cache (no allocation once sized).
+    let mut fwd_reuse = TokenStream::new();
+    for i in 0..n {
+        let (c, name, sid) = (&module[i], names[i], &sids[i]);
+        let input = act_in(i);
+        if i == n - 1 {
+            fwd_reuse.extend(quote!(#c::forward_reuse(&self.#name, #input, y, #sid);));
+        } else {
+            let prev = if i == 0 {
+                quote!(x.ext)
+            } else {
+                let p = &sids[i - 1];
+                quote!(#p.ext)
+            };
+            fwd_reuse.extend(quote! {
+                #sid.prepare(&#c::RULE, #prev, x.n);
+                #c::forward_reuse(&self.#name, #input, &mut #sid.out, &mut #sid.cache);
+            });
+        }
+    }
+
     // backward, last layer first.
     let mut bwd = TokenStream::new();
     for i in (0..n).rev() {
@@ -204,78 +235,89 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
     } else {
         quote!(::std::format!("{}<{}>", stringify!(#ident), [#(#shown),*].join(", ")))
     };
-    let module_impl = quote! {
-        #[automatically_derived]
-        impl #impl_g #sh::Module<#elem> for #ident #ty_g where #where_preds #(#assume)* {
-            const RULE: #sh::shape::Rule = #rule;
-            type Cache = #cache_ty;
+    let module_impl_with = |cfg: &TokenStream, bounds: &TokenStream| {
+        quote! {
+            #cfg
+            #[automatically_derived]
+            impl #impl_g #sh::Module<#elem> for #ident #ty_g where #where_preds #bounds {
+                const RULE: #sh::shape::Rule = #rule;
+                type Cache = #cache_ty;
 
-            fn zeros() -> Self {
-                #ident { #( #names: #module::zeros(), )* }
-            }
-            fn visit_params(&self, path: &#sh::Path<'_>, f: &mut dyn FnMut(&#sh::ParamInfo<'_>, &[#elem])) {
-                #( #module::visit_params(&self.#names, &path.child(#name_strs), f); )*
-            }
-            fn visit_params_mut(&mut self, path: &#sh::Path<'_>, f: &mut dyn FnMut(&#sh::ParamInfo<'_>, &mut [#elem])) {
-                #( #module::visit_params_mut(&mut self.#names, &path.child(#name_strs), f); )*
-            }
-            fn zip_params_mut(
-                &mut self,
-                other: &Self,
-                path: &#sh::Path<'_>,
-                f: &mut dyn FnMut(&#sh::ParamInfo<'_>, &mut [#elem], &[#elem]),
-            ) {
-                #( #module::zip_params_mut(&mut self.#names, &other.#names, &path.child(#name_strs), f); )*
-            }
-            fn reseed(&mut self, seed: u64) {
-                #( #module::reseed(&mut self.#names, #sh::layer::mix_seed(seed, #seeds)); )*
-            }
-            fn type_name() -> ::std::string::String {
-                #type_name
-            }
-            fn summary_rows(&self, input: #sh::shape::Extents) -> ::std::vec::Vec<#sh::layer::SummaryRow> {
-                let mut __e = input;
-                let mut __rows = ::std::vec::Vec::with_capacity(#n);
-                #(
-                    __e = #sh::shape::out_extents(&#module::RULE, __e);
-                    __rows.push(#sh::layer::SummaryRow {
-                        field: #name_strs,
-                        layer: #module::type_name(),
-                        output: __e.dims().to_vec(),
-                        params: #module::num_params(&self.#names),
-                    });
-                )*
-                __rows
-            }
+                fn zeros() -> Self {
+                    #ident { #( #names: #module::zeros(), )* }
+                }
+                fn visit_params(&self, path: &#sh::Path<'_>, f: &mut dyn FnMut(&#sh::ParamInfo<'_>, &[#elem])) {
+                    #( #module::visit_params(&self.#names, &path.child(#name_strs), f); )*
+                }
+                fn visit_params_mut(&mut self, path: &#sh::Path<'_>, f: &mut dyn FnMut(&#sh::ParamInfo<'_>, &mut [#elem])) {
+                    #( #module::visit_params_mut(&mut self.#names, &path.child(#name_strs), f); )*
+                }
+                fn zip_params_mut(
+                    &mut self,
+                    other: &Self,
+                    path: &#sh::Path<'_>,
+                    f: &mut dyn FnMut(&#sh::ParamInfo<'_>, &mut [#elem], &[#elem]),
+                ) {
+                    #( #module::zip_params_mut(&mut self.#names, &other.#names, &path.child(#name_strs), f); )*
+                }
+                fn reseed(&mut self, seed: u64) {
+                    #( #module::reseed(&mut self.#names, #sh::layer::mix_seed(seed, #seeds)); )*
+                }
+                fn type_name() -> ::std::string::String {
+                    #type_name
+                }
+                fn summary_rows(&self, input: #sh::shape::Extents) -> ::std::vec::Vec<#sh::layer::SummaryRow> {
+                    let mut __e = input;
+                    let mut __rows = ::std::vec::Vec::with_capacity(#n);
+                    #(
+                        __e = #sh::shape::out_extents(&#module::RULE, __e);
+                        __rows.push(#sh::layer::SummaryRow {
+                            field: #name_strs,
+                            layer: #module::type_name(),
+                            output: __e.dims().to_vec(),
+                            params: #module::num_params(&self.#names),
+                        });
+                    )*
+                    __rows
+                }
 
-            fn forward_raw(&self, x: #sh::layer::Act<'_, #elem>, y: &mut [#elem]) {
-                #sh::layer::check_call::<#elem, Self>(&x, y.len());
-                #fwd
-            }
+                fn forward_raw(&self, x: #sh::layer::Act<'_, #elem>, y: &mut [#elem]) {
+                    #sh::layer::check_call::<#elem, Self>(&x, y.len());
+                    #fwd
+                }
 
-            fn forward_train_raw(&mut self, x: #sh::layer::Act<'_, #elem>, y: &mut [#elem], __cache: &mut Self::Cache) {
-                #sh::layer::check_call::<#elem, Self>(&x, y.len());
-                #destructure
-                let _ = #last_rest;
-                #fwd_train
-            }
+                fn forward_train_raw(&mut self, x: #sh::layer::Act<'_, #elem>, y: &mut [#elem], __cache: &mut Self::Cache) {
+                    #sh::layer::check_call::<#elem, Self>(&x, y.len());
+                    #destructure
+                    let _ = #last_rest;
+                    #fwd_train
+                }
 
-            fn backward_raw(
-                &self,
-                x: #sh::layer::Act<'_, #elem>,
-                y: &[#elem],
-                dy: &[#elem],
-                __cache: &mut Self::Cache,
-                dx: ::core::option::Option<&mut [#elem]>,
-                grads: &mut Self,
-            ) {
-                #sh::layer::check_call::<#elem, Self>(&x, y.len());
-                #destructure
-                let _ = #last_rest;
-                #bwd
+                fn forward_reuse(&self, x: #sh::layer::Act<'_, #elem>, y: &mut [#elem], __cache: &mut Self::Cache) {
+                    #sh::layer::check_call::<#elem, Self>(&x, y.len());
+                    #destructure
+                    let _ = #last_rest;
+                    #fwd_reuse
+                }
+
+                fn backward_raw(
+                    &self,
+                    x: #sh::layer::Act<'_, #elem>,
+                    y: &[#elem],
+                    dy: &[#elem],
+                    __cache: &mut Self::Cache,
+                    dx: ::core::option::Option<&mut [#elem]>,
+                    grads: &mut Self,
+                ) {
+                    #sh::layer::check_call::<#elem, Self>(&x, y.len());
+                    #destructure
+                    let _ = #last_rest;
+                    #bwd
+                }
             }
         }
     };
+    let module_impl = twin(&module_impl_with);
 
     // The typed face and the summary, where the input (and the output) can be written as types.
     let mut g = generics.clone();
@@ -332,17 +374,28 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
             })
         };
         if let Some(out_ty) = out_ty {
-            typed.extend(quote! {
-                #[automatically_derived]
-                impl #impl_gb #sh::Layer<#s_in, #elem> for #ident #ty_g where #where_preds #(#assume)* {
-                    type Out = #out_ty;
+            typed.extend(twin(&|cfg: &TokenStream, bounds: &TokenStream| {
+                quote! {
+                    #cfg
+                    #[automatically_derived]
+                    impl #impl_gb #sh::Layer<#s_in, #elem> for #ident #ty_g where #where_preds #bounds {
+                        /// The output shape, computed by the model's shape rules (see its summary).
+                        type Out = #out_ty;
+                    }
+                    #cfg
+                    #[automatically_derived]
+                    impl #impl_g #sh::Model<#elem> for #ident #ty_g where #where_preds #bounds {
+                        type Input = (#sh::shape::Dyn, #(#in_dims),*);
+                    }
                 }
-            });
+            }));
         }
         let in_ext = extents(input);
-        typed.extend(quote! {
+        typed.extend(twin(&|cfg: &TokenStream, bounds: &TokenStream| {
+            quote! {
+            #cfg
             #[automatically_derived]
-            impl #impl_g ::core::fmt::Display for #ident #ty_g where #where_preds #(#assume)* {
+            impl #impl_g ::core::fmt::Display for #ident #ty_g where #where_preds #bounds {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                     let __input = #in_ext;
                     #sh::layer::write_summary(
@@ -353,7 +406,8 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
                     )
                 }
             }
-        });
+            }
+        }));
     }
     if !m.concrete {
         // A generic model: each field must be a layer (reported once, at the field).
@@ -376,5 +430,32 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
             #module_impl
             #typed
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Each impl comes twice: the compiled one assumes every field is a layer (so a field that is
+    /// not one is reported once, at the field), and rustdoc's copy carries no such bounds (the
+    /// `Layer` page listed kilobytes of them per built-in model).
+    #[test]
+    fn rustdoc_reads_impls_without_the_field_bounds() {
+        let ast: syn::DeriveInput = syn::parse_quote! {
+            #[sequential(input = (4,))]
+            struct Mlp { fc1: Linear<4, 8>, relu: ReLU, fc2: Linear<8, 2> }
+        };
+        let m = crate::parse::Model::from_ast(&ast).unwrap();
+        let out = super::expand(&m).to_string();
+        let pieces: Vec<&str> = out.split("# [cfg (").skip(1).collect();
+        let compiled: Vec<&&str> = pieces.iter().filter(|p| p.starts_with("not (doc))]")).collect();
+        let documented: Vec<&&str> = pieces.iter().filter(|p| p.starts_with("doc)]")).collect();
+        // Module, Layer, Model, Display.
+        assert_eq!((compiled.len(), documented.len()), (4, 4), "{out}");
+        for p in &compiled {
+            assert_eq!(p.matches("'__shaped > ").count(), 3, "one bound per field: {p}");
+        }
+        for p in &documented {
+            assert!(!p.contains("'__shaped"), "no field bounds: {p}");
+        }
     }
 }

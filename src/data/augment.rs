@@ -50,6 +50,21 @@ impl ChannelNorm {
     /// Normalises `data` in place; its samples must have as many channels as the statistics.
     pub fn apply(&self, data: &mut Dataset) -> Result<()> {
         let (c, inner) = channels(data.sample_dims());
+        if self.mean.len() != self.std.len() {
+            return Err(Error::Shape(format!(
+                "channel statistics of {} means but {} deviations",
+                self.mean.len(),
+                self.std.len()
+            )));
+        }
+        let bad =
+            (0..self.mean.len()).find(|&i| !(self.mean[i].is_finite() && self.std[i].is_finite() && self.std[i] > 0.0));
+        if let Some(i) = bad {
+            return Err(Error::Shape(format!(
+                "channel {i}: mean {} and deviation {} (the mean must be finite, the deviation finite and positive)",
+                self.mean[i], self.std[i]
+            )));
+        }
         if c != self.mean.len() {
             return Err(Error::Shape(format!(
                 "the statistics are of {} channels, the data's samples have {c}",
@@ -79,6 +94,34 @@ pub struct Augment {
 }
 
 impl Augment {
+    /// A short description, e.g. `crop padding 4, horizontal flips` (`none` when it does nothing).
+    pub fn describe(&self) -> String {
+        match (self.crop_pad, self.hflip) {
+            (0, false) => "none".to_string(),
+            (0, true) => "horizontal flips".to_string(),
+            (p, false) => format!("crop padding {p}"),
+            (p, true) => format!("crop padding {p}, horizontal flips"),
+        }
+    }
+
+    /// Checks that this augmentation can apply to samples of `dims` (`C×H×W`, the crop padding
+    /// smaller than both sides); the error says why not.
+    pub fn check_dims(&self, dims: &[usize]) -> Result<()> {
+        if *self == Augment::default() {
+            return Ok(());
+        }
+        let [_, h, w] = dims else {
+            return Err(Error::Shape(format!(
+                "augmentation needs C×H×W image samples, but the samples have {} dimensions",
+                dims.len()
+            )));
+        };
+        if self.crop_pad >= (*h).max(1) || self.crop_pad >= (*w).max(1) {
+            return Err(Error::Shape(format!("crop padding {} is not smaller than the {h}×{w} image", self.crop_pad)));
+        }
+        Ok(())
+    }
+
     /// Augments `batch` (`n` images of `c×h×w`, row-major) in place with choices drawn from `seed`;
     /// `scratch` holds one image (reused across calls: no allocation once grown).
     pub fn apply(&self, batch: &mut [f32], dims: [usize; 3], seed: u64, scratch: &mut Vec<f32>) -> Result<()> {

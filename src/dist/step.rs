@@ -20,7 +20,8 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     /// statistics (weighted the same way) and the weighted loss are packed into one buffer
     /// allocated on the first call; one [`Comm::allreduce_sum_f32`] sums it over the ranks and the
     /// sums are unpacked into the gradients and the model's statistics; then clipping and the
-    /// update run as in [`TrainStep::step`]. An empty shard (a batch smaller than the number of
+    /// update run as in [`TrainStep::step`]. With [`TrainStep::augment`], each rank augments its
+    /// shard from its own stream ([`rank_seed`](super::rank_seed) of the step's seed). An empty shard (a batch smaller than the number of
     /// ranks) contributes zeros. Every rank must call it for every global batch.
     ///
     /// # Errors
@@ -46,7 +47,8 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
             )));
         }
         // The shard's loss, weighted; the forward and backward passes on the kernel threads.
-        let weighted = self.pooled(|s| s.shard_pass(model, loss, data, shard, global))?;
+        let rank = comm.rank();
+        let weighted = self.pooled(|s| s.shard_pass(model, loss, data, shard, global, rank))?;
         let n = self.flat.len() - 1;
         self.flat[n] = weighted;
         comm.allreduce_sum_f32(&mut self.flat);
@@ -74,7 +76,11 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         data: &Dataset,
         shard: &[usize],
         global: usize,
+        rank: usize,
     ) -> Result<f32> {
+        // Every rank advances the augmentation seed, and augments its shard from its own stream.
+        let aug_seed = super::rank_seed(self.aug_seed, rank);
+        self.aug_seed = crate::layer::mix_seed(self.aug_seed, 1);
         let mut values = 0;
         model.visit_params(&Path::ROOT, &mut |_, d| values += d.len());
         self.flat.resize(values + 1, 0.0);
@@ -90,6 +96,16 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         } else {
             self.labels.resize(b, 0);
             data.gather_into(shard, self.x.as_mut_slice(), &mut self.labels);
+        }
+        if let Some(a) = self.augment {
+            let e = S::SAMPLE;
+            if e.rank() != 3 {
+                return Err(Error::Shape(format!(
+                    "augmentation needs C×H×W image samples, but the model's input has {} dimensions",
+                    e.rank()
+                )));
+            }
+            a.apply(self.x.as_mut_slice(), [e.dim(0), e.dim(1), e.dim(2)], aug_seed, &mut self.aug_scratch)?;
         }
         let targets = L::Target::pick(&self.labels, &self.values);
         model.forward_train(&self.x, &mut self.y, &mut self.cache);

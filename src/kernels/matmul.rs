@@ -8,6 +8,7 @@
 
 use super::{Elem, Strides, copy_short, cpu::fmadd, multiversion};
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Rows of the micro-tile (12 accumulator registers of `f32` at NR = 16; tiles of 1–5 rows take
 /// the remainder).
@@ -22,19 +23,44 @@ thread_local! {
     static PANEL64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The largest packing buffer any thread has grown to, per element type: a thread that grows grows
+/// to at least this, and [`presize_panels`] brings a thread up to it before it runs a split's part.
+/// So once every size a training step needs has been seen by some thread, no thread allocates
+/// again, whichever chunks work stealing hands it.
+static HIGH32: AtomicUsize = AtomicUsize::new(0);
+static HIGH64: AtomicUsize = AtomicUsize::new(0);
+
+/// Grows `v` to `len` (or the high-water mark, if larger) when it is shorter than `len`.
+fn grow<T: Copy + Default>(v: &mut Vec<T>, len: usize, high: &AtomicUsize) {
+    if v.len() < len {
+        let target = len.max(high.load(Ordering::Relaxed));
+        v.resize(target, T::default());
+        high.fetch_max(target, Ordering::Relaxed);
+    }
+}
+
+/// Grows this thread's packing buffers to the largest any thread uses (called by the threads of a
+/// split before they run their parts; a no-op once they are that large).
+pub(crate) fn presize_panels() {
+    let h32 = HIGH32.load(Ordering::Relaxed);
+    if h32 > 0 {
+        // A thread inside `with_panel` (a split started from a plane path) keeps its buffer as is.
+        PANEL32.with(|p| p.try_borrow_mut().map(|mut p| grow(&mut p, h32, &HIGH32)).ok());
+    }
+    let h64 = HIGH64.load(Ordering::Relaxed);
+    if h64 > 0 {
+        PANEL64.with(|p| p.try_borrow_mut().map(|mut p| grow(&mut p, h64, &HIGH64)).ok());
+    }
+}
+
 /// Runs `f` with this thread's packing buffer for `E` (`len` elements, grown as needed, contents
 /// unspecified). The GEMM and the im2col/col2im plane paths use it; neither calls the other, so
 /// the buffer is never borrowed twice.
 pub(super) fn with_panel<E: Elem, R>(len: usize, f: impl FnOnce(&mut [E]) -> R) -> R {
-    fn grow<T: Copy + Default>(v: &mut Vec<T>, len: usize) {
-        if v.len() < len {
-            v.resize(len, T::default());
-        }
-    }
     if core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
         PANEL32.with(|p| {
             let mut p = p.borrow_mut();
-            grow(&mut p, len);
+            grow(&mut p, len, &HIGH32);
             // SAFETY: E is f32 (checked by TypeId just above), so the slice has the right type.
             let s = unsafe { core::slice::from_raw_parts_mut(p.as_mut_ptr() as *mut E, len) };
             f(s)
@@ -42,7 +68,7 @@ pub(super) fn with_panel<E: Elem, R>(len: usize, f: impl FnOnce(&mut [E]) -> R) 
     } else {
         PANEL64.with(|p| {
             let mut p = p.borrow_mut();
-            grow(&mut p, len);
+            grow(&mut p, len, &HIGH64);
             assert!(core::any::TypeId::of::<E>() == core::any::TypeId::of::<f64>(), "Elem is f32 or f64");
             // SAFETY: E is f64 (checked by TypeId just above), so the slice has the right type.
             let s = unsafe { core::slice::from_raw_parts_mut(p.as_mut_ptr() as *mut E, len) };

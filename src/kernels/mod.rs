@@ -31,3 +31,9 @@ pub(crate) use optim::{adam_update, adamw_update, rmsprop_update};
 pub(crate) use split::split_batch;
 
 use elem::sealed;
+
+/// Grows this thread's kernel scratch (the GEMM packing buffers) to the largest any thread has
+/// needed, so that work stealing never hands a thread a part it must allocate for mid-step.
+pub(crate) fn presize_scratch() {
+    matmul::presize_panels();
+}

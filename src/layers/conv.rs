@@ -79,6 +79,10 @@ impl<const C: usize, const F: usize, const K: usize, const S: usize, const P: us
         self.run_forward(x, y, cache);
     }
 
+    fn forward_reuse(&self, x: Act<'_, E>, y: &mut [E], cache: &mut ConvCache<E>) {
+        self.run_forward(x, y, cache);
+    }
+
     fn backward_raw(
         &self,
         x: Act<'_, E>,

@@ -79,6 +79,11 @@ impl<B: Dim, const I: usize, const O: usize, E: Elem> Layer<(B, Const<I>), E> fo
     type Out = (B, Const<O>);
 }
 
+/// A lone `Linear` (logistic regression, a linear SVM) takes `I` features per sample.
+impl<const I: usize, const O: usize, E: Elem> crate::model::Model<E> for Linear<I, O, E> {
+    type Input = (crate::shape::Dyn, Const<I>);
+}
+
 /// `Y = X W + b` for `n` rows of `i` features into `o` outputs (one instance per element type).
 fn dense_forward<E: Elem>(n: usize, i: usize, o: usize, x: &[E], w: &[E], b: &[E], y: &mut [E]) {
     E::k_gemm(n, o, i, x, Strides::row_major(i), w, Strides::row_major(o), y, Strides::row_major(o), false);

@@ -99,6 +99,13 @@ impl<B: Module<E>, P: Module<E>, E: Elem> Module<E> for Residual<B, P> {
     fn summary_rows(&self, input: Extents) -> Vec<SummaryRow> {
         self.block.summary_rows(input)
     }
+    fn type_name() -> String {
+        if matches!(P::RULE, Rule::Identity) {
+            format!("Residual<{}>", B::type_name())
+        } else {
+            format!("Residual<{}, {}>", B::type_name(), P::type_name())
+        }
+    }
 
     fn forward_raw(&self, x: Act<'_, E>, y: &mut [E]) {
         check_io::<E, Self>(&x, y.len());
@@ -109,6 +116,18 @@ impl<B: Module<E>, P: Module<E>, E: Elem> Module<E> for Residual<B, P> {
             let mut short = vec![E::zero(); y.len()];
             self.shortcut.forward_raw(x, &mut short);
             E::k_add_assign(y, &short);
+        }
+    }
+
+    fn forward_reuse(&self, x: Act<'_, E>, y: &mut [E], cache: &mut Self::Cache) {
+        check_io::<E, Self>(&x, y.len());
+        self.block.forward_reuse(x, y, &mut cache.block);
+        if matches!(P::RULE, Rule::Identity) {
+            E::k_add_assign(y, x.data);
+        } else {
+            cache.short.resize(y.len(), E::zero());
+            self.shortcut.forward_reuse(x, &mut cache.short, &mut cache.shortcut);
+            E::k_add_assign(y, &cache.short);
         }
     }
 

@@ -4,13 +4,14 @@
 
 use super::resume::{count_values, restore, snapshot};
 use super::run::{Job, Trainee};
-use super::{History, Solver, accuracy, mean_loss};
+use super::{History, Solver, accuracy_as, mean_loss_as};
 use crate::data::Dataset;
 use crate::dist::{self, Comm};
 use crate::error::{Error, Result};
 use crate::io::{Checkpoint, ExtraTensor};
 use crate::layer::{Layer, ParamTree};
 use crate::loss::{Loss, Target, TargetKind};
+use crate::model::{Model, OutputOf};
 use crate::optim::{AnyOptimizer, OptimConfig, UpdateRule};
 use crate::shape::{Dyn, Shape};
 use crate::step::TrainStep;
@@ -36,13 +37,36 @@ impl Solver {
     ///   are the global batches' losses; its samples per second count global samples.
     /// * **In step.** After each epoch a checksum of the parameters is compared across ranks.
     ///
+    /// * **Augmentation** ([`Solver::augment`]) draws each rank's crops and flips from its own
+    ///   stream, like dropout.
+    ///
     /// # Errors
     /// Those of [`Solver::train`], on the rank where they happen, plus [`Error::Training`] when
     /// the ranks disagree at start-up or drift apart. A start-up error on one rank is returned on
     /// every rank; a later error on one rank (a failed checkpoint write on rank 0) leaves the others
     /// waiting in their next collective: end the job with [`Comm::abort`], as `hw1 --distributed`
     /// does.
-    pub fn train_distributed<S, M, L>(
+    pub fn train_distributed<M, L>(
+        &self,
+        comm: &dyn Comm,
+        model: &mut M,
+        loss: &L,
+        train: &Dataset,
+        val: &Dataset,
+    ) -> Result<History>
+    where
+        M: Model<f32>,
+        L: Loss<OutputOf<M>, f32>,
+    {
+        self.train_distributed_as::<M::Input, M, L>(comm, model, loss, train, val)
+    }
+
+    /// [`Solver::train_distributed`] with the input shape `S` written out (as
+    /// [`Solver::train_as`]).
+    ///
+    /// # Errors
+    /// As [`Solver::train_distributed`].
+    pub fn train_distributed_as<S, M, L>(
         &self,
         comm: &dyn Comm,
         model: &mut M,
@@ -56,7 +80,7 @@ impl Solver {
         L: Loss<M::Out, f32>,
     {
         if comm.size() == 1 {
-            return self.train::<S, M, L>(model, loss, train, val);
+            return self.train_as::<S, M, L>(model, loss, train, val);
         }
         let rank = comm.rank();
         let checked = (|| {
@@ -65,6 +89,9 @@ impl Solver {
             let (kind, outputs) = (<L::Target as Target>::KIND, <M::Out as Shape>::SAMPLE_NUMEL);
             train.check_targets(kind, outputs, loss.name(), "training")?;
             val.check_targets(kind, outputs, loss.name(), "validation")?;
+            if let Some(a) = &self.augment {
+                a.check_dims(S::SAMPLE.dims())?;
+            }
             if rank == 0 { self.check_outputs() } else { Ok(()) }
         })();
         all_ok(comm, checked)?;
@@ -87,7 +114,7 @@ impl Solver {
         comm.broadcast_f32(&mut params);
         restore(model, &params);
         let bs = self.batch_size.min(train.len());
-        let mut step = TrainStep::new(self.rule, self.reg, bs).clip_grad_norm(self.clip);
+        let mut step = TrainStep::new(self.rule, self.reg, bs).clip_grad_norm(self.clip).augment(self.augment);
         *step.optimizer_mut() = AnyOptimizer::with_config(self.rule, &self.optim);
         let job = Job::<S, M, L> { model, loss, step, staged: None };
         let mut dj =
@@ -149,6 +176,9 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>, L: Loss<M::Out, f32>> Trainee for 
         let job = &mut self.job;
         job.step.step_shard(job.model, job.loss, data, mine, idx.len(), lr, self.comm)
     }
+    fn set_step_seed(&mut self, seed: u64) {
+        self.job.set_step_seed(seed);
+    }
     fn kind(&self) -> TargetKind {
         self.job.kind()
     }
@@ -166,8 +196,8 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>, L: Loss<M::Out, f32>> Trainee for 
                 return Ok([0.0, 0.0]);
             }
             let v = match self.kind() {
-                TargetKind::Classes => accuracy::<S, M, L>(model, loss, shard, 1000)?,
-                TargetKind::Values => mean_loss::<S, M, L>(model, loss, shard, 1000)?,
+                TargetKind::Classes => accuracy_as::<S, M, L>(model, loss, shard, 1000)?,
+                TargetKind::Values => mean_loss_as::<S, M, L>(model, loss, shard, 1000)?,
             };
             Ok([v * n, n])
         })?;

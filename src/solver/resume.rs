@@ -75,6 +75,7 @@ impl Solver {
                 self.clip.map_or_else(|| "off".to_string(), |c| c.to_string()),
             ),
             Fact::new(RESUME_REG, "L2 strength (reg)", self.reg.to_string()),
+            Fact::new(RESUME_AUGMENT, "augmentation", self.augment.map_or_else(|| "off".to_string(), |a| a.describe())),
             Fact::new(RESUME_TRAIN_SAMPLE, "training-accuracy sample", self.train_sample.to_string()),
         ];
         facts.extend(self.tags.iter().map(|(k, v)| Fact {
@@ -204,6 +205,7 @@ pub(super) struct Resumed {
 }
 
 pub(super) const RESUME_EPOCH: &str = "solver.epoch";
+pub(super) const RESUME_AUGMENT: &str = "solver.augment";
 pub(super) const RESUME_EPOCHS: &str = "solver.epochs";
 pub(super) const RESUME_SEED: &str = "solver.seed";
 pub(super) const RESUME_BATCH: &str = "solver.batch_size";

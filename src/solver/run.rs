@@ -7,7 +7,7 @@
 //! [`Solver::save_epoch`] (the best and resumable checkpoints), then the early-stopping rule.
 
 use super::resume::{Fact, first_non_finite, restore, snapshot};
-use super::{History, Solver, accuracy, mean_loss};
+use super::{History, Solver, accuracy_as, mean_loss_as};
 use crate::data::{Dataset, shuffle_order};
 use crate::error::{Error, Result};
 use crate::io::{self, Checkpoint, ExtraTensor};
@@ -28,6 +28,8 @@ use std::time::Instant;
 pub(super) trait Trainee {
     /// One training step on samples `idx` of `data` with learning rate `lr`; the loss.
     fn step(&mut self, data: &Dataset, idx: &[usize], lr: f32) -> Result<f32>;
+    /// Sets the seed of the next step's augmentation ([`TrainStep::set_augment_seed`]).
+    fn set_step_seed(&mut self, seed: u64);
     /// What the loss compares the outputs with.
     fn kind(&self) -> TargetKind;
     /// The validation measure on `data` in inference mode: the accuracy for class labels, the
@@ -64,13 +66,16 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>, L: Loss<M::Out, f32>> Trainee for 
     fn step(&mut self, data: &Dataset, idx: &[usize], lr: f32) -> Result<f32> {
         self.step.step(self.model, self.loss, data, idx, lr)
     }
+    fn set_step_seed(&mut self, seed: u64) {
+        self.step.set_augment_seed(seed);
+    }
     fn kind(&self) -> TargetKind {
         <L::Target as Target>::KIND
     }
     fn evaluate(&self, data: &Dataset) -> Result<f64> {
         match self.kind() {
-            TargetKind::Classes => accuracy::<S, M, L>(self.model, self.loss, data, 1000),
-            TargetKind::Values => mean_loss::<S, M, L>(self.model, self.loss, data, 1000),
+            TargetKind::Classes => accuracy_as::<S, M, L>(self.model, self.loss, data, 1000),
+            TargetKind::Values => mean_loss_as::<S, M, L>(self.model, self.loss, data, 1000),
         }
     }
     fn reseed(&mut self, seed: u64) {
@@ -220,6 +225,7 @@ impl Solver {
         for (step_no, chunk) in st.order.chunks(st.bs).enumerate() {
             let lr = if st.schedule.per_step() { st.schedule.lr(self.lr, &at(step_no)) } else { first_lr };
             let t0 = Instant::now();
+            job.set_step_seed(mix_seed(mix_seed(epoch_seed, 2), step_no as u64));
             let l = match job.step(train, chunk, lr) {
                 Ok(l) => l,
                 Err(Error::Training(what)) => {

@@ -189,6 +189,8 @@ fn worker_main(w: &'static Worker) {
             w.sleeping.store(false, Ordering::Relaxed);
         }
         seen = w.posted.load(Ordering::Acquire);
+        // Before any part: this thread's scratch as large as any thread's (no growth mid-step).
+        crate::kernels::presize_scratch();
         // SAFETY: the poster wrote the job before publishing `seen` and leaves it alone until `done`.
         let job = unsafe { *w.job.get() };
         // SAFETY: the poster keeps `job.ctx` alive until it sees `done == seen`.
@@ -311,6 +313,7 @@ fn run_indexed(threads: usize, n: usize, f: &(dyn Fn(usize) + Sync)) {
         w.posted.fetch_add(1, Ordering::SeqCst);
         wake(w);
     }
+    crate::kernels::presize_scratch();
     let mine = catch_unwind(AssertUnwindSafe(|| as_part(|| (workers..n).for_each(f))));
     let posted = waiter.posted;
     drop(waiter);

@@ -9,7 +9,7 @@ struct Five {
 }
 
 fn train(model: &mut Five, train: &Dataset, val: &Dataset) {
-    let _ = Solver::new().train::<(Dyn, Const<20>), _, _>(model, &SoftmaxCrossEntropy::<10>, train, val);
+    let _ = Solver::new().train(model, &SoftmaxCrossEntropy::<10>, train, val);
 }
 
 fn main() {}

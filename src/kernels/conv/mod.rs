@@ -220,9 +220,21 @@ pub struct ConvScratch<E> {
 }
 
 impl<E: Elem> ConvScratch<E> {
+    /// The first `n` sets. Every set is first given the capacity of the largest of its kind: with
+    /// work stealing, the part that owns a set may run no chunk in one step and several in the
+    /// next, and it must not then allocate mid-step (tests/alloc.rs at two threads on a busy host).
     fn parts(&mut self, n: usize) -> &mut [[Vec<E>; 4]] {
         if self.parts.len() < n {
             self.parts.resize_with(n, Default::default);
+        }
+        for j in 0..4 {
+            let cap = self.parts.iter().map(|p| p[j].capacity()).max().unwrap_or(0);
+            for p in &mut self.parts {
+                let v = &mut p[j];
+                if v.capacity() < cap {
+                    v.reserve_exact(cap - v.len());
+                }
+            }
         }
         &mut self.parts[..n]
     }
