@@ -15,11 +15,11 @@
 //! `B` the run follows the trajectory of one process with batch `B`, up to the order of
 //! floating-point sums (`tests/mpi.rs` checks the per-step losses to a relative 1e-5).
 //!
-//! The all-reduce is not overlapped with the backward pass. On one machine both cores already
-//! compute, so a communication thread would take one of them, and most of a measured all-reduce
-//! there is one rank waiting for the other; across machines the alpha-beta projection in
-//! `BENCHMARKS.md` puts the VGG's un-overlapped all-reduce at 0.2–15 % of a step (10 GbE to
-//! InfiniBand, 4 to 64 nodes). Overlap would need gradient buckets and `MPI_THREAD_MULTIPLE`.
+//! The all-reduce is not overlapped with the backward pass: measured on one 2-core machine it is
+//! 0.6–2 % of a step (15 µs for 4a, 130 µs for the VGG), and a communication thread would take a
+//! core from the computation; across machines the alpha-beta projection in `BENCHMARKS.md` puts
+//! the VGG's at 0.4–24 % of a step (InfiniBand to 10 GbE, 4 to 64 nodes). Overlap would need
+//! gradient buckets and `MPI_THREAD_MULTIPLE`.
 //!
 //! # Batch norm and dropout
 //!
