@@ -14,6 +14,7 @@
 use clap::Parser;
 use shaped::data::{Pixels, load_cifar10_dir};
 use shaped::metrics::evaluate;
+use shaped::plot::{plot_confusion, plot_history};
 use shaped::prelude::*;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,7 +83,8 @@ pub struct Args {
     /// Use only the first N training images (and N/5 test images): a quick run.
     #[arg(long)]
     limit: Option<usize>,
-    /// Write the best epoch's parameters here (and the training curves and metrics next to it).
+    /// Write the best epoch's parameters here, and the training curves (`.png`) and the test
+    /// confusion matrix (`.confusion.png`) next to it.
     #[arg(long)]
     save: Option<PathBuf>,
     /// Print the per-epoch losses as one JSON line at the end (for scripts and tests).
@@ -125,6 +127,19 @@ pub fn run(args: &Args) -> shaped::Result<Report> {
     }
     let history = solver.train(&mut net, &SoftmaxCrossEntropy::<10>, &train, &val)?;
     let eval = evaluate(&net, &test, 256, 3)?;
+    if let Some(path) = &args.save {
+        // Next to the checkpoint: the training curves and the test confusion matrix (PNG, each
+        // drawn into a temporary file renamed over the target).
+        let curves = path.with_extension("png");
+        let confusion = path.with_extension("confusion.png");
+        shaped::io::write_atomic_with(&curves, Some("png"), |tmp| plot_history(&history, "ResNet-8", tmp))?;
+        shaped::io::write_atomic_with(&confusion, Some("png"), |tmp| {
+            plot_confusion(&eval.confusion, "ResNet-8, test", tmp)
+        })?;
+        if !args.json {
+            println!("wrote {}, {} and {}", path.display(), curves.display(), confusion.display());
+        }
+    }
     if args.json {
         let losses: Vec<String> = history.epoch_loss().iter().map(|l| format!("{l:.6}")).collect();
         println!("{{\"epoch_loss\": [{}], \"test_acc\": {:.6}}}", losses.join(", "), eval.accuracy);

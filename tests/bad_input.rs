@@ -519,7 +519,7 @@ fn geometry_is_checked_not_only_sizes() {
         data::load_mnist_dir(&d, Pixels::Raw).map(|_| ())
     });
     // The header alone tells the geometry, without reading the pixels.
-    let header = data::read_idx_image_header(&d.join("t10k-images-idx3-ubyte.gz")).map_err(|e| e.to_string());
+    let header = data::read_idx_image_header(d.join("t10k-images-idx3-ubyte.gz")).map_err(|e| e.to_string());
     let lying = dir.join("lying.idx");
     std::fs::write(&lying, idx(0x0803, &[1000, 28, 28], &[0; 10])).unwrap();
     let lie = check("header-only read of a lying file", Kind::Data, &["lying.idx", "truncated"], || {

@@ -25,6 +25,12 @@ impl std::ops::Deref for TmpDir {
     }
 }
 
+impl AsRef<Path> for TmpDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
 impl Drop for TmpDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -161,7 +167,7 @@ fn mnist_dir_plain_and_gzip_files() {
     let dir_name = dir.file_name().unwrap().to_str().unwrap();
     assert_data_err(load_mnist_dir(&dir, Pixels::Raw), dir_name, &["missing", "t10k-labels-idx1-ubyte"]);
     assert_data_err(
-        load_mnist_dir(&dir.join("nope"), Pixels::Raw),
+        load_mnist_dir(dir.join("nope"), Pixels::Raw),
         "nope",
         &["not a directory", "train-images-idx3-ubyte"],
     );
@@ -268,7 +274,7 @@ fn cifar_round_trip_and_dir() {
     assert_eq!(test.labels(), &[0]);
     assert_eq!(train.sample(4)[0], f32::from(cifar_record(5, 5)[1]));
     // ...and directly in the directory.
-    let (train2, _) = load_cifar10_dir(&dir.join(sub), Pixels::Raw).unwrap();
+    let (train2, _) = load_cifar10_dir(dir.join(sub), Pixels::Raw).unwrap();
     assert_eq!(train2, train);
 
     let empty = tmpdir("cifar-empty");

@@ -31,82 +31,88 @@ const SUBDIR: &str = "cifar-10-batches-bin";
 /// [`Error::Io`] if the file cannot be read; [`Error::Data`] if it is compressed, its length is
 /// not a positive multiple of 3073 bytes or over [`MAX_CIFAR_BATCH_BYTES`], or a label byte is not
 /// below 10.
-pub fn read_cifar_batch(path: &Path, pixels: Pixels) -> Result<Dataset> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
-        return Err(Error::data(path, "is a directory, not a CIFAR-10 batch file"));
-    }
-    let len = meta.len();
-    let mut head = [0u8; 8];
-    let got = std::fs::File::open(path)
-        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+pub fn read_cifar_batch(path: impl AsRef<Path>, pixels: Pixels) -> Result<Dataset> {
+    fn inner(path: &Path, pixels: Pixels) -> Result<Dataset> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_dir() {
+            return Err(Error::data(path, "is a directory, not a CIFAR-10 batch file"));
+        }
+        let len = meta.len();
+        let mut head = [0u8; 8];
+        let got = std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .map_err(|e| Error::io(path, e))?;
+        if let Some(format) = super::compressed_format(&head[..got]) {
+            return Err(Error::data(
+                path,
+                format!(
+                    "the file is {format}, not a CIFAR-10 batch: extract the CIFAR-10 binary version archive \
+                     first, it holds data_batch_1.bin ... test_batch.bin"
+                ),
+            ));
+        }
+        if len > MAX_CIFAR_BATCH_BYTES {
+            return Err(Error::data(
+                path,
+                format!(
+                    "the file has {len} bytes, more than the {MAX_CIFAR_BATCH_BYTES} (100,000 records) a CIFAR-10 batch \
+                     file may have"
+                ),
+            ));
+        }
+        let check_len = |len: u64| -> Result<()> {
+            if len == 0 || !len.is_multiple_of(RECORD as u64) {
+                return Err(Error::data(
+                    path,
+                    format!(
+                        "file length {len} bytes is not a positive multiple of the {RECORD}-byte CIFAR-10 \
+                         record (1 label byte + {PIXELS} pixel bytes)"
+                    ),
+                ));
+            }
+            Ok(())
+        };
+        check_len(len)?;
+        let mut bytes = Vec::new();
+        let oom = || Error::data(path, format!("cannot allocate memory for the {len}-byte file"));
+        bytes.try_reserve_exact(len as usize).map_err(|_| oom())?;
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(
+                std::fs::File::open(path).map_err(|e| Error::io(path, e))?,
+                MAX_CIFAR_BATCH_BYTES + 1,
+            ),
+            &mut bytes,
+        )
         .map_err(|e| Error::io(path, e))?;
-    if let Some(format) = super::compressed_format(&head[..got]) {
-        return Err(Error::data(
-            path,
-            format!(
-                "the file is {format}, not a CIFAR-10 batch: extract the CIFAR-10 binary version archive \
-                 first, it holds data_batch_1.bin ... test_batch.bin"
-            ),
-        ));
-    }
-    if len > MAX_CIFAR_BATCH_BYTES {
-        return Err(Error::data(
-            path,
-            format!(
-                "the file has {len} bytes, more than the {MAX_CIFAR_BATCH_BYTES} (100,000 records) a CIFAR-10 batch \
-                 file may have"
-            ),
-        ));
-    }
-    let check_len = |len: u64| -> Result<()> {
-        if len == 0 || !len.is_multiple_of(RECORD as u64) {
+        check_len(bytes.len() as u64)?; // the file may have changed since its metadata was read
+        if bytes.starts_with(&[0x1f, 0x8b]) {
             return Err(Error::data(
                 path,
-                format!(
-                    "file length {len} bytes is not a positive multiple of the {RECORD}-byte CIFAR-10 \
-                     record (1 label byte + {PIXELS} pixel bytes)"
-                ),
+                "the file is gzip-compressed (label byte 31 is out of range): extract the CIFAR-10 \
+                 binary version archive first, it holds data_batch_1.bin ... test_batch.bin",
             ));
         }
-        Ok(())
-    };
-    check_len(len)?;
-    let mut bytes = Vec::new();
-    let oom = || Error::data(path, format!("cannot allocate memory for the {len}-byte file"));
-    bytes.try_reserve_exact(len as usize).map_err(|_| oom())?;
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(std::fs::File::open(path).map_err(|e| Error::io(path, e))?, MAX_CIFAR_BATCH_BYTES + 1),
-        &mut bytes,
-    )
-    .map_err(|e| Error::io(path, e))?;
-    check_len(bytes.len() as u64)?; // the file may have changed since its metadata was read
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        return Err(Error::data(
-            path,
-            "the file is gzip-compressed (label byte 31 is out of range): extract the CIFAR-10 \
-             binary version archive first, it holds data_batch_1.bin ... test_batch.bin",
-        ));
-    }
-    let n = bytes.len() / RECORD;
-    let mut x = Vec::new();
-    let mut y = Vec::new();
-    x.try_reserve_exact(n * PIXELS).and_then(|()| y.try_reserve_exact(n)).map_err(|_| oom())?;
-    for (i, rec) in bytes.chunks_exact(RECORD).enumerate() {
-        let Some((&label, px)) = rec.split_first() else { continue }; // never: records are 3073 bytes
-        if usize::from(label) >= CLASSES {
-            return Err(Error::data(
-                path,
-                format!(
-                    "record {i} (byte offset {}): label {label} is out of range, CIFAR-10 labels are 0..=9",
-                    i * RECORD
-                ),
-            ));
+        let n = bytes.len() / RECORD;
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        x.try_reserve_exact(n * PIXELS).and_then(|()| y.try_reserve_exact(n)).map_err(|_| oom())?;
+        for (i, rec) in bytes.chunks_exact(RECORD).enumerate() {
+            let Some((&label, px)) = rec.split_first() else { continue }; // never: records are 3073 bytes
+            if usize::from(label) >= CLASSES {
+                return Err(Error::data(
+                    path,
+                    format!(
+                        "record {i} (byte offset {}): label {label} is out of range, CIFAR-10 labels are 0..=9",
+                        i * RECORD
+                    ),
+                ));
+            }
+            y.push(usize::from(label));
+            x.extend(pixels.convert(px));
         }
-        y.push(usize::from(label));
-        x.extend(pixels.convert(px));
+        Dataset::new(x, y, &[3, 32, 32], CLASSES)
     }
-    Dataset::new(x, y, &[3, 32, 32], CLASSES)
+    inner(path.as_ref(), pixels)
 }
 
 /// The directory holding the CIFAR-10 batch files: `dir` itself or its `cifar-10-batches-bin/`
@@ -123,35 +129,38 @@ fn cifar_files_dir(dir: &Path) -> Option<PathBuf> {
 /// # Errors
 /// [`Error::Data`] naming `dir` and explaining where to get CIFAR-10 when a file is missing; a
 /// batch file's error when one is malformed.
-pub fn load_cifar10_dir(dir: &Path, pixels: Pixels) -> Result<(Dataset, Dataset)> {
-    let Some(files) = cifar_files_dir(dir) else {
-        let all: Vec<&str> = TRAIN_FILES.iter().chain([&TEST_FILE]).copied().collect();
-        let missing: Vec<&str> =
-            all.iter().filter(|f| !dir.join(f).is_file() && !dir.join(SUBDIR).join(f).is_file()).copied().collect();
-        let missing = match missing.len() {
-            0 => " (some of the files are in the directory and others in its subdirectory)".to_string(),
-            n if n == all.len() => String::new(),
-            _ => format!(" (missing {})", missing.join(", ")),
+pub fn load_cifar10_dir(dir: impl AsRef<Path>, pixels: Pixels) -> Result<(Dataset, Dataset)> {
+    fn inner(dir: &Path, pixels: Pixels) -> Result<(Dataset, Dataset)> {
+        let Some(files) = cifar_files_dir(dir) else {
+            let all: Vec<&str> = TRAIN_FILES.iter().chain([&TEST_FILE]).copied().collect();
+            let missing: Vec<&str> =
+                all.iter().filter(|f| !dir.join(f).is_file() && !dir.join(SUBDIR).join(f).is_file()).copied().collect();
+            let missing = match missing.len() {
+                0 => " (some of the files are in the directory and others in its subdirectory)".to_string(),
+                n if n == all.len() => String::new(),
+                _ => format!(" (missing {})", missing.join(", ")),
+            };
+            return Err(Error::data(
+                dir,
+                format!(
+                    "CIFAR-10 not found: expected the batch files {} in this directory or in its {SUBDIR}/ \
+                     subdirectory{missing}. Download the \"CIFAR-10 binary version (suitable for C \
+                     programs)\" from Alex Krizhevsky's CIFAR-10 page at the University of Toronto and \
+                     unpack it here",
+                    all.join(", ")
+                ),
+            ));
         };
-        return Err(Error::data(
-            dir,
-            format!(
-                "CIFAR-10 not found: expected the batch files {} in this directory or in its {SUBDIR}/ \
-                 subdirectory{missing}. Download the \"CIFAR-10 binary version (suitable for C \
-                 programs)\" from Alex Krizhevsky's CIFAR-10 page at the University of Toronto and \
-                 unpack it here",
-                all.join(", ")
-            ),
-        ));
-    };
-    let mut x = Vec::new();
-    let mut y = Vec::new();
-    for f in TRAIN_FILES {
-        let batch = read_cifar_batch(&files.join(f), pixels)?;
-        x.extend_from_slice(batch.features());
-        y.extend_from_slice(batch.labels());
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for f in TRAIN_FILES {
+            let batch = read_cifar_batch(files.join(f), pixels)?;
+            x.extend_from_slice(batch.features());
+            y.extend_from_slice(batch.labels());
+        }
+        let train = Dataset::new(x, y, &[3, 32, 32], CLASSES)?;
+        let test = read_cifar_batch(files.join(TEST_FILE), pixels)?;
+        Ok((train, test))
     }
-    let train = Dataset::new(x, y, &[3, 32, 32], CLASSES)?;
-    let test = read_cifar_batch(&files.join(TEST_FILE), pixels)?;
-    Ok((train, test))
+    inner(dir.as_ref(), pixels)
 }

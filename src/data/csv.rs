@@ -125,97 +125,100 @@ fn show(field: &str) -> String {
 /// `label_column` (or two), no feature column, a row with a different number of fields than the
 /// header (ragged), a field that is not a number, a NaN or infinite feature, a label that is not an
 /// integer in `0..classes`, or no data rows.
-pub fn read_csv(path: &Path, label_column: &str, classes: usize) -> Result<Dataset> {
-    let err = |msg: String| Error::data(path, msg);
-    if classes == 0 {
-        return Err(err("no classes: the label range 0..0 is empty".into()));
-    }
-    let mut lines = Lines::open(path)?;
-    let (header_line, header) = loop {
-        match lines.next_line()? {
-            None => {
+pub fn read_csv(path: impl AsRef<Path>, label_column: &str, classes: usize) -> Result<Dataset> {
+    fn inner(path: &Path, label_column: &str, classes: usize) -> Result<Dataset> {
+        let err = |msg: String| Error::data(path, msg);
+        if classes == 0 {
+            return Err(err("no classes: the label range 0..0 is empty".into()));
+        }
+        let mut lines = Lines::open(path)?;
+        let (header_line, header) = loop {
+            match lines.next_line()? {
+                None => {
+                    return Err(err(format!(
+                        "empty file: expected a header line of column names (such as x0,x1,...,{label_column})"
+                    )));
+                }
+                Some((_, l)) if l.trim().is_empty() => continue,
+                Some((n, l)) => break (n, l.to_string()),
+            }
+        };
+        let names: Vec<&str> = header.split(',').map(clean).collect();
+        let mut label_idx = names.iter().enumerate().filter(|&(_, &n)| n == label_column).map(|(i, _)| i);
+        let label_at = match (label_idx.next(), label_idx.next()) {
+            (Some(i), None) => i,
+            (Some(_), Some(_)) => {
                 return Err(err(format!(
-                    "empty file: expected a header line of column names (such as x0,x1,...,{label_column})"
+                    "line {header_line}: the header names the label column {label_column:?} more than once"
                 )));
             }
-            Some((_, l)) if l.trim().is_empty() => continue,
-            Some((n, l)) => break (n, l.to_string()),
-        }
-    };
-    let names: Vec<&str> = header.split(',').map(clean).collect();
-    let mut label_idx = names.iter().enumerate().filter(|&(_, &n)| n == label_column).map(|(i, _)| i);
-    let label_at = match (label_idx.next(), label_idx.next()) {
-        (Some(i), None) => i,
-        (Some(_), Some(_)) => {
-            return Err(err(format!(
-                "line {header_line}: the header names the label column {label_column:?} more than once"
-            )));
-        }
-        (None, _) => {
-            let mut listed: Vec<String> = names.iter().take(8).map(|n| show(n)).collect();
-            if names.len() > 8 {
-                listed.push(format!("... ({} columns)", names.len()));
+            (None, _) => {
+                let mut listed: Vec<String> = names.iter().take(8).map(|n| show(n)).collect();
+                if names.len() > 8 {
+                    listed.push(format!("... ({} columns)", names.len()));
+                }
+                return Err(err(format!(
+                    "line {header_line}: missing label column: no column named {label_column:?} in the \
+                     header (columns: {})",
+                    listed.join(", ")
+                )));
             }
+        };
+        let columns = names.len();
+        let features = columns - 1;
+        if features == 0 {
             return Err(err(format!(
-                "line {header_line}: missing label column: no column named {label_column:?} in the \
-                 header (columns: {})",
-                listed.join(", ")
+                "line {header_line}: the header has only the label column {label_column:?}, no feature columns"
             )));
         }
-    };
-    let columns = names.len();
-    let features = columns - 1;
-    if features == 0 {
-        return Err(err(format!(
-            "line {header_line}: the header has only the label column {label_column:?}, no feature columns"
-        )));
-    }
 
-    let mut x = Vec::new();
-    let mut y = Vec::new();
-    while let Some((line, row)) = lines.next_line()? {
-        if row.trim().is_empty() {
-            continue;
-        }
-        let fields = row.split(',').count();
-        if fields != columns {
-            return Err(err(format!("line {line}: ragged row: {fields} fields, but the header has {columns} columns")));
-        }
-        for (col, field) in row.split(',').map(clean).enumerate() {
-            let name = names[col];
-            if col == label_at {
-                y.push(
-                    parse_label(field, classes).map_err(|why| {
-                        err(format!("line {line}: bad label {} in column {name:?}: {why}", show(field)))
-                    })?,
-                );
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        while let Some((line, row)) = lines.next_line()? {
+            if row.trim().is_empty() {
                 continue;
             }
-            let v: f64 = field.parse().map_err(|_| {
-                err(format!("line {line}, column {} ({name:?}): {} is not a number", col + 1, show(field)))
-            })?;
-            let v32 = v as f32;
-            if !v32.is_finite() {
-                let what = if v.is_nan() {
-                    "NaN"
-                } else if v.is_infinite() {
-                    "infinite"
-                } else {
-                    "too large for f32 (infinite)"
-                };
+            let fields = row.split(',').count();
+            if fields != columns {
                 return Err(err(format!(
-                    "line {line}, column {} ({name:?}): feature {} is {what}: features must be finite",
-                    col + 1,
-                    show(field)
+                    "line {line}: ragged row: {fields} fields, but the header has {columns} columns"
                 )));
             }
-            x.push(v32);
+            for (col, field) in row.split(',').map(clean).enumerate() {
+                let name = names[col];
+                if col == label_at {
+                    y.push(parse_label(field, classes).map_err(|why| {
+                        err(format!("line {line}: bad label {} in column {name:?}: {why}", show(field)))
+                    })?);
+                    continue;
+                }
+                let v: f64 = field.parse().map_err(|_| {
+                    err(format!("line {line}, column {} ({name:?}): {} is not a number", col + 1, show(field)))
+                })?;
+                let v32 = v as f32;
+                if !v32.is_finite() {
+                    let what = if v.is_nan() {
+                        "NaN"
+                    } else if v.is_infinite() {
+                        "infinite"
+                    } else {
+                        "too large for f32 (infinite)"
+                    };
+                    return Err(err(format!(
+                        "line {line}, column {} ({name:?}): feature {} is {what}: features must be finite",
+                        col + 1,
+                        show(field)
+                    )));
+                }
+                x.push(v32);
+            }
         }
+        if y.is_empty() {
+            return Err(err(format!("no data rows after the header on line {header_line}")));
+        }
+        Dataset::new(x, y, &[features], classes).map_err(|e| err(e.to_string()))
     }
-    if y.is_empty() {
-        return Err(err(format!("no data rows after the header on line {header_line}")));
-    }
-    Dataset::new(x, y, &[features], classes).map_err(|e| err(e.to_string()))
+    inner(path.as_ref(), label_column, classes)
 }
 
 /// Parses a label field: a non-negative integer (or integral float) below `classes`.

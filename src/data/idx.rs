@@ -336,13 +336,16 @@ fn length_mismatch(
 /// [`Error::Io`] if the file cannot be opened or read; [`Error::Data`] for a wrong magic number,
 /// type or rank, a truncated header, data shorter or longer than the header claims, empty images
 /// or corrupt gzip data.
-pub fn read_idx_images(path: &Path, pixels: Pixels) -> Result<(Vec<f32>, usize, usize, usize)> {
-    let idx = read_idx(path, 3, "images", describe_images)?;
-    let (count, rows, cols) = (idx.dims[0], idx.dims[1], idx.dims[2]);
-    let x = pixels.try_convert(&idx.payload).ok_or_else(|| {
-        out_of_memory(path, &describe_images(&[count as u64, rows as u64, cols as u64]), idx.payload.len() as u64)
-    })?;
-    Ok((x, count, rows, cols))
+pub fn read_idx_images(path: impl AsRef<Path>, pixels: Pixels) -> Result<(Vec<f32>, usize, usize, usize)> {
+    fn inner(path: &Path, pixels: Pixels) -> Result<(Vec<f32>, usize, usize, usize)> {
+        let idx = read_idx(path, 3, "images", describe_images)?;
+        let (count, rows, cols) = (idx.dims[0], idx.dims[1], idx.dims[2]);
+        let x = pixels.try_convert(&idx.payload).ok_or_else(|| {
+            out_of_memory(path, &describe_images(&[count as u64, rows as u64, cols as u64]), idx.payload.len() as u64)
+        })?;
+        Ok((x, count, rows, cols))
+    }
+    inner(path.as_ref(), pixels)
 }
 
 fn describe_images(d: &[u64]) -> String {
@@ -356,11 +359,14 @@ fn describe_images(d: &[u64]) -> String {
 ///
 /// # Errors
 /// As [`read_idx_images`], for the header.
-pub fn read_idx_image_header(path: &Path) -> Result<(usize, usize, usize)> {
-    let (mut reader, gz, file_len) = open_idx(path)?;
-    let h = parse_header(&mut reader, path, gz, file_len, 3, "images", describe_images)?;
-    let d = |i: usize| usize::try_from(h.dims[i]).unwrap_or(usize::MAX);
-    Ok((d(0), d(1), d(2)))
+pub fn read_idx_image_header(path: impl AsRef<Path>) -> Result<(usize, usize, usize)> {
+    fn inner(path: &Path) -> Result<(usize, usize, usize)> {
+        let (mut reader, gz, file_len) = open_idx(path)?;
+        let h = parse_header(&mut reader, path, gz, file_len, 3, "images", describe_images)?;
+        let d = |i: usize| usize::try_from(h.dims[i]).unwrap_or(usize::MAX);
+        Ok((d(0), d(1), d(2)))
+    }
+    inner(path.as_ref())
 }
 
 /// Reads an IDX file of unsigned-byte labels (magic 0x00000801: count), plain or gzip-compressed
@@ -368,8 +374,11 @@ pub fn read_idx_image_header(path: &Path) -> Result<(usize, usize, usize)> {
 ///
 /// # Errors
 /// As [`read_idx_images`].
-pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
-    Ok(read_idx(path, 1, "labels", |d| format!("{} labels", d[0]))?.payload)
+pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
+    fn inner(path: &Path) -> Result<Vec<u8>> {
+        Ok(read_idx(path, 1, "labels", |d| format!("{} labels", d[0]))?.payload)
+    }
+    inner(path.as_ref())
 }
 
 /// The file `base` in `dir`, with or without a `.gz` suffix (also accepting the
@@ -417,9 +426,12 @@ fn mnist_split_files(dir: &Path, prefix: &str) -> Result<(PathBuf, PathBuf)> {
 ///
 /// # Errors
 /// As [`load_mnist_dir`] for a missing directory or file.
-pub fn mnist_image_files(dir: &Path) -> Result<(PathBuf, PathBuf)> {
-    check_dir(dir)?;
-    Ok((mnist_split_files(dir, "train")?.0, mnist_split_files(dir, "t10k")?.0))
+pub fn mnist_image_files(dir: impl AsRef<Path>) -> Result<(PathBuf, PathBuf)> {
+    fn inner(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+        check_dir(dir)?;
+        Ok((mnist_split_files(dir, "train")?.0, mnist_split_files(dir, "t10k")?.0))
+    }
+    inner(dir.as_ref())
 }
 
 /// An error unless `dir` is a directory (a symbolic link loop is named as such).
@@ -470,23 +482,26 @@ fn load_mnist_split(dir: &Path, prefix: &str, pixels: Pixels) -> Result<(Dataset
 /// [`Error::Data`] when one is malformed, a label is not below 10, the image and label counts
 /// of a split differ, or the test images' geometry is not the training images'; [`Error::Io`] if a
 /// file cannot be read (naming a symbolic link loop as such).
-pub fn load_mnist_dir(dir: &Path, pixels: Pixels) -> Result<(Dataset, Dataset)> {
-    check_dir(dir)?;
-    let (train, train_images) = load_mnist_split(dir, "train", pixels)?;
-    let (test, test_images) = load_mnist_split(dir, "t10k", pixels)?;
-    if test.sample_dims() != train.sample_dims() {
-        let geometry = |d: &[usize]| d.iter().map(usize::to_string).collect::<Vec<_>>().join("x");
-        return Err(Error::data(
-            &test_images,
-            format!(
-                "the test images are {}, but the training images in {} are {}",
-                geometry(test.sample_dims()),
-                train_images.display(),
-                geometry(train.sample_dims())
-            ),
-        ));
+pub fn load_mnist_dir(dir: impl AsRef<Path>, pixels: Pixels) -> Result<(Dataset, Dataset)> {
+    fn inner(dir: &Path, pixels: Pixels) -> Result<(Dataset, Dataset)> {
+        check_dir(dir)?;
+        let (train, train_images) = load_mnist_split(dir, "train", pixels)?;
+        let (test, test_images) = load_mnist_split(dir, "t10k", pixels)?;
+        if test.sample_dims() != train.sample_dims() {
+            let geometry = |d: &[usize]| d.iter().map(usize::to_string).collect::<Vec<_>>().join("x");
+            return Err(Error::data(
+                &test_images,
+                format!(
+                    "the test images are {}, but the training images in {} are {}",
+                    geometry(test.sample_dims()),
+                    train_images.display(),
+                    geometry(train.sample_dims())
+                ),
+            ));
+        }
+        Ok((train, test))
     }
-    Ok((train, test))
+    inner(dir.as_ref(), pixels)
 }
 
 /// Where Fashion-MNIST is: the environment variable `FASHION_MNIST_DIR` if it is set and not
