@@ -163,3 +163,32 @@ fn augmented_ranks_stay_in_step_and_repeat() {
     });
     assert_ne!(plain[0], a[0].0);
 }
+
+/// A rank that fails after the start-up checks (here: rank 1 cannot read the checkpoint it is to
+/// resume from) ends every rank's run with an error, none left waiting in a collective: rank 1
+/// returns its own error naming the file, the others one naming rank 1.
+#[test]
+fn an_error_on_one_rank_ends_every_rank() {
+    // A watchdog: a rank left waiting would hang the test, so fail it loudly instead.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(120));
+        if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("an_error_on_one_rank_ends_every_rank: a rank still waits after 120 s");
+            std::process::exit(1);
+        }
+    });
+    let (train, val) = (images(1, 100, &[784]), images(2, 20, &[784]));
+    let missing = std::env::temp_dir().join(format!("shaped-no-such-resume-{}.safetensors", std::process::id()));
+    let errors = on_ranks(3, |c| {
+        let mut m = Mlp::init(&mut rand::rngs::StdRng::seed_from_u64(7), Init::He);
+        let s = if c.rank() == 1 { solver(10, 2).resume_from(&missing) } else { solver(10, 2) };
+        s.train_distributed(c, &mut m, &SoftmaxCrossEntropy::<10>, &train, &val).unwrap_err().to_string()
+    });
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(errors[1].contains("shaped-no-such-resume"), "rank 1 returns its own error: {}", errors[1]);
+    for r in [0, 2] {
+        assert!(errors[r].contains("rank(s) 1 failed"), "rank {r}: {}", errors[r]);
+    }
+}

@@ -42,10 +42,10 @@ impl Solver {
     ///
     /// # Errors
     /// Those of [`Solver::train`], on the rank where they happen, plus [`Error::Training`] when
-    /// the ranks disagree at start-up or drift apart. A start-up error on one rank is returned on
-    /// every rank; a later error on one rank (a failed checkpoint write on rank 0) leaves the others
-    /// waiting in their next collective: end the job with [`Comm::abort`], as `hw1 --distributed`
-    /// does.
+    /// the ranks disagree at start-up or drift apart. An error on one rank is returned on every
+    /// rank: its own error where it happened, and on the others an error naming the ranks that
+    /// failed (start-up checks, reading the resume checkpoint, and rank 0's metrics and checkpoint
+    /// writes are each followed by a collective check), so no rank is left waiting.
     pub fn train_distributed<M, L>(
         &self,
         comm: &dyn Comm,
@@ -123,8 +123,9 @@ impl Solver {
     }
 }
 
-/// Every rank's `local` result of a start-up check: `Ok` when all succeeded; otherwise this
-/// rank's own error, or an error naming the ranks that failed.
+/// Every rank's `local` result of the same step (a start-up check, reading the resume
+/// checkpoint, rank 0's writes): `Ok` when all succeeded; otherwise this rank's own error, or an
+/// error naming the ranks that failed.
 fn all_ok(comm: &dyn Comm, local: Result<()>) -> Result<()> {
     let mut all = vec![0u64; comm.size()];
     comm.all_gather_u64(&[u64::from(local.is_err())], &mut all);
@@ -134,7 +135,7 @@ fn all_ok(comm: &dyn Comm, local: Result<()>) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Training(format!(
-            "distributed run refused: rank(s) {} failed their start-up checks (see their messages)",
+            "distributed run stopped: rank(s) {} failed (see their messages), so every rank stops here",
             failed.join(", ")
         )))
     }
@@ -228,5 +229,9 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>, L: Loss<M::Out, f32>> Trainee for 
     }
     fn commit_staged(&mut self) {
         self.job.commit_staged()
+    }
+    fn agree(&self, failed: bool) -> Result<()> {
+        // This rank's own error, if any, is what `settle` returns; the placeholder is not shown.
+        all_ok(self.comm, if failed { Err(Error::Training(String::new())) } else { Ok(()) })
     }
 }

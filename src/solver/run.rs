@@ -52,6 +52,22 @@ pub(super) trait Trainee {
     fn staged(&self) -> Option<&dyn ParamTree<f32>>;
     /// Replaces the model and the optimizer with the staged ones.
     fn commit_staged(&mut self);
+    /// Whether every rank of a distributed run got past the same point without an error (`failed`
+    /// is this rank's own outcome): a collective in distributed mode, so that an error on one rank
+    /// (a checkpoint rank 0 cannot write, a resume file one rank cannot read) ends every rank's run
+    /// with an error instead of leaving the others waiting. One process: `Ok`.
+    fn agree(&self, failed: bool) -> Result<()> {
+        let _ = failed;
+        Ok(())
+    }
+}
+
+/// `r`, after the ranks have agreed that they all got here ([`Trainee::agree`]): this rank's own
+/// error, or one naming the ranks that failed.
+fn settle<T>(job: &dyn Trainee, r: Result<T>) -> Result<T> {
+    let all = job.agree(r.is_err());
+    let v = r?;
+    all.map(|()| v)
 }
 
 /// The typed model, loss and step of one [`Solver::train`] call.
@@ -144,7 +160,8 @@ struct EpochRun {
 impl Solver {
     /// The body of [`Solver::train`] (data and outputs already checked).
     pub(super) fn run(&self, job: &mut dyn Trainee, train: &Dataset, val: &Dataset) -> Result<History> {
-        let mut st = self.start(job, train, val)?;
+        let started = self.start(job, train, val);
+        let mut st = settle(job, started)?;
         // A resumed run that had already stopped early trains no further.
         let stopped = st.done > 0 && self.should_stop(&st.hist, st.done);
         if stopped {
@@ -154,8 +171,11 @@ impl Solver {
         for epoch in first..=self.epochs {
             let ep = self.train_epoch(job, train, &mut st, epoch)?;
             let improved = self.evaluate(job, val, &mut st, epoch, ep.lr)?;
-            self.report(&mut st, epoch, &ep)?;
-            self.save_epoch(job, &st, epoch, improved)?;
+            // Only rank 0 writes: its errors end every rank's run.
+            let reported = self.report(&mut st, epoch, &ep);
+            settle(job, reported)?;
+            let saved = self.save_epoch(job, &st, epoch, improved);
+            settle(job, saved)?;
             if self.should_stop(&st.hist, epoch) {
                 st.hist.stopped_early = epoch;
                 break;
