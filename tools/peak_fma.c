@@ -2,7 +2,10 @@
  * independent chains of 8-wide (AVX2) and 16-wide (AVX-512F) fused multiply-adds per thread
  * (enough to keep two FMA units busy), no memory traffic. The denominators of the "% of peak"
  * figures in BENCHMARKS.md ("the host's widest-FMA peak": the larger of the two), and the check
- * that the second vCPU really adds FMA throughput. The AVX-512 variant runs only where the CPU
+ * that the second vCPU really adds FMA throughput. The chains start from different values: when
+ * they all started at 1.0 (this tool until issue 19), GCC merged the ten identical chains into one
+ * and the loop ran one latency-bound FMA per iteration, counted as ten (check with objdump: ten
+ * vfmadd per loop iteration). The AVX-512 variant runs only where the CPU
  * has AVX-512F (checked at run time).
  *
  *   gcc -O2 -mavx2 -mfma -fopenmp tools/peak_fma.c -o /tmp/peak_fma && /tmp/peak_fma
@@ -14,8 +17,8 @@
 #define CHAINS(T, SET1, FMA, ADD, STORE, W)                                                       \
     {                                                                                              \
         const T m = SET1(0.999999f), c = SET1(1e-7f);                                              \
-        T a0 = SET1(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0;                                     \
-        T a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0;                                             \
+        T a0 = SET1(1.0f), a1 = SET1(1.1f), a2 = SET1(1.2f), a3 = SET1(1.3f), a4 = SET1(1.4f);       \
+        T a5 = SET1(1.5f), a6 = SET1(1.6f), a7 = SET1(1.7f), a8 = SET1(1.8f), a9 = SET1(1.9f);       \
         for (long i = 0; i < iters; i++) {                                                         \
             a0 = FMA(a0, m, c); a1 = FMA(a1, m, c); a2 = FMA(a2, m, c); a3 = FMA(a3, m, c);        \
             a4 = FMA(a4, m, c); a5 = FMA(a5, m, c); a6 = FMA(a6, m, c); a7 = FMA(a7, m, c);        \
