@@ -40,6 +40,7 @@ extern crate self as shaped;
 
 pub mod data;
 pub mod error;
+pub mod flops;
 pub mod gradcheck;
 pub mod guide;
 pub mod init;
