@@ -85,7 +85,10 @@ fn main() {
             "--gather" => o.gather = true,
             "--isa" => {
                 let v = args.next().unwrap_or_default();
-                let want = Isa::ALL.into_iter().find(|i| i.name() == v).unwrap_or_else(|| panic!("--isa portable|avx2|avx512"));
+                let want = Isa::ALL
+                    .into_iter()
+                    .find(|i| i.name() == v)
+                    .unwrap_or_else(|| panic!("--isa portable|avx2|avx512"));
                 set_isa(want);
             }
             s if !s.starts_with('-') => o.experiment = s.into(),

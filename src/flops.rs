@@ -70,7 +70,11 @@ pub fn step_flops<M: Module<E>, E: crate::kernels::Elem>(batch: usize) -> Flops 
 pub fn rule_flops(rule: &Rule, input: Extents, batch: usize) -> Flops {
     let mut f = Flops::default();
     walk(rule, input, true, &mut f);
-    Flops { forward: f.forward * batch as u64, weight_grad: f.weight_grad * batch as u64, input_grad: f.input_grad * batch as u64 }
+    Flops {
+        forward: f.forward * batch as u64,
+        weight_grad: f.weight_grad * batch as u64,
+        input_grad: f.input_grad * batch as u64,
+    }
 }
 
 /// Adds one sample's operations of `rule` on `x` to `f`; returns the output extents.

@@ -7,7 +7,7 @@
 # (copy target/release/examples/bench aside before rebuilding, e.g. to /tmp/bench_a; a "binary"
 # may be a small script adding options, e.g. `exec /tmp/bench "$@" --isa avx2`)
 exp=$1; th=$2; n=$3; A=$4; B=$5; shift 5
-run() { $1 $exp --threads $th --json "$@" | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["step_us"])'; }
+run() { local bin=$1; shift; $bin $exp --threads $th --json "$@" 2>/dev/null | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["step_us"])'; }
 for i in $(seq $n); do
   if [ $((i % 2)) = 1 ]; then a=$(run $A "$@"); b=$(run $B "$@"); else b=$(run $B "$@"); a=$(run $A "$@"); fi
   echo "$a $b"
