@@ -35,18 +35,7 @@ fn main() {
             for _ in 0..reps {
                 let t = Instant::now();
                 for _ in 0..iters {
-                    gemm(
-                        m,
-                        n,
-                        k,
-                        &a,
-                        Strides::row_major(k),
-                        &b,
-                        Strides::row_major(n),
-                        &mut c,
-                        Strides::row_major(n),
-                        false,
-                    );
+                    gemm(m, n, k, &a, sa, &b, sb, &mut c, Strides::row_major(n), false);
                 }
                 best = best.min(t.elapsed().as_secs_f64() / iters as f64);
             }
