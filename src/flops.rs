@@ -11,11 +11,19 @@
 //! multiplies or the discarded columns of the implicit-im2col GEMM (the count is the layer's,
 //! not the kernel's).
 //!
+//! Model 4a (`Conv2d<1, 5, 7>` on 28×28, then `Linear<605, 16>`, `Linear<16, 10>`), per sample:
+//! the convolution's 5·22·22·49 = 118,580 multiply-adds forward and again for its weight gradient
+//! (it reads the model's input: no input gradient), the linear layers' 605·16 + 16·10 three times:
+//!
 //! ```
 //! use shaped::flops::step_flops;
-//! use shaped::models::Vgg;
-//! let f = step_flops::<Vgg, f32>(100);
-//! assert!(f.total() > 2_000_000_000);
+//! use shaped::models::{Cnn, Vgg};
+//! let f = step_flops::<Cnn, f32>(100);
+//! assert_eq!(f.forward, 100 * 2 * (118_580 + 9_680 + 160));
+//! assert_eq!(f.weight_grad, f.forward);
+//! assert_eq!(f.input_grad, 100 * 2 * (9_680 + 160));
+//! assert_eq!(f.total(), 53_336_000);
+//! assert_eq!(step_flops::<Vgg, f32>(100).total(), 2_303_155_200);
 //! ```
 
 use crate::layer::Module;
