@@ -1,8 +1,8 @@
 //! SIMD widths as values: which instruction set the kernels use ([`Isa`], detected once, and
-//! forced by tests or `SHAPED_ISA`), and the [`Simd`] trait that lets one register-tile definition
+//! forced by tests or `SHAPED_ISA`), and the `Simd` trait that lets one register-tile definition
 //! be compiled for AVX2 (8 lanes, `__m256`) and for AVX-512 (16 lanes, `__m512`).
 //!
-//! A token ([`Avx2`], [`Avx512`]) is made only after the CPU has been seen to support its
+//! A token (`Avx2`, `Avx512`) is made only after the CPU has been seen to support its
 //! instructions, so code holding one may use them; the kernels that take a token are
 //! `#[inline(always)]` and instantiated inside `#[target_feature]` functions (the `_avx2` and
 //! `_avx512` entries), where the trait's methods compile to single instructions.
