@@ -11,6 +11,7 @@ mod cpu;
 mod elem;
 mod elementwise;
 mod gemm;
+mod layernorm;
 mod loss;
 mod matmul;
 pub mod norm;
