@@ -43,6 +43,19 @@ fn xbuf_len(d: &ConvDims) -> usize {
     hp * wp + 2 * P_MAX + d.k
 }
 
+/// The most scratch [`forward_f32`] resizes to for `d`, at any width (so that a caller can size
+/// every thread's buffer up front: a thread that takes no chunk in the first steps must not grow
+/// its buffer in a later one).
+pub(super) fn forward_scratch_len(d: &ConvDims) -> usize {
+    let len = (d.oh() - 1) * (d.w + 2 * d.pad) + d.ow();
+    d.f * len.div_ceil(P_MAX) * P_MAX + d.c * (xbuf_len(d) + 2 * P_MAX)
+}
+
+/// The scratch [`weight_grad_f32`] resizes to for `d` (see [`forward_scratch_len`]).
+pub(super) fn weight_grad_scratch_len(d: &ConvDims) -> usize {
+    d.f * round16(d.oh() * (d.w + 2 * d.pad)) + d.c * xbuf_len(d) + d.f * d.c * d.k * d.k * PS
+}
+
 /// Forward pass: all input planes of a sample are padded once, then tiles of up to `MR` filters ×
 /// `2L` positions (of the full-width output, `oh × wp`, whose wrap-around columns are dropped)
 /// accumulate over every input channel and kernel offset in registers: per step two input
