@@ -263,7 +263,7 @@ fn bn_eval<E: Elem>(
                 let (a, b) = (scale[i % c], shift[i % c]);
                 for (o, &v) in yr.iter_mut().zip(xr) {
                     let t = v * a + b;
-                    *o = if relu && !(t > E::zero()) { E::zero() } else { t };
+                    *o = if !relu || t > E::zero() { t } else { E::zero() };
                 }
             }
         });
