@@ -11,6 +11,8 @@ use crate::kernels::simd::{Avx2, Avx512, Isa, Simd, isa};
 
 /// Partial sums per weight in the weight gradient (whatever the width).
 const PS: usize = 16;
+/// Floats of slack in the scratch buffers, to start their first part on a 64-byte boundary.
+const ALIGN: usize = 16;
 /// The widest forward tile's positions (`2L` on AVX-512): the padding the buffers leave for it.
 const P_MAX: usize = 32;
 
@@ -48,12 +50,12 @@ fn xbuf_len(d: &ConvDims) -> usize {
 /// its buffer in a later one).
 pub(super) fn forward_scratch_len(d: &ConvDims) -> usize {
     let len = (d.oh() - 1) * (d.w + 2 * d.pad) + d.ow();
-    d.f * len.div_ceil(P_MAX) * P_MAX + d.c * (xbuf_len(d) + 2 * P_MAX)
+    d.f * len.div_ceil(P_MAX) * P_MAX + d.c * (xbuf_len(d) + 2 * P_MAX) + ALIGN
 }
 
 /// The scratch [`weight_grad_f32`] resizes to for `d` (see [`forward_scratch_len`]).
 pub(super) fn weight_grad_scratch_len(d: &ConvDims) -> usize {
-    d.f * round16(d.oh() * (d.w + 2 * d.pad)) + d.c * xbuf_len(d) + d.f * d.c * d.k * d.k * PS
+    d.f * round16(d.oh() * (d.w + 2 * d.pad)) + d.c * xbuf_len(d) + d.f * d.c * d.k * d.k * PS + ALIGN
 }
 
 /// Forward pass: all input planes of a sample are padded once, then tiles of up to `MR` filters ×
@@ -114,8 +116,9 @@ fn forward<S: Simd>(
     let ys = len.div_ceil(p) * p;
     // each padded plane, plus what the last tile can read past it
     let xl = xbuf_len(d) + 2 * P_MAX;
-    scratch.resize(d.f * ys + d.c * xl, 0.0);
-    let (yfull, xbuf) = scratch.split_at_mut(d.f * ys);
+    scratch.resize(d.f * ys + d.c * xl + ALIGN, 0.0);
+    let at = scratch.as_ptr().align_offset(4 * ALIGN).min(ALIGN);
+    let (yfull, xbuf) = scratch[at..].split_at_mut(d.f * ys);
     for ni in 0..d.n {
         for ci in 0..d.c {
             padded(d, x, ni, ci, &mut xbuf[ci * xl..][..xl]);
@@ -230,9 +233,13 @@ fn weight_grad<S: Simd>(s: S, d: &ConvDims, x: &[f32], dy: &[f32], acc: &mut [f3
     // dY on full-width rows, the padded input planes, and 16 partial sums per weight (summed
     // once, at the end)
     let vl = d.f * d.c * kk * PS;
-    scratch.resize(d.f * ys + d.c * xl + vl, 0.0);
-    let (dyfull, rest) = scratch.split_at_mut(d.f * ys);
+    // dY's rows start on 64-byte boundaries (`ys` is a multiple of 16 floats), so that its loads
+    // never straddle a cache line: the buffer's start is aligned inside the vector.
+    scratch.resize(d.f * ys + d.c * xl + vl + ALIGN, 0.0);
+    let at = scratch.as_ptr().align_offset(4 * ALIGN).min(ALIGN);
+    let (dyfull, rest) = scratch[at..].split_at_mut(d.f * ys);
     let (xbuf, vacc) = rest.split_at_mut(d.c * xl);
+    let vacc = &mut vacc[..vl];
     vacc.fill(0.0);
     for ni in 0..d.n {
         dyfull.fill(0.0);
