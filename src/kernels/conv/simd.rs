@@ -206,7 +206,8 @@ unsafe fn fw_tile<S: Simd, const G: usize>(s: S, (d, f0, len, xl, xbuf, w, bias,
 /// Runs at AVX2 width on every host: the AVX-512 instance of the same body (one 16-lane
 /// register per filter) took 45 % more time than two AVX2 registers per filter on this project's
 /// Zen 4 EPYC (whose 512-bit FMAs share the 256-bit units, and whose unaligned 64-byte loads of
-/// the shifted input windows always cross a cache line; `perf` samples, 4a, same step count).
+/// the shifted input windows always cross a cache line; `perf` samples, 4a, same step count),
+/// measured before dY's rows were aligned to 64 bytes.
 /// Both keep 16 partial sums per weight, so a switch to AVX-512 where it pays would change no bit.
 ///
 /// # Safety
