@@ -17,6 +17,7 @@ mod layers_breadth;
 #[path = "losses.rs"]
 mod losses;
 
+use shaped::kernels::conv::{self, ConvDims, ConvScratch};
 use shaped::kernels::{Isa, detected_isa, isa};
 use std::process::Command;
 
@@ -39,6 +40,7 @@ fn every_test_on_every_narrower_isa() {
             // not the analytic gradient (the same on a host without AVX2, before issue 19 too).
             cmd.args(["--skip", "gradcheck::linear_dyn_batch"]);
         }
+        cmd.arg("--nocapture");
         let out = cmd.output().expect("run the test binary again");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let result = stdout.lines().rev().find(|l| l.starts_with("test result")).unwrap_or("no result line");
@@ -50,7 +52,50 @@ fn every_test_on_every_narrower_isa() {
         );
         assert!(stdout.contains("the_path_asked_for_is_used ... ok"), "the child did not check its path");
         eprintln!("{}: {result}", want.name());
+        if want >= Isa::Avx2 {
+            // Same bits at every SIMD width (not on the portable path, whose multiply-adds are
+            // not fused): the child's digest of the same products equals this process's.
+            let digest = format!("DIGEST {:016x}", same_width_digest());
+            assert!(stdout.contains(&digest), "{} gave other bits than {} ({digest})", want.name(), isa().name());
+        }
     }
+}
+
+/// An FNV-1a digest of the bits of kernels whose results must not depend on the SIMD width: a
+/// direct convolution's forward pass and weight gradient (4b's first layer) and GEMMs of several
+/// layouts and edge sizes.
+fn same_width_digest() -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut eat = |v: &[f32]| {
+        for x in v {
+            h = (h ^ u64::from(x.to_bits())).wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    let val = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) / 250.0;
+    let d = ConvDims { n: 6, c: 1, h: 28, w: 28, f: 8, k: 7, stride: 1, pad: 0 };
+    let (x, w): (Vec<f32>, Vec<f32>) = ((0..6 * 784).map(val).collect(), (0..8 * 49).map(|i| val(i + 3)).collect());
+    let ys = 6 * 8 * 22 * 22;
+    let (mut y, mut s) = (vec![0.0; ys], ConvScratch::default());
+    conv::forward(&d, &x, &w, None, &mut y, &mut s);
+    eat(&y);
+    let dy: Vec<f32> = (0..ys).map(|i| val(i + 11)).collect();
+    let mut dw = vec![0.0; 8 * 49];
+    conv::backward(&d, &x, &w, &dy, &mut dw, None, None, &mut s);
+    eat(&dw);
+    for (m, n, k) in [(13, 80, 300), (100, 16, 605), (7, 33, 513)] {
+        let a: Vec<f32> = (0..m * k).map(val).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| val(i + 5)).collect();
+        let mut c = vec![0.0; m * n];
+        let rm = shaped::kernels::Strides::row_major;
+        shaped::kernels::gemm(m, n, k, &a, rm(k), &b, rm(n), &mut c, rm(n), false);
+        eat(&c);
+    }
+    h
+}
+
+#[test]
+fn prints_the_same_width_digest() {
+    println!("DIGEST {:016x}", same_width_digest());
 }
 
 #[test]

@@ -203,22 +203,29 @@ unsafe fn fw_tile<S: Simd, const G: usize>(s: S, (d, f0, len, xl, xbuf, w, bias,
 
 /// Weight gradient only (no input gradient): `acc[((f·c + ci)·k·k + ky·k + kx)·ow] += dW`.
 ///
-/// Runs at AVX2 width on every host: the AVX-512 instance of the same body (one 16-lane
-/// register per filter) took 45 % more time than two AVX2 registers per filter on this project's
-/// Zen 4 EPYC (whose 512-bit FMAs share the 256-bit units, and whose unaligned 64-byte loads of
-/// the shifted input windows always cross a cache line; `perf` samples, 4a, same step count),
-/// measured before dY's rows were aligned to 64 bytes.
-/// Both keep 16 partial sums per weight, so a switch to AVX-512 where it pays would change no bit.
+/// Both widths keep 16 partial sums per weight (two AVX2 registers or one AVX-512 register per
+/// filter), so they give the same bits. On this project's Zen 4 the AVX-512 instance took 45 %
+/// longer than the AVX2 one while dY's rows were left unaligned (its 64-byte loads then always
+/// straddled a cache line); with the rows on 64-byte boundaries it is 3–4 % faster (4a 0.971, 4b
+/// 0.956, paired).
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
+/// The CPU must support AVX2 and FMA (the caller checked; AVX-512 is used where [`isa`] says).
 pub(super) unsafe fn weight_grad_f32(d: &ConvDims, x: &[f32], dy: &[f32], acc: &mut [f32], scratch: &mut Vec<f32>) {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn avx2(s: Avx2, d: &ConvDims, x: &[f32], dy: &[f32], acc: &mut [f32], t: &mut Vec<f32>) {
         weight_grad::<Avx2>(s, d, x, dy, acc, t)
     }
-    // SAFETY: the token proves the features.
-    unsafe { avx2(Avx2::try_new().expect("the caller checked AVX2"), d, x, dy, acc, scratch) }
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+    unsafe fn avx512(s: Avx512, d: &ConvDims, x: &[f32], dy: &[f32], acc: &mut [f32], t: &mut Vec<f32>) {
+        weight_grad::<Avx512>(s, d, x, dy, acc, t)
+    }
+    match isa() {
+        // SAFETY: the token proves the features.
+        Isa::Avx512 => unsafe { avx512(Avx512::try_new().expect("chosen ISA"), d, x, dy, acc, scratch) },
+        // SAFETY: as above.
+        _ => unsafe { avx2(Avx2::try_new().expect("the caller checked AVX2"), d, x, dy, acc, scratch) },
+    }
 }
 
 /// [`weight_grad_f32`] at width `S` (inlined into its `#[target_feature]` copies).
