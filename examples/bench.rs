@@ -1,8 +1,10 @@
 //! Training-step throughput of the spec's models on synthetic data of the right shape:
-//! `cargo run --release --example bench -- <experiment> [--threads N] [--steps K] [--reps R] [--gather] [--json]`.
+//! `cargo run --release --example bench -- <experiment> [--threads N] [--steps K] [--reps R] [--gather] [--isa I] [--json]`.
 //!
-//! Prints one JSON line `{"experiment","threads","batch","step_us","train_samples_per_sec"}`: the
-//! median over `R` repetitions of `K` steps each, after a warm-up of `K/5` steps. The work is a full
+//! Prints one JSON line `{"experiment","threads","batch","step_us","train_samples_per_sec","isa",
+//! "gflop_per_step","gflops"}`: the median over `R` repetitions of `K` steps each, after a warm-up
+//! of `K/5` steps; the operations are counted by `shaped::flops::step_flops` (convolutions and
+//! linear layers, forward and backward). `--isa portable|avx2|avx512` forces a narrower kernel path. The work is a full
 //! training step (forward, loss, L2, backward, update) with the experiment's optimizer.
 //!
 //! As in the PyTorch script it is compared with (`../shared/bench/pytorch_seed_models.py`), the
@@ -12,6 +14,7 @@
 //! the data set itself ([`TrainStep::step`], as a shuffled epoch of `hw1` does).
 
 use shaped::data::{Dataset, synthetic};
+use shaped::kernels::{Isa, isa, set_isa};
 use shaped::models::{Cnn, CnnBn, LinearModel, Mlp, Softmax, TwoLayer, Vgg};
 use shaped::optim::UpdateRule;
 use shaped::prelude::*;
@@ -27,7 +30,7 @@ struct Opts {
     json: bool,
 }
 
-fn bench<S, M, L>(o: &Opts, rule: UpdateRule, reg: f32, batch: usize, loss: L, data: Dataset) -> f64
+fn bench<S, M, L>(o: &Opts, rule: UpdateRule, reg: f32, batch: usize, loss: L, data: Dataset) -> (f64, u64)
 where
     S: Shape<Batch = Dyn>,
     M: Layer<S, f32>,
@@ -64,7 +67,7 @@ where
         })
         .collect();
     times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    (times[times.len() / 2], shaped::flops::step_flops::<M, f32>(batch).total())
 }
 
 fn main() {
@@ -80,6 +83,14 @@ fn main() {
             "--reps" => o.reps = num("--reps").max(1),
             "--json" => o.json = true,
             "--gather" => o.gather = true,
+            "--isa" => {
+                let v = args.next().unwrap_or_default();
+                let want = Isa::ALL
+                    .into_iter()
+                    .find(|i| i.name() == v)
+                    .unwrap_or_else(|| panic!("--isa portable|avx2|avx512"));
+                set_isa(want);
+            }
             s if !s.starts_with('-') => o.experiment = s.into(),
             other => panic!("unknown option {other}"),
         }
@@ -96,7 +107,7 @@ fn main() {
         o.steps = defaults(20_000, 1000, if o.experiment == "5" { 10 } else { 100 });
     }
     let sm = UpdateRule::SgdMomentum;
-    let (batch, t) = match o.experiment.as_str() {
+    let (batch, (t, flops)) = match o.experiment.as_str() {
         "1a" => {
             (50, bench::<(Dyn, Const<20>), LinearModel, _>(&o, sm, 0.2, 50, Logistic, synthetic::binary20(1, 1000)))
         }
@@ -163,13 +174,25 @@ fn main() {
     let sps = batch as f64 / t;
     if o.json {
         println!(
-            "{{\"experiment\":\"{}\",\"threads\":{},\"batch\":{batch},\"step_us\":{:.2},\"train_samples_per_sec\":{:.1}}}",
+            "{{\"experiment\":\"{}\",\"threads\":{},\"batch\":{batch},\"step_us\":{:.2},\"train_samples_per_sec\":{:.1},\"isa\":\"{}\",\"gflop_per_step\":{:.4},\"gflops\":{:.2}}}",
             o.experiment,
             o.threads,
             t * 1e6,
-            sps
+            sps,
+            isa().name(),
+            flops as f64 / 1e9,
+            flops as f64 / t / 1e9
         );
     } else {
-        println!("{}: {:.2} µs per step, {:.0} samples/s ({} threads)", o.experiment, t * 1e6, sps, o.threads);
+        println!(
+            "{}: {:.2} µs per step, {:.0} samples/s, {:.2} GFLOP/s ({:.4} GFLOP a step; {} threads, {})",
+            o.experiment,
+            t * 1e6,
+            sps,
+            flops as f64 / t / 1e9,
+            flops as f64 / 1e9,
+            o.threads,
+            isa().name()
+        );
     }
 }

@@ -41,6 +41,7 @@ extern crate self as shaped;
 pub mod data;
 pub mod dist;
 pub mod error;
+pub mod flops;
 pub mod gradcheck;
 pub mod guide;
 pub mod init;

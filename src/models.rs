@@ -9,7 +9,12 @@
 //! | 4a | [`Cnn`]: conv 1→5 7×7, ReLU, pool 2, fc 605→16, ReLU, fc 16→10 | `(1, 28, 28)` |
 //! | 4b | [`CnnBn`]: 4a with 8 filters, batch norm and vanilla dropout | `(1, 28, 28)` |
 //! | 5 | [`Vgg`]: the small VGG for CIFAR-10 | `(3, 32, 32)` |
+//!
+//! Each spatial batch norm followed by a ReLU is one fused layer, [`BatchNormReLU2d`] (the same
+//! parameters under the same names, the same results to the bit, two passes over the activation
+//! fewer; issue 19).
 
+use crate::layers::BatchNormReLU2d;
 use crate::prelude::*;
 
 /// Experiments 1a/2a: one fully connected layer, 20 → 1 (logistic or hinge on top).
@@ -78,10 +83,8 @@ pub struct Cnn {
 pub struct CnnBn {
     /// Layer `conv`.
     pub conv: Conv2d<1, 8, 7, 1, 0, false>,
-    /// Layer `bn1`.
-    pub bn1: BatchNorm2d<8>,
-    /// Layer `relu1`.
-    pub relu1: ReLU,
+    /// Layer `bn1`: batch norm and ReLU, fused (`BatchNormReLU2d`; same parameters).
+    pub bn1: BatchNormReLU2d<8>,
     /// Layer `pool`.
     pub pool: MaxPool2d<2>,
     /// Layer `flat`.
@@ -104,10 +107,8 @@ pub struct CnnBn {
 pub struct Block1 {
     /// Layer `conv`.
     pub conv: Conv2d<3, 16, 3, 1, 1>,
-    /// Layer `bn`.
-    pub bn: BatchNorm2d<16>,
-    /// Layer `relu`.
-    pub relu: ReLU,
+    /// Layer `bn`: batch norm and ReLU, fused (`BatchNormReLU2d`; same parameters).
+    pub bn: BatchNormReLU2d<16>,
     /// Layer `pool`.
     pub pool: MaxPool2d<2>,
 }
@@ -120,52 +121,38 @@ pub struct Vgg {
     pub block1: Block1,
     /// Layer `conv2`.
     pub conv2: Conv2d<16, 32, 3, 1, 1>,
-    /// Layer `bn2`.
-    pub bn2: BatchNorm2d<32>,
-    /// Layer `relu2`.
-    pub relu2: ReLU,
+    /// Layer `bn2`: batch norm and ReLU, fused (`BatchNormReLU2d`; same parameters).
+    pub bn2: BatchNormReLU2d<32>,
     /// Layer `pool2`.
     pub pool2: MaxPool2d<2>,
     /// Layer `conv3`.
     pub conv3: Conv2d<32, 32, 3, 1, 1>,
-    /// Layer `bn3`.
-    pub bn3: BatchNorm2d<32>,
-    /// Layer `relu3`.
-    pub relu3: ReLU,
+    /// Layer `bn3`: batch norm and ReLU, fused (`BatchNormReLU2d`; same parameters).
+    pub bn3: BatchNormReLU2d<32>,
     /// Layer `conv4`.
     pub conv4: Conv2d<32, 32, 3, 1, 1>,
-    /// Layer `bn4`.
-    pub bn4: BatchNorm2d<32>,
-    /// Layer `relu4`.
-    pub relu4: ReLU,
+    /// Layer `bn4`: batch norm and ReLU, fused (`BatchNormReLU2d`; same parameters).
+    pub bn4: BatchNormReLU2d<32>,
     /// Layer `pool4`.
     pub pool4: MaxPool2d<2>,
     /// Layer `conv5`.
     pub conv5: Conv2d<32, 64, 3, 1, 1>,
-    /// Layer `bn5`.
-    pub bn5: BatchNorm2d<64>,
-    /// Layer `relu5`.
-    pub relu5: ReLU,
+    /// Layer `bn5`: batch norm and ReLU, fused (`BatchNormReLU2d`; same parameters).
+    pub bn5: BatchNormReLU2d<64>,
     /// Layer `conv6`.
     pub conv6: Conv2d<64, 64, 3, 1, 1>,
-    /// Layer `bn6`.
-    pub bn6: BatchNorm2d<64>,
-    /// Layer `relu6`.
-    pub relu6: ReLU,
+    /// Layer `bn6`: batch norm and ReLU, fused (`BatchNormReLU2d`; same parameters).
+    pub bn6: BatchNormReLU2d<64>,
     /// Layer `pool6`.
     pub pool6: MaxPool2d<2>,
     /// Layer `conv7`.
     pub conv7: Conv2d<64, 64, 3, 1, 1>,
-    /// Layer `bn7`.
-    pub bn7: BatchNorm2d<64>,
-    /// Layer `relu7`.
-    pub relu7: ReLU,
+    /// Layer `bn7`: batch norm and ReLU, fused (`BatchNormReLU2d`; same parameters).
+    pub bn7: BatchNormReLU2d<64>,
     /// Layer `conv8`.
     pub conv8: Conv2d<64, 64, 3, 1, 1>,
-    /// Layer `bn8`.
-    pub bn8: BatchNorm2d<64>,
-    /// Layer `relu8`.
-    pub relu8: ReLU,
+    /// Layer `bn8`: batch norm and ReLU, fused (`BatchNormReLU2d`; same parameters).
+    pub bn8: BatchNormReLU2d<64>,
     /// Layer `pool8`.
     pub pool8: MaxPool2d<2>,
     /// Layer `flat`.

@@ -1,6 +1,6 @@
 //! The crate's own GEMM against a naive triple loop: every stride layout the layers use, edge tiles
-//! (m not a multiple of 4, n not a multiple of 16, k beyond one packed panel), accumulation, f32 and
-//! f64; and the batch-split convolution kernels equal the single-threaded ones.
+//! (m not a multiple of 4, n not a multiple of 16 or 32, k beyond one packed panel), accumulation,
+//! f32 and f64, on the path this process uses (`tests/isa.rs` runs this file on every path); and the batch-split convolution kernels equal the single-threaded ones.
 
 use rand::{Rng, SeedableRng};
 use shaped::kernels::conv::{self, ConvDims, ConvScratch};
@@ -35,6 +35,9 @@ fn gemm_matches_naive_on_every_layout() {
         (64, 1, 9),
         (70, 1, 50),
         (11, 48, 600),
+        (24, 80, 40),
+        (17, 64, 300),
+        (9, 8, 33),
         (5, 16, 0),
     ];
     for &(m, n, k) in &shapes {

@@ -1,16 +1,15 @@
-//! CPU features and the multiversioning they drive: AVX2+FMA detection, `multiversion!`, and the
+//! CPU features and the multiversioning they drive: `multiversion!` (portable, AVX2+FMA, AVX-512), and the
 //! inline helpers (fused multiply-add, `axpy`, dot products, lane sums) that multiversioned bodies
 //! share.
 
 use super::Elem;
 
-/// Whether this CPU has AVX2 and FMA (detected once; the multiversioned kernels branch on it).
+/// Whether the kernels use AVX2 and FMA (or wider): the CPU has them and no narrower path was
+/// chosen ([`super::simd::isa`], detected once; the multiversioned kernels branch on it).
 #[cfg(target_arch = "x86_64")]
 #[inline]
 pub(crate) fn has_avx2_fma() -> bool {
-    use std::sync::OnceLock;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
+    super::simd::isa() >= super::simd::Isa::Avx2
 }
 
 /// `a·b + c`; a fused multiply-add when the caller is compiled with FMA (never `mul_add` outside
@@ -109,7 +108,10 @@ pub(crate) fn sq_dev_lanes<E: Elem, const FMA: bool>(a: &[E], m: E) -> E {
     lanes.iter().copied().fold(tail, |s, v| s + v)
 }
 
-/// Runs `$body::<E, true>` compiled for AVX2+FMA when the CPU has them, else `$body::<E, false>`.
+/// Runs `$body::<E, true>` compiled for AVX-512 or for AVX2+FMA, as [`super::simd::isa`] says,
+/// else `$body::<E, false>`. The bodies are written for any width (loops the compiler vectorises,
+/// with a fixed number of partial sums where a sum's order matters), so the three copies give the
+/// same bits, except that the portable one does not fuse its multiply-adds.
 macro_rules! multiversion {
     ($(#[$m:meta])* $vis:vis fn $name:ident<E: Elem>($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
         $(#[$m])*
@@ -120,9 +122,17 @@ macro_rules! multiversion {
                 unsafe fn fast<E: Elem>($($arg: $ty),*) {
                     $body::<E, true>($($arg),*)
                 }
-                if $crate::kernels::cpu::has_avx2_fma() {
-                    // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-                    return unsafe { fast::<E>($($arg),*) };
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                unsafe fn wide<E: Elem>($($arg: $ty),*) {
+                    $body::<E, true>($($arg),*)
+                }
+                match $crate::kernels::simd::isa() {
+                    // SAFETY: the chosen ISA is one the CPU supports (`simd::isa` never exceeds
+                    // the detected one).
+                    $crate::kernels::simd::Isa::Avx512 => return unsafe { wide::<E>($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::kernels::simd::Isa::Avx2 => return unsafe { fast::<E>($($arg),*) },
+                    $crate::kernels::simd::Isa::Portable => {}
                 }
             }
             $body::<E, false>($($arg),*)

@@ -11,17 +11,20 @@ mod cpu;
 mod elem;
 mod elementwise;
 mod gemm;
+mod layernorm;
 mod loss;
 mod matmul;
 pub mod norm;
 mod optim;
 pub mod pool;
+pub mod simd;
 mod split;
 mod table;
 
 pub use elem::Elem;
 pub use elementwise::{add_assign, add_into, add_row_bias, copy, relu_backward, relu_forward, sum_rows, sum_squares};
 pub use gemm::{Strides, gemm};
+pub use simd::{Isa, detected_isa, isa, set_isa};
 pub use table::Kernels;
 
 pub(crate) use cpu::multiversion;

@@ -1,4 +1,4 @@
-//! Normalisation kernels: layer norm over each row's features (at the end), and batch norm over a `(N, C, inner)` layout: statistics per channel over `N·inner`
+//! Batch-norm kernels (layer norm is in `layernorm.rs`, re-exported here) over a `(N, C, inner)` layout: statistics per channel over `N·inner`
 //! (`inner = 1` for features, `H·W` for spatial batch norm).
 //!
 //! Each pass runs over the samples in memory order, writing one partial per sample and channel;
@@ -12,6 +12,7 @@
 //! thread count.
 
 use super::cpu::{fmadd, sq_dev_lanes, sum_lanes};
+pub use super::layernorm::{layernorm_backward, layernorm_forward};
 use super::{Elem, multiversion};
 use crate::threads::{chunk_count, run_chunks_on, split_runs};
 
@@ -71,6 +72,43 @@ pub fn batchnorm_train<E: Elem>(
     mean: &mut [E],
     inv_std: &mut [E],
 ) {
+    let stats = (running_mean, running_var, mean, inv_std);
+    bn_train(d, x, (gamma, beta), stats, (momentum, eps), y, false)
+}
+
+/// [`batchnorm_train`] followed by ReLU, fused: `y = max(γ·x̂ + β, 0)` in the pass that writes
+/// `y` (the same operations as the two layers, in the same order: the same bits), saving ReLU's
+/// read and write of the activation.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_relu_train<E: Elem>(
+    d: NormDims,
+    x: &[E],
+    gamma: &[E],
+    beta: &[E],
+    running_mean: &mut [E],
+    running_var: &mut [E],
+    momentum: E,
+    eps: E,
+    y: &mut [E],
+    mean: &mut [E],
+    inv_std: &mut [E],
+) {
+    let stats = (running_mean, running_var, mean, inv_std);
+    bn_train(d, x, (gamma, beta), stats, (momentum, eps), y, true)
+}
+
+/// Running mean and variance, batch mean and inverse deviation.
+type BnStats<'a, E> = (&'a mut [E], &'a mut [E], &'a mut [E], &'a mut [E]);
+
+fn bn_train<E: Elem>(
+    d: NormDims,
+    x: &[E],
+    (gamma, beta): (&[E], &[E]),
+    (running_mean, running_var, mean, inv_std): BnStats<'_, E>,
+    (momentum, eps): (E, E),
+    y: &mut [E],
+    relu: bool,
+) {
     d.check_lens(x.len(), &[gamma.len(), beta.len(), running_mean.len(), running_var.len(), mean.len(), inv_std.len()]);
     assert_eq!(y.len(), x.len(), "batch norm: output length");
     let NormDims { n, c, inner } = d;
@@ -101,7 +139,7 @@ pub fn batchnorm_train<E: Elem>(
         }
         let inv_std = &*inv_std;
         run_chunks_on(parts, split_runs(y, n, vals, chunks), |(lo, m, ys)| {
-            normalize(c, inner, &x[lo * vals..][..m * vals], mean, inv_std, gamma, beta, ys)
+            normalize(c, inner, &x[lo * vals..][..m * vals], (mean, inv_std), (gamma, beta), ys, relu)
         });
     });
 }
@@ -136,30 +174,35 @@ fn sample_sq_devs_body<E: Elem, const FMA: bool>(c: usize, inner: usize, x: &[E]
 }
 
 multiversion! {
-    /// `y = γ·(x − μ)·inv_std + β` per channel, on a `(samples, C, inner)` block.
-    #[allow(clippy::too_many_arguments)]
+    /// `y = γ·(x − μ)·inv_std + β` per channel, on a `(samples, C, inner)` block; with `relu`,
+    /// `y = max(that, 0)` (ReLU's exact select).
     fn normalize<E: Elem>(
-        c: usize, inner: usize, x: &[E], mean: &[E], inv_std: &[E], gamma: &[E], beta: &[E], y: &mut [E],
+        c: usize, inner: usize, x: &[E], stats: (&[E], &[E]), affine: (&[E], &[E]), y: &mut [E], relu: bool,
     ) => normalize_body
 }
 
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn normalize_body<E: Elem, const FMA: bool>(
     c: usize,
     inner: usize,
     x: &[E],
-    mean: &[E],
-    inv_std: &[E],
-    gamma: &[E],
-    beta: &[E],
+    (mean, inv_std): (&[E], &[E]),
+    (gamma, beta): (&[E], &[E]),
     y: &mut [E],
+    relu: bool,
 ) {
     for (i, (ys, xs)) in y.chunks_exact_mut(inner.max(1)).zip(x.chunks_exact(inner.max(1))).enumerate() {
         let ch = i % c;
         let (mu, is, g, b) = (mean[ch], inv_std[ch], gamma[ch], beta[ch]);
-        for (yv, &xv) in ys.iter_mut().zip(xs) {
-            *yv = fmadd::<E, FMA>(g, (xv - mu) * is, b);
+        if relu {
+            for (yv, &xv) in ys.iter_mut().zip(xs) {
+                let v = fmadd::<E, FMA>(g, (xv - mu) * is, b);
+                *yv = if v > E::zero() { v } else { E::zero() };
+            }
+        } else {
+            for (yv, &xv) in ys.iter_mut().zip(xs) {
+                *yv = fmadd::<E, FMA>(g, (xv - mu) * is, b);
+            }
         }
     }
 }
@@ -175,6 +218,33 @@ pub fn batchnorm_eval<E: Elem>(
     running_var: &[E],
     eps: E,
     y: &mut [E],
+) {
+    bn_eval(d, x, (gamma, beta), (running_mean, running_var), eps, y, false)
+}
+
+/// [`batchnorm_eval`] followed by ReLU, fused (same bits as the two layers).
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_relu_eval<E: Elem>(
+    d: NormDims,
+    x: &[E],
+    gamma: &[E],
+    beta: &[E],
+    running_mean: &[E],
+    running_var: &[E],
+    eps: E,
+    y: &mut [E],
+) {
+    bn_eval(d, x, (gamma, beta), (running_mean, running_var), eps, y, true)
+}
+
+fn bn_eval<E: Elem>(
+    d: NormDims,
+    x: &[E],
+    (gamma, beta): (&[E], &[E]),
+    (running_mean, running_var): (&[E], &[E]),
+    eps: E,
+    y: &mut [E],
+    relu: bool,
 ) {
     d.check_lens(x.len(), &[gamma.len(), beta.len(), running_mean.len(), running_var.len()]);
     assert_eq!(y.len(), x.len(), "batch norm: output length");
@@ -192,7 +262,8 @@ pub fn batchnorm_eval<E: Elem>(
             for (i, (yr, xr)) in ys.chunks_exact_mut(inner.max(1)).zip(xs.chunks_exact(inner.max(1))).enumerate() {
                 let (a, b) = (scale[i % c], shift[i % c]);
                 for (o, &v) in yr.iter_mut().zip(xr) {
-                    *o = v * a + b;
+                    let t = v * a + b;
+                    *o = if !relu || t > E::zero() { t } else { E::zero() };
                 }
             }
         });
@@ -213,6 +284,45 @@ pub fn batchnorm_backward<E: Elem>(
     dbeta: &mut [E],
     dx: Option<&mut [E]>,
 ) {
+    bn_backward(d, (dy, None), x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
+}
+
+/// The backward pass of [`batchnorm_relu_train`]: [`batchnorm_backward`] of ReLU's input
+/// gradient `g = dy` where `y > 0`, else 0 (`y` the fused output), computed where each pass reads
+/// `dy` instead of written and read again (the same values and sums: the same bits as the two
+/// layers' passes).
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_relu_backward<E: Elem>(
+    d: NormDims,
+    dy: &[E],
+    y: &[E],
+    x: &[E],
+    mean: &[E],
+    inv_std: &[E],
+    gamma: &[E],
+    dgamma: &mut [E],
+    dbeta: &mut [E],
+    dx: Option<&mut [E]>,
+) {
+    assert_eq!(y.len(), x.len(), "batch norm: output length");
+    bn_backward(d, (dy, Some(y)), x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
+}
+
+/// ReLU's backward select: `dy` where the output `y` is positive, else 0.
+#[inline(always)]
+fn relu_grad<E: Elem>(dy: E, y: E) -> E {
+    if y > E::zero() { dy } else { E::zero() }
+}
+
+fn bn_backward<E: Elem>(
+    d: NormDims,
+    (dy, mask): (&[E], Option<&[E]>),
+    x: &[E],
+    (mean, inv_std): (&[E], &[E]),
+    gamma: &[E],
+    (dgamma, dbeta): (&mut [E], &mut [E]),
+    dx: Option<&mut [E]>,
+) {
     d.check_lens(x.len(), &[mean.len(), inv_std.len(), gamma.len(), dgamma.len(), dbeta.len()]);
     assert_eq!(dy.len(), x.len(), "batch norm: output gradient length");
     assert!(dx.as_ref().is_none_or(|t| t.len() == x.len()), "batch norm: input gradient length");
@@ -231,7 +341,8 @@ pub fn batchnorm_backward<E: Elem>(
         let pieces = split_runs(pb, n, c, chunks).zip(split_runs(pg, n, c, chunks));
         run_chunks_on(parts, pieces, |((lo, m, b), (_, _, g))| {
             let r = lo * vals..(lo + m) * vals;
-            sample_back_sums(c, inner, &dy[r.clone()], &x[r], mean, b, g)
+            let m = mask.map(|y| &y[r.clone()]);
+            sample_back_sums(c, inner, (&dy[r.clone()], m), &x[r], mean, b, g)
         });
         for ch in 0..c {
             dbeta[ch] = column_sum(pb, c, ch);
@@ -241,18 +352,19 @@ pub fn batchnorm_backward<E: Elem>(
             let (db, dg) = (&*dbeta, &*dgamma);
             run_chunks_on(parts, split_runs(dx, n, vals, chunks), |(lo, m, o)| {
                 let r = lo * vals..(lo + m) * vals;
-                sample_dx(c, inner, &dy[r.clone()], &x[r], mean, inv_std, gamma, db, dg, count, o)
+                let g = (&dy[r.clone()], mask.map(|y| &y[r.clone()]));
+                sample_dx(c, inner, g, &x[r], mean, inv_std, gamma, db, dg, count, o)
             });
         }
     });
 }
 
 multiversion! {
-    /// Per run `i` of `inner` values (channel `ch = i mod c`): `db[i] = Σ dy`,
-    /// `dg[i] = Σ dy·(x − μ_ch)`.
+    /// Per run `i` of `inner` values (channel `ch = i mod c`): `db[i] = Σ g`,
+    /// `dg[i] = Σ g·(x − μ_ch)`, with `g = dy`, or with a mask `y`, `g = relu_grad(dy, y)`.
     #[allow(clippy::too_many_arguments)]
     fn sample_back_sums<E: Elem>(
-        c: usize, inner: usize, dy: &[E], x: &[E], mean: &[E], db: &mut [E], dg: &mut [E],
+        c: usize, inner: usize, dy: (&[E], Option<&[E]>), x: &[E], mean: &[E], db: &mut [E], dg: &mut [E],
     ) => sample_back_sums_body
 }
 
@@ -261,17 +373,48 @@ multiversion! {
 fn sample_back_sums_body<E: Elem, const FMA: bool>(
     c: usize,
     inner: usize,
-    dy: &[E],
+    (dy, mask): (&[E], Option<&[E]>),
     x: &[E],
     mean: &[E],
     db: &mut [E],
     dg: &mut [E],
 ) {
     let runs = dy.chunks_exact(inner.max(1)).zip(x.chunks_exact(inner.max(1)));
-    for (i, ((b, g), (dys, xs))) in db.iter_mut().zip(dg.iter_mut()).zip(runs).enumerate() {
-        *b = sum_lanes(dys);
-        *g = dot_dev::<E, FMA>(dys, xs, mean[i % c]);
+    let Some(y) = mask else {
+        for (i, ((b, g), (dys, xs))) in db.iter_mut().zip(dg.iter_mut()).zip(runs).enumerate() {
+            *b = sum_lanes(dys);
+            *g = dot_dev::<E, FMA>(dys, xs, mean[i % c]);
+        }
+        return;
+    };
+    let runs = runs.zip(y.chunks_exact(inner.max(1)));
+    for (i, ((b, g), ((dys, xs), ys))) in db.iter_mut().zip(dg.iter_mut()).zip(runs).enumerate() {
+        (*b, *g) = masked_sums::<E, FMA>(dys, ys, xs, mean[i % c]);
     }
+}
+
+/// `(Σ g, Σ g·(x − m))` with `g = relu_grad(dy, y)`: [`sum_lanes`] and [`dot_dev`] of `g`, the
+/// same eight partial sums folded the same way.
+#[inline(always)]
+fn masked_sums<E: Elem, const FMA: bool>(dy: &[E], y: &[E], x: &[E], m: E) -> (E, E) {
+    let len = dy.len().min(y.len()).min(x.len());
+    let (dy, y, x) = (&dy[..len], &y[..len], &x[..len]);
+    let (mut sl, mut dl) = ([E::zero(); 8], [E::zero(); 8]);
+    let (cd, cy, cx) = (dy.chunks_exact(8), y.chunks_exact(8), x.chunks_exact(8));
+    let (rd, ry, rx) = (cd.remainder(), cy.remainder(), cx.remainder());
+    for ((d, yv), xv) in cd.zip(cy).zip(cx) {
+        for l in 0..8 {
+            let g = relu_grad(d[l], yv[l]);
+            sl[l] += g;
+            dl[l] = fmadd::<E, FMA>(g, xv[l] - m, dl[l]);
+        }
+    }
+    let st: E = rd.iter().zip(ry).map(|(&d, &yv)| relu_grad(d, yv)).sum();
+    let mut dt = E::zero();
+    for ((&d, &yv), &xv) in rd.iter().zip(ry).zip(rx) {
+        dt = fmadd::<E, FMA>(relu_grad(d, yv), xv - m, dt);
+    }
+    (sl.iter().copied().fold(st, |s, v| s + v), dl.iter().copied().fold(dt, |s, v| s + v))
 }
 
 multiversion! {
@@ -279,7 +422,7 @@ multiversion! {
     /// block.
     #[allow(clippy::too_many_arguments)]
     fn sample_dx<E: Elem>(
-        c: usize, inner: usize, dy: &[E], x: &[E], mean: &[E], inv_std: &[E], gamma: &[E],
+        c: usize, inner: usize, dy: (&[E], Option<&[E]>), x: &[E], mean: &[E], inv_std: &[E], gamma: &[E],
         dbeta: &[E], dgamma: &[E], m: E, dx: &mut [E],
     ) => sample_dx_body
 }
@@ -289,7 +432,7 @@ multiversion! {
 fn sample_dx_body<E: Elem, const FMA: bool>(
     c: usize,
     inner: usize,
-    dy: &[E],
+    (dy, mask): (&[E], Option<&[E]>),
     x: &[E],
     mean: &[E],
     inv_std: &[E],
@@ -304,8 +447,18 @@ fn sample_dx_body<E: Elem, const FMA: bool>(
         let ch = i % c;
         let (mu, is, db, dg) = (mean[ch], inv_std[ch], dbeta[ch], dgamma[ch]);
         let k = gamma[ch] * is / m;
-        for ((o, &g), &xv) in o.iter_mut().zip(dys).zip(xs) {
-            *o = k * (m * g - db - (xv - mu) * is * dg);
+        match mask {
+            None => {
+                for ((o, &g), &xv) in o.iter_mut().zip(dys).zip(xs) {
+                    *o = k * (m * g - db - (xv - mu) * is * dg);
+                }
+            }
+            Some(y) => {
+                let ys = &y[i * inner.max(1)..][..dys.len()];
+                for (((o, &d), &xv), &yv) in o.iter_mut().zip(dys).zip(xs).zip(ys) {
+                    *o = k * (m * relu_grad(d, yv) - db - (xv - mu) * is * dg);
+                }
+            }
         }
     }
 }
@@ -327,170 +480,4 @@ fn dot_dev<E: Elem, const FMA: bool>(a: &[E], x: &[E], m: E) -> E {
         }
     }
     lanes.iter().copied().fold(tail, |s, v| s + v)
-}
-
-/// Layer norm over each of `rows` rows of `d` features: `y = γ·x̂ + β` with
-/// `x̂ = (x − μ)/√(σ² + eps)`, `μ` and the biased `σ²` of the row. With `stats`, keeps each row's
-/// `μ` and `1/√(σ² + eps)` for the backward pass.
-#[allow(clippy::too_many_arguments)]
-pub fn layernorm_forward<E: Elem>(
-    rows: usize,
-    d: usize,
-    x: &[E],
-    gamma: &[E],
-    beta: &[E],
-    eps: E,
-    y: &mut [E],
-    stats: Option<(&mut [E], &mut [E])>,
-) {
-    assert_eq!(Some(x.len()), rows.checked_mul(d), "layer norm: input length for {rows} rows of {d}");
-    assert!(y.len() == x.len() && gamma.len() == d && beta.len() == d, "layer norm: output or γ, β lengths");
-    assert!(stats.as_ref().is_none_or(|(m, s)| m.len() == rows && s.len() == rows), "layer norm: statistics lengths");
-    if d == 0 {
-        return;
-    }
-    match stats {
-        Some((mean, inv_std)) => layernorm_rows(d, x, gamma, beta, eps, y, mean, inv_std),
-        None => {
-            for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-                let (mut m, mut s) = ([E::zero()], [E::zero()]);
-                layernorm_rows(d, xr, gamma, beta, eps, yr, &mut m, &mut s);
-            }
-        }
-    }
-}
-
-multiversion! {
-    #[allow(clippy::too_many_arguments)]
-    fn layernorm_rows<E: Elem>(
-        d: usize, x: &[E], gamma: &[E], beta: &[E], eps: E, y: &mut [E], mean: &mut [E], inv_std: &mut [E],
-    ) => layernorm_rows_body
-}
-
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn layernorm_rows_body<E: Elem, const FMA: bool>(
-    d: usize,
-    x: &[E],
-    gamma: &[E],
-    beta: &[E],
-    eps: E,
-    y: &mut [E],
-    mean: &mut [E],
-    inv_std: &mut [E],
-) {
-    let count = E::lit(d as f64);
-    let rows = x.chunks_exact(d).zip(y.chunks_exact_mut(d));
-    for ((xr, yr), (mu, is)) in rows.zip(mean.iter_mut().zip(inv_std.iter_mut())) {
-        let m = sum_lanes(xr) / count;
-        let s = E::one() / (sq_dev_lanes::<E, FMA>(xr, m) / count + eps).sqrt();
-        for (((o, &v), &g), &b) in yr.iter_mut().zip(xr).zip(gamma).zip(beta) {
-            *o = fmadd::<E, FMA>(g, (v - m) * s, b);
-        }
-        (*mu, *is) = (m, s);
-    }
-}
-
-/// Backward of [`layernorm_forward`] from the kept row statistics: `dβ = Σ_rows dy`,
-/// `dγ = Σ_rows dy·x̂` (overwritten), and per row, with `g = γ·dy`,
-/// `dx = inv_std/d · (d·g − Σ g − x̂·Σ g·x̂)`.
-#[allow(clippy::too_many_arguments)]
-pub fn layernorm_backward<E: Elem>(
-    rows: usize,
-    d: usize,
-    x: &[E],
-    dy: &[E],
-    gamma: &[E],
-    mean: &[E],
-    inv_std: &[E],
-    dgamma: &mut [E],
-    dbeta: &mut [E],
-    dx: Option<&mut [E]>,
-) {
-    assert_eq!(Some(x.len()), rows.checked_mul(d), "layer norm: input length for {rows} rows of {d}");
-    assert!(dy.len() == x.len() && dx.as_ref().is_none_or(|t| t.len() == x.len()), "layer norm: gradient lengths");
-    assert!(gamma.len() == d && dgamma.len() == d && dbeta.len() == d, "layer norm: γ, β lengths");
-    assert!(mean.len() == rows && inv_std.len() == rows, "layer norm: backward without a training forward pass");
-    dgamma.fill(E::zero());
-    dbeta.fill(E::zero());
-    if d == 0 {
-        return;
-    }
-    layernorm_param_grads(d, x, dy, mean, inv_std, dgamma, dbeta);
-    if let Some(dx) = dx {
-        layernorm_dx(d, x, dy, gamma, mean, inv_std, dx);
-    }
-}
-
-multiversion! {
-    #[allow(clippy::too_many_arguments)]
-    fn layernorm_param_grads<E: Elem>(
-        d: usize, x: &[E], dy: &[E], mean: &[E], inv_std: &[E], dgamma: &mut [E], dbeta: &mut [E],
-    ) => layernorm_param_grads_body
-}
-
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn layernorm_param_grads_body<E: Elem, const FMA: bool>(
-    d: usize,
-    x: &[E],
-    dy: &[E],
-    mean: &[E],
-    inv_std: &[E],
-    dgamma: &mut [E],
-    dbeta: &mut [E],
-) {
-    for ((xr, gr), (&m, &s)) in x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(mean.iter().zip(inv_std)) {
-        for (((dg, db), &v), &g) in dgamma.iter_mut().zip(dbeta.iter_mut()).zip(xr).zip(gr) {
-            *dg = fmadd::<E, FMA>(g, (v - m) * s, *dg);
-            *db += g;
-        }
-    }
-}
-
-multiversion! {
-    #[allow(clippy::too_many_arguments)]
-    fn layernorm_dx<E: Elem>(
-        d: usize, x: &[E], dy: &[E], gamma: &[E], mean: &[E], inv_std: &[E], dx: &mut [E],
-    ) => layernorm_dx_body
-}
-
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn layernorm_dx_body<E: Elem, const FMA: bool>(
-    d: usize,
-    x: &[E],
-    dy: &[E],
-    gamma: &[E],
-    mean: &[E],
-    inv_std: &[E],
-    dx: &mut [E],
-) {
-    let count = E::lit(d as f64);
-    let rows = x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(dx.chunks_exact_mut(d));
-    for (((xr, gr), o), (&m, &s)) in rows.zip(mean.iter().zip(inv_std)) {
-        // Σ g and Σ g·x̂ with g = γ·dy, in eight independent partial sums (one chain of adds
-        // would wait on itself)
-        let (mut lg, mut lgx) = ([E::zero(); 8], [E::zero(); 8]);
-        let (cx, cg, cy) = (xr.chunks_exact(8), gamma.chunks_exact(8), gr.chunks_exact(8));
-        let (mut sg, mut sgx) = (E::zero(), E::zero());
-        for ((&v, &dyv), &ga) in cx.remainder().iter().zip(cy.remainder()).zip(cg.remainder()) {
-            sg += ga * dyv;
-            sgx = fmadd::<E, FMA>(ga * dyv, (v - m) * s, sgx);
-        }
-        for ((xc, yc), gc) in cx.zip(cy).zip(cg) {
-            for l in 0..8 {
-                let g = gc[l] * yc[l];
-                lg[l] += g;
-                lgx[l] = fmadd::<E, FMA>(g, (xc[l] - m) * s, lgx[l]);
-            }
-        }
-        let sg = lg.iter().copied().fold(sg, |a, v| a + v);
-        let sgx = lgx.iter().copied().fold(sgx, |a, v| a + v);
-        let k = s / count;
-        for (((o, &v), &dyv), &ga) in o.iter_mut().zip(xr).zip(gr).zip(gamma) {
-            let xh = (v - m) * s;
-            *o = k * (count * ga * dyv - sg - xh * sgx);
-        }
-    }
 }

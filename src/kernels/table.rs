@@ -110,6 +110,12 @@ kernel_table! {
     fn k_batchnorm_eval(d: NormDims, x: &[Self], gamma: &[Self], beta: &[Self], running_mean: &[Self], running_var: &[Self], eps: Self, y: &mut [Self]) => norm::batchnorm_eval;
     /// [`norm::batchnorm_backward`].
     fn k_batchnorm_backward(d: NormDims, dy: &[Self], x: &[Self], mean: &[Self], inv_std: &[Self], gamma: &[Self], dgamma: &mut [Self], dbeta: &mut [Self], dx: Option<&mut [Self]>) => norm::batchnorm_backward;
+    /// [`norm::batchnorm_relu_train`].
+    fn k_batchnorm_relu_train(d: NormDims, x: &[Self], gamma: &[Self], beta: &[Self], running_mean: &mut [Self], running_var: &mut [Self], momentum: Self, eps: Self, y: &mut [Self], mean: &mut [Self], inv_std: &mut [Self]) => norm::batchnorm_relu_train;
+    /// [`norm::batchnorm_relu_eval`].
+    fn k_batchnorm_relu_eval(d: NormDims, x: &[Self], gamma: &[Self], beta: &[Self], running_mean: &[Self], running_var: &[Self], eps: Self, y: &mut [Self]) => norm::batchnorm_relu_eval;
+    /// [`norm::batchnorm_relu_backward`].
+    fn k_batchnorm_relu_backward(d: NormDims, dy: &[Self], y: &[Self], x: &[Self], mean: &[Self], inv_std: &[Self], gamma: &[Self], dgamma: &mut [Self], dbeta: &mut [Self], dx: Option<&mut [Self]>) => norm::batchnorm_relu_backward;
     /// [`activation::activation_forward`].
     fn k_activation_forward(a: Activation, x: &[Self], y: &mut [Self]) => activation::activation_forward;
     /// [`activation::activation_backward`].

@@ -1,4 +1,5 @@
-//! Batch normalisation over features `(N, D)` and over channels `(N, C, H, W)`.
+//! Batch normalisation over features `(N, D)` and over channels `(N, C, H, W)`, and the latter
+//! fused with a following ReLU.
 
 use crate::kernels::Elem;
 use crate::kernels::norm::NormDims;
@@ -53,9 +54,10 @@ impl<const C: usize, E: Elem> BnParams<C, E> {
         zip_one(path, "running_var", ParamKind::RunningVar, &mut self.running_var, &o.running_var, f);
     }
 
-    fn forward(&self, x: &[E], n: usize, inner: usize, y: &mut [E]) {
+    fn forward(&self, x: &[E], n: usize, inner: usize, y: &mut [E], relu: bool) {
         let d = NormDims { n, c: C, inner };
-        E::k_batchnorm_eval(
+        let eval = if relu { E::k_batchnorm_relu_eval } else { E::k_batchnorm_eval };
+        eval(
             d,
             x,
             self.gamma.as_slice(),
@@ -67,11 +69,12 @@ impl<const C: usize, E: Elem> BnParams<C, E> {
         );
     }
 
-    fn forward_train(&mut self, x: &[E], n: usize, inner: usize, y: &mut [E], cache: &mut BnCache<E>) {
+    fn forward_train(&mut self, x: &[E], n: usize, inner: usize, y: &mut [E], cache: &mut BnCache<E>, relu: bool) {
         cache.mean.resize(C, E::zero());
         cache.inv_std.resize(C, E::zero());
         let d = NormDims { n, c: C, inner };
-        E::k_batchnorm_train(
+        let train = if relu { E::k_batchnorm_relu_train } else { E::k_batchnorm_train };
+        train(
             d,
             x,
             self.gamma.as_slice(),
@@ -92,24 +95,19 @@ impl<const C: usize, E: Elem> BnParams<C, E> {
         x: &[E],
         n: usize,
         inner: usize,
-        dy: &[E],
+        (dy, relu_y): (&[E], Option<&[E]>),
         cache: &BnCache<E>,
         dx: Option<&mut [E]>,
         grads: &mut Self,
     ) {
         assert_eq!(cache.mean.len(), C, "batch norm: backward without a training forward pass");
         let d = NormDims { n, c: C, inner };
-        E::k_batchnorm_backward(
-            d,
-            dy,
-            x,
-            &cache.mean,
-            &cache.inv_std,
-            self.gamma.as_slice(),
-            grads.gamma.as_mut_slice(),
-            grads.beta.as_mut_slice(),
-            dx,
-        );
+        let (g, b) = (grads.gamma.as_mut_slice(), grads.beta.as_mut_slice());
+        let (mean, inv_std, gamma) = (&cache.mean, &cache.inv_std, self.gamma.as_slice());
+        match relu_y {
+            None => E::k_batchnorm_backward(d, dy, x, mean, inv_std, gamma, g, b, dx),
+            Some(y) => E::k_batchnorm_relu_backward(d, dy, y, x, mean, inv_std, gamma, g, b, dx),
+        }
     }
 }
 
@@ -122,7 +120,7 @@ pub struct BnCache<E> {
 }
 
 macro_rules! bn_module {
-    ($ty:ident, $rule:expr, $inner:expr) => {
+    ($ty:ident, $rule:expr, $inner:expr, $relu:expr) => {
         impl<const C: usize, E: Elem> Module<E> for $ty<C, E> {
             const RULE: Rule = $rule;
             type Cache = BnCache<E>;
@@ -148,12 +146,12 @@ macro_rules! bn_module {
             fn forward_raw(&self, x: Act<'_, E>, y: &mut [E]) {
                 check_io::<E, Self>(&x, y.len());
                 let inner: fn(&Act<'_, E>) -> usize = $inner;
-                self.params.forward(x.data, x.n, inner(&x), y)
+                self.params.forward(x.data, x.n, inner(&x), y, $relu)
             }
             fn forward_train_raw(&mut self, x: Act<'_, E>, y: &mut [E], c: &mut BnCache<E>) {
                 check_io::<E, Self>(&x, y.len());
                 let inner: fn(&Act<'_, E>) -> usize = $inner;
-                self.params.forward_train(x.data, x.n, inner(&x), y, c)
+                self.params.forward_train(x.data, x.n, inner(&x), y, c, $relu)
             }
             fn backward_raw(
                 &self,
@@ -166,7 +164,8 @@ macro_rules! bn_module {
             ) {
                 check_grads::<E, Self>(&x, y, dy, dx.as_deref());
                 let inner: fn(&Act<'_, E>) -> usize = $inner;
-                self.params.backward(x.data, x.n, inner(&x), dy, cache, dx, &mut grads.params)
+                let relu_y = if $relu { Some(y) } else { None };
+                self.params.backward(x.data, x.n, inner(&x), (dy, relu_y), cache, dx, &mut grads.params)
             }
         }
     };
@@ -184,7 +183,7 @@ pub struct BatchNorm1d<const D: usize, E: Elem = f32> {
     /// γ, β and running statistics.
     pub params: BnParams<D, E>,
 }
-bn_module!(BatchNorm1d, Rule::Features { name: "BatchNorm1d", n: C }, |_| 1);
+bn_module!(BatchNorm1d, Rule::Features { name: "BatchNorm1d", n: C }, |_| 1, false);
 
 impl<B: Dim, const D: usize, E: Elem> Layer<(B, Const<D>), E> for BatchNorm1d<D, E> {
     type Out = (B, Const<D>);
@@ -200,8 +199,32 @@ pub struct BatchNorm2d<const C: usize, E: Elem = f32> {
     /// γ, β and running statistics.
     pub params: BnParams<C, E>,
 }
-bn_module!(BatchNorm2d, Rule::Channels { name: "BatchNorm2d", c: C }, |x| x.ext.dim(1) * x.ext.dim(2));
+bn_module!(BatchNorm2d, Rule::Channels { name: "BatchNorm2d", c: C }, |x| x.ext.dim(1) * x.ext.dim(2), false);
 
 impl<B: Dim, H: ConstDim, W: ConstDim, const C: usize, E: Elem> Layer<(B, Const<C>, H, W), E> for BatchNorm2d<C, E> {
+    type Out = (B, Const<C>, H, W);
+}
+
+/// [`BatchNorm2d`] followed by [`ReLU`](crate::layers::ReLU), fused into one layer: the ReLU is
+/// applied in the pass that writes the normalised output, and its backward select (`dy` where the
+/// output is positive) is done where batch norm's backward passes read the output gradient. Same
+/// parameters (`gamma`, `beta`, running statistics: checkpoints are interchangeable with a
+/// `BatchNorm2d` field of the same name), same results to the bit as the two layers, two passes
+/// over the activation fewer per training step (ReLU's forward read and write, and its backward
+/// pass's write of the gradient that batch norm then reads twice).
+///
+/// # Shapes
+/// - input `(B, C, H, W)`, output `(B, C, H, W)`; γ, β and running statistics `(C)`.
+/// - Conventions as [`BatchNorm2d`]; output `max(BN(x), 0)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchNormReLU2d<const C: usize, E: Elem = f32> {
+    /// γ, β and running statistics.
+    pub params: BnParams<C, E>,
+}
+bn_module!(BatchNormReLU2d, Rule::Channels { name: "BatchNormReLU2d", c: C }, |x| x.ext.dim(1) * x.ext.dim(2), true);
+
+impl<B: Dim, H: ConstDim, W: ConstDim, const C: usize, E: Elem> Layer<(B, Const<C>, H, W), E>
+    for BatchNormReLU2d<C, E>
+{
     type Out = (B, Const<C>, H, W);
 }

@@ -16,7 +16,7 @@ mod softmax;
 
 pub use activation::{GELU, LeakyReLU, Sigmoid, Tanh};
 pub use avg_pool::AvgPool2d;
-pub use batchnorm::{BN_EPS, BN_MOMENTUM, BatchNorm1d, BatchNorm2d};
+pub use batchnorm::{BN_EPS, BN_MOMENTUM, BatchNorm1d, BatchNorm2d, BatchNormReLU2d};
 pub use conv::Conv2d;
 pub use dropout::{Drop, Dropout, DropoutForm, Inverted, Keep, Probability, Vanilla};
 pub use flatten::Flatten;

@@ -31,7 +31,12 @@ pub fn forward_direct<E: Elem>(
         return forward_direct_mv(d, x, w, bias, y, &mut scratch.parts(1)[0][0]);
     }
     let pieces = split_runs(y, d.n, ys, chunk_count(d.n, parts));
-    run_chunks(scratch.parts(parts), pieces, |buf, (lo, n, yc)| {
+    let bufs = scratch.parts(parts);
+    for b in bufs.iter_mut() {
+        // every thread's buffer sized now, whether or not it takes a chunk this time
+        reserve(&mut b[0], scratch_len(d, false));
+    }
+    run_chunks(bufs, pieces, |buf, (lo, n, yc)| {
         let dd = ConvDims { n, ..*d };
         forward_direct_mv(&dd, &x[lo * xs..][..n * xs], w, bias, yc, &mut buf[0])
     });
@@ -82,6 +87,25 @@ pub fn forward_direct_rows<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option
         return unsafe { fast(d, x, w, bias, y) };
     }
     forward_direct_body::<E, false>(d, x, w, bias, y)
+}
+
+/// The most scratch a direct pass on `d` resizes its buffer to, forward or `backward`, on any
+/// path (register tiles or full-width loops; the strided loops use none).
+fn scratch_len(d: &ConvDims, backward: bool) -> usize {
+    let (hp, wp) = (d.h + 2 * d.pad, d.w + 2 * d.pad);
+    let full_width = if backward { d.f * d.oh() * wp + 2 * hp * wp } else { d.oh() * wp + hp * wp };
+    #[cfg(target_arch = "x86_64")]
+    {
+        let tiles = if backward { simd::weight_grad_scratch_len(d) } else { simd::forward_scratch_len(d) };
+        full_width.max(tiles)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    full_width
+}
+
+/// Makes `v`'s capacity at least `len` (no allocation later when it is resized up to `len`).
+fn reserve<E>(v: &mut Vec<E>, len: usize) {
+    v.reserve(len.saturating_sub(v.len()));
 }
 
 /// Copies plane `src` (`h × w`) into the middle of `dst` (`(h+2p) × (w+2p)`, zero border).
@@ -209,6 +233,9 @@ pub fn backward_direct<E: Elem>(
     let parts = split_batch(d.n, xs * ys * d.k * d.k).max(1);
     let mut partials = core::mem::take(&mut scratch.partials);
     let bufs = scratch.parts(parts);
+    for b in bufs.iter_mut() {
+        reserve(&mut b[1], scratch_len(d, true));
+    }
     split_backward(d, dy, (dx, db), bufs, (&mut partials, acc_len), |lo, n, dxc, acc, buf| {
         let dd = ConvDims { n, ..*d };
         let (xc, dyc) = (&x[lo * xs..][..n * xs], &dy[lo * ys..][..n * ys]);

@@ -1,0 +1,125 @@
+//! The [`Simd`] trait and its two tokens, [`Avx2`] and [`Avx512`]: a token exists only on a CPU
+//! with its instructions, so its methods may use them.
+
+use super::{Isa, detected_isa};
+use core::arch::x86_64::*;
+
+/// One SIMD width: its vector type, lane count and the rows of the GEMM micro-tile it affords,
+/// with the handful of operations the register tiles need. Methods are `#[inline(always)]`: used
+/// inside a function compiled with the token's features, each is one instruction.
+pub(crate) trait Simd: Copy {
+    /// A vector of `LANES` `f32`.
+    type V: Copy;
+    /// `f32` lanes per vector.
+    const LANES: usize;
+    /// Rows of the GEMM micro-tile of two vectors per row (`2·MR` accumulators, two `B`
+    /// vectors and a broadcast must fit in the register file: 16 registers for AVX2, 32 for
+    /// AVX-512).
+    const MR: usize;
+    /// All lanes zero.
+    fn zero(self) -> Self::V;
+    /// All lanes `x`.
+    fn splat(self, x: f32) -> Self::V;
+    /// `a·b + c`, fused.
+    fn fmadd(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `a + b`.
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    /// Loads `LANES` values from `p` (unaligned).
+    ///
+    /// # Safety
+    /// `p` must be valid for reading `LANES` `f32`.
+    unsafe fn load(self, p: *const f32) -> Self::V;
+    /// Stores `LANES` values to `p` (unaligned).
+    ///
+    /// # Safety
+    /// `p` must be valid for writing `LANES` `f32`.
+    unsafe fn store(self, p: *mut f32, v: Self::V);
+}
+
+/// AVX2 and FMA: 8 lanes (`__m256`), 16 registers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx2(());
+
+/// AVX-512 (F, BW, VL): 16 lanes (`__m512`), 32 registers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx512(());
+
+impl Avx2 {
+    /// The token, if this CPU has AVX2 and FMA.
+    #[inline]
+    pub(crate) fn try_new() -> Option<Self> {
+        (detected_isa() >= Isa::Avx2).then_some(Avx2(()))
+    }
+}
+
+impl Avx512 {
+    /// The token, if this CPU has AVX-512 F, BW and VL (and AVX2, FMA).
+    #[inline]
+    pub(crate) fn try_new() -> Option<Self> {
+        (detected_isa() >= Isa::Avx512).then_some(Avx512(()))
+    }
+}
+
+// SAFETY (every `unsafe` block below): an `Avx2` exists only where the CPU has AVX2 and FMA
+// (`Avx2::try_new`); pointer validity is the caller's contract, stated on `load` and `store`.
+impl Simd for Avx2 {
+    type V = __m256;
+    const LANES: usize = 8;
+    const MR: usize = 6;
+    #[inline(always)]
+    fn zero(self) -> __m256 {
+        unsafe { _mm256_setzero_ps() }
+    }
+    #[inline(always)]
+    fn splat(self, x: f32) -> __m256 {
+        unsafe { _mm256_set1_ps(x) }
+    }
+    #[inline(always)]
+    fn fmadd(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn load(self, p: *const f32) -> __m256 {
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, v: __m256) {
+        unsafe { _mm256_storeu_ps(p, v) }
+    }
+}
+
+// SAFETY (every `unsafe` block below): an `Avx512` exists only where the CPU has AVX-512F
+// (`Avx512::try_new`); pointer validity is the caller's contract, stated on `load` and `store`.
+impl Simd for Avx512 {
+    type V = __m512;
+    const LANES: usize = 16;
+    const MR: usize = 8;
+    #[inline(always)]
+    fn zero(self) -> __m512 {
+        unsafe { _mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    fn splat(self, x: f32) -> __m512 {
+        unsafe { _mm512_set1_ps(x) }
+    }
+    #[inline(always)]
+    fn fmadd(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn load(self, p: *const f32) -> __m512 {
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, v: __m512) {
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+}
