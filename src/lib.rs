@@ -82,8 +82,9 @@ pub mod prelude {
     pub use crate::kernels::Elem;
     pub use crate::layer::{Layer, Module, ParamInfo, ParamKind, Path as ParamPath};
     pub use crate::layers::{
-        AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, GELU, GlobalAvgPool, Identity, Inverted, Keep,
-        LayerNorm, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, Residual, Sigmoid, Softmax, Tanh, Vanilla,
+        AvgPool2d, BatchNorm1d, BatchNorm2d, BatchNormReLU2d, Conv2d, Dropout, Flatten, GELU, GlobalAvgPool, Identity,
+        Inverted, Keep, LayerNorm, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ReLU, Residual, Sigmoid, Softmax, Tanh,
+        Vanilla,
     };
     pub use crate::loss::{
         BceWithLogits, Hinge, Huber, L1, Logistic, Loss, Mse, SoftmaxCrossEntropy, hinge_loss, logistic_loss,
