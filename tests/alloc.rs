@@ -15,6 +15,10 @@ use shaped::step::TrainStep;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+#[path = "common/rescnn.rs"]
+mod rescnn;
+use rescnn::ResCnn;
+
 /// The issue-17 elementwise layers and layer norm in an MLP.
 #[derive(Sequential)]
 #[sequential(input = (784,))]
@@ -117,29 +121,6 @@ fn predictor_allocs<M: Model, const N: usize, const K: usize>() -> usize {
     let n = ALLOCS.load(Ordering::Relaxed) - before;
     assert!(check.is_finite());
     n
-}
-
-/// A residual CNN (projection shortcut) for the inference check.
-#[derive(Sequential)]
-struct Branch {
-    conv: Conv2d<4, 8, 3, 2, 1, false>,
-    bn: BatchNorm2d<8>,
-}
-
-/// The projection of [`Branch`]'s input.
-#[derive(Sequential)]
-struct Shortcut {
-    conv: Conv2d<4, 8, 1, 2, 0, false>,
-}
-
-#[derive(Sequential)]
-#[sequential(input = (3, 16, 16))]
-struct ResCnn {
-    stem: Conv2d<3, 4, 3, 1, 1>,
-    relu: ReLU,
-    block: Residual<Branch, Shortcut>,
-    pool: GlobalAvgPool,
-    fc: Linear<8, 5>,
 }
 
 fn single_sample_inference_does_not_allocate() {

@@ -9,7 +9,8 @@ use shaped::gradcheck::{GradCheck, GradReport, check_layer, numeric_gradient, re
 use shaped::init::Init;
 use shaped::layer::{Layer, Module, Path};
 use shaped::layers::{
-    BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Inverted, Keep, Linear, MaxPool2d, ReLU, Vanilla,
+    BatchNorm1d, BatchNorm2d, BatchNormReLU2d, Conv2d, Dropout, Flatten, Inverted, Keep, Linear, MaxPool2d, ReLU,
+    Vanilla,
 };
 use shaped::loss::{add_l2_grad, hinge_loss, l2_penalty, logistic_loss, softmax_loss};
 use shaped::shape::{Const, Dyn, Shape};
@@ -166,6 +167,31 @@ fn batchnorm2d() {
     fill_uniform(&mut r, bn.params.beta.as_mut_slice(), -0.5, 0.5);
     let x = uniform::<(Const<2>, Const<3>, Const<4>, Const<5>)>(&mut r, Const);
     let rep = check("BatchNorm2d<3> (2,3,4,5)", &mut bn, &x);
+    assert_params(&rep, &["gamma", "beta"]);
+}
+
+/// The fused batch norm + ReLU. ReLU's kink is where finite differences are wrong, so the check
+/// first asserts that no output lies within 1e-3 of it (a perturbation of 1e-5 moves a channel's
+/// outputs by far less). β is drawn in [0.2, 0.8] so that most units are active: with β in
+/// [−0.5, 0.5] half the channel is cut, batch norm's backward then leaves input-gradient entries
+/// near zero, and the centred differences' relative error on those reached 1.8e-7 against the
+/// bound of 1e-7 (the fused backward equals the unfused layers' bit for bit: `tests/fusion.rs`).
+#[test]
+fn batchnorm_relu2d() {
+    let mut r = rng(8);
+    let mut bn = <BatchNormReLU2d<3, f64> as Module<f64>>::zeros();
+    fill_uniform(&mut r, bn.params.gamma.as_mut_slice(), 0.5, 1.5);
+    fill_uniform(&mut r, bn.params.beta.as_mut_slice(), 0.2, 0.8);
+    let x = uniform::<(Const<2>, Const<3>, Const<4>, Const<5>)>(&mut r, Const);
+    // The pre-activation, by the unfused batch norm with the same parameters.
+    let mut plain = <BatchNorm2d<3, f64> as Module<f64>>::zeros();
+    plain.params = bn.params.clone();
+    let mut pre = Tensor::<(Const<2>, Const<3>, Const<4>, Const<5>), f64>::zeros(Const);
+    plain.apply_train(&x, &mut pre, &mut Default::default());
+    let nearest = pre.as_slice().iter().fold(f64::INFINITY, |m, v| m.min(v.abs()));
+    assert!(nearest > 1e-3, "an output at {nearest} from ReLU's kink: pick other inputs");
+    assert!(pre.as_slice().iter().any(|&v| v < 0.0) && pre.as_slice().iter().any(|&v| v > 0.0));
+    let rep = check("BatchNormReLU2d<3> (2,3,4,5)", &mut bn, &x);
     assert_params(&rep, &["gamma", "beta"]);
 }
 

@@ -7,27 +7,9 @@ use shaped::models::{Cnn, CnnBn};
 use shaped::prelude::*;
 use shaped::solver::{mean_loss, predict};
 
-/// A residual CNN with a projection shortcut and batch norm, for the inference checks.
-#[derive(Sequential)]
-struct Branch {
-    conv: Conv2d<4, 8, 3, 2, 1, false>,
-    bn: BatchNorm2d<8>,
-}
-
-#[derive(Sequential)]
-struct Shortcut {
-    conv: Conv2d<4, 8, 1, 2, 0, false>,
-}
-
-#[derive(Sequential)]
-#[sequential(input = (3, 16, 16))]
-struct ResCnn {
-    stem: Conv2d<3, 4, 3, 1, 1>,
-    relu: ReLU,
-    block: Residual<Branch, Shortcut>,
-    pool: GlobalAvgPool,
-    fc: Linear<8, 5>,
-}
+#[path = "common/rescnn.rs"]
+mod rescnn;
+use rescnn::ResCnn;
 
 fn rng(seed: u64) -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(seed)

@@ -20,16 +20,10 @@ fn rmsprop_body<E: Elem, const FMA: bool>(w: &mut [E], dw: &[E], c: &mut [E], lr
     }
 }
 
-multiversion! {
-    /// Adam's element update with gradient `g = dw + reg·w` and bias corrections `c1 = 1−β₁ᵗ`,
-    /// `c2 = 1−β₂ᵗ` (plain multiplies and adds in both versions).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn adam_update<E: Elem>(w: &mut [E], dw: &[E], m: &mut [E], v: &mut [E], lr: E, b1: E, b2: E, eps: E, c1: E, c2: E, reg: E) => adam_body
-}
-
+/// Adam's element update with gradient `g = dw + reg·w` and bias corrections `c1 = 1−β₁ᵗ`,
+/// `c2 = 1−β₂ᵗ`: [`adamw_update`] without decay (`w·1` is `w`, to the bit).
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn adam_body<E: Elem, const FMA: bool>(
+pub(crate) fn adam_update<E: Elem>(
     w: &mut [E],
     dw: &[E],
     m: &mut [E],
@@ -42,22 +36,21 @@ fn adam_body<E: Elem, const FMA: bool>(
     c2: E,
     reg: E,
 ) {
-    let (one_b1, one_b2) = (E::one() - b1, E::one() - b2);
-    for (((w, &g), m), v) in w.iter_mut().zip(dw).zip(m.iter_mut()).zip(v.iter_mut()) {
-        let g = g + reg * *w;
-        *m = b1 * *m + one_b1 * g;
-        *v = b2 * *v + one_b2 * g * g;
-        let mt = *m / c1;
-        let vt = *v / c2;
-        *w = *w - lr * mt / (vt.sqrt() + eps);
-    }
+    adamw_update(w, dw, m, v, lr, b1, b2, eps, c1, c2, reg, E::one())
 }
 
-/// AdamW's element update: Adam's ([`adam_update`]) on `g = dw + reg·w` (the L2 term read from
-/// the weights before the decay), applied to the decayed weight `w·keep` (`keep = 1 − lr·λ`, or
-/// 1 for parameters that are not decayed).
+multiversion! {
+    /// AdamW's element update: Adam's on `g = dw + reg·w` (the L2 term read from the weights before
+    /// the decay), applied to the decayed weight `w·keep` (`keep = 1 − lr·λ`, or 1 for parameters
+    /// that are not decayed, and for plain Adam). Plain multiplies and adds in every version, so
+    /// results do not depend on the CPU.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn adamw_update<E: Elem>(w: &mut [E], dw: &[E], m: &mut [E], v: &mut [E], lr: E, b1: E, b2: E, eps: E, c1: E, c2: E, reg: E, keep: E) => adamw_body
+}
+
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn adamw_update<E: Elem>(
+#[inline(always)]
+fn adamw_body<E: Elem, const FMA: bool>(
     w: &mut [E],
     dw: &[E],
     m: &mut [E],

@@ -332,7 +332,7 @@ impl Tile {
     /// rows and `cw` columns; `out` holds `mr` rows of `cw` at stride `os`.
     #[inline(always)]
     unsafe fn run_any<S: Simd>(&self, s: S, mr: usize, cw: usize, out: *mut f32, os: usize, add: bool) {
-        debug_assert!(mr <= S::MR && (cw == S::LANES || cw == 2 * S::LANES));
+        assert!(mr >= 1 && mr <= S::MR && (cw == S::LANES || cw == 2 * S::LANES), "GEMM tile of {mr} × {cw}");
         // SAFETY: forwarded from the caller.
         unsafe {
             match (self.offs.is_null(), cw == S::LANES) {
