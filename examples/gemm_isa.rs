@@ -20,6 +20,8 @@ fn main() {
         (100, 64, 784, false, false),
         (784, 64, 100, true, false),
         (100, 784, 64, false, true),
+        (100, 256, 256, false, false),
+        (256, 256, 100, true, false),
     ];
     for (m, n, k, ta, tb) in shapes {
         let sa = if ta { Strides::transposed(m) } else { Strides::row_major(k) };

@@ -3,19 +3,23 @@
 //! This module holds the sizes ([`ConvDims`]), the scratch buffers ([`ConvScratch`]), the entry points
 //! that choose a path, and the split of a batch over the kernel threads; the paths are in `direct.rs`
 //! (direct loops), `im2col.rs` (explicit patch matrices + GEMM), `implicit.rs` (implicit im2col,
-//! f32 on AVX2) and `simd.rs` (the AVX2 register tiles of the direct path).
+//! f32 on AVX2), `dense.rs` (small maps as one dense product) and `simd.rs` (the AVX2 and AVX-512
+//! register tiles of the direct path).
 
+mod dense;
 mod direct;
 mod im2col;
 mod implicit;
 #[cfg(target_arch = "x86_64")]
 mod simd;
 
+pub use dense::{backward_dense, forward_dense};
 pub use direct::{backward_direct, forward_direct, forward_direct_rows};
 pub use im2col::{backward_patch_matrix, col2im, forward_patch_matrix, im2col};
 
 use super::Elem;
 use super::cpu;
+use dense::{dense_applies, dense_backward, dense_forward};
 use super::split::split_elementwise;
 use crate::threads::{chunk_count, even_runs, run_chunks};
 use im2col::patch_matrix_backward;
@@ -240,13 +244,16 @@ impl<E: Elem> ConvScratch<E> {
     }
 }
 
-/// Forward pass by the fastest path for `d` and `E`: without a patch matrix where
+/// Forward pass by the fastest path for `d` and `E`: one dense product where the input plane is no
+/// larger than the kernel window (small maps: [`forward_dense`]), without a patch matrix where
 /// `backward` can do the same (f32 on AVX2, stride 1, "same" padding, output rows ≥ 8), through
 /// im2col + GEMM for ≥ 4 input channels ([`ConvDims::prefers_im2col`]), direct loops otherwise.
 pub fn forward<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E], scratch: &mut ConvScratch<E>) {
     d.check_lens(x.len(), w.len(), y.len());
     check_bias(d, bias.map(|b| b.len()));
-    if d.prefers_im2col() || indirect_backward_applies::<E>(d) {
+    if dense_applies(d) {
+        dense_forward(d, x, w, bias, y, scratch)
+    } else if d.prefers_im2col() || indirect_backward_applies::<E>(d) {
         forward_im2col(d, x, w, bias, y, scratch)
     } else {
         forward_direct(d, x, w, bias, y, scratch)
@@ -266,7 +273,9 @@ pub fn backward<E: Elem>(
     scratch: &mut ConvScratch<E>,
 ) {
     d.check_backward(x.len(), w.len(), dy.len(), dw.len(), db.as_ref().map(|b| b.len()), dx.as_ref().map(|t| t.len()));
-    if d.prefers_im2col() || indirect_backward_applies::<E>(d) {
+    if dense_applies(d) {
+        dense_backward(d, x, w, dy, dw, db, dx, scratch)
+    } else if d.prefers_im2col() || indirect_backward_applies::<E>(d) {
         backward_im2col(d, x, w, dy, dw, db, dx, scratch)
     } else {
         backward_direct(d, x, w, dy, dw, db, dx, scratch)

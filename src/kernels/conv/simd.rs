@@ -119,14 +119,25 @@ fn forward<S: Simd>(
     scratch.resize(d.f * ys + d.c * xl + ALIGN, 0.0);
     let at = scratch.as_ptr().align_offset(4 * ALIGN).min(ALIGN);
     let (yfull, xbuf) = scratch[at..].split_at_mut(d.f * ys);
+    let plane = d.h * d.w;
+    // how far past its first plane a sample's tiles read
+    let reach = (d.c - 1) * plane + ys + (d.k - 1) * (wp + 1);
     for ni in 0..d.n {
-        for ci in 0..d.c {
-            padded(d, x, ni, ci, &mut xbuf[ci * xl..][..xl]);
-        }
+        // Unpadded planes are read where they are when the last tile's overrun stays inside `x`
+        // (it reads the next sample's values into positions that are dropped); otherwise copied.
+        let at_x = ni * d.c * plane;
+        let (planes, stride): (&[f32], usize) = if d.pad == 0 && at_x + reach <= x.len() {
+            (&x[at_x..], plane)
+        } else {
+            for ci in 0..d.c {
+                padded(d, x, ni, ci, &mut xbuf[ci * xl..][..xl]);
+            }
+            (&*xbuf, xl)
+        };
         let mut f0 = 0;
         while f0 < d.f {
             let g = (d.f - f0).min(S::MR);
-            let a = (d, f0, len, xl, &*xbuf, w, bias, &mut *yfull, ys);
+            let a = (d, f0, len, stride, planes, w, bias, &mut *yfull, ys);
             // SAFETY: the token's features (this is inlined into their function); `fw_tile`
             // asserts its bounds.
             unsafe {
@@ -167,36 +178,68 @@ unsafe fn fw_tile<S: Simd, const G: usize>(s: S, (d, f0, len, xl, xbuf, w, bias,
     let wrow: [usize; G] = core::array::from_fn(|g| (f0 + g) * d.c * kk);
     assert!(wrow[G - 1] + d.c * kk <= w.len() && (f0 + G) * ys <= yfull.len());
     // the last tile starts below `ys` and reads 2L values at offsets up to (k−1)·(wp+1)
-    assert!(k >= 1 && ys + (k - 1) * (wp + 1) <= xl && d.c * xl <= xbuf.len() && ys % (2 * l) == 0);
+    assert!(k >= 1 && (d.c - 1) * xl + ys + (k - 1) * (wp + 1) <= xbuf.len() && ys % (2 * l) == 0);
     let b: [f32; G] = core::array::from_fn(|g| bias.map_or(0.0, |b| b[f0 + g]));
     let (xp, yp) = (xbuf.as_ptr(), yfull.as_mut_ptr());
     // SAFETY: the asserts above bound every offset below.
     unsafe {
         let mut pos = 0;
         while pos < len {
-            let mut acc: [[S::V; 2]; G] = core::array::from_fn(|g| [s.splat(b[g]); 2]);
-            for ci in 0..d.c {
-                let xc = xp.add(ci * xl + pos);
-                let wc = w.as_ptr().add(ci * kk);
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let off = ky * wp + kx;
-                        let (x0, x1) = (s.load(xc.add(off)), s.load(xc.add(off + l)));
-                        let t = ky * k + kx;
-                        for g in 0..G {
-                            let wv = s.splat(*wc.add(wrow[g] + t));
-                            acc[g][0] = s.fmadd(wv, x0, acc[g][0]);
-                            acc[g][1] = s.fmadd(wv, x1, acc[g][1]);
+            // a last tile of at most `L` positions takes one vector per filter, not two
+            if len - pos <= l {
+                fw_positions::<S, G, 1>(s, d, pos, xl, xp, w.as_ptr(), &wrow, &b, yp.add(f0 * ys), ys);
+            } else {
+                fw_positions::<S, G, 2>(s, d, pos, xl, xp, w.as_ptr(), &wrow, &b, yp.add(f0 * ys), ys);
+            }
+            pos += 2 * l;
+        }
+    }
+}
+
+/// One tile of [`fw_tile`]: `NV` vectors of positions from `pos`, for `G` filters.
+///
+/// # Safety
+/// As [`fw_tile`], which bounds every offset (`pos + NV·L ≤ ys`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn fw_positions<S: Simd, const G: usize, const NV: usize>(
+    s: S,
+    d: &ConvDims,
+    pos: usize,
+    xl: usize,
+    xp: *const f32,
+    wp0: *const f32,
+    wrow: &[usize; G],
+    b: &[f32; G],
+    yp: *mut f32,
+    ys: usize,
+) {
+    let (k, wp, l) = (d.k, d.w + 2 * d.pad, S::LANES);
+    let kk = k * k;
+    // SAFETY: the caller's bounds.
+    unsafe {
+        let mut acc: [[S::V; NV]; G] = core::array::from_fn(|g| [s.splat(b[g]); NV]);
+        for ci in 0..d.c {
+            let xc = xp.add(ci * xl + pos);
+            let wc = wp0.add(ci * kk);
+            for ky in 0..k {
+                for kx in 0..k {
+                    let off = ky * wp + kx;
+                    let xv: [S::V; NV] = core::array::from_fn(|v| s.load(xc.add(off + v * l)));
+                    let t = ky * k + kx;
+                    for g in 0..G {
+                        let wv = s.splat(*wc.add(wrow[g] + t));
+                        for v in 0..NV {
+                            acc[g][v] = s.fmadd(wv, xv[v], acc[g][v]);
                         }
                     }
                 }
             }
-            for (g, a) in acc.iter().enumerate() {
-                let o = yp.add((f0 + g) * ys + pos);
-                s.store(o, a[0]);
-                s.store(o.add(l), a[1]);
+        }
+        for (g, a) in acc.iter().enumerate() {
+            for (v, &av) in a.iter().enumerate() {
+                s.store(yp.add(g * ys + pos + v * l), av);
             }
-            pos += 2 * l;
         }
     }
 }
@@ -260,25 +303,18 @@ fn weight_grad<S: Simd>(s: S, d: &ConvDims, x: &[f32], dy: &[f32], acc: &mut [f3
         for ci in 0..d.c {
             padded(d, x, ni, ci, &mut xbuf[ci * xl..][..xl]);
         }
-        let mut f0 = 0;
-        while f0 < d.f {
-            let g = (d.f - f0).min(S::MR);
-            let a = (d, f0, len, xl, &*xbuf, &*dyfull, ys, &mut *vacc);
-            // SAFETY: the token's features (inlined into their function); `dw_group` asserts its
-            // bounds; dyfull is zero past `len` up to `ys`.
-            unsafe {
-                match g {
-                    8 if S::MR >= 8 => dw_group::<S, 8>(s, a),
-                    7 if S::MR >= 7 => dw_group::<S, 7>(s, a),
-                    1 => dw_group::<S, 1>(s, a),
-                    2 => dw_group::<S, 2>(s, a),
-                    3 => dw_group::<S, 3>(s, a),
-                    4 => dw_group::<S, 4>(s, a),
-                    5 => dw_group::<S, 5>(s, a),
-                    _ => dw_group::<S, 6>(s, a),
+        let (gm, km) = dw_limits::<S>();
+        for (f0, g) in balanced(d.f, gm) {
+            for ci in 0..d.c {
+                for ky in 0..k {
+                    for (kx0, kw) in balanced(k, km) {
+                        let a = (d, f0, ci, ky, kx0, len, xl, &*xbuf, &*dyfull, ys, &mut *vacc);
+                        // SAFETY: the token's features (inlined into their function); `dw_tile`
+                        // asserts its bounds; dyfull is zero past `len` up to `ys`.
+                        unsafe { dw_dispatch(s, g, kw, a) }
+                    }
                 }
             }
-            f0 += g;
         }
     }
     for (wi, lanes) in vacc.chunks_exact(PS).enumerate() {
@@ -286,57 +322,101 @@ fn weight_grad<S: Simd>(s: S, d: &ConvDims, x: &[f32], dy: &[f32], acc: &mut [f3
     }
 }
 
-/// The arguments of [`dw_group`]: dims, first filter, positions, padded plane length, padded
-/// planes, full-width dY, its plane stride, partial sums.
-type DwArgs<'a> = (&'a ConvDims, usize, usize, usize, &'a [f32], &'a [f32], usize, &'a mut [f32]);
+/// The most filters and kernel columns of one weight-gradient tile at width `S`: `G·KX` partial-sum
+/// accumulators of 16 lanes (`16/L` registers each), plus `G` of dY and one of X, fit the register
+/// file (32 AVX-512 registers: 6 × 4 tiles use 31; 16 AVX2 registers: 2 × 3 tiles, two registers
+/// per accumulator, use 15).
+fn dw_limits<S: Simd>() -> (usize, usize) {
+    if S::LANES >= PS { (6, 4) } else { (2, 3) }
+}
 
-/// Positions per block of the weight-gradient kernel: a block of dY for eight filters (8 KiB)
-/// and of the input planes stays in L1 while every kernel offset passes over it.
-const CH: usize = 256;
+/// `0..n` in `n.div_ceil(most)` runs of near-equal length (`(start, len)`): 8 filters at most 6 per
+/// tile make two tiles of 4, not 6 + 2.
+fn balanced(n: usize, most: usize) -> impl Iterator<Item = (usize, usize)> {
+    let parts = n.div_ceil(most).max(1);
+    (0..parts).map(move |i| (i * n / parts, (i + 1) * n / parts - i * n / parts)).filter(|&(_, l)| l > 0)
+}
 
-/// Filters `f0..f0+G`: for each block of positions, each input channel and kernel offset, 16
-/// lanes of `Σ dY·X` per filter in registers (`16/L` vectors), added to that weight's partial
-/// sums in `vacc`. Lane `j` sums the positions `≡ j (mod 16)` at both widths.
+/// The arguments of [`dw_tile`]: dims, first filter, input channel, kernel row, first kernel column,
+/// positions, padded plane length, padded planes, full-width dY, its plane stride, partial sums.
+type DwArgs<'a> =
+    (&'a ConvDims, usize, usize, usize, usize, usize, usize, &'a [f32], &'a [f32], usize, &'a mut [f32]);
+
+/// Calls the `g × kw` instance of [`dw_tile`] (`g ≤ 6`, `kw ≤ 4`, as [`dw_limits`] allows).
+///
+/// # Safety
+/// As [`dw_tile`].
+#[inline(always)]
+unsafe fn dw_dispatch<S: Simd>(s: S, g: usize, kw: usize, a: DwArgs) {
+    macro_rules! by_kw {
+        ($g:literal) => {
+            match kw {
+                1 => dw_tile::<S, $g, 1>(s, a),
+                2 => dw_tile::<S, $g, 2>(s, a),
+                3 => dw_tile::<S, $g, 3>(s, a),
+                4 if S::LANES >= PS => dw_tile::<S, $g, 4>(s, a),
+                _ => unreachable!("kernel columns per tile: {kw}"),
+            }
+        };
+    }
+    // SAFETY: forwarded (the caller's contract).
+    unsafe {
+        match g {
+            1 => by_kw!(1),
+            2 => by_kw!(2),
+            3 if S::LANES >= PS => by_kw!(3),
+            4 if S::LANES >= PS => by_kw!(4),
+            5 if S::LANES >= PS => by_kw!(5),
+            6 if S::LANES >= PS => by_kw!(6),
+            _ => unreachable!("filters per tile: {g}"),
+        }
+    }
+}
+
+/// Filters `f0..f0+G`, input channel `ci`, kernel row `ky`, kernel columns `kx0..kx0+KX`: 16
+/// lanes of `Σ dY·X` per weight in registers (`16/L` vectors each) over the whole plane, each dY
+/// load shared by `KX` weights and each X load by `G`, then added to that weight's partial sums in
+/// `vacc`. Lane `j` sums the positions `≡ j (mod 16)` in order at both widths, so both give the
+/// same bits.
 ///
 /// # Safety
 /// The token's features, inlined into a function compiled with them. (Bounds are asserted.)
 #[inline(always)]
-unsafe fn dw_group<S: Simd, const G: usize>(s: S, (d, f0, len, xl, xbuf, dyfull, ys, vacc): DwArgs) {
+unsafe fn dw_tile<S: Simd, const G: usize, const KX: usize>(
+    s: S,
+    (d, f0, ci, ky, kx0, len, xl, xbuf, dyfull, ys, vacc): DwArgs,
+) {
     let (k, wp, l) = (d.k, d.w + 2 * d.pad, S::LANES);
     let nv = PS / l;
     let kk = k * k;
     let end = round16(len);
     assert!(nv * l == PS && nv <= 2 && end <= ys && (f0 + G) * ys <= dyfull.len());
-    assert!(k >= 1 && end + (k - 1) * (wp + 1) <= xl && d.c * xl <= xbuf.len());
+    assert!(ci < d.c && ky < k && kx0 + KX <= k && end + (k - 1) * (wp + 1) <= xl && d.c * xl <= xbuf.len());
     assert!((f0 + G) * d.c * kk * PS <= vacc.len());
     let (xp, gp, vp) = (xbuf.as_ptr(), dyfull.as_ptr(), vacc.as_mut_ptr());
-    // SAFETY: the asserts above bound every pointer offset used below.
+    // SAFETY: the asserts above bound every pointer offset used below: X is read at
+    // `ci·xl + ky·wp + kx < ci·xl + (k−1)(wp+1) + 1` plus positions below `end`, dY below `(f0+G)·ys`.
     unsafe {
-        for c0 in (0..end).step_by(CH) {
-            let c1 = (c0 + CH).min(end);
-            for ci in 0..d.c {
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let xo = xp.add(ci * xl + ky * wp + kx);
-                        let mut acc: [[S::V; 2]; G] = [[s.zero(); 2]; G];
-                        let mut pos = c0;
-                        while pos < c1 {
-                            for v in 0..nv {
-                                let xv = s.load(xo.add(pos + v * l));
-                                for (g, a) in acc.iter_mut().enumerate() {
-                                    a[v] = s.fmadd(s.load(gp.add((f0 + g) * ys + pos + v * l)), xv, a[v]);
-                                }
-                            }
-                            pos += PS;
-                        }
-                        let t = ci * kk + ky * k + kx;
-                        for (g, a) in acc.iter().enumerate() {
-                            let vw = vp.add((((f0 + g) * d.c) * kk + t) * PS);
-                            for (v, &av) in a.iter().enumerate().take(nv) {
-                                s.store(vw.add(v * l), s.add(s.load(vw.add(v * l)), av));
-                            }
-                        }
+        let xo = xp.add(ci * xl + ky * wp + kx0);
+        let mut acc: [[[S::V; 2]; KX]; G] = [[[s.zero(); 2]; KX]; G];
+        let mut pos = 0;
+        while pos < end {
+            for v in 0..nv {
+                let gv: [S::V; G] = core::array::from_fn(|g| s.load(gp.add((f0 + g) * ys + pos + v * l)));
+                for j in 0..KX {
+                    let xv = s.load(xo.add(pos + v * l + j));
+                    for g in 0..G {
+                        acc[g][j][v] = s.fmadd(gv[g], xv, acc[g][j][v]);
                     }
+                }
+            }
+            pos += PS;
+        }
+        for (g, row) in acc.iter().enumerate() {
+            for (j, a) in row.iter().enumerate() {
+                let vw = vp.add((((f0 + g) * d.c + ci) * kk + ky * k + kx0 + j) * PS);
+                for (v, &av) in a.iter().enumerate().take(nv) {
+                    s.store(vw.add(v * l), s.add(s.load(vw.add(v * l)), av));
                 }
             }
         }

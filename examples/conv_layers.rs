@@ -1,0 +1,72 @@
+//! Time of each convolution of the workload's CNNs, forward and backward, at batch 100 on one
+//! thread: `cargo run --release --example conv_layers -- [reps] [name filter]`. Prints µs and GFLOP/s (useful
+//! multiply-adds × 2, as `shaped::flops` counts them) per layer and pass, to see which layers and
+//! which paths (direct, implicit im2col, patch matrix) hold the step's time.
+
+use shaped::kernels::conv::{self, ConvDims, ConvScratch};
+use std::time::Instant;
+
+fn main() {
+    let reps: usize = std::env::args().nth(1).and_then(|v| v.parse().ok()).unwrap_or(20);
+    shaped::threads::set_num_threads(1);
+    // (name, c, h, f, k, pad, input gradient wanted)
+    let layers = [
+        ("4a conv", 1, 28, 5, 7, 0, false),
+        ("4b conv", 1, 28, 8, 7, 0, false),
+        ("vgg conv1", 3, 32, 16, 3, 1, false),
+        ("vgg conv2", 16, 16, 32, 3, 1, true),
+        ("vgg conv3", 32, 8, 32, 3, 1, true),
+        ("vgg conv4", 32, 8, 32, 3, 1, true),
+        ("vgg conv5", 32, 4, 64, 3, 1, true),
+        ("vgg conv6", 64, 4, 64, 3, 1, true),
+        ("vgg conv7", 64, 2, 64, 3, 1, true),
+        ("vgg conv8", 64, 2, 64, 3, 1, true),
+    ];
+    let mut total = (0.0, 0.0);
+    let only = std::env::args().nth(2);
+    for (name, c, h, f, k, pad, want_dx) in layers {
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        let d = ConvDims { n: 100, c, h, w: h, f, k, stride: 1, pad };
+        let (oh, ow) = (d.oh(), d.ow());
+        let val = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) / 500.0;
+        let x: Vec<f32> = (0..d.n * c * d.h * d.w).map(val).collect();
+        let w: Vec<f32> = (0..f * c * k * k).map(|i| val(i + 3) * 0.1).collect();
+        let b = vec![0.1f32; f];
+        let mut y = vec![0.0f32; d.n * f * oh * ow];
+        let dy: Vec<f32> = (0..y.len()).map(|i| val(i + 11)).collect();
+        let (mut dw, mut db, mut dx) = (vec![0.0f32; w.len()], vec![0.0f32; f], vec![0.0f32; x.len()]);
+        let mut s = ConvScratch::default();
+        let best = |run: &mut dyn FnMut()| {
+            run();
+            (0..reps)
+                .map(|_| {
+                    let t = Instant::now();
+                    run();
+                    t.elapsed().as_secs_f64()
+                })
+                .fold(f64::MAX, f64::min)
+        };
+        let tf = best(&mut || conv::forward(&d, &x, &w, Some(&b), &mut y, &mut s));
+        let tb = best(&mut || {
+            let dxo = if want_dx { Some(&mut dx[..]) } else { None };
+            conv::backward(&d, &x, &w, &dy, &mut dw, Some(&mut db), dxo, &mut s)
+        });
+        let macs = (d.n * f * oh * ow * c * k * k) as f64;
+        let (ff, fb) = (2.0 * macs, 2.0 * macs * if want_dx { 2.0 } else { 1.0 });
+        println!(
+            "{name:<10} {c:>2}→{f:<2} {}×{}: forward {:8.1} µs {:6.1} GFLOP/s | backward {:8.1} µs {:6.1} GFLOP/s",
+            d.h,
+            d.w,
+            tf * 1e6,
+            ff / tf / 1e9,
+            tb * 1e6,
+            fb / tb / 1e9
+        );
+        if name.starts_with("vgg") {
+            total = (total.0 + tf, total.1 + tb);
+        }
+    }
+    println!("vgg convs: forward {:.0} µs, backward {:.0} µs", total.0 * 1e6, total.1 * 1e6);
+}
