@@ -6,6 +6,8 @@
 //! f32 on AVX2), `dense.rs` (small maps as one dense product) and `simd.rs` (the AVX2 and AVX-512
 //! register tiles of the direct path).
 
+#[cfg(target_arch = "x86_64")]
+mod compact;
 mod dense;
 mod direct;
 mod im2col;

@@ -5,7 +5,7 @@
 //! full-width `axpy` form is. The weight gradient keeps 16 partial sums per weight at both widths
 //! (two AVX2 registers or one AVX-512 register per filter), so both give the same bits.
 
-use super::ConvDims;
+use super::{ConvDims, compact};
 use crate::kernels::copy_short;
 use crate::kernels::simd::{Avx2, Avx512, Isa, Simd, isa};
 
@@ -25,7 +25,7 @@ fn round16(n: usize) -> usize {
 /// (Rows go through `copy_short`: a `memcpy` call per row of 28 floats was 2.5 % of 4a's step;
 /// an unpadded plane is one copy.)
 #[inline(always)]
-fn padded(d: &ConvDims, x: &[f32], ni: usize, ci: usize, buf: &mut [f32]) {
+pub(super) fn padded(d: &ConvDims, x: &[f32], ni: usize, ci: usize, buf: &mut [f32]) {
     let wp = d.w + 2 * d.pad;
     let src = &x[(ni * d.c + ci) * d.h * d.w..][..d.h * d.w];
     if d.pad == 0 {
@@ -109,6 +109,9 @@ fn forward<S: Simd>(
     scratch: &mut Vec<f32>,
 ) {
     d.check_lens(x.len(), w.len(), y.len());
+    if compact::applies(d) {
+        return compact::forward(s, d, x, w, bias, y, scratch);
+    }
     let (oh, ow) = (d.oh(), d.ow());
     let wp = d.w + 2 * d.pad;
     let len = (oh - 1) * wp + ow;
@@ -275,6 +278,9 @@ pub(super) unsafe fn weight_grad_f32(d: &ConvDims, x: &[f32], dy: &[f32], acc: &
 #[inline(always)]
 fn weight_grad<S: Simd>(s: S, d: &ConvDims, x: &[f32], dy: &[f32], acc: &mut [f32], scratch: &mut Vec<f32>) {
     d.check_lens(x.len(), acc.len().min(d.f * d.c * d.k * d.k), dy.len());
+    if compact::applies(d) {
+        return compact::weight_grad(s, d, x, dy, acc, scratch);
+    }
     let (oh, ow, k) = (d.oh(), d.ow(), d.k);
     let kk = k * k;
     let wp = d.w + 2 * d.pad;
@@ -311,7 +317,7 @@ fn weight_grad<S: Simd>(s: S, d: &ConvDims, x: &[f32], dy: &[f32], acc: &mut [f3
                         let a = (d, f0, ci, ky, kx0, len, xl, &*xbuf, &*dyfull, ys, &mut *vacc);
                         // SAFETY: the token's features (inlined into their function); `dw_tile`
                         // asserts its bounds; dyfull is zero past `len` up to `ys`.
-                        unsafe { dw_dispatch(s, g, kw, a) }
+                        unsafe { dw_dispatch(s, g, kw, FullWidth(a)) }
                     }
                 }
             }
@@ -326,13 +332,13 @@ fn weight_grad<S: Simd>(s: S, d: &ConvDims, x: &[f32], dy: &[f32], acc: &mut [f3
 /// accumulators of 16 lanes (`16/L` registers each), plus `G` of dY and one of X, fit the register
 /// file (32 AVX-512 registers: 6 × 4 tiles use 31; 16 AVX2 registers: 2 × 3 tiles, two registers
 /// per accumulator, use 15).
-fn dw_limits<S: Simd>() -> (usize, usize) {
+pub(super) fn dw_limits<S: Simd>() -> (usize, usize) {
     if S::LANES >= PS { (6, 4) } else { (2, 3) }
 }
 
 /// `0..n` in `n.div_ceil(most)` runs of near-equal length (`(start, len)`): 8 filters at most 6 per
 /// tile make two tiles of 4, not 6 + 2.
-fn balanced(n: usize, most: usize) -> impl Iterator<Item = (usize, usize)> {
+pub(super) fn balanced(n: usize, most: usize) -> impl Iterator<Item = (usize, usize)> {
     let parts = n.div_ceil(most).max(1);
     (0..parts).map(move |i| (i * n / parts, (i + 1) * n / parts - i * n / parts)).filter(|&(_, l)| l > 0)
 }
@@ -342,19 +348,41 @@ fn balanced(n: usize, most: usize) -> impl Iterator<Item = (usize, usize)> {
 type DwArgs<'a> =
     (&'a ConvDims, usize, usize, usize, usize, usize, usize, &'a [f32], &'a [f32], usize, &'a mut [f32]);
 
-/// Calls the `g × kw` instance of [`dw_tile`] (`g ≤ 6`, `kw ≤ 4`, as [`dw_limits`] allows).
+/// A weight-gradient tile of `G` filters × `KX` kernel columns with its arguments: the full-width
+/// one ([`FullWidth`]) or the compact one (`compact::Tile`).
+pub(super) trait DwTile {
+    /// Runs the `G × KX` instance.
+    ///
+    /// # Safety
+    /// The token's features, inlined into a function compiled with them. (Bounds are asserted.)
+    unsafe fn run<S: Simd, const G: usize, const KX: usize>(self, s: S);
+}
+
+/// [`dw_tile`]'s arguments.
+struct FullWidth<'a>(DwArgs<'a>);
+
+impl DwTile for FullWidth<'_> {
+    #[inline(always)]
+    unsafe fn run<S: Simd, const G: usize, const KX: usize>(self, s: S) {
+        // SAFETY: forwarded (the caller's contract).
+        unsafe { dw_tile::<S, G, KX>(s, self.0) }
+    }
+}
+
+/// Runs the `g × kw` instance of a weight-gradient tile (`g ≤ 6`, `kw ≤ 4`, as [`dw_limits`]
+/// allows at width `S`).
 ///
 /// # Safety
-/// As [`dw_tile`].
+/// As [`DwTile::run`].
 #[inline(always)]
-unsafe fn dw_dispatch<S: Simd>(s: S, g: usize, kw: usize, a: DwArgs) {
+pub(super) unsafe fn dw_dispatch<S: Simd, T: DwTile>(s: S, g: usize, kw: usize, t: T) {
     macro_rules! by_kw {
         ($g:literal) => {
             match kw {
-                1 => dw_tile::<S, $g, 1>(s, a),
-                2 => dw_tile::<S, $g, 2>(s, a),
-                3 => dw_tile::<S, $g, 3>(s, a),
-                4 if S::LANES >= PS => dw_tile::<S, $g, 4>(s, a),
+                1 => t.run::<S, $g, 1>(s),
+                2 => t.run::<S, $g, 2>(s),
+                3 => t.run::<S, $g, 3>(s),
+                4 if S::LANES >= PS => t.run::<S, $g, 4>(s),
                 _ => unreachable!("kernel columns per tile: {kw}"),
             }
         };

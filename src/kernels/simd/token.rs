@@ -34,6 +34,23 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// `p` must be valid for writing `LANES` `f32`.
     unsafe fn store(self, p: *mut f32, v: Self::V);
+    /// A set of lanes.
+    type M: Copy;
+    /// Lanes `lo..hi` (`lo ≤ hi ≤ LANES`; empty when `lo ≥ hi`).
+    fn lanes(self, lo: usize, hi: usize) -> Self::M;
+    /// Loads the lanes of `m` from `p + lane`, zero in the others, which are not read (a masked
+    /// load: no fault, whatever their addresses).
+    ///
+    /// # Safety
+    /// `p + lane` must be valid for reading one `f32` for every lane of `m`.
+    unsafe fn load_masked(self, p: *const f32, m: Self::M) -> Self::V;
+    /// Stores the lanes of `m` to `p + lane`; the others are not written.
+    ///
+    /// # Safety
+    /// `p + lane` must be valid for writing one `f32` for every lane of `m`.
+    unsafe fn store_masked(self, p: *mut f32, v: Self::V, m: Self::M);
+    /// Bitwise `a | b` (merges two masked loads of disjoint lanes, exactly).
+    fn or(self, a: Self::V, b: Self::V) -> Self::V;
 }
 
 /// AVX2 and FMA: 8 lanes (`__m256`), 16 registers.
@@ -90,6 +107,30 @@ impl Simd for Avx2 {
     unsafe fn store(self, p: *mut f32, v: __m256) {
         unsafe { _mm256_storeu_ps(p, v) }
     }
+    type M = __m256i;
+    #[inline(always)]
+    fn lanes(self, lo: usize, hi: usize) -> __m256i {
+        // lane i is in the set when lo ≤ i < hi: (i < hi) and not (i < lo)
+        let (lo, hi) = (lo.min(8) as i32, hi.min(8) as i32);
+        unsafe {
+            let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let below_hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), idx);
+            let below_lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(lo), idx);
+            _mm256_andnot_si256(below_lo, below_hi)
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_masked(self, p: *const f32, m: __m256i) -> __m256 {
+        unsafe { _mm256_maskload_ps(p, m) }
+    }
+    #[inline(always)]
+    unsafe fn store_masked(self, p: *mut f32, v: __m256, m: __m256i) {
+        unsafe { _mm256_maskstore_ps(p, m, v) }
+    }
+    #[inline(always)]
+    fn or(self, a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_or_ps(a, b) }
+    }
 }
 
 // SAFETY (every `unsafe` block below): an `Avx512` exists only where the CPU has AVX-512F
@@ -121,5 +162,23 @@ impl Simd for Avx512 {
     #[inline(always)]
     unsafe fn store(self, p: *mut f32, v: __m512) {
         unsafe { _mm512_storeu_ps(p, v) }
+    }
+    type M = __mmask16;
+    #[inline(always)]
+    fn lanes(self, lo: usize, hi: usize) -> __mmask16 {
+        let (lo, hi) = (lo.min(16), hi.min(16));
+        (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as __mmask16
+    }
+    #[inline(always)]
+    unsafe fn load_masked(self, p: *const f32, m: __mmask16) -> __m512 {
+        unsafe { _mm512_maskz_loadu_ps(m, p) }
+    }
+    #[inline(always)]
+    unsafe fn store_masked(self, p: *mut f32, v: __m512, m: __mmask16) {
+        unsafe { _mm512_mask_storeu_ps(p, m, v) }
+    }
+    #[inline(always)]
+    fn or(self, a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a), _mm512_castps_si512(b))) }
     }
 }
