@@ -63,9 +63,8 @@ fn every_test_on_every_narrower_isa() {
     }
 }
 
-/// An FNV-1a digest of the bits of kernels whose results must not depend on the SIMD width: a
-/// direct convolution's forward pass and weight gradient (4b's first layer) and GEMMs of several
-/// layouts and edge sizes.
+/// An FNV-1a digest of the bits of kernels whose results must not depend on the SIMD width: direct
+/// convolutions' forward passes and weight gradients and GEMMs of several layouts and edge sizes.
 fn same_width_digest() -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut eat = |v: &[f32]| {
@@ -74,16 +73,24 @@ fn same_width_digest() -> u64 {
         }
     };
     let val = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) / 250.0;
-    let d = ConvDims { n: 6, c: 1, h: 28, w: 28, f: 8, k: 7, stride: 1, pad: 0 };
-    let (x, w): (Vec<f32>, Vec<f32>) = ((0..6 * 784).map(val).collect(), (0..8 * 49).map(|i| val(i + 3)).collect());
-    let ys = 6 * 8 * 22 * 22;
-    let (mut y, mut s) = (vec![0.0; ys], ConvScratch::default());
-    conv::forward(&d, &x, &w, None, &mut y, &mut s);
-    eat(&y);
-    let dy: Vec<f32> = (0..ys).map(|i| val(i + 11)).collect();
-    let mut dw = vec![0.0; 8 * 49];
-    conv::backward(&d, &x, &w, &dy, &mut dw, None, None, &mut s);
-    eat(&dw);
+    // 4b's first layer (compact positions on AVX-512, full-width rows on AVX2: the forward passes
+    // sum in the same order), and the weight gradient of a map with rows under 16 (full-width rows
+    // at both widths; on 4b's map the AVX-512 weight gradient sums in another order)
+    for (hw, backward) in [(28, false), (20, true)] {
+        let d = ConvDims { n: 6, c: 1, h: hw, w: hw, f: 8, k: 7, stride: 1, pad: 0 };
+        let x: Vec<f32> = (0..6 * hw * hw).map(val).collect();
+        let w: Vec<f32> = (0..8 * 49).map(|i| val(i + 3)).collect();
+        let ys = 6 * 8 * d.oh() * d.ow();
+        let (mut y, mut s) = (vec![0.0; ys], ConvScratch::default());
+        conv::forward(&d, &x, &w, None, &mut y, &mut s);
+        eat(&y);
+        if backward {
+            let dy: Vec<f32> = (0..ys).map(|i| val(i + 11)).collect();
+            let mut dw = vec![0.0; 8 * 49];
+            conv::backward(&d, &x, &w, &dy, &mut dw, None, None, &mut s);
+            eat(&dw);
+        }
+    }
     for (m, n, k) in [(13, 80, 300), (100, 16, 605), (7, 33, 513)] {
         let a: Vec<f32> = (0..m * k).map(val).collect();
         let b: Vec<f32> = (0..k * n).map(|i| val(i + 5)).collect();

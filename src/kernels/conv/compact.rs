@@ -6,9 +6,11 @@
 //! So no multiply-add is spent on a dropped column, unpadded planes are read where they lie, the
 //! output is written in place and the output gradient read in place (no full-width copies).
 //!
-//! The forward pass sums each output over `(c, ky, kx)` in the order `simd.rs` does, so it gives
-//! the same bits; the weight gradient keeps 16 partial sums per weight (lane `j` sums the positions
-//! `≡ j (mod 16)`), at both widths, so both widths give the same bits.
+//! AVX-512 only (see [`applies`]); the code is generic over the width and written for 16 partial
+//! sums per weight whatever the width. The forward pass sums each output over `(c, ky, kx)` in the
+//! order `simd.rs` does, so it gives the same bits as the AVX2 full-width tiles; the weight gradient
+//! keeps 16 partial sums per weight (lane `j` sums the positions `≡ j (mod 16)` of the compact map,
+//! not of the full-width rows), so its bits differ from the full-width tiles' by rounding.
 
 use super::ConvDims;
 use super::simd::{DwTile, balanced, dw_dispatch, dw_limits, padded};
@@ -17,13 +19,15 @@ use crate::kernels::simd::Simd;
 /// Partial sums per weight in the weight gradient (whatever the width).
 const PS: usize = 16;
 
-/// Whether the compact kernels apply: stride 1 and output rows of at least 16 (the widest vector),
-/// so that no vector spans more than two rows at either width.
-pub(super) fn applies(d: &ConvDims) -> bool {
-    d.stride == 1 && d.ow() >= PS
+/// Whether the compact kernels apply at width `S`: AVX-512 (16 lanes), stride 1 and output rows
+/// of at least 16, so that no vector spans more than two rows. On AVX2 the masked loads
+/// (`vmaskmovps`) made these kernels 2–2.5× slower than the full-width ones on this project's
+/// Zen 4, so AVX2 keeps the full-width tiles.
+pub(super) fn applies<S: Simd>(d: &ConvDims) -> bool {
+    S::LANES >= PS && d.stride == 1 && d.ow() >= PS
 }
 
-/// Forward pass of a batch (`simd::forward_f32` at width `S`, where [`applies`]): each sample's
+/// Forward pass of a batch (`simd::forward_f32` at width `S`, where [`applies`] says): each sample's
 /// planes read in place (padded into `scratch` first when `pad > 0`), filter groups of at most
 /// `MR`, outputs written in place.
 #[inline(always)]
@@ -78,7 +82,7 @@ fn sample_planes<'a>(d: &ConvDims, x: &'a [f32], ni: usize, scratch: &'a mut [f3
     (&scratch[..d.c * plane], plane)
 }
 
-/// Weight gradient of a batch (`simd::weight_grad_f32` at width `S`, where [`applies`]):
+/// Weight gradient of a batch (`simd::weight_grad_f32` at width `S`, where [`applies`] says):
 /// `acc[((f·c + ci)·k·k + ky·k + kx)·ow] += dW`, 16 partial sums per weight kept across the batch
 /// and summed once at the end.
 #[inline(always)]
@@ -194,7 +198,7 @@ unsafe fn fw_tile<S: Simd, const G: usize>(
 ) {
     let (k, oh, ow, l) = (d.k, d.oh(), d.ow(), S::LANES);
     let (hp, wp, kk, q) = (d.h + 2 * d.pad, d.w + 2 * d.pad, d.k * d.k, oh * ow);
-    assert!(applies(d) && k >= 1 && d.c >= 1 && xl >= hp * wp && (d.c - 1) * xl + hp * wp <= planes.len());
+    assert!(applies::<S>(d) && k >= 1 && d.c >= 1 && xl >= hp * wp && (d.c - 1) * xl + hp * wp <= planes.len());
     assert!((f0 + G) * d.c * kk <= w.len() && (f0 + G) * q <= y.len() && oh + k - 1 == hp && ow + k - 1 == wp);
     let b: [f32; G] = core::array::from_fn(|g| bias.map_or(0.0, |b| b[f0 + g]));
     let mut p0 = 0;
@@ -283,7 +287,7 @@ unsafe fn dw_tile<S: Simd, const G: usize, const KX: usize>(
     let (k, oh, ow, l) = (d.k, d.oh(), d.ow(), S::LANES);
     let (hp, wp, kk, q) = (d.h + 2 * d.pad, d.w + 2 * d.pad, d.k * d.k, oh * ow);
     let nv = PS / l;
-    assert!(applies(d) && nv * l == PS && nv <= 2 && oh + k - 1 == hp && ow + k - 1 == wp);
+    assert!(applies::<S>(d) && nv * l == PS && nv <= 2 && oh + k - 1 == hp && ow + k - 1 == wp);
     assert!(ci < d.c && ky < k && kx0 + KX <= k && xl >= hp * wp && (d.c - 1) * xl + hp * wp <= planes.len());
     assert!((f0 + G) * q <= dy.len() && (f0 + G) * d.c * kk * PS <= vacc.len());
     let (xp, gp, vp) = (planes.as_ptr(), dy.as_ptr(), vacc.as_mut_ptr());

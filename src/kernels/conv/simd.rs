@@ -109,7 +109,7 @@ fn forward<S: Simd>(
     scratch: &mut Vec<f32>,
 ) {
     d.check_lens(x.len(), w.len(), y.len());
-    if compact::applies(d) {
+    if compact::applies::<S>(d) {
         return compact::forward(s, d, x, w, bias, y, scratch);
     }
     let (oh, ow) = (d.oh(), d.ow());
@@ -278,7 +278,7 @@ pub(super) unsafe fn weight_grad_f32(d: &ConvDims, x: &[f32], dy: &[f32], acc: &
 #[inline(always)]
 fn weight_grad<S: Simd>(s: S, d: &ConvDims, x: &[f32], dy: &[f32], acc: &mut [f32], scratch: &mut Vec<f32>) {
     d.check_lens(x.len(), acc.len().min(d.f * d.c * d.k * d.k), dy.len());
-    if compact::applies(d) {
+    if compact::applies::<S>(d) {
         return compact::weight_grad(s, d, x, dy, acc, scratch);
     }
     let (oh, ow, k) = (d.oh(), d.ow(), d.k);
