@@ -14,6 +14,7 @@ fn main() {
         ("4a conv", 1, 28, 5, 7, 0, false),
         ("4b conv", 1, 28, 8, 7, 0, false),
         ("vgg conv1", 3, 32, 16, 3, 1, false),
+        ("vgg conv1 (direct)", 3, 32, 16, 3, 1, false),
         ("vgg conv2", 16, 16, 32, 3, 1, true),
         ("vgg conv3", 32, 8, 32, 3, 1, true),
         ("vgg conv4", 32, 8, 32, 3, 1, true),
@@ -48,15 +49,27 @@ fn main() {
                 })
                 .fold(f64::MAX, f64::min)
         };
-        let tf = best(&mut || conv::forward(&d, &x, &w, Some(&b), &mut y, &mut s));
+        // "(direct)": the direct loops whatever `conv::forward` would choose
+        let direct = name.ends_with("(direct)");
+        let tf = best(&mut || {
+            if direct {
+                conv::forward_direct(&d, &x, &w, Some(&b), &mut y, &mut s)
+            } else {
+                conv::forward(&d, &x, &w, Some(&b), &mut y, &mut s)
+            }
+        });
         let tb = best(&mut || {
             let dxo = if want_dx { Some(&mut dx[..]) } else { None };
-            conv::backward(&d, &x, &w, &dy, &mut dw, Some(&mut db), dxo, &mut s)
+            if direct {
+                conv::backward_direct(&d, &x, &w, &dy, &mut dw, Some(&mut db), dxo, &mut s)
+            } else {
+                conv::backward(&d, &x, &w, &dy, &mut dw, Some(&mut db), dxo, &mut s)
+            }
         });
         let macs = (d.n * f * oh * ow * c * k * k) as f64;
         let (ff, fb) = (2.0 * macs, 2.0 * macs * if want_dx { 2.0 } else { 1.0 });
         println!(
-            "{name:<10} {c:>2}→{f:<2} {}×{}: forward {:8.1} µs {:6.1} GFLOP/s | backward {:8.1} µs {:6.1} GFLOP/s",
+            "{name:<18} {c:>2}→{f:<2} {}×{}: forward {:8.1} µs {:6.1} GFLOP/s | backward {:8.1} µs {:6.1} GFLOP/s",
             d.h,
             d.w,
             tf * 1e6,
@@ -64,7 +77,7 @@ fn main() {
             tb * 1e6,
             fb / tb / 1e9
         );
-        if name.starts_with("vgg") {
+        if name.starts_with("vgg") && !direct {
             total = (total.0 + tf, total.1 + tb);
         }
     }

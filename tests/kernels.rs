@@ -155,6 +155,10 @@ fn f32_convolution_matches_f64() {
         (3, 3, 8, 3, 1),
         (7, 2, 10, 1, 0),
         (16, 3, 32, 3, 1),
+        // compact positions on AVX-512 (rows ≥ 16): vectors crossing rows at every offset, a
+        // one-lane tail (17² = 18·16 + 1), padding
+        (7, 2, 19, 3, 0),
+        (3, 1, 18, 3, 1),
     ] {
         let d = ConvDims { n: 3, c, h: hw, w: hw, f, k, stride: 1, pad };
         let x = uniform(&mut rng, d.n * c * hw * hw);

@@ -151,7 +151,10 @@ fn line_data(n: usize, seed: u64) -> Dataset {
 fn the_solver_fits_a_line_and_reports_the_validation_loss() {
     let (train, val) = (line_data(256, 1), line_data(64, 2));
     let mut m = Reg::zeros();
-    let csv = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("losses-line-metrics.csv");
+    // (one file per process: `tests/isa.rs` runs this test in a child process while its own copy
+    // may be running)
+    let name = format!("losses-line-metrics-{}.csv", std::process::id());
+    let csv = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let h = Solver::new()
         .rule(UpdateRule::Adam)
         .lr(0.05)

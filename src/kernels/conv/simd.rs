@@ -9,6 +9,12 @@ use super::{ConvDims, compact};
 use crate::kernels::copy_short;
 use crate::kernels::simd::{Avx2, Avx512, Isa, Simd, isa};
 
+/// Whether [`forward_f32`] and [`weight_grad_f32`] take `d` to the compact tiles (`compact.rs`)
+/// on this CPU: the chosen instruction set is AVX-512 and they apply there.
+pub(super) fn compact_applies(d: &ConvDims) -> bool {
+    isa() == Isa::Avx512 && compact::applies::<Avx512>(d)
+}
+
 /// Partial sums per weight in the weight gradient (whatever the width).
 const PS: usize = 16;
 /// Floats of slack in the scratch buffers, to start their first part on a 64-byte boundary.
