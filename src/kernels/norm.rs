@@ -13,6 +13,7 @@
 
 use super::cpu::{fmadd, sq_dev_lanes, sum_lanes};
 pub use super::layernorm::{layernorm_backward, layernorm_forward};
+use super::pool::{PoolDims, max_forward_one};
 use super::{Elem, multiversion};
 use crate::threads::{chunk_count, run_chunks_on, split_runs};
 
@@ -73,7 +74,7 @@ pub fn batchnorm_train<E: Elem>(
     inv_std: &mut [E],
 ) {
     let stats = (running_mean, running_var, mean, inv_std);
-    bn_train(d, x, (gamma, beta), stats, (momentum, eps), y, false)
+    bn_train(d, x, (gamma, beta), stats, (momentum, eps), y, false, None)
 }
 
 /// [`batchnorm_train`] followed by ReLU, fused: `y = max(γ·x̂ + β, 0)` in the pass that writes
@@ -94,12 +95,48 @@ pub fn batchnorm_relu_train<E: Elem>(
     inv_std: &mut [E],
 ) {
     let stats = (running_mean, running_var, mean, inv_std);
-    bn_train(d, x, (gamma, beta), stats, (momentum, eps), y, true)
+    bn_train(d, x, (gamma, beta), stats, (momentum, eps), y, true, None)
+}
+
+/// [`batchnorm_relu_train`] followed by max pooling ([`pool::max_forward`](super::pool::max_forward)
+/// with argmax) of its output, fused: each sample is pooled right after it is normalised, while its
+/// values are still in cache, instead of in a pass of its own over the whole batch. `y` (the batch
+/// norm's output, which its backward pass reads as ReLU's mask) is still written; `py` and
+/// `argmax` are the pooling's output and positions, the same bits as the two calls.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_relu_pool_train<E: Elem>(
+    d: NormDims,
+    pd: &PoolDims,
+    x: &[E],
+    gamma: &[E],
+    beta: &[E],
+    running_mean: &mut [E],
+    running_var: &mut [E],
+    momentum: E,
+    eps: E,
+    y: &mut [E],
+    mean: &mut [E],
+    inv_std: &mut [E],
+    py: &mut [E],
+    argmax: &mut [u32],
+) {
+    assert!(
+        pd.planes == d.n * d.c && pd.h.checked_mul(pd.w) == Some(d.inner),
+        "batch norm and pooling: {pd:?} does not pool {d:?}"
+    );
+    pd.check_lens(y.len(), py.len());
+    assert_eq!(argmax.len(), py.len(), "pooling: argmax length");
+    let stats = (running_mean, running_var, mean, inv_std);
+    bn_train(d, x, (gamma, beta), stats, (momentum, eps), y, true, Some((pd, py, argmax)))
 }
 
 /// Running mean and variance, batch mean and inverse deviation.
 type BnStats<'a, E> = (&'a mut [E], &'a mut [E], &'a mut [E], &'a mut [E]);
 
+/// A max pooling fused after the normalisation: its sizes, output and argmax.
+type PoolAfter<'a, E> = Option<(&'a PoolDims, &'a mut [E], &'a mut [u32])>;
+
+#[allow(clippy::too_many_arguments)]
 fn bn_train<E: Elem>(
     d: NormDims,
     x: &[E],
@@ -108,6 +145,7 @@ fn bn_train<E: Elem>(
     (momentum, eps): (E, E),
     y: &mut [E],
     relu: bool,
+    pool: PoolAfter<'_, E>,
 ) {
     d.check_lens(x.len(), &[gamma.len(), beta.len(), running_mean.len(), running_var.len(), mean.len(), inv_std.len()]);
     assert_eq!(y.len(), x.len(), "batch norm: output length");
@@ -138,8 +176,22 @@ fn bn_train<E: Elem>(
             running_var[ch] = momentum * running_var[ch] + (E::one() - momentum) * var;
         }
         let inv_std = &*inv_std;
-        run_chunks_on(parts, split_runs(y, n, vals, chunks), |(lo, m, ys)| {
-            normalize(c, inner, &x[lo * vals..][..m * vals], (mean, inv_std), (gamma, beta), ys, relu)
+        let Some((pd, py, argmax)) = pool else {
+            run_chunks_on(parts, split_runs(y, n, vals, chunks), |(lo, m, ys)| {
+                normalize(c, inner, &x[lo * vals..][..m * vals], (mean, inv_std), (gamma, beta), ys, relu)
+            });
+            return;
+        };
+        // Sample by sample: normalise, then pool what was just written (the same values and
+        // comparisons as two passes over the batch).
+        let (pdc, q) = (PoolDims { planes: c, ..*pd }, c * pd.oh() * pd.ow());
+        let pieces = split_runs(y, n, vals, chunks).zip(split_runs(py, n, q, chunks)).zip(split_runs(argmax, n, q, chunks));
+        run_chunks_on(parts, pieces, |(((lo, m, ys), (_, _, pys)), (_, _, pas))| {
+            for s in 0..m {
+                let ys = &mut ys[s * vals..][..vals];
+                normalize(c, inner, &x[(lo + s) * vals..][..vals], (mean, inv_std), (gamma, beta), ys, relu);
+                max_forward_one(&pdc, ys, &mut pys[s * q..][..q], Some(&mut pas[s * q..][..q]), false);
+            }
         });
     });
 }
