@@ -4,13 +4,13 @@
 //! every adjacent pair of fields with [`joined`] in a `const` block, so the branch not taken is
 //! dead code after monomorphisation, and for a joined pair calls the functions of this module
 //! instead of the two layers' passes. They are thin: they reach the caches and parameters they
-//! need through [`Module`]'s fusion hooks ([`Module::fuse_pool_cache`], [`Module::fuse_bn`],
-//! [`Module::fuse_bn_cache`]) and call one kernel of the table, compiled once in this crate.
+//! need through [`Module`]'s fusion hooks ([`Module::fuse_pool_cache`], [`Module::fuse_bn_mut`],
+//! [`Module::fuse_gamma`], [`Module::fuse_bn_cache`]) and call one kernel of the table, compiled once in this crate.
 //!
 //! | pair | forward (training, inference, reuse) | backward |
 //! |---|---|---|
 //! | [`ReLU`](crate::layers::ReLU) → [`MaxPool2d`](crate::layers::MaxPool2d) | one pass over `x`: pooling of `max(x, 0)`, ReLU's output not written | one pass: the pooled gradient lands where the ReLU passes it, ReLU's backward skipped |
-//! | [`BatchNormReLU2d`](crate::layers::BatchNormReLU2d) → `MaxPool2d` | training: each sample pooled right after it is normalised (while in cache); inference: the two layers | the two layers |
+//! | [`BatchNormReLU2d`](crate::layers::BatchNormReLU2d) → `MaxPool2d` | training: each sample pooled right after it is normalised (while in cache); inference: the two layers | the pooling's gradient scattered plane by plane (on the stack, planes up to [`POOLED_PLANE_MAX`] values) where batch norm's two passes read it, never written out; larger planes: the two layers |
 //!
 //! Every fused pass gives the same bits as the two layers, for every input (NaN included: ReLU
 //! maps it to +0 before the pooling compares anything, and the fused kernels apply ReLU's exact
@@ -20,7 +20,7 @@
 //! reads it (the pooling's backward pass reads only its argmax, ReLU's reads its input).
 
 use crate::kernels::Elem;
-use crate::kernels::norm::NormDims;
+use crate::kernels::norm::{NormDims, POOLED_PLANE_MAX};
 use crate::kernels::pool::PoolDims;
 use crate::layer::{Act, Module, Step, check_backward, check_call};
 use crate::layers::{BN_EPS, BN_MOMENTUM};
@@ -65,13 +65,14 @@ pub const fn joined(a: Kind, b: Kind) -> bool {
     a.is_head() && b.is_tail()
 }
 
-/// γ, β and the running statistics of a batch norm, as slices ([`Module::fuse_bn`]).
+/// γ, β and the running statistics of a batch norm (or their gradients), as slices
+/// ([`Module::fuse_bn_mut`]).
 #[derive(Debug)]
 pub struct BnParamsMut<'a, E> {
     /// Scale γ.
-    pub gamma: &'a [E],
+    pub gamma: &'a mut [E],
     /// Shift β.
-    pub beta: &'a [E],
+    pub beta: &'a mut [E],
     /// Running mean (updated by a training pass).
     pub running_mean: &'a mut [E],
     /// Running variance (updated by a training pass).
@@ -144,7 +145,7 @@ pub fn forward_train<E: Elem, A: Module<E>, B: Module<E>>(
         Kind::Relu => E::k_relu_max_pool_forward(&d, x.data, yb, Some(&mut pool.argmax)),
         Kind::BnRelu => {
             let nd = NormDims { n: x.n, c: x.ext.dim(0), inner: x.ext.dim(1) * x.ext.dim(2) };
-            let bn = a.fuse_bn().expect("fuse: batch norm parameters");
+            let bn = a.fuse_bn_mut().expect("fuse: batch norm parameters");
             let c = A::fuse_bn_cache(&mut sa.cache).expect("fuse: a batch norm's cache");
             c.mean.resize(nd.c, E::zero());
             c.inv_std.resize(nd.c, E::zero());
@@ -173,6 +174,8 @@ pub fn forward_train<E: Elem, A: Module<E>, B: Module<E>>(
 /// gradient `dyb`, writes the parameter gradients into `ga`, `gb` and, when `dx` is given, the
 /// gradient of `a`'s input `x` into it. `sa.grad` (the gradient between the two) is sized, and
 /// written only when the pair's backward is not fused.
+///
+/// Panics on a backward pass without a training forward pass, or buffers of the wrong lengths.
 #[allow(clippy::too_many_arguments)]
 pub fn backward<E: Elem, A: Module<E>, B: Module<E>>(
     (a, b): (&A, &B),
@@ -195,6 +198,33 @@ pub fn backward<E: Elem, A: Module<E>, B: Module<E>>(
             if let Some(dx) = dx {
                 E::k_relu_max_pool_backward(&pool_dims(B::FUSE, &mid), dyb, argmax, x.data, dx);
             }
+        }
+        Kind::BnRelu if x.ext.dim(1) * x.ext.dim(2) <= POOLED_PLANE_MAX => {
+            let mid = Act::new(&sa.out, x.n, sa.ext);
+            check_call::<E, A>(&x, sa.out.len());
+            check_backward::<E, B>(&mid, yb.len(), dyb.len(), None);
+            assert!(dx.as_ref().is_none_or(|d| d.len() == x.data.len()), "fuse: the input gradient does not match the input");
+            let argmax = &B::fuse_pool_cache(cb).expect("fuse: a pooling's cache").argmax;
+            assert_eq!(argmax.len(), dyb.len(), "MaxPool2d: backward without a training forward pass");
+            let nd = NormDims { n: x.n, c: x.ext.dim(0), inner: x.ext.dim(1) * x.ext.dim(2) };
+            let c = A::fuse_bn_cache(&mut sa.cache).expect("fuse: a batch norm's cache");
+            assert_eq!(c.mean.len(), nd.c, "batch norm: backward without a training forward pass");
+            let gamma = a.fuse_gamma().expect("fuse: batch norm parameters");
+            let g = ga.fuse_bn_mut().expect("fuse: batch norm gradients");
+            E::k_batchnorm_relu_pool_backward(
+                nd,
+                &pool_dims(B::FUSE, &mid),
+                dyb,
+                argmax,
+                &sa.out,
+                x.data,
+                &c.mean,
+                &c.inv_std,
+                gamma,
+                g.gamma,
+                g.beta,
+                dx,
+            );
         }
         _ => {
             let mid = Act::new(&sa.out, x.n, sa.ext);

@@ -166,8 +166,14 @@ pub trait Module<E: Elem>: Sized + Send + Sync {
         None
     }
 
-    /// Fusion hook: the batch-norm parameters of a layer whose [`Module::FUSE`] is `Kind::BnRelu`.
-    fn fuse_bn(&mut self) -> Option<BnParamsMut<'_, E>> {
+    /// Fusion hook: the batch-norm parameters (or gradients) of a layer whose [`Module::FUSE`] is
+    /// `Kind::BnRelu`.
+    fn fuse_bn_mut(&mut self) -> Option<BnParamsMut<'_, E>> {
+        None
+    }
+
+    /// Fusion hook: the batch-norm scale γ of a layer whose [`Module::FUSE`] is `Kind::BnRelu`.
+    fn fuse_gamma(&self) -> Option<&[E]> {
         None
     }
 

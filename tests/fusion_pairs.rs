@@ -93,6 +93,15 @@ fn bits<E: Elem>(v: &[E]) -> Vec<u64> {
     v.iter().map(|x| x.to_f64_lossy().to_bits()).collect()
 }
 
+/// Asserts `a` and `b` hold the same bits, naming the first position that differs.
+#[track_caller]
+fn same_bits<E: Elem>(a: &[E], b: &[E], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    if let Some(i) = bits(a).iter().zip(bits(b)).position(|(x, y)| *x != y) {
+        panic!("{what}: position {i} of {}: {:?} (fused) vs {:?} (unfused)", a.len(), a[i].to_f64_lossy(), b[i].to_f64_lossy());
+    }
+}
+
 fn params<E: Elem, M: Module<E>>(m: &M) -> Vec<(String, Vec<u64>)> {
     let mut out = Vec::new();
     m.visit_params(&shaped::Path::ROOT, &mut |info, d| out.push((info.path.to_string(), bits(d))));
@@ -104,6 +113,11 @@ fn same<E: Elem, F: Module<E>, S: Module<E>>(n: usize, ext: Extents, seed: u64, 
     let what = format!("{} n={n} {:?} seed {seed}", F::type_name(), core::any::type_name::<E>());
     let mut rng = StdRng::seed_from_u64(seed);
     let mut fused = F::init(&mut rng, Init::Gaussian(1.0));
+    fused.visit_params_mut(&shaped::Path::ROOT, &mut |info, d| {
+        if matches!(info.kind, ParamKind::Gamma | ParamKind::Beta) {
+            d.iter_mut().for_each(|v| *v = E::lit(rng.random_range(-1.0..1.0)));
+        }
+    });
     let mut split = S::zeros();
     // The same parameters (the split model has only a parameterless Identity more).
     let mut flat = Vec::new();
@@ -121,26 +135,26 @@ fn same<E: Elem, F: Module<E>, S: Module<E>>(n: usize, ext: Extents, seed: u64, 
         let (mut cf, mut cs) = (F::Cache::default(), S::Cache::default());
         fused.forward_train_raw(act, &mut yf, &mut cf);
         split.forward_train_raw(act, &mut ys, &mut cs);
-        assert_eq!(bits(&yf), bits(&ys), "{what}: training output, step {step}");
+        same_bits(&yf, &ys, &format!("{what}: training output, step {step}"));
         assert_eq!(params(&fused), params(&split), "{what}: running statistics, step {step}");
         for with_dx in [true, false] {
             let (mut gf, mut gs) = (F::zeros(), S::zeros());
             let (mut dxf, mut dxs) = (vec![E::lit(7.0); x.len()], vec![E::lit(7.0); x.len()]);
             fused.backward_raw(act, &yf, &dy, &mut cf, with_dx.then_some(&mut dxf[..]), &mut gf);
             split.backward_raw(act, &ys, &dy, &mut cs, with_dx.then_some(&mut dxs[..]), &mut gs);
-            assert_eq!(bits(&dxf), bits(&dxs), "{what}: input gradient, step {step}");
+            same_bits(&dxf, &dxs, &format!("{what}: input gradient, step {step}"));
             assert_eq!(params(&gf), params(&gs), "{what}: parameter gradients, step {step}");
         }
     }
     let (mut yf, mut ys) = (vec![E::zero(); ny], vec![E::zero(); ny]);
     fused.forward_raw(act, &mut yf);
     split.forward_raw(act, &mut ys);
-    assert_eq!(bits(&yf), bits(&ys), "{what}: inference output");
+    same_bits(&yf, &ys, &format!("{what}: inference output"));
     let (mut cf, mut cs) = (F::Cache::default(), S::Cache::default());
     for _ in 0..2 {
         fused.forward_reuse(act, &mut yf, &mut cf);
         split.forward_reuse(act, &mut ys, &mut cs);
-        assert_eq!(bits(&yf), bits(&ys), "{what}: reuse output");
+        same_bits(&yf, &ys, &format!("{what}: reuse output"));
     }
 }
 
@@ -200,4 +214,37 @@ fn which_pairs_are_joined() {
     assert!(!joined(<ReLU as Module<f32>>::FUSE, <Identity as Module<f32>>::FUSE));
     assert!(!joined(<BatchNorm2d<4> as Module<f32>>::FUSE, <MaxPool2d<2> as Module<f32>>::FUSE));
     assert_eq!(<MaxPool2d<3, 2, 1> as Module<f32>>::FUSE, Kind::MaxPool { p: 3, s: 2, pad: 1 });
+}
+
+/// The spec's 4a model and the VGG's first block (`shaped::models`) against copies with the pair
+/// split.
+#[derive(Sequential)]
+#[sequential(input = (1, 28, 28))]
+struct CnnSplit {
+    conv: Conv2d<1, 5, 7, 1, 0, false>,
+    relu1: ReLU,
+    gap: Identity,
+    pool: MaxPool2d<2>,
+    flat: Flatten,
+    fc1: Linear<605, 16>,
+    relu2: ReLU,
+    fc2: Linear<16, 10>,
+}
+
+#[derive(Sequential)]
+#[sequential(input = (3, 32, 32))]
+struct Block1Split {
+    conv: Conv2d<3, 16, 3, 1, 1>,
+    bn: BatchNormReLU2d<16>,
+    gap: Identity,
+    pool: MaxPool2d<2>,
+}
+
+#[test]
+fn spec_models_fused_equal_unfused() {
+    shaped::set_num_threads(1);
+    for n in [1, 3] {
+        same::<f32, shaped::models::Cnn, CnnSplit>(n, Extents::map(1, 28, 28), 21, &|_| {});
+        same::<f32, shaped::models::Block1, Block1Split>(n, Extents::map(3, 32, 32), 22, &|_| {});
+    }
 }

@@ -13,6 +13,8 @@
 
 use super::cpu::{fmadd, sq_dev_lanes, sum_lanes};
 pub use super::layernorm::{layernorm_backward, layernorm_forward};
+use super::norm_pool::{Pooled, pooled_back_sums, pooled_dx};
+pub use super::norm_pool::{POOLED_PLANE_MAX, batchnorm_relu_pool_backward};
 use super::pool::{PoolDims, max_forward_one};
 use super::{Elem, multiversion};
 use crate::threads::{chunk_count, run_chunks_on, split_runs};
@@ -336,7 +338,7 @@ pub fn batchnorm_backward<E: Elem>(
     dbeta: &mut [E],
     dx: Option<&mut [E]>,
 ) {
-    bn_backward(d, (dy, None), x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
+    bn_backward(d, Dy::Dense(dy, None), x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
 }
 
 /// The backward pass of [`batchnorm_relu_train`]: [`batchnorm_backward`] of ReLU's input
@@ -357,18 +359,27 @@ pub fn batchnorm_relu_backward<E: Elem>(
     dx: Option<&mut [E]>,
 ) {
     assert_eq!(y.len(), x.len(), "batch norm: output length");
-    bn_backward(d, (dy, Some(y)), x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
+    bn_backward(d, Dy::Dense(dy, Some(y)), x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
 }
 
 /// ReLU's backward select: `dy` where the output `y` is positive, else 0.
 #[inline(always)]
-fn relu_grad<E: Elem>(dy: E, y: E) -> E {
+pub(super) fn relu_grad<E: Elem>(dy: E, y: E) -> E {
     if y > E::zero() { dy } else { E::zero() }
 }
 
-fn bn_backward<E: Elem>(
+/// Where a backward pass reads its output gradient.
+#[derive(Clone, Copy)]
+pub(super) enum Dy<'a, E> {
+    /// `dy`; with ReLU, also the fused output `y` (ReLU's mask).
+    Dense(&'a [E], Option<&'a [E]>),
+    /// A following max pooling's gradient, scattered plane by plane where it is read.
+    Pooled(Pooled<'a, E>),
+}
+
+pub(super) fn bn_backward<E: Elem>(
     d: NormDims,
-    (dy, mask): (&[E], Option<&[E]>),
+    src: Dy<'_, E>,
     x: &[E],
     (mean, inv_std): (&[E], &[E]),
     gamma: &[E],
@@ -376,11 +387,14 @@ fn bn_backward<E: Elem>(
     dx: Option<&mut [E]>,
 ) {
     d.check_lens(x.len(), &[mean.len(), inv_std.len(), gamma.len(), dgamma.len(), dbeta.len()]);
-    assert_eq!(dy.len(), x.len(), "batch norm: output gradient length");
+    if let Dy::Dense(dy, mask) = src {
+        assert_eq!(dy.len(), x.len(), "batch norm: output gradient length");
+        assert!(mask.is_none_or(|y| y.len() == x.len()), "batch norm: output length");
+    }
     assert!(dx.as_ref().is_none_or(|t| t.len() == x.len()), "batch norm: input gradient length");
     let NormDims { n, c, inner } = d;
     let len = n * c * inner;
-    let (dy, x, dgamma, dbeta) = (&dy[..len], &x[..len], &mut dgamma[..c], &mut dbeta[..c]);
+    let (x, dgamma, dbeta) = (&x[..len], &mut dgamma[..c], &mut dbeta[..c]);
     let dx = dx.map(|dx| &mut dx[..len]);
     let ((parts, chunks), vals) = (d.split(), c * inner);
     let count = d.count::<E>();
@@ -393,8 +407,13 @@ fn bn_backward<E: Elem>(
         let pieces = split_runs(pb, n, c, chunks).zip(split_runs(pg, n, c, chunks));
         run_chunks_on(parts, pieces, |((lo, m, b), (_, _, g))| {
             let r = lo * vals..(lo + m) * vals;
-            let m = mask.map(|y| &y[r.clone()]);
-            sample_back_sums(c, inner, (&dy[r.clone()], m), &x[r], mean, b, g)
+            match src {
+                Dy::Dense(dy, mask) => {
+                    let m = mask.map(|y| &y[r.clone()]);
+                    sample_back_sums(c, inner, (&dy[r.clone()], m), &x[r], mean, b, g)
+                }
+                Dy::Pooled(p) => pooled_back_sums(c, inner, p.samples(lo, m, vals), &x[r], mean, b, g),
+            }
         });
         for ch in 0..c {
             dbeta[ch] = column_sum(pb, c, ch);
@@ -404,8 +423,16 @@ fn bn_backward<E: Elem>(
             let (db, dg) = (&*dbeta, &*dgamma);
             run_chunks_on(parts, split_runs(dx, n, vals, chunks), |(lo, m, o)| {
                 let r = lo * vals..(lo + m) * vals;
-                let g = (&dy[r.clone()], mask.map(|y| &y[r.clone()]));
-                sample_dx(c, inner, g, &x[r], mean, inv_std, gamma, db, dg, count, o)
+                match src {
+                    Dy::Dense(dy, mask) => {
+                        let g = (&dy[r.clone()], mask.map(|y| &y[r.clone()]));
+                        sample_dx(c, inner, g, &x[r], mean, inv_std, gamma, db, dg, count, o)
+                    }
+                    Dy::Pooled(p) => {
+                        let p = p.samples(lo, m, vals);
+                        pooled_dx(c, inner, p, &x[r], (mean, inv_std), gamma, (db, dg), count, o)
+                    }
+                }
             });
         }
     });
@@ -448,7 +475,7 @@ fn sample_back_sums_body<E: Elem, const FMA: bool>(
 /// `(Σ g, Σ g·(x − m))` with `g = relu_grad(dy, y)`: [`sum_lanes`] and [`dot_dev`] of `g`, the
 /// same eight partial sums folded the same way.
 #[inline(always)]
-fn masked_sums<E: Elem, const FMA: bool>(dy: &[E], y: &[E], x: &[E], m: E) -> (E, E) {
+pub(super) fn masked_sums<E: Elem, const FMA: bool>(dy: &[E], y: &[E], x: &[E], m: E) -> (E, E) {
     let len = dy.len().min(y.len()).min(x.len());
     let (dy, y, x) = (&dy[..len], &y[..len], &x[..len]);
     let (mut sl, mut dl) = ([E::zero(); 8], [E::zero(); 8]);

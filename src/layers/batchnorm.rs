@@ -127,11 +127,14 @@ macro_rules! bn_module {
             type Cache = BnCache<E>;
             const FUSE: Kind = $fuse;
 
-            fn fuse_bn(&mut self) -> Option<BnParamsMut<'_, E>> {
+            fn fuse_gamma(&self) -> Option<&[E]> {
+                Some(self.params.gamma.as_slice())
+            }
+            fn fuse_bn_mut(&mut self) -> Option<BnParamsMut<'_, E>> {
                 let p = &mut self.params;
                 Some(BnParamsMut {
-                    gamma: p.gamma.as_slice(),
-                    beta: p.beta.as_slice(),
+                    gamma: p.gamma.as_mut_slice(),
+                    beta: p.beta.as_mut_slice(),
                     running_mean: p.running_mean.as_mut_slice(),
                     running_var: p.running_var.as_mut_slice(),
                 })
