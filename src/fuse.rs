@@ -87,7 +87,12 @@ fn pool_dims<E>(kind: Kind, x: &Act<'_, E>) -> PoolDims {
 
 /// Checks a fused pair's forward buffers: `x` follows `A`'s rule into `ha` (`A`'s output, extents
 /// `a_ext`), which follows `B`'s into `yb`. Returns `A`'s output as `B`'s input.
-fn check_pair<'h, E: Elem, A: Module<E>, B: Module<E>>(x: &Act<'_, E>, ha: &'h [E], a_ext: Extents, yb: usize) -> Act<'h, E> {
+fn check_pair<'h, E: Elem, A: Module<E>, B: Module<E>>(
+    x: &Act<'_, E>,
+    ha: &'h [E],
+    a_ext: Extents,
+    yb: usize,
+) -> Act<'h, E> {
     let out = check_call::<E, A>(x, ha.len());
     assert_eq!(out, a_ext, "fuse: the first layer's output extents");
     let mid = Act::new(ha, x.n, a_ext);
@@ -97,7 +102,14 @@ fn check_pair<'h, E: Elem, A: Module<E>, B: Module<E>>(x: &Act<'_, E>, ha: &'h [
 
 /// Inference forward pass of the pair `a → b` from `x` into `yb`; `ha` (`a`'s output, extents
 /// `a_ext`) is scratch the fused pass may leave unwritten.
-pub fn forward<E: Elem, A: Module<E>, B: Module<E>>(a: &A, b: &B, x: Act<'_, E>, ha: &mut [E], a_ext: Extents, yb: &mut [E]) {
+pub fn forward<E: Elem, A: Module<E>, B: Module<E>>(
+    a: &A,
+    b: &B,
+    x: Act<'_, E>,
+    ha: &mut [E],
+    a_ext: Extents,
+    yb: &mut [E],
+) {
     match A::FUSE {
         Kind::Relu => {
             let mid = check_pair::<E, A, B>(&x, ha, a_ext, yb.len());
@@ -192,7 +204,10 @@ pub fn backward<E: Elem, A: Module<E>, B: Module<E>>(
             let mid = Act::new(&sa.out, x.n, sa.ext);
             check_call::<E, A>(&x, sa.out.len());
             check_backward::<E, B>(&mid, yb.len(), dyb.len(), None);
-            assert!(dx.as_ref().is_none_or(|d| d.len() == x.data.len()), "fuse: the input gradient does not match the input");
+            assert!(
+                dx.as_ref().is_none_or(|d| d.len() == x.data.len()),
+                "fuse: the input gradient does not match the input"
+            );
             let argmax = &B::fuse_pool_cache(cb).expect("fuse: a pooling's cache").argmax;
             assert_eq!(argmax.len(), dyb.len(), "MaxPool2d: backward without a training forward pass");
             if let Some(dx) = dx {
@@ -203,7 +218,10 @@ pub fn backward<E: Elem, A: Module<E>, B: Module<E>>(
             let mid = Act::new(&sa.out, x.n, sa.ext);
             check_call::<E, A>(&x, sa.out.len());
             check_backward::<E, B>(&mid, yb.len(), dyb.len(), None);
-            assert!(dx.as_ref().is_none_or(|d| d.len() == x.data.len()), "fuse: the input gradient does not match the input");
+            assert!(
+                dx.as_ref().is_none_or(|d| d.len() == x.data.len()),
+                "fuse: the input gradient does not match the input"
+            );
             let argmax = &B::fuse_pool_cache(cb).expect("fuse: a pooling's cache").argmax;
             assert_eq!(argmax.len(), dyb.len(), "MaxPool2d: backward without a training forward pass");
             let nd = NormDims { n: x.n, c: x.ext.dim(0), inner: x.ext.dim(1) * x.ext.dim(2) };

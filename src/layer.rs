@@ -2,8 +2,8 @@
 
 use crate::fuse::{BnParamsMut, Kind};
 use crate::init::Init;
-use crate::layers::{BnCache, PoolCache};
 use crate::kernels::Elem;
+use crate::layers::{BnCache, PoolCache};
 use crate::shape::{Extents, Msg, Rule, Shape, describe, expect, out_extents};
 use crate::tensor::Tensor;
 use core::fmt;

@@ -13,8 +13,8 @@
 
 use super::cpu::{fmadd, sq_dev_lanes, sum_lanes};
 pub use super::layernorm::{layernorm_backward, layernorm_forward};
-use super::norm_pool::{Pooled, pooled_back_sums, pooled_dx};
 pub use super::norm_pool::{POOLED_PLANE_MAX, batchnorm_relu_pool_backward};
+use super::norm_pool::{Pooled, pooled_back_sums, pooled_dx};
 use super::pool::{PoolDims, max_forward_one};
 use super::{Elem, multiversion};
 use crate::threads::{chunk_count, run_chunks_on, split_runs};
@@ -187,7 +187,8 @@ fn bn_train<E: Elem>(
         // Sample by sample: normalise, then pool what was just written (the same values and
         // comparisons as two passes over the batch).
         let (pdc, q) = (PoolDims { planes: c, ..*pd }, c * pd.oh() * pd.ow());
-        let pieces = split_runs(y, n, vals, chunks).zip(split_runs(py, n, q, chunks)).zip(split_runs(argmax, n, q, chunks));
+        let pieces =
+            split_runs(y, n, vals, chunks).zip(split_runs(py, n, q, chunks)).zip(split_runs(argmax, n, q, chunks));
         run_chunks_on(parts, pieces, |(((lo, m, ys), (_, _, pys)), (_, _, pas))| {
             for s in 0..m {
                 let ys = &mut ys[s * vals..][..vals];

@@ -124,7 +124,11 @@ fn max2_forward_body<E: Elem, const FMA: bool>(d: &PoolDims, x: &[E], y: &mut [E
         let (x32, y32) = (super::matmul::as_f32(x), super::matmul::as_f32_mut(y));
         // SAFETY: the CPU supports AVX2 and FMA (detection checked just above, whatever FMA says).
         return unsafe {
-            if relu { max2_forward_f32::<true>(d, x32, y32, argmax) } else { max2_forward_f32::<false>(d, x32, y32, argmax) }
+            if relu {
+                max2_forward_f32::<true>(d, x32, y32, argmax)
+            } else {
+                max2_forward_f32::<false>(d, x32, y32, argmax)
+            }
         };
     }
     if relu { max2_scalar::<E, true>(d, x, y, argmax) } else { max2_scalar::<E, false>(d, x, y, argmax) }

@@ -217,7 +217,13 @@ pub struct BatchNorm2d<const C: usize, E: Elem = f32> {
     /// γ, β and running statistics.
     pub params: BnParams<C, E>,
 }
-bn_module!(BatchNorm2d, Rule::Channels { name: "BatchNorm2d", c: C }, |x| x.ext.dim(1) * x.ext.dim(2), false, Kind::None);
+bn_module!(
+    BatchNorm2d,
+    Rule::Channels { name: "BatchNorm2d", c: C },
+    |x| x.ext.dim(1) * x.ext.dim(2),
+    false,
+    Kind::None
+);
 
 impl<B: Dim, H: ConstDim, W: ConstDim, const C: usize, E: Elem> Layer<(B, Const<C>, H, W), E> for BatchNorm2d<C, E> {
     type Out = (B, Const<C>, H, W);
