@@ -9,7 +9,7 @@
 //!
 //! | pair | forward (training, inference, reuse) | backward |
 //! |---|---|---|
-//! | [`ReLU`](crate::layers::ReLU) → [`MaxPool2d`](crate::layers::MaxPool2d) | one pass over `x`: pooling of `max(x, 0)`, ReLU's output not written | one pass: the pooled gradient lands where the ReLU passes it, ReLU's backward skipped |
+//! | [`ReLU`](crate::layers::ReLU) → [`MaxPool2d`](crate::layers::MaxPool2d) | one pass over `x`: pooling of `max(x, 0)`, ReLU's output not written | one pass: each gradient added at its argmax where the pooled output is positive (ReLU's select; the pooled output is ReLU's input there through that select), ReLU's backward skipped |
 //! | [`BatchNormReLU2d`](crate::layers::BatchNormReLU2d) → `MaxPool2d` | training: each sample pooled right after it is normalised (while in cache); inference: the two layers | the pooling's gradient scattered plane by plane (on the stack, planes up to [`POOLED_PLANE_MAX`] values) where batch norm's two passes read it, never written out; larger planes: the two layers |
 //!
 //! Every fused pass gives the same bits as the two layers, for every input (NaN included: ReLU
@@ -211,7 +211,7 @@ pub fn backward<E: Elem, A: Module<E>, B: Module<E>>(
             let argmax = &B::fuse_pool_cache(cb).expect("fuse: a pooling's cache").argmax;
             assert_eq!(argmax.len(), dyb.len(), "MaxPool2d: backward without a training forward pass");
             if let Some(dx) = dx {
-                E::k_relu_max_pool_backward(&pool_dims(B::FUSE, &mid), dyb, argmax, x.data, dx);
+                E::k_relu_max_pool_backward(&pool_dims(B::FUSE, &mid), dyb, argmax, yb, dx);
             }
         }
         Kind::BnRelu if x.ext.dim(1) * x.ext.dim(2) <= POOLED_PLANE_MAX => {

@@ -284,53 +284,54 @@ pub fn max_backward<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], dx: &mut [E
     max_backward_split(d, dy, argmax, None, dx)
 }
 
-/// The backward pass of [`relu_max_forward`] (ReLU's input `x`): each output gradient is added at
-/// its window's first maximum when `x` there is positive (ReLU's select), 0 everywhere else — the
-/// same additions, in the same order, as [`max_backward`] followed by ReLU's backward pass, without
-/// writing the pooling's input gradient.
-pub fn relu_max_backward<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], x: &[E], dx: &mut [E]) {
-    assert_eq!(x.len(), dx.len(), "pooling: ReLU input length");
-    max_backward_split(d, dy, argmax, Some(x), dx)
+/// The backward pass of [`relu_max_forward`], given its output `y`: each output gradient is added
+/// at its window's first maximum when `y` is positive, nothing is added where `y` is 0, and every
+/// other input gradient is 0 — the same values as [`max_backward`] followed by ReLU's backward
+/// pass (`dy` where ReLU's input is positive), without writing the pooling's input gradient or
+/// reading ReLU's input. (`y > 0` exactly when ReLU's input at the argmax is: `y` is that value
+/// through ReLU's select. Where it is not, ReLU's backward writes +0, and here the additions of +0
+/// to the zeroed gradient leave +0.)
+pub fn relu_max_backward<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], y: &[E], dx: &mut [E]) {
+    assert_eq!(y.len(), dy.len(), "pooling: output length");
+    max_backward_split(d, dy, argmax, Some(y), dx)
 }
 
-fn max_backward_split<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], x: Option<&[E]>, dx: &mut [E]) {
+fn max_backward_split<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], y: Option<&[E]>, dx: &mut [E]) {
     d.check_lens(dx.len(), dy.len());
     assert_eq!(argmax.len(), dy.len(), "pooling: argmax length");
     let (xs, q) = (d.h * d.w, d.oh() * d.ow());
     let parts = super::split_batch(d.planes, xs * 8);
     if parts <= 1 {
-        return max_backward_one(d, dy, argmax, x, dx);
+        return max_backward_one(d, dy, argmax, y, dx);
     }
     // Planes are independent: split them over the kernel threads.
     crate::threads::for_chunks(&mut dx[..d.planes * xs], xs, parts, |at, dxc| {
         let (p0, n) = (at / xs, dxc.len() / xs);
         let dd = PoolDims { planes: n, ..*d };
-        let x = x.map(|x| &x[at..][..dxc.len()]);
-        max_backward_one(&dd, &dy[p0 * q..][..n * q], &argmax[p0 * q..][..n * q], x, dxc)
+        let y = y.map(|y| &y[p0 * q..][..n * q]);
+        max_backward_one(&dd, &dy[p0 * q..][..n * q], &argmax[p0 * q..][..n * q], y, dxc)
     });
 }
 
-/// [`max_backward`] of `d.planes` planes on the calling thread; with `x`, only where `x > 0`.
-fn max_backward_one<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], x: Option<&[E]>, dx: &mut [E]) {
+/// [`max_backward`] of `d.planes` planes on the calling thread; with the output `y`, only where
+/// `y > 0` ([`relu_max_backward`]).
+fn max_backward_one<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], y: Option<&[E]>, dx: &mut [E]) {
     let (q, xs) = (d.oh() * d.ow(), d.h * d.w);
     dx[..d.planes * xs].fill(E::zero());
     for pl in 0..d.planes {
         let dxp = &mut dx[pl * xs..][..xs];
         let (gs, args) = (&dy[pl * q..][..q], &argmax[pl * q..][..q]);
-        match x {
+        match y {
             None => {
                 for (g, &i) in gs.iter().zip(args) {
                     dxp[i as usize] += *g;
                 }
             }
-            Some(x) => {
-                let xp = &x[pl * xs..][..xs];
-                for (g, &i) in gs.iter().zip(args) {
-                    // ReLU's backward select, applied to each addition instead of to their sum:
-                    // where `x ≤ 0` (or NaN) nothing is added and the value stays +0.
-                    if xp[i as usize] > E::zero() {
-                        dxp[i as usize] += *g;
-                    }
+            Some(y) => {
+                for ((&g, &i), &yv) in gs.iter().zip(args).zip(&y[pl * q..][..q]) {
+                    // ReLU's backward select, made before the addition (a select, not a branch:
+                    // the signs of `y` are not predictable).
+                    dxp[i as usize] += if yv > E::zero() { g } else { E::zero() };
                 }
             }
         }

@@ -107,7 +107,7 @@ kernel_table! {
     /// [`pool::relu_max_forward`].
     fn k_relu_max_pool_forward(d: &PoolDims, x: &[Self], y: &mut [Self], argmax: Option<&mut [u32]>) => pool::relu_max_forward;
     /// [`pool::relu_max_backward`].
-    fn k_relu_max_pool_backward(d: &PoolDims, dy: &[Self], argmax: &[u32], x: &[Self], dx: &mut [Self]) => pool::relu_max_backward;
+    fn k_relu_max_pool_backward(d: &PoolDims, dy: &[Self], argmax: &[u32], y: &[Self], dx: &mut [Self]) => pool::relu_max_backward;
     /// [`norm::batchnorm_relu_pool_train`].
     fn k_batchnorm_relu_pool_train(d: NormDims, pd: &PoolDims, x: &[Self], gamma: &[Self], beta: &[Self], running_mean: &mut [Self], running_var: &mut [Self], momentum: Self, eps: Self, y: &mut [Self], mean: &mut [Self], inv_std: &mut [Self], py: &mut [Self], argmax: &mut [u32]) => norm::batchnorm_relu_pool_train;
     /// [`norm::batchnorm_relu_pool_backward`].
