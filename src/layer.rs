@@ -1,7 +1,9 @@
 //! The `Layer` and `Module` traits: how a layer computes, how its parameters are visited.
 
+use crate::fuse::{BnParamsMut, Kind};
 use crate::init::Init;
 use crate::kernels::Elem;
+use crate::layers::{BnCache, PoolCache};
 use crate::shape::{Extents, Msg, Rule, Shape, describe, expect, out_extents};
 use crate::tensor::Tensor;
 use core::fmt;
@@ -152,6 +154,35 @@ pub trait Module<E: Elem>: Sized + Send + Sync {
     /// What the training forward pass keeps for the backward pass (masks, normalised inputs, argmax
     /// positions, intermediate activations), reused across steps.
     type Cache: Default + Send;
+
+    /// What the layer can fuse with a neighbour in a derived model's passes ([`crate::fuse`]);
+    /// `Kind::None` unless a fused pass knows the layer.
+    const FUSE: Kind = Kind::None;
+
+    /// Fusion hook: the max-pooling cache inside `cache`, for a layer whose [`Module::FUSE`] is
+    /// `Kind::MaxPool`.
+    fn fuse_pool_cache(cache: &mut Self::Cache) -> Option<&mut PoolCache> {
+        let _ = cache;
+        None
+    }
+
+    /// Fusion hook: the batch-norm parameters (or gradients) of a layer whose [`Module::FUSE`] is
+    /// `Kind::BnRelu`.
+    fn fuse_bn_mut(&mut self) -> Option<BnParamsMut<'_, E>> {
+        None
+    }
+
+    /// Fusion hook: the batch-norm scale γ of a layer whose [`Module::FUSE`] is `Kind::BnRelu`.
+    fn fuse_gamma(&self) -> Option<&[E]> {
+        None
+    }
+
+    /// Fusion hook: the batch-norm cache inside `cache`, for a layer whose [`Module::FUSE`] is
+    /// `Kind::BnRelu`.
+    fn fuse_bn_cache(cache: &mut Self::Cache) -> Option<&mut BnCache<E>> {
+        let _ = cache;
+        None
+    }
 
     /// The module with every parameter at its neutral value (weights, biases and β zero; γ and the
     /// running variance one). Used for gradients and as the start of [`Module::init`].

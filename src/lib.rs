@@ -42,6 +42,7 @@ pub mod data;
 pub mod dist;
 pub mod error;
 pub mod flops;
+pub mod fuse;
 pub mod gradcheck;
 pub mod guide;
 pub mod init;

@@ -1,4 +1,5 @@
-//! Every kernel path this host can run: the kernel, dense-convolution, fusion, golden-value, gradient-check,
+//! Every kernel path this host can run: the kernel, dense-convolution, fusion (layers and pairs),
+//! golden-value, gradient-check,
 //! breadth-layer and loss tests (included below as modules) run once in this process on the default (widest) path,
 //! then again in a child process per narrower instruction set, forced with `SHAPED_ISA`
 //! (`portable`, `avx2`). So AVX2 and portable code are tested on an AVX-512 host too. Run with
@@ -8,6 +9,8 @@
 mod conv_dense;
 #[path = "fusion.rs"]
 mod fusion;
+#[path = "fusion_pairs.rs"]
+mod fusion_pairs;
 #[path = "golden.rs"]
 mod golden;
 #[path = "gradcheck.rs"]

@@ -117,18 +117,47 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
         }
     };
 
+    // Fusion (`shaped::fuse`): `joined[i]` is a constant saying whether fields i and i + 1 are one
+    // fused pair. The pair's call replaces the second field's, and the first field makes none; the
+    // constant folds, so the branch not taken is dead code. (No field is in two pairs: heads and
+    // tails are disjoint kinds.)
+    let joined: Vec<TokenStream> = (0..n.saturating_sub(1))
+        .map(|i| {
+            let (a, b) = (&module[i], &module[i + 1]);
+            quote!(const { #sh::fuse::joined(#a::FUSE, #b::FUSE) })
+        })
+        .collect();
+    // The call of field i, or of the pair (i − 1, i) when joined; nothing when (i, i + 1) is.
+    let choose = |i: usize, pair: TokenStream, own: TokenStream| -> TokenStream {
+        let mut t = quote!({ #own });
+        if i + 1 < n {
+            let j = &joined[i];
+            t = quote!(if !#j #t);
+        }
+        if i > 0 {
+            let j = &joined[i - 1];
+            t = quote!(if #j { #pair } else #t);
+        }
+        quote!(#t;)
+    };
+    // The pair's first layer (field i − 1) and its input.
+    let head = |i: usize| -> (&syn::Type, &syn::Ident) { (tys[i - 1], names[i - 1]) };
+
     // forward (inference): fresh intermediates.
-    let mut fwd = TokenStream::new();
-    for i in 0..n {
-        let (c, name) = (&module[i], names[i]);
-        let input = if i == 0 {
+    let h_in = |i: usize| {
+        if i == 0 {
             quote!(x)
         } else {
             let (h, e) = (format_ident!("__h{}", i - 1), format_ident!("__e{}", i - 1));
             quote!(#sh::layer::Act::new(&#h, x.n, #e))
-        };
-        if i == n - 1 {
-            fwd.extend(quote!(#c::forward_raw(&self.#name, #input, y);));
+        }
+    };
+    let mut fwd = TokenStream::new();
+    for i in 0..n {
+        let (c, name) = (&module[i], names[i]);
+        let input = h_in(i);
+        let out = if i == n - 1 {
+            quote!(y)
         } else {
             let (h, e) = (format_ident!("__h{}", i), format_ident!("__e{}", i));
             let prev = if i == 0 {
@@ -140,39 +169,27 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
             fwd.extend(quote! {
                 let #e = #sh::shape::out_extents(&#c::RULE, #prev);
                 let mut #h = #sh::layer::buffer::<#elem>(x.n, #e);
-                #c::forward_raw(&self.#name, #input, &mut #h);
             });
-        }
+            quote!(&mut #h)
+        };
+        let pair = (i > 0).then(|| {
+            let (a, an) = head(i);
+            let (h, e) = (format_ident!("__h{}", i - 1), format_ident!("__e{}", i - 1));
+            let hin = h_in(i - 1);
+            let t = tys[i];
+            quote!(#sh::fuse::forward::<#elem, #a, #t>(&self.#an, &self.#name, #hin, &mut #h, #e, #out))
+        });
+        fwd.extend(choose(i, pair.unwrap_or_default(), quote!(#c::forward_raw(&self.#name, #input, #out))));
     }
 
-    // forward_train: intermediates in the cache.
+    // forward_train and forward_reuse: intermediates in the cache.
     let mut fwd_train = TokenStream::new();
-    for i in 0..n {
-        let (c, name, sid) = (&module[i], names[i], &sids[i]);
-        let input = act_in(i);
-        if i == n - 1 {
-            fwd_train.extend(quote!(#c::forward_train_raw(&mut self.#name, #input, y, #sid);));
-        } else {
-            let prev = if i == 0 {
-                quote!(x.ext)
-            } else {
-                let p = &sids[i - 1];
-                quote!(#p.ext)
-            };
-            fwd_train.extend(quote! {
-                #sid.prepare(&#c::RULE, #prev, x.n);
-                #c::forward_train_raw(&mut self.#name, #input, &mut #sid.out, &mut #sid.cache);
-            });
-        }
-    }
-
-    // forward_reuse: inference, intermediates in the cache (no allocation once sized).
     let mut fwd_reuse = TokenStream::new();
     for i in 0..n {
         let (c, name, sid) = (&module[i], names[i], &sids[i]);
         let input = act_in(i);
-        if i == n - 1 {
-            fwd_reuse.extend(quote!(#c::forward_reuse(&self.#name, #input, y, #sid);));
+        let (out, cache) = if i == n - 1 {
+            (quote!(y), quote!(#sid))
         } else {
             let prev = if i == 0 {
                 quote!(x.ext)
@@ -180,24 +197,38 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
                 let p = &sids[i - 1];
                 quote!(#p.ext)
             };
-            fwd_reuse.extend(quote! {
-                #sid.prepare(&#c::RULE, #prev, x.n);
-                #c::forward_reuse(&self.#name, #input, &mut #sid.out, &mut #sid.cache);
-            });
-        }
+            let prep = quote!(#sid.prepare(&#c::RULE, #prev, x.n););
+            fwd_train.extend(prep.clone());
+            fwd_reuse.extend(prep);
+            (quote!(&mut #sid.out), quote!(&mut #sid.cache))
+        };
+        let (train_pair, reuse_pair) = if i > 0 {
+            let ((a, an), p, pin, c) = (head(i), &sids[i - 1], act_in(i - 1), tys[i]);
+            (
+                quote!(#sh::fuse::forward_train::<#elem, #a, #c>(&mut self.#an, #pin, #p, #out, #cache)),
+                quote!(#sh::fuse::forward_reuse::<#elem, #a, #c>(&self.#an, &self.#name, #pin, #p, #out, #cache)),
+            )
+        } else {
+            Default::default()
+        };
+        fwd_train.extend(choose(i, train_pair, quote!(#c::forward_train_raw(&mut self.#name, #input, #out, #cache))));
+        fwd_reuse.extend(choose(i, reuse_pair, quote!(#c::forward_reuse(&self.#name, #input, #out, #cache))));
     }
 
     // backward, last layer first.
+    let dx_of = |i: usize| {
+        if i == 0 {
+            quote!(dx.as_deref_mut())
+        } else {
+            let p = &sids[i - 1];
+            quote!(::core::option::Option::Some(&mut #p.grad[..]))
+        }
+    };
     let mut bwd = TokenStream::new();
     for i in (0..n).rev() {
         let (c, name, sid) = (&module[i], names[i], &sids[i]);
         let input = act_in(i);
-        let dx = if i == 0 {
-            quote!(dx)
-        } else {
-            let p = &sids[i - 1];
-            quote!(::core::option::Option::Some(&mut #p.grad[..]))
-        };
+        let dx = dx_of(i);
         let (out, dy, cache) = if i == n - 1 {
             (quote!(y), quote!(dy), quote!(#sid))
         } else {
@@ -207,7 +238,24 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
             let p = &sids[i - 1];
             bwd.extend(quote!(#p.fit_grad();));
         }
-        bwd.extend(quote!(#c::backward_raw(&self.#name, #input, #out, #dy, #cache, #dx, &mut grads.#name);));
+        let pair = (i > 0).then(|| {
+            let ((a, an), p, pin, pdx, c) = (head(i), &sids[i - 1], act_in(i - 1), dx_of(i - 1), tys[i]);
+            let fit = (i > 1).then(|| {
+                let q = &sids[i - 2];
+                quote!(#q.fit_grad();)
+            });
+            quote! {
+                #fit
+                #sh::fuse::backward::<#elem, #a, #c>(
+                    (&self.#an, &self.#name), #pin, #p, (#out, #dy), #cache, #pdx, (&mut grads.#an, &mut grads.#name),
+                )
+            }
+        });
+        bwd.extend(choose(
+            i,
+            pair.unwrap_or_default(),
+            quote!(#c::backward_raw(&self.#name, #input, #out, #dy, #cache, #dx, &mut grads.#name)),
+        ));
     }
 
     let seeds: Vec<u64> = (0..n as u64).collect();
@@ -306,7 +354,7 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
                     y: &[#elem],
                     dy: &[#elem],
                     __cache: &mut Self::Cache,
-                    dx: ::core::option::Option<&mut [#elem]>,
+                    mut dx: ::core::option::Option<&mut [#elem]>,
                     grads: &mut Self,
                 ) {
                     #sh::layer::check_call::<#elem, Self>(&x, y.len());

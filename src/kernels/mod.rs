@@ -15,6 +15,7 @@ mod layernorm;
 mod loss;
 mod matmul;
 pub mod norm;
+mod norm_pool;
 mod optim;
 pub mod pool;
 pub mod simd;

@@ -13,6 +13,9 @@
 
 use super::cpu::{fmadd, sq_dev_lanes, sum_lanes};
 pub use super::layernorm::{layernorm_backward, layernorm_forward};
+pub use super::norm_pool::{POOLED_PLANE_MAX, batchnorm_relu_pool_backward};
+use super::norm_pool::{Pooled, pooled_back_sums, pooled_dx};
+use super::pool::{PoolDims, max_forward_one};
 use super::{Elem, multiversion};
 use crate::threads::{chunk_count, run_chunks_on, split_runs};
 
@@ -73,7 +76,7 @@ pub fn batchnorm_train<E: Elem>(
     inv_std: &mut [E],
 ) {
     let stats = (running_mean, running_var, mean, inv_std);
-    bn_train(d, x, (gamma, beta), stats, (momentum, eps), y, false)
+    bn_train(d, x, (gamma, beta), stats, (momentum, eps), y, false, None)
 }
 
 /// [`batchnorm_train`] followed by ReLU, fused: `y = max(γ·x̂ + β, 0)` in the pass that writes
@@ -94,12 +97,48 @@ pub fn batchnorm_relu_train<E: Elem>(
     inv_std: &mut [E],
 ) {
     let stats = (running_mean, running_var, mean, inv_std);
-    bn_train(d, x, (gamma, beta), stats, (momentum, eps), y, true)
+    bn_train(d, x, (gamma, beta), stats, (momentum, eps), y, true, None)
+}
+
+/// [`batchnorm_relu_train`] followed by max pooling ([`pool::max_forward`](super::pool::max_forward)
+/// with argmax) of its output, fused: each sample is pooled right after it is normalised, while its
+/// values are still in cache, instead of in a pass of its own over the whole batch. `y` (the batch
+/// norm's output, which its backward pass reads as ReLU's mask) is still written; `py` and
+/// `argmax` are the pooling's output and positions, the same bits as the two calls.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_relu_pool_train<E: Elem>(
+    d: NormDims,
+    pd: &PoolDims,
+    x: &[E],
+    gamma: &[E],
+    beta: &[E],
+    running_mean: &mut [E],
+    running_var: &mut [E],
+    momentum: E,
+    eps: E,
+    y: &mut [E],
+    mean: &mut [E],
+    inv_std: &mut [E],
+    py: &mut [E],
+    argmax: &mut [u32],
+) {
+    assert!(
+        pd.planes == d.n * d.c && pd.h.checked_mul(pd.w) == Some(d.inner),
+        "batch norm and pooling: {pd:?} does not pool {d:?}"
+    );
+    pd.check_lens(y.len(), py.len());
+    assert_eq!(argmax.len(), py.len(), "pooling: argmax length");
+    let stats = (running_mean, running_var, mean, inv_std);
+    bn_train(d, x, (gamma, beta), stats, (momentum, eps), y, true, Some((pd, py, argmax)))
 }
 
 /// Running mean and variance, batch mean and inverse deviation.
 type BnStats<'a, E> = (&'a mut [E], &'a mut [E], &'a mut [E], &'a mut [E]);
 
+/// A max pooling fused after the normalisation: its sizes, output and argmax.
+type PoolAfter<'a, E> = Option<(&'a PoolDims, &'a mut [E], &'a mut [u32])>;
+
+#[allow(clippy::too_many_arguments)]
 fn bn_train<E: Elem>(
     d: NormDims,
     x: &[E],
@@ -108,6 +147,7 @@ fn bn_train<E: Elem>(
     (momentum, eps): (E, E),
     y: &mut [E],
     relu: bool,
+    pool: PoolAfter<'_, E>,
 ) {
     d.check_lens(x.len(), &[gamma.len(), beta.len(), running_mean.len(), running_var.len(), mean.len(), inv_std.len()]);
     assert_eq!(y.len(), x.len(), "batch norm: output length");
@@ -138,8 +178,23 @@ fn bn_train<E: Elem>(
             running_var[ch] = momentum * running_var[ch] + (E::one() - momentum) * var;
         }
         let inv_std = &*inv_std;
-        run_chunks_on(parts, split_runs(y, n, vals, chunks), |(lo, m, ys)| {
-            normalize(c, inner, &x[lo * vals..][..m * vals], (mean, inv_std), (gamma, beta), ys, relu)
+        let Some((pd, py, argmax)) = pool else {
+            run_chunks_on(parts, split_runs(y, n, vals, chunks), |(lo, m, ys)| {
+                normalize(c, inner, &x[lo * vals..][..m * vals], (mean, inv_std), (gamma, beta), ys, relu)
+            });
+            return;
+        };
+        // Sample by sample: normalise, then pool what was just written (the same values and
+        // comparisons as two passes over the batch).
+        let (pdc, q) = (PoolDims { planes: c, ..*pd }, c * pd.oh() * pd.ow());
+        let pieces =
+            split_runs(y, n, vals, chunks).zip(split_runs(py, n, q, chunks)).zip(split_runs(argmax, n, q, chunks));
+        run_chunks_on(parts, pieces, |(((lo, m, ys), (_, _, pys)), (_, _, pas))| {
+            for s in 0..m {
+                let ys = &mut ys[s * vals..][..vals];
+                normalize(c, inner, &x[(lo + s) * vals..][..vals], (mean, inv_std), (gamma, beta), ys, relu);
+                max_forward_one(&pdc, ys, &mut pys[s * q..][..q], Some(&mut pas[s * q..][..q]), false);
+            }
         });
     });
 }
@@ -284,7 +339,7 @@ pub fn batchnorm_backward<E: Elem>(
     dbeta: &mut [E],
     dx: Option<&mut [E]>,
 ) {
-    bn_backward(d, (dy, None), x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
+    bn_backward(d, Dy::Dense(dy, None), x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
 }
 
 /// The backward pass of [`batchnorm_relu_train`]: [`batchnorm_backward`] of ReLU's input
@@ -305,18 +360,27 @@ pub fn batchnorm_relu_backward<E: Elem>(
     dx: Option<&mut [E]>,
 ) {
     assert_eq!(y.len(), x.len(), "batch norm: output length");
-    bn_backward(d, (dy, Some(y)), x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
+    bn_backward(d, Dy::Dense(dy, Some(y)), x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
 }
 
 /// ReLU's backward select: `dy` where the output `y` is positive, else 0.
 #[inline(always)]
-fn relu_grad<E: Elem>(dy: E, y: E) -> E {
+pub(super) fn relu_grad<E: Elem>(dy: E, y: E) -> E {
     if y > E::zero() { dy } else { E::zero() }
 }
 
-fn bn_backward<E: Elem>(
+/// Where a backward pass reads its output gradient.
+#[derive(Clone, Copy)]
+pub(super) enum Dy<'a, E> {
+    /// `dy`; with ReLU, also the fused output `y` (ReLU's mask).
+    Dense(&'a [E], Option<&'a [E]>),
+    /// A following max pooling's gradient, scattered plane by plane where it is read.
+    Pooled(Pooled<'a, E>),
+}
+
+pub(super) fn bn_backward<E: Elem>(
     d: NormDims,
-    (dy, mask): (&[E], Option<&[E]>),
+    src: Dy<'_, E>,
     x: &[E],
     (mean, inv_std): (&[E], &[E]),
     gamma: &[E],
@@ -324,11 +388,14 @@ fn bn_backward<E: Elem>(
     dx: Option<&mut [E]>,
 ) {
     d.check_lens(x.len(), &[mean.len(), inv_std.len(), gamma.len(), dgamma.len(), dbeta.len()]);
-    assert_eq!(dy.len(), x.len(), "batch norm: output gradient length");
+    if let Dy::Dense(dy, mask) = src {
+        assert_eq!(dy.len(), x.len(), "batch norm: output gradient length");
+        assert!(mask.is_none_or(|y| y.len() == x.len()), "batch norm: output length");
+    }
     assert!(dx.as_ref().is_none_or(|t| t.len() == x.len()), "batch norm: input gradient length");
     let NormDims { n, c, inner } = d;
     let len = n * c * inner;
-    let (dy, x, dgamma, dbeta) = (&dy[..len], &x[..len], &mut dgamma[..c], &mut dbeta[..c]);
+    let (x, dgamma, dbeta) = (&x[..len], &mut dgamma[..c], &mut dbeta[..c]);
     let dx = dx.map(|dx| &mut dx[..len]);
     let ((parts, chunks), vals) = (d.split(), c * inner);
     let count = d.count::<E>();
@@ -341,8 +408,13 @@ fn bn_backward<E: Elem>(
         let pieces = split_runs(pb, n, c, chunks).zip(split_runs(pg, n, c, chunks));
         run_chunks_on(parts, pieces, |((lo, m, b), (_, _, g))| {
             let r = lo * vals..(lo + m) * vals;
-            let m = mask.map(|y| &y[r.clone()]);
-            sample_back_sums(c, inner, (&dy[r.clone()], m), &x[r], mean, b, g)
+            match src {
+                Dy::Dense(dy, mask) => {
+                    let m = mask.map(|y| &y[r.clone()]);
+                    sample_back_sums(c, inner, (&dy[r.clone()], m), &x[r], mean, b, g)
+                }
+                Dy::Pooled(p) => pooled_back_sums(c, inner, p.samples(lo, m, vals), &x[r], mean, b, g),
+            }
         });
         for ch in 0..c {
             dbeta[ch] = column_sum(pb, c, ch);
@@ -352,8 +424,16 @@ fn bn_backward<E: Elem>(
             let (db, dg) = (&*dbeta, &*dgamma);
             run_chunks_on(parts, split_runs(dx, n, vals, chunks), |(lo, m, o)| {
                 let r = lo * vals..(lo + m) * vals;
-                let g = (&dy[r.clone()], mask.map(|y| &y[r.clone()]));
-                sample_dx(c, inner, g, &x[r], mean, inv_std, gamma, db, dg, count, o)
+                match src {
+                    Dy::Dense(dy, mask) => {
+                        let g = (&dy[r.clone()], mask.map(|y| &y[r.clone()]));
+                        sample_dx(c, inner, g, &x[r], mean, inv_std, gamma, db, dg, count, o)
+                    }
+                    Dy::Pooled(p) => {
+                        let p = p.samples(lo, m, vals);
+                        pooled_dx(c, inner, p, &x[r], (mean, inv_std), gamma, (db, dg), count, o)
+                    }
+                }
             });
         }
     });
@@ -396,7 +476,7 @@ fn sample_back_sums_body<E: Elem, const FMA: bool>(
 /// `(Σ g, Σ g·(x − m))` with `g = relu_grad(dy, y)`: [`sum_lanes`] and [`dot_dev`] of `g`, the
 /// same eight partial sums folded the same way.
 #[inline(always)]
-fn masked_sums<E: Elem, const FMA: bool>(dy: &[E], y: &[E], x: &[E], m: E) -> (E, E) {
+pub(super) fn masked_sums<E: Elem, const FMA: bool>(dy: &[E], y: &[E], x: &[E], m: E) -> (E, E) {
     let len = dy.len().min(y.len()).min(x.len());
     let (dy, y, x) = (&dy[..len], &y[..len], &x[..len]);
     let (mut sl, mut dl) = ([E::zero(); 8], [E::zero(); 8]);

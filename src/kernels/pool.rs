@@ -57,12 +57,24 @@ impl PoolDims {
 /// Max pooling; when `argmax` is given, records for each output the in-plane index of the first
 /// maximum of its window (row-major scan order).
 pub fn max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&mut [u32]>) {
+    max_forward_split(d, x, y, argmax, false)
+}
+
+/// ReLU followed by max pooling, in one pass over `x`: `y` and `argmax` are exactly
+/// [`max_forward`] of `max(x, 0)` (every value goes through ReLU's select `x > 0 ? x : 0` as it is
+/// read, so ties, ±0 and NaN — which ReLU maps to +0 — give the same bits and positions), without
+/// writing `max(x, 0)`.
+pub fn relu_max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&mut [u32]>) {
+    max_forward_split(d, x, y, argmax, true)
+}
+
+fn max_forward_split<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&mut [u32]>, relu: bool) {
     d.check_lens(x.len(), y.len());
     assert!(argmax.as_ref().is_none_or(|a| a.len() == y.len()), "pooling: argmax length");
     let (xs, ys) = (d.h * d.w, d.oh() * d.ow());
     let parts = super::split_batch(d.planes, xs * 8);
     if parts <= 1 {
-        return max_forward_one(d, x, y, argmax);
+        return max_forward_one(d, x, y, argmax, relu);
     }
     // Planes are independent: split them over the kernel threads.
     let mut arg_rest = argmax;
@@ -79,31 +91,52 @@ pub fn max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&
     });
     run_chunks_on(parts, pieces, |(p0, n, yc, ac)| {
         let dd = PoolDims { planes: n, ..*d };
-        max_forward_one(&dd, &x[p0 * xs..][..n * xs], yc, ac)
+        max_forward_one(&dd, &x[p0 * xs..][..n * xs], yc, ac, relu)
     });
 }
 
-fn max_forward_one<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&mut [u32]>) {
+/// Max pooling of `d.planes` planes on the calling thread (`relu`: of `max(x, 0)`), with the
+/// 2×2 fast path; the lengths are the caller's to check.
+pub(crate) fn max_forward_one<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&mut [u32]>, relu: bool) {
     match argmax {
-        Some(a) if d.p == 2 && d.stride == 2 && d.pad == 0 => max2_forward(d, x, y, a),
-        a => max_forward_general(d, x, y, a),
+        Some(a) if d.p == 2 && d.stride == 2 && d.pad == 0 => max2_forward(d, x, y, a, relu),
+        a if relu => general::<E, true>(d, x, y, a),
+        a => general::<E, false>(d, x, y, a),
     }
+}
+
+/// ReLU's select, `v > 0 ? v : 0`, when `RELU`; `v` otherwise.
+#[inline(always)]
+fn relu_if<E: Elem, const RELU: bool>(v: E) -> E {
+    if !RELU || v > E::zero() { v } else { E::zero() }
 }
 
 multiversion! {
     /// 2×2 windows with stride 2 (the common case), branch-free, with argmax.
-    fn max2_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: &mut [u32]) => max2_forward_body
+    /// (`relu`: of `max(x, 0)`, see [`relu_max_forward`].)
+    fn max2_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: &mut [u32], relu: bool) => max2_forward_body
 }
 
 #[inline(always)]
-fn max2_forward_body<E: Elem, const FMA: bool>(d: &PoolDims, x: &[E], y: &mut [E], argmax: &mut [u32]) {
-    let (oh, ow, w) = (d.oh(), d.ow(), d.w);
+fn max2_forward_body<E: Elem, const FMA: bool>(d: &PoolDims, x: &[E], y: &mut [E], argmax: &mut [u32], relu: bool) {
     #[cfg(target_arch = "x86_64")]
     if FMA && super::cpu::has_avx2_fma() && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() {
         let (x32, y32) = (super::matmul::as_f32(x), super::matmul::as_f32_mut(y));
         // SAFETY: the CPU supports AVX2 and FMA (detection checked just above, whatever FMA says).
-        return unsafe { max2_forward_f32(d, x32, y32, argmax) };
+        return unsafe {
+            if relu {
+                max2_forward_f32::<true>(d, x32, y32, argmax)
+            } else {
+                max2_forward_f32::<false>(d, x32, y32, argmax)
+            }
+        };
     }
+    if relu { max2_scalar::<E, true>(d, x, y, argmax) } else { max2_scalar::<E, false>(d, x, y, argmax) }
+}
+
+#[inline(always)]
+fn max2_scalar<E: Elem, const RELU: bool>(d: &PoolDims, x: &[E], y: &mut [E], argmax: &mut [u32]) {
+    let (oh, ow, w) = (d.oh(), d.ow(), d.w);
     for pl in 0..d.planes {
         let xp = &x[pl * d.h * w..][..d.h * w];
         let base = pl * oh * ow;
@@ -114,7 +147,7 @@ fn max2_forward_body<E: Elem, const FMA: bool>(d: &PoolDims, x: &[E], y: &mut [E
             let arow = &mut argmax[base + oy * ow..][..ow];
             let i0 = (2 * oy * w) as u32;
             for ox in 0..ow {
-                (yrow[ox], arow[ox]) = window2(r0, r1, ox, w, i0);
+                (yrow[ox], arow[ox]) = window2::<E, RELU>(r0, r1, ox, w, i0);
             }
         }
     }
@@ -122,10 +155,11 @@ fn max2_forward_body<E: Elem, const FMA: bool>(d: &PoolDims, x: &[E], y: &mut [E
 
 /// Maximum and in-plane index of the 2×2 window `ox` on input rows `r0`, `r1` (row `r0` starting at
 /// index `i0` of a plane `w` wide): the first maximum in row-major order, a later element winning
-/// only when strictly larger.
+/// only when strictly larger (with `RELU`, of the values through ReLU's select).
 #[inline(always)]
-fn window2<E: Elem>(r0: &[E], r1: &[E], ox: usize, w: usize, i0: u32) -> (E, u32) {
-    let (a, b, c, e) = (r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+fn window2<E: Elem, const RELU: bool>(r0: &[E], r1: &[E], ox: usize, w: usize, i0: u32) -> (E, u32) {
+    let r = relu_if::<E, RELU>;
+    let (a, b, c, e) = (r(r0[2 * ox]), r(r0[2 * ox + 1]), r(r1[2 * ox]), r(r1[2 * ox + 1]));
     let (m1, k1) = if b > a { (b, 1u32) } else { (a, 0u32) };
     let (m2, k2) = if e > c { (e, 1u32) } else { (c, 0u32) };
     let (m, k) = if m2 > m1 { (m2, w as u32 + k2) } else { (m1, k1) };
@@ -134,12 +168,14 @@ fn window2<E: Elem>(r0: &[E], r1: &[E], ox: usize, w: usize, i0: u32) -> (E, u32
 
 /// [`max2_forward`] for `f32` with AVX2: eight windows per step (their two input rows split into
 /// even and odd columns), the same comparisons as the scalar loop, which takes the row ends.
+/// With `RELU`, every value first goes through ReLU's select (`v > 0 ? v : +0`, as an AND with the
+/// ordered `v > 0` mask: +0 for ±0, negatives and NaN, like the scalar select).
 ///
 /// # Safety
 /// The CPU must support AVX2. (Every row is bounds-checked before its vector loads.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn max2_forward_f32(d: &PoolDims, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+unsafe fn max2_forward_f32<const RELU: bool>(d: &PoolDims, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
     use core::arch::x86_64::*;
     let (oh, ow, w) = (d.oh(), d.ow(), d.w);
     // What the vector loads below rely on: 2×2 windows with stride 2, so `2·ow ≤ w`.
@@ -151,8 +187,10 @@ unsafe fn max2_forward_f32(d: &PoolDims, x: &[f32], y: &mut [f32], argmax: &mut 
     // output rows.
     unsafe {
         // even and odd columns of 16 consecutive values, in order
+        let zero = _mm256_setzero_ps();
+        let relu = |v: __m256| if RELU { _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_GT_OQ>(v, zero)) } else { v };
         let split = |p: *const f32| {
-            let (lo, hi) = (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)));
+            let (lo, hi) = (relu(_mm256_loadu_ps(p)), relu(_mm256_loadu_ps(p.add(8))));
             let ev = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
             let od = _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi);
             let fix = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)));
@@ -187,7 +225,7 @@ unsafe fn max2_forward_f32(d: &PoolDims, x: &[f32], y: &mut [f32], argmax: &mut 
                     _mm256_storeu_si256(arow.as_mut_ptr().add(ox) as *mut __m256i, _mm256_add_epi32(at, k));
                 }
                 for ox in vec_end..ow {
-                    (yrow[ox], arow[ox]) = window2(r0, r1, ox, w, i0);
+                    (yrow[ox], arow[ox]) = window2::<f32, RELU>(r0, r1, ox, w, i0);
                 }
             }
         }
@@ -197,7 +235,12 @@ unsafe fn max2_forward_f32(d: &PoolDims, x: &[f32], y: &mut [f32], argmax: &mut 
 /// Max pooling for any window, stride and padding (the general path; [`max_forward`] dispatches
 /// here except for 2×2 windows with stride 2 and no padding). Padding counts as −∞: a window's
 /// maximum is that of its values inside the input (every window has one, as `pad ≤ p/2`).
-pub fn max_forward_general<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], mut argmax: Option<&mut [u32]>) {
+pub fn max_forward_general<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&mut [u32]>) {
+    general::<E, false>(d, x, y, argmax)
+}
+
+/// [`max_forward_general`], of `max(x, 0)` when `RELU`.
+fn general<E: Elem, const RELU: bool>(d: &PoolDims, x: &[E], y: &mut [E], mut argmax: Option<&mut [u32]>) {
     d.check_lens(x.len(), y.len());
     assert!(argmax.as_ref().is_none_or(|a| a.len() == y.len()), "pooling: argmax length");
     let (oh, ow) = (d.oh(), d.ow());
@@ -209,10 +252,10 @@ pub fn max_forward_general<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], mut argm
             for ox in 0..ow {
                 let cols = window_range(ox, d, d.w);
                 let mut best = rows.start * d.w + cols.start;
-                let mut bv = xp[best];
+                let mut bv = relu_if::<E, RELU>(xp[best]);
                 for iy in rows.clone() {
                     for ix in cols.clone() {
-                        let v = xp[iy * d.w + ix];
+                        let v = relu_if::<E, RELU>(xp[iy * d.w + ix]);
                         if v > bv {
                             bv = v;
                             best = iy * d.w + ix;
@@ -238,28 +281,59 @@ fn window_range(o: usize, d: &PoolDims, len: usize) -> core::ops::Range<usize> {
 /// Backward: each output gradient goes to the first maximum of its window; overlapping windows
 /// accumulate.
 pub fn max_backward<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], dx: &mut [E]) {
+    max_backward_split(d, dy, argmax, None, dx)
+}
+
+/// The backward pass of [`relu_max_forward`], given its output `y`: each output gradient is added
+/// at its window's first maximum when `y` is positive, nothing is added where `y` is 0, and every
+/// other input gradient is 0 — the same values as [`max_backward`] followed by ReLU's backward
+/// pass (`dy` where ReLU's input is positive), without writing the pooling's input gradient or
+/// reading ReLU's input. (`y > 0` exactly when ReLU's input at the argmax is: `y` is that value
+/// through ReLU's select. Where it is not, ReLU's backward writes +0, and here the additions of +0
+/// to the zeroed gradient leave +0.)
+pub fn relu_max_backward<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], y: &[E], dx: &mut [E]) {
+    assert_eq!(y.len(), dy.len(), "pooling: output length");
+    max_backward_split(d, dy, argmax, Some(y), dx)
+}
+
+fn max_backward_split<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], y: Option<&[E]>, dx: &mut [E]) {
     d.check_lens(dx.len(), dy.len());
     assert_eq!(argmax.len(), dy.len(), "pooling: argmax length");
     let (xs, q) = (d.h * d.w, d.oh() * d.ow());
     let parts = super::split_batch(d.planes, xs * 8);
     if parts <= 1 {
-        return max_backward_one(d, dy, argmax, dx);
+        return max_backward_one(d, dy, argmax, y, dx);
     }
     // Planes are independent: split them over the kernel threads.
     crate::threads::for_chunks(&mut dx[..d.planes * xs], xs, parts, |at, dxc| {
         let (p0, n) = (at / xs, dxc.len() / xs);
         let dd = PoolDims { planes: n, ..*d };
-        max_backward_one(&dd, &dy[p0 * q..][..n * q], &argmax[p0 * q..][..n * q], dxc)
+        let y = y.map(|y| &y[p0 * q..][..n * q]);
+        max_backward_one(&dd, &dy[p0 * q..][..n * q], &argmax[p0 * q..][..n * q], y, dxc)
     });
 }
 
-fn max_backward_one<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], dx: &mut [E]) {
-    let q = d.oh() * d.ow();
-    dx[..d.planes * d.h * d.w].fill(E::zero());
+/// [`max_backward`] of `d.planes` planes on the calling thread; with the output `y`, only where
+/// `y > 0` ([`relu_max_backward`]).
+fn max_backward_one<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], y: Option<&[E]>, dx: &mut [E]) {
+    let (q, xs) = (d.oh() * d.ow(), d.h * d.w);
+    dx[..d.planes * xs].fill(E::zero());
     for pl in 0..d.planes {
-        let dxp = &mut dx[pl * d.h * d.w..][..d.h * d.w];
-        for (g, &i) in dy[pl * q..][..q].iter().zip(&argmax[pl * q..][..q]) {
-            dxp[i as usize] += *g;
+        let dxp = &mut dx[pl * xs..][..xs];
+        let (gs, args) = (&dy[pl * q..][..q], &argmax[pl * q..][..q]);
+        match y {
+            None => {
+                for (g, &i) in gs.iter().zip(args) {
+                    dxp[i as usize] += *g;
+                }
+            }
+            Some(y) => {
+                for ((&g, &i), &yv) in gs.iter().zip(args).zip(&y[pl * q..][..q]) {
+                    // ReLU's backward select, made before the addition (a select, not a branch:
+                    // the signs of `y` are not predictable).
+                    dxp[i as usize] += if yv > E::zero() { g } else { E::zero() };
+                }
+            }
         }
     }
 }

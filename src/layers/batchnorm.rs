@@ -1,6 +1,7 @@
 //! Batch normalisation over features `(N, D)` and over channels `(N, C, H, W)`, and the latter
 //! fused with a following ReLU.
 
+use crate::fuse::{BnParamsMut, Kind};
 use crate::kernels::Elem;
 use crate::kernels::norm::NormDims;
 use crate::layer::{Act, Layer, Module, ParamInfo, ParamKind, Path};
@@ -115,15 +116,32 @@ impl<const C: usize, E: Elem> BnParams<C, E> {
 /// (the backward pass recomputes `x̂` from its input).
 #[derive(Clone, Debug, Default)]
 pub struct BnCache<E> {
-    mean: Vec<E>,
-    inv_std: Vec<E>,
+    pub(crate) mean: Vec<E>,
+    pub(crate) inv_std: Vec<E>,
 }
 
 macro_rules! bn_module {
-    ($ty:ident, $rule:expr, $inner:expr, $relu:expr) => {
+    ($ty:ident, $rule:expr, $inner:expr, $relu:expr, $fuse:expr) => {
         impl<const C: usize, E: Elem> Module<E> for $ty<C, E> {
             const RULE: Rule = $rule;
             type Cache = BnCache<E>;
+            const FUSE: Kind = $fuse;
+
+            fn fuse_gamma(&self) -> Option<&[E]> {
+                Some(self.params.gamma.as_slice())
+            }
+            fn fuse_bn_mut(&mut self) -> Option<BnParamsMut<'_, E>> {
+                let p = &mut self.params;
+                Some(BnParamsMut {
+                    gamma: p.gamma.as_mut_slice(),
+                    beta: p.beta.as_mut_slice(),
+                    running_mean: p.running_mean.as_mut_slice(),
+                    running_var: p.running_var.as_mut_slice(),
+                })
+            }
+            fn fuse_bn_cache(cache: &mut BnCache<E>) -> Option<&mut BnCache<E>> {
+                Some(cache)
+            }
 
             fn zeros() -> Self {
                 $ty { params: BnParams::new() }
@@ -183,7 +201,7 @@ pub struct BatchNorm1d<const D: usize, E: Elem = f32> {
     /// γ, β and running statistics.
     pub params: BnParams<D, E>,
 }
-bn_module!(BatchNorm1d, Rule::Features { name: "BatchNorm1d", n: C }, |_| 1, false);
+bn_module!(BatchNorm1d, Rule::Features { name: "BatchNorm1d", n: C }, |_| 1, false, Kind::None);
 
 impl<B: Dim, const D: usize, E: Elem> Layer<(B, Const<D>), E> for BatchNorm1d<D, E> {
     type Out = (B, Const<D>);
@@ -199,7 +217,13 @@ pub struct BatchNorm2d<const C: usize, E: Elem = f32> {
     /// γ, β and running statistics.
     pub params: BnParams<C, E>,
 }
-bn_module!(BatchNorm2d, Rule::Channels { name: "BatchNorm2d", c: C }, |x| x.ext.dim(1) * x.ext.dim(2), false);
+bn_module!(
+    BatchNorm2d,
+    Rule::Channels { name: "BatchNorm2d", c: C },
+    |x| x.ext.dim(1) * x.ext.dim(2),
+    false,
+    Kind::None
+);
 
 impl<B: Dim, H: ConstDim, W: ConstDim, const C: usize, E: Elem> Layer<(B, Const<C>, H, W), E> for BatchNorm2d<C, E> {
     type Out = (B, Const<C>, H, W);
@@ -221,7 +245,13 @@ pub struct BatchNormReLU2d<const C: usize, E: Elem = f32> {
     /// γ, β and running statistics.
     pub params: BnParams<C, E>,
 }
-bn_module!(BatchNormReLU2d, Rule::Channels { name: "BatchNormReLU2d", c: C }, |x| x.ext.dim(1) * x.ext.dim(2), true);
+bn_module!(
+    BatchNormReLU2d,
+    Rule::Channels { name: "BatchNormReLU2d", c: C },
+    |x| x.ext.dim(1) * x.ext.dim(2),
+    true,
+    Kind::BnRelu
+);
 
 impl<B: Dim, H: ConstDim, W: ConstDim, const C: usize, E: Elem> Layer<(B, Const<C>, H, W), E>
     for BatchNormReLU2d<C, E>

@@ -16,14 +16,14 @@ mod softmax;
 
 pub use activation::{GELU, LeakyReLU, Sigmoid, Tanh};
 pub use avg_pool::AvgPool2d;
-pub use batchnorm::{BN_EPS, BN_MOMENTUM, BatchNorm1d, BatchNorm2d, BatchNormReLU2d};
+pub use batchnorm::{BN_EPS, BN_MOMENTUM, BatchNorm1d, BatchNorm2d, BatchNormReLU2d, BnCache};
 pub use conv::Conv2d;
 pub use dropout::{Drop, Dropout, DropoutForm, Inverted, Keep, Probability, Vanilla};
 pub use flatten::Flatten;
 pub use global_pool::GlobalAvgPool;
 pub use layernorm::{LN_EPS, LayerNorm};
 pub use linear::Linear;
-pub use pool::MaxPool2d;
+pub use pool::{MaxPool2d, PoolCache};
 pub use relu::ReLU;
 pub use residual::{Identity, Residual, ResidualCache};
 pub use softmax::{LogSoftmax, Softmax};

@@ -1,6 +1,7 @@
 //! 2-D max pooling with window `P`, stride `S` and padding `PAD`; the windows must tile the padded
 //! input exactly.
 
+use crate::fuse::Kind;
 use crate::kernels::Elem;
 use crate::kernels::pool::PoolDims;
 use crate::layer::{Act, Module};
@@ -24,7 +25,7 @@ pub struct MaxPool2d<const P: usize, const S: usize = P, const PAD: usize = 0>;
 /// Positions of the maxima of the last training pass.
 #[derive(Clone, Debug, Default)]
 pub struct PoolCache {
-    argmax: Vec<u32>,
+    pub(crate) argmax: Vec<u32>,
 }
 
 /// The kernel's sizes for a `C×H×W` batch `x`.
@@ -35,7 +36,11 @@ pub(crate) fn dims<E>(x: &Act<'_, E>, p: usize, stride: usize, pad: usize) -> Po
 impl<const P: usize, const S: usize, const PAD: usize, E: Elem> Module<E> for MaxPool2d<P, S, PAD> {
     const RULE: Rule = Rule::Pool { name: "MaxPool2d", k: P, s: S, p: PAD, exact: true };
     type Cache = PoolCache;
+    const FUSE: Kind = Kind::MaxPool { p: P, s: S, pad: PAD };
 
+    fn fuse_pool_cache(cache: &mut PoolCache) -> Option<&mut PoolCache> {
+        Some(cache)
+    }
     fn zeros() -> Self {
         MaxPool2d
     }

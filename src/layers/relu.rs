@@ -1,5 +1,6 @@
 //! Rectified linear unit: `y = max(x, 0)`.
 
+use crate::fuse::Kind;
 use crate::kernels::Elem;
 use crate::layer::{Act, Layer, Module};
 use crate::layers::{check_grads, check_io, no_params};
@@ -16,6 +17,7 @@ pub struct ReLU;
 impl<E: Elem> Module<E> for ReLU {
     const RULE: Rule = Rule::Elementwise { name: "ReLU" };
     type Cache = ();
+    const FUSE: Kind = Kind::Relu;
 
     fn zeros() -> Self {
         ReLU
