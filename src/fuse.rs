@@ -5,7 +5,8 @@
 //! dead code after monomorphisation, and for a joined pair calls the functions of this module
 //! instead of the two layers' passes. They are thin: they reach the caches and parameters they
 //! need through [`Module`]'s fusion hooks ([`Module::fuse_pool_cache`], [`Module::fuse_bn_mut`],
-//! [`Module::fuse_gamma`], [`Module::fuse_bn_cache`]) and call one kernel of the table, compiled once in this crate.
+//! [`Module::fuse_gamma`], [`Module::fuse_bn_cache`]) and call one kernel of the table, compiled
+//! once in this crate.
 //!
 //! | pair | forward (training, inference, reuse) | backward |
 //! |---|---|---|
