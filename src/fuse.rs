@@ -5,12 +5,13 @@
 //! dead code after monomorphisation, and for a joined pair calls the functions of this module
 //! instead of the two layers' passes. They are thin: they reach the caches and parameters they
 //! need through [`Module`]'s fusion hooks ([`Module::fuse_pool_cache`], [`Module::fuse_bn_mut`],
-//! [`Module::fuse_gamma`], [`Module::fuse_bn_cache`]) and call one kernel of the table, compiled once in this crate.
+//! [`Module::fuse_gamma`], [`Module::fuse_bn_cache`]) and call one kernel of the table, compiled
+//! once in this crate.
 //!
 //! | pair | forward (training, inference, reuse) | backward |
 //! |---|---|---|
 //! | [`ReLU`](crate::layers::ReLU) → [`MaxPool2d`](crate::layers::MaxPool2d) | one pass over `x`: pooling of `max(x, 0)`, ReLU's output not written | one pass: each gradient added at its argmax where the pooled output is positive (ReLU's select; the pooled output is ReLU's input there through that select), ReLU's backward skipped |
-//! | [`BatchNormReLU2d`](crate::layers::BatchNormReLU2d) → `MaxPool2d` | training: each sample pooled right after it is normalised (while in cache); inference: the two layers | the pooling's gradient scattered plane by plane (on the stack, planes up to [`POOLED_PLANE_MAX`] values) where batch norm's two passes read it, never written out; larger planes: the two layers |
+//! | [`BatchNormReLU2d`](crate::layers::BatchNormReLU2d) → `MaxPool2d` | training: each sample pooled right after it is normalised (while in cache); inference: the two layers | the pooling's gradient scattered plane by plane in batch norm's first backward pass, just ahead of the sums that read it (written once, read once by the second pass, instead of written and read twice) |
 //!
 //! Every fused pass gives the same bits as the two layers, for every input (NaN included: ReLU
 //! maps it to +0 before the pooling compares anything, and the fused kernels apply ReLU's exact
@@ -20,7 +21,7 @@
 //! reads it (the pooling's backward pass reads only its argmax, ReLU's reads its input).
 
 use crate::kernels::Elem;
-use crate::kernels::norm::{NormDims, POOLED_PLANE_MAX};
+use crate::kernels::norm::NormDims;
 use crate::kernels::pool::PoolDims;
 use crate::layer::{Act, Module, Step, check_backward, check_call};
 use crate::layers::{BN_EPS, BN_MOMENTUM};
@@ -190,13 +191,13 @@ pub fn forward_train<E: Elem, A: Module<E>, B: Module<E>>(
 /// Panics on a backward pass without a training forward pass, or buffers of the wrong lengths.
 #[allow(clippy::too_many_arguments)]
 pub fn backward<E: Elem, A: Module<E>, B: Module<E>>(
-    (a, b): (&A, &B),
+    (a, _b): (&A, &B),
     x: Act<'_, E>,
     sa: &mut Step<A::Cache, E>,
     (yb, dyb): (&[E], &[E]),
     cb: &mut B::Cache,
     dx: Option<&mut [E]>,
-    (ga, gb): (&mut A, &mut B),
+    (ga, _gb): (&mut A, &mut B),
 ) {
     sa.fit_grad();
     match A::FUSE {
@@ -214,7 +215,7 @@ pub fn backward<E: Elem, A: Module<E>, B: Module<E>>(
                 E::k_relu_max_pool_backward(&pool_dims(B::FUSE, &mid), dyb, argmax, yb, dx);
             }
         }
-        Kind::BnRelu if x.ext.dim(1) * x.ext.dim(2) <= POOLED_PLANE_MAX => {
+        Kind::BnRelu => {
             let mid = Act::new(&sa.out, x.n, sa.ext);
             check_call::<E, A>(&x, sa.out.len());
             check_backward::<E, B>(&mid, yb.len(), dyb.len(), None);
@@ -241,14 +242,11 @@ pub fn backward<E: Elem, A: Module<E>, B: Module<E>>(
                 gamma,
                 g.gamma,
                 g.beta,
+                &mut sa.grad,
                 dx,
             );
         }
-        _ => {
-            let mid = Act::new(&sa.out, x.n, sa.ext);
-            b.backward_raw(mid, yb, dyb, cb, Some(&mut sa.grad), gb);
-            a.backward_raw(x, &sa.out, &sa.grad, &mut sa.cache, dx, ga);
-        }
+        k => unreachable!("fuse: {k:?} is not a head"),
     }
 }
 

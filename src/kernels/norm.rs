@@ -13,8 +13,8 @@
 
 use super::cpu::{fmadd, sq_dev_lanes, sum_lanes};
 pub use super::layernorm::{layernorm_backward, layernorm_forward};
-pub use super::norm_pool::{POOLED_PLANE_MAX, batchnorm_relu_pool_backward};
-use super::norm_pool::{Pooled, pooled_back_sums, pooled_dx};
+pub use super::norm_pool::batchnorm_relu_pool_backward;
+use super::norm_pool::{Pooled, pooled_back_sums_into};
 use super::pool::{PoolDims, max_forward_one};
 use super::{Elem, multiversion};
 use crate::threads::{chunk_count, run_chunks_on, split_runs};
@@ -184,16 +184,31 @@ fn bn_train<E: Elem>(
             });
             return;
         };
-        // Sample by sample: normalise, then pool what was just written (the same values and
-        // comparisons as two passes over the batch).
+        // Sample by sample: normalise, then pool what was written (the same values and comparisons
+        // as two passes over the batch), one sample behind, so that the pooling's loads find
+        // values whose stores have retired.
         let (pdc, q) = (PoolDims { planes: c, ..*pd }, c * pd.oh() * pd.ow());
         let pieces =
             split_runs(y, n, vals, chunks).zip(split_runs(py, n, q, chunks)).zip(split_runs(argmax, n, q, chunks));
         run_chunks_on(parts, pieces, |(((lo, m, ys), (_, _, pys)), (_, _, pas))| {
+            let norm = |s: usize, ys: &mut [E]| {
+                let (xs, ys) = (&x[(lo + s) * vals..][..vals], &mut ys[s * vals..][..vals]);
+                normalize(c, inner, xs, (mean, inv_std), (gamma, beta), ys, relu)
+            };
+            if m > 0 {
+                norm(0, ys);
+            }
             for s in 0..m {
-                let ys = &mut ys[s * vals..][..vals];
-                normalize(c, inner, &x[(lo + s) * vals..][..vals], (mean, inv_std), (gamma, beta), ys, relu);
-                max_forward_one(&pdc, ys, &mut pys[s * q..][..q], Some(&mut pas[s * q..][..q]), false);
+                if s + 1 < m {
+                    norm(s + 1, ys);
+                }
+                max_forward_one(
+                    &pdc,
+                    &ys[s * vals..][..vals],
+                    &mut pys[s * q..][..q],
+                    Some(&mut pas[s * q..][..q]),
+                    false,
+                );
             }
         });
     });
@@ -339,7 +354,7 @@ pub fn batchnorm_backward<E: Elem>(
     dbeta: &mut [E],
     dx: Option<&mut [E]>,
 ) {
-    bn_backward(d, Dy::Dense(dy, None), x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
+    bn_backward(d, Dy::Dense(dy, None), None, x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
 }
 
 /// The backward pass of [`batchnorm_relu_train`]: [`batchnorm_backward`] of ReLU's input
@@ -360,7 +375,7 @@ pub fn batchnorm_relu_backward<E: Elem>(
     dx: Option<&mut [E]>,
 ) {
     assert_eq!(y.len(), x.len(), "batch norm: output length");
-    bn_backward(d, Dy::Dense(dy, Some(y)), x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
+    bn_backward(d, Dy::Dense(dy, Some(y)), None, x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
 }
 
 /// ReLU's backward select: `dy` where the output `y` is positive, else 0.
@@ -374,13 +389,18 @@ pub(super) fn relu_grad<E: Elem>(dy: E, y: E) -> E {
 pub(super) enum Dy<'a, E> {
     /// `dy`; with ReLU, also the fused output `y` (ReLU's mask).
     Dense(&'a [E], Option<&'a [E]>),
-    /// A following max pooling's gradient, scattered plane by plane where it is read.
+    /// A following max pooling's gradient, scattered plane by plane into the buffer `dr` where
+    /// the first pass reads it (the second reads `dr`).
     Pooled(Pooled<'a, E>),
 }
 
+/// With a pooled source, pass 1 writes the scattered gradient into `dr` (sized like `x`) and pass 2
+/// reads it back.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn bn_backward<E: Elem>(
     d: NormDims,
     src: Dy<'_, E>,
+    dr: Option<&mut [E]>,
     x: &[E],
     (mean, inv_std): (&[E], &[E]),
     gamma: &[E],
@@ -406,16 +426,26 @@ pub(super) fn bn_backward<E: Elem>(
         }
         let (pb, pg) = partial.split_at_mut(n * c);
         let pieces = split_runs(pb, n, c, chunks).zip(split_runs(pg, n, c, chunks));
-        run_chunks_on(parts, pieces, |((lo, m, b), (_, _, g))| {
-            let r = lo * vals..(lo + m) * vals;
-            match src {
-                Dy::Dense(dy, mask) => {
+        let (dy, mask) = match (src, dr) {
+            (Dy::Dense(dy, mask), _) => {
+                run_chunks_on(parts, pieces, |((lo, m, b), (_, _, g))| {
+                    let r = lo * vals..(lo + m) * vals;
                     let m = mask.map(|y| &y[r.clone()]);
                     sample_back_sums(c, inner, (&dy[r.clone()], m), &x[r], mean, b, g)
-                }
-                Dy::Pooled(p) => pooled_back_sums(c, inner, p.samples(lo, m, vals), &x[r], mean, b, g),
+                });
+                (dy, mask)
             }
-        });
+            (Dy::Pooled(p), Some(dr)) => {
+                let dr = &mut dr[..len];
+                let pieces = pieces.zip(split_runs(dr, n, vals, chunks));
+                run_chunks_on(parts, pieces, |(((lo, m, b), (_, _, g)), (_, _, o))| {
+                    let r = lo * vals..(lo + m) * vals;
+                    pooled_back_sums_into(c, inner, p.samples(lo, m, vals), &x[r], mean, b, g, o)
+                });
+                (&*dr, Some(p.y()))
+            }
+            (Dy::Pooled(_), None) => unreachable!("batch norm: a pooled gradient without its buffer"),
+        };
         for ch in 0..c {
             dbeta[ch] = column_sum(pb, c, ch);
             dgamma[ch] = column_sum(pg, c, ch) * inv_std[ch];
@@ -424,16 +454,8 @@ pub(super) fn bn_backward<E: Elem>(
             let (db, dg) = (&*dbeta, &*dgamma);
             run_chunks_on(parts, split_runs(dx, n, vals, chunks), |(lo, m, o)| {
                 let r = lo * vals..(lo + m) * vals;
-                match src {
-                    Dy::Dense(dy, mask) => {
-                        let g = (&dy[r.clone()], mask.map(|y| &y[r.clone()]));
-                        sample_dx(c, inner, g, &x[r], mean, inv_std, gamma, db, dg, count, o)
-                    }
-                    Dy::Pooled(p) => {
-                        let p = p.samples(lo, m, vals);
-                        pooled_dx(c, inner, p, &x[r], (mean, inv_std), gamma, (db, dg), count, o)
-                    }
-                }
+                let g = (&dy[r.clone()], mask.map(|y| &y[r.clone()]));
+                sample_dx(c, inner, g, &x[r], mean, inv_std, gamma, db, dg, count, o)
             });
         }
     });

@@ -19,6 +19,9 @@ use crate::shape::Rule;
 ///   compile errors naming the field and the extents.
 /// - Backward: each output gradient goes to the first maximum of its window (row-major order; never
 ///   to padding); overlapping windows accumulate.
+/// - In a derived model, right after a [`ReLU`](crate::layers::ReLU) or a
+///   [`BatchNormReLU2d`](crate::layers::BatchNormReLU2d), the two are fused ([`crate::fuse`]):
+///   the same results to the bit, passes over the activation fewer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MaxPool2d<const P: usize, const S: usize = P, const PAD: usize = 0>;
 
