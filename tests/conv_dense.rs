@@ -75,7 +75,10 @@ fn the_entry_points_take_the_dense_path_for_small_maps_and_it_matches_f64() {
     conv::backward(&d, &x32, &w32, &dy32, &mut dw, Some(&mut db), Some(&mut dx), &mut s);
     let dense = run(&d, true, &x32, &w32, &b32, &dy32);
     for (name, (u, v)) in ["y", "dW", "db", "dX"].iter().zip(dense.iter().zip([&y, &dw, &db, &dx])) {
-        assert!(u.iter().zip(v).all(|(p, q)| p.to_bits() == q.to_bits()), "{name}: the entry point is not the dense path");
+        assert!(
+            u.iter().zip(v).all(|(p, q)| p.to_bits() == q.to_bits()),
+            "{name}: the entry point is not the dense path"
+        );
     }
     // and the f32 results against the f64 direct loops, within f32 rounding of sums of 576 (forward,
     // input gradient) or 40 (weight gradient) products of values in [−1, 1)

@@ -225,6 +225,8 @@ type FwArgs<'a, const G: usize> = (&'a ConvDims, usize, &'a [f32], usize, &'a [f
 /// # Safety
 /// As [`fw_tile`], after its asserts; `p0 + (NV − 1)·L < oh·ow`.
 #[inline(always)]
+// (the tile's accumulators are indexed by filter, column and vector, as registers are named)
+#[allow(clippy::needless_range_loop)]
 unsafe fn fw_positions<S: Simd, const G: usize, const NV: usize>(
     s: S,
     p0: usize,
@@ -274,7 +276,8 @@ unsafe fn fw_positions<S: Simd, const G: usize, const NV: usize>(
 /// # Safety
 /// The token's features, inlined into a function compiled with them. (Bounds are asserted.)
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
+// (the tile's accumulators are indexed by filter, column and vector, as registers are named)
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 unsafe fn dw_tile<S: Simd, const G: usize, const KX: usize>(
     s: S,
     d: &ConvDims,

@@ -44,10 +44,11 @@ fn for_each_tap(d: &ConvDims, mut visit: impl FnMut(usize, usize)) {
                 let (kx0, kx1) = span(ox, d.w);
                 let col = (fi * oh + oy) * ow + ox;
                 for ky in ky0..ky1 {
-                    // (iy, ix) = (oy·s + ky − pad, ox·s + kx − pad), inside the input
-                    let at = col * inputs + (oy * s + ky - pad) * d.w + ox * s - pad;
+                    // (iy, ix) = (oy·s + ky − pad, ox·s + kx − pad), inside the input (`ky ≥ ky0`,
+                    // `kx ≥ kx0`: no subtraction goes below zero)
+                    let row = col * inputs + (oy * s + ky - pad) * d.w;
                     for kx in kx0..kx1 {
-                        visit(fi * d.c * k * k + ky * k + kx, at + kx);
+                        visit(fi * d.c * k * k + ky * k + kx, row + ox * s + kx - pad);
                     }
                 }
             }
@@ -71,7 +72,14 @@ fn dense_weights_t<E: Elem>(d: &ConvDims, w: &[E], buf: &mut Vec<E>) {
 /// The dense path's forward pass whatever the sizes (for tests and benchmarks; [`forward`](super::forward)
 /// takes it where it is the fastest): `y = x · Wd (+ b[f])`. Panics on inconsistent lengths, and
 /// before allocating when `Wd` would have more than 2²⁸ entries.
-pub fn forward_dense<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E], scratch: &mut ConvScratch<E>) {
+pub fn forward_dense<E: Elem>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    bias: Option<&[E]>,
+    y: &mut [E],
+    scratch: &mut ConvScratch<E>,
+) {
     check_size(d);
     d.check_lens(x.len(), w.len(), y.len());
     super::check_bias(d, bias.map(|b| b.len()));

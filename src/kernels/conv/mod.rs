@@ -15,16 +15,15 @@ mod implicit;
 #[cfg(target_arch = "x86_64")]
 mod simd;
 
-
 pub use dense::{backward_dense, forward_dense};
 pub use direct::{backward_direct, forward_direct, forward_direct_rows};
 pub use im2col::{backward_patch_matrix, col2im, forward_patch_matrix, im2col};
 
 use super::Elem;
 use super::cpu;
-use dense::{dense_applies, dense_backward, dense_forward};
 use super::split::split_elementwise;
 use crate::threads::{chunk_count, even_runs, run_chunks};
+use dense::{dense_applies, dense_backward, dense_forward};
 use im2col::patch_matrix_backward;
 use implicit::{backward_indirect, forward_indirect, indirect_backward_applies};
 

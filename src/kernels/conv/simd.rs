@@ -351,8 +351,7 @@ pub(super) fn balanced(n: usize, most: usize) -> impl Iterator<Item = (usize, us
 
 /// The arguments of [`dw_tile`]: dims, first filter, input channel, kernel row, first kernel column,
 /// positions, padded plane length, padded planes, full-width dY, its plane stride, partial sums.
-type DwArgs<'a> =
-    (&'a ConvDims, usize, usize, usize, usize, usize, usize, &'a [f32], &'a [f32], usize, &'a mut [f32]);
+type DwArgs<'a> = (&'a ConvDims, usize, usize, usize, usize, usize, usize, &'a [f32], &'a [f32], usize, &'a mut [f32]);
 
 /// A weight-gradient tile of `G` filters × `KX` kernel columns with its arguments: the full-width
 /// one ([`FullWidth`]) or the compact one (`compact::Tile`).
@@ -416,6 +415,8 @@ pub(super) unsafe fn dw_dispatch<S: Simd, T: DwTile>(s: S, g: usize, kw: usize, 
 /// # Safety
 /// The token's features, inlined into a function compiled with them. (Bounds are asserted.)
 #[inline(always)]
+// (the tile's accumulators are indexed by filter, column and vector, as registers are named)
+#[allow(clippy::needless_range_loop)]
 unsafe fn dw_tile<S: Simd, const G: usize, const KX: usize>(
     s: S,
     (d, f0, ci, ky, kx0, len, xl, xbuf, dyfull, ys, vacc): DwArgs,
