@@ -200,31 +200,21 @@ pub fn backward<E: Elem, A: Module<E>, B: Module<E>>(
     (ga, _gb): (&mut A, &mut B),
 ) {
     sa.fit_grad();
+    // the checks both heads need: the buffers' lengths, and a training pass before this one
+    check_call::<E, A>(&x, sa.out.len());
+    let mid = Act::new(&sa.out, x.n, sa.ext);
+    check_backward::<E, B>(&mid, yb.len(), dyb.len(), None);
+    let pd = pool_dims(B::FUSE, &mid);
+    assert!(dx.as_ref().is_none_or(|d| d.len() == x.data.len()), "fuse: the input gradient does not match the input");
+    let argmax = &B::fuse_pool_cache(cb).expect("fuse: a pooling's cache").argmax;
+    assert_eq!(argmax.len(), dyb.len(), "MaxPool2d: backward without a training forward pass");
     match A::FUSE {
         Kind::Relu => {
-            let mid = Act::new(&sa.out, x.n, sa.ext);
-            check_call::<E, A>(&x, sa.out.len());
-            check_backward::<E, B>(&mid, yb.len(), dyb.len(), None);
-            assert!(
-                dx.as_ref().is_none_or(|d| d.len() == x.data.len()),
-                "fuse: the input gradient does not match the input"
-            );
-            let argmax = &B::fuse_pool_cache(cb).expect("fuse: a pooling's cache").argmax;
-            assert_eq!(argmax.len(), dyb.len(), "MaxPool2d: backward without a training forward pass");
             if let Some(dx) = dx {
-                E::k_relu_max_pool_backward(&pool_dims(B::FUSE, &mid), dyb, argmax, yb, dx);
+                E::k_relu_max_pool_backward(&pd, dyb, argmax, yb, dx);
             }
         }
         Kind::BnRelu => {
-            let mid = Act::new(&sa.out, x.n, sa.ext);
-            check_call::<E, A>(&x, sa.out.len());
-            check_backward::<E, B>(&mid, yb.len(), dyb.len(), None);
-            assert!(
-                dx.as_ref().is_none_or(|d| d.len() == x.data.len()),
-                "fuse: the input gradient does not match the input"
-            );
-            let argmax = &B::fuse_pool_cache(cb).expect("fuse: a pooling's cache").argmax;
-            assert_eq!(argmax.len(), dyb.len(), "MaxPool2d: backward without a training forward pass");
             let nd = NormDims { n: x.n, c: x.ext.dim(0), inner: x.ext.dim(1) * x.ext.dim(2) };
             let c = A::fuse_bn_cache(&mut sa.cache).expect("fuse: a batch norm's cache");
             assert_eq!(c.mean.len(), nd.c, "batch norm: backward without a training forward pass");
@@ -232,7 +222,7 @@ pub fn backward<E: Elem, A: Module<E>, B: Module<E>>(
             let g = ga.fuse_bn_mut().expect("fuse: batch norm gradients");
             E::k_batchnorm_relu_pool_backward(
                 nd,
-                &pool_dims(B::FUSE, &mid),
+                &pd,
                 dyb,
                 argmax,
                 &sa.out,

@@ -40,7 +40,7 @@ pub(super) fn forward<S: Simd>(
     y: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    let (plane, xs, ys) = ((d.h + 2 * d.pad) * (d.w + 2 * d.pad), d.c * d.h * d.w, d.f * d.oh() * d.ow());
+    let (plane, ys) = ((d.h + 2 * d.pad) * (d.w + 2 * d.pad), d.f * d.oh() * d.ow());
     if d.pad > 0 {
         scratch.resize(d.c * plane, 0.0);
     }
@@ -65,7 +65,6 @@ pub(super) fn forward<S: Simd>(
             }
         }
     }
-    let _ = xs;
 }
 
 /// Sample `ni`'s input planes and their stride: `x` itself without padding, else padded copies in
