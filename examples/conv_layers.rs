@@ -1,14 +1,17 @@
 //! Time of each convolution of the workload's CNNs, forward and backward, at batch 100 on one
-//! thread: `cargo run --release --example conv_layers -- [reps] [name filter]`. Prints µs and GFLOP/s (useful
-//! multiply-adds × 2, as `shaped::flops` counts them) per layer and pass, to see which layers and
-//! which paths (direct, implicit im2col, patch matrix) hold the step's time.
+//! thread or as many as asked:
+//! `cargo run --release --example conv_layers -- [reps] [name filter] [threads]`. Prints µs and
+//! GFLOP/s (useful multiply-adds × 2, as `shaped::flops` counts them) per layer and pass, to see
+//! which layers and which paths (direct, compact, implicit im2col, patch matrix, dense) hold the
+//! step's time; a name ending in "(direct)" forces the direct loops.
 
 use shaped::kernels::conv::{self, ConvDims, ConvScratch};
 use std::time::Instant;
 
 fn main() {
     let reps: usize = std::env::args().nth(1).and_then(|v| v.parse().ok()).unwrap_or(20);
-    shaped::threads::set_num_threads(1);
+    let threads: usize = std::env::args().nth(3).and_then(|v| v.parse().ok()).unwrap_or(1);
+    shaped::threads::set_num_threads(threads);
     // (name, c, h, f, k, pad, input gradient wanted)
     let layers = [
         ("4a conv", 1, 28, 5, 7, 0, false),
