@@ -174,14 +174,25 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     ) -> Result<f32> {
         data.check_batch::<S>(batch)?;
         data.check_targets(L::Target::KIND, M::Out::SAMPLE_NUMEL, loss.name(), "training")?;
-        let b = batch.len();
+        self.load_batch(data, batch, self.aug_seed)?;
+        if self.augment.is_some() {
+            self.aug_seed = crate::layer::mix_seed(self.aug_seed, 1);
+        }
+        self.run(model, loss, None, lr)
+    }
+
+    /// Gathers the examples `idx` of `data` into `self.x` and their labels or values into
+    /// `self.labels` / `self.values`, then augments the inputs with `aug_seed` when augmentation is
+    /// on (the batch of a step here, or a rank's shard of one in `dist`).
+    pub(crate) fn load_batch(&mut self, data: &Dataset, idx: &[usize], aug_seed: u64) -> Result<()> {
+        let b = idx.len();
         self.x.set_batch(Dyn(b));
         if let crate::data::Targets::Values(..) = data.targets() {
             self.values.resize(b * data.target_width(), 0.0);
-            data.gather_values_into(batch, self.x.as_mut_slice(), &mut self.values);
+            data.gather_values_into(idx, self.x.as_mut_slice(), &mut self.values);
         } else {
             self.labels.resize(b, 0);
-            data.gather_into(batch, self.x.as_mut_slice(), &mut self.labels);
+            data.gather_into(idx, self.x.as_mut_slice(), &mut self.labels);
         }
         if let Some(a) = self.augment {
             let e = S::SAMPLE;
@@ -191,11 +202,9 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
                     e.rank()
                 )));
             }
-            let dims = [e.dim(0), e.dim(1), e.dim(2)];
-            a.apply(self.x.as_mut_slice(), dims, self.aug_seed, &mut self.aug_scratch)?;
-            self.aug_seed = crate::layer::mix_seed(self.aug_seed, 1);
+            a.apply(self.x.as_mut_slice(), [e.dim(0), e.dim(1), e.dim(2)], aug_seed, &mut self.aug_scratch)?;
         }
-        self.run(model, loss, None, lr)
+        Ok(())
     }
 
     /// Forward, loss, backward and update on `batch` (input and labels), or on the gathered batch

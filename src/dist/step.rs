@@ -2,7 +2,7 @@
 //! contiguous buffer, the same update on every rank.
 
 use super::Comm;
-use crate::data::{Dataset, Targets};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::layer::{Layer, Module, Path};
 use crate::loss::{Loss, Target, l2_penalty};
@@ -89,24 +89,7 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
             self.flat.fill(0.0);
             return Ok(0.0);
         }
-        self.x.set_batch(Dyn(b));
-        if let Targets::Values(..) = data.targets() {
-            self.values.resize(b * data.target_width(), 0.0);
-            data.gather_values_into(shard, self.x.as_mut_slice(), &mut self.values);
-        } else {
-            self.labels.resize(b, 0);
-            data.gather_into(shard, self.x.as_mut_slice(), &mut self.labels);
-        }
-        if let Some(a) = self.augment {
-            let e = S::SAMPLE;
-            if e.rank() != 3 {
-                return Err(Error::Shape(format!(
-                    "augmentation needs C×H×W image samples, but the model's input has {} dimensions",
-                    e.rank()
-                )));
-            }
-            a.apply(self.x.as_mut_slice(), [e.dim(0), e.dim(1), e.dim(2)], aug_seed, &mut self.aug_scratch)?;
-        }
+        self.load_batch(data, shard, aug_seed)?;
         let targets = L::Target::pick(&self.labels, &self.values);
         model.forward_train(&self.x, &mut self.y, &mut self.cache);
         let l = loss.loss(&self.y, targets, &mut self.dy)?;

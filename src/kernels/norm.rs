@@ -122,14 +122,19 @@ pub fn batchnorm_relu_pool_train<E: Elem>(
     py: &mut [E],
     argmax: &mut [u32],
 ) {
-    assert!(
-        pd.planes == d.n * d.c && pd.h.checked_mul(pd.w) == Some(d.inner),
-        "batch norm and pooling: {pd:?} does not pool {d:?}"
-    );
+    check_pools(d, pd);
     pd.check_lens(y.len(), py.len());
     assert_eq!(argmax.len(), py.len(), "pooling: argmax length");
     let stats = (running_mean, running_var, mean, inv_std);
     bn_train(d, x, (gamma, beta), stats, (momentum, eps), y, true, Some((pd, py, argmax)))
+}
+
+/// A pooling fused after a batch norm pools exactly its planes (each sample's channels).
+pub(super) fn check_pools(d: NormDims, pd: &PoolDims) {
+    assert!(
+        pd.planes == d.n * d.c && pd.h.checked_mul(pd.w) == Some(d.inner),
+        "batch norm and pooling: {pd:?} does not pool {d:?}"
+    );
 }
 
 /// Running mean and variance, batch mean and inverse deviation.

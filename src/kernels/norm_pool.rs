@@ -73,10 +73,7 @@ pub fn batchnorm_relu_pool_backward<E: Elem>(
     dr: &mut [E],
     dx: Option<&mut [E]>,
 ) {
-    assert!(
-        pd.planes == d.n * d.c && pd.h.checked_mul(pd.w) == Some(d.inner),
-        "batch norm and pooling: {pd:?} does not pool {d:?}"
-    );
+    super::norm::check_pools(d, pd);
     assert_eq!(dr.len(), x.len(), "pooling: input gradient length");
     pd.check_lens(y.len(), pdy.len());
     assert_eq!(argmax.len(), pdy.len(), "pooling: argmax length");

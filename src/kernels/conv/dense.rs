@@ -69,8 +69,8 @@ fn dense_weights_t<E: Elem>(d: &ConvDims, w: &[E], buf: &mut Vec<E>) {
     });
 }
 
-/// The dense path's forward pass whatever the sizes (for tests and benchmarks; [`forward`](super::forward)
-/// takes it where it is the fastest): `y = x · Wd (+ b[f])`. Panics on inconsistent lengths, and
+/// The dense path's forward pass, whatever the sizes ([`forward`](super::forward) takes it where
+/// it is the fastest; tests and benchmarks call it directly): `y = x · Wd (+ b[f])`. Panics on inconsistent lengths, and
 /// before allocating when `Wd` would have more than 2²⁸ entries.
 pub fn forward_dense<E: Elem>(
     d: &ConvDims,
@@ -83,44 +83,6 @@ pub fn forward_dense<E: Elem>(
     check_size(d);
     d.check_lens(x.len(), w.len(), y.len());
     super::check_bias(d, bias.map(|b| b.len()));
-    dense_forward(d, x, w, bias, y, scratch)
-}
-
-/// The dense path's backward pass whatever the sizes (see [`forward_dense`]): `dW` (overwritten),
-/// `db` and `dX` when given.
-#[allow(clippy::too_many_arguments)]
-pub fn backward_dense<E: Elem>(
-    d: &ConvDims,
-    x: &[E],
-    w: &[E],
-    dy: &[E],
-    dw: &mut [E],
-    db: Option<&mut [E]>,
-    dx: Option<&mut [E]>,
-    scratch: &mut ConvScratch<E>,
-) {
-    check_size(d);
-    d.check_backward(x.len(), w.len(), dy.len(), dw.len(), db.as_ref().map(|b| b.len()), dx.as_ref().map(|t| t.len()));
-    dense_backward(d, x, w, dy, dw, db, dx, scratch)
-}
-
-/// `Wd`'s entries, checked against a bound before anything is allocated (first: the sizes are
-/// valid, then the matrix is not too large).
-fn check_size(d: &ConvDims) {
-    d.validate();
-    let e = (d.c * d.h * d.w).checked_mul(d.f * d.oh() * d.ow());
-    assert!(e.is_some_and(|e| e <= 1 << 28), "convolution: a dense matrix of {e:?} entries for {d:?}");
-}
-
-/// Forward pass: `y = x · Wd (+ b[f])`. The caller checked the lengths and the size.
-pub(super) fn dense_forward<E: Elem>(
-    d: &ConvDims,
-    x: &[E],
-    w: &[E],
-    bias: Option<&[E]>,
-    y: &mut [E],
-    scratch: &mut ConvScratch<E>,
-) {
     let q = d.oh() * d.ow();
     let (inputs, outputs) = (d.c * d.h * d.w, d.f * q);
     let mut wdt = core::mem::take(&mut scratch.wt);
@@ -138,10 +100,10 @@ pub(super) fn dense_forward<E: Elem>(
     scratch.wt = wdt;
 }
 
-/// Backward pass: `dW` (overwritten), `db` and `dX` (when given). The caller checked the lengths and
-/// the size.
+/// The dense path's backward pass whatever the sizes (see [`forward_dense`]): `dW` (overwritten),
+/// `db` and `dX` when given.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn dense_backward<E: Elem>(
+pub fn backward_dense<E: Elem>(
     d: &ConvDims,
     x: &[E],
     w: &[E],
@@ -151,6 +113,8 @@ pub(super) fn dense_backward<E: Elem>(
     dx: Option<&mut [E]>,
     scratch: &mut ConvScratch<E>,
 ) {
+    check_size(d);
+    d.check_backward(x.len(), w.len(), dy.len(), dw.len(), db.as_ref().map(|b| b.len()), dx.as_ref().map(|t| t.len()));
     let (inputs, outputs) = (d.c * d.h * d.w, d.f * d.oh() * d.ow());
     let (rm_in, rm_out) = (Strides::row_major(inputs), Strides::row_major(outputs));
     if let Some(db) = db {
@@ -175,4 +139,12 @@ pub(super) fn dense_backward<E: Elem>(
         }
     });
     scratch.partials = dwdt;
+}
+
+/// `Wd`'s entries, checked against a bound before anything is allocated (first: the sizes are
+/// valid, then the matrix is not too large).
+fn check_size(d: &ConvDims) {
+    d.validate();
+    let e = (d.c * d.h * d.w).checked_mul(d.f * d.oh() * d.ow());
+    assert!(e.is_some_and(|e| e <= 1 << 28), "convolution: a dense matrix of {e:?} entries for {d:?}");
 }

@@ -23,7 +23,7 @@ use super::Elem;
 use super::cpu;
 use super::split::split_elementwise;
 use crate::threads::{chunk_count, even_runs, run_chunks};
-use dense::{dense_applies, dense_backward, dense_forward};
+use dense::dense_applies;
 use im2col::patch_matrix_backward;
 use implicit::{backward_indirect, forward_indirect, indirect_backward_applies};
 
@@ -268,7 +268,7 @@ pub fn forward<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &
     d.check_lens(x.len(), w.len(), y.len());
     check_bias(d, bias.map(|b| b.len()));
     if dense_applies(d) {
-        dense_forward(d, x, w, bias, y, scratch)
+        forward_dense(d, x, w, bias, y, scratch)
     } else if direct_compact::<E>(d, false) {
         forward_direct(d, x, w, bias, y, scratch)
     } else if d.prefers_im2col() || indirect_backward_applies::<E>(d) {
@@ -293,7 +293,7 @@ pub fn backward<E: Elem>(
 ) {
     d.check_backward(x.len(), w.len(), dy.len(), dw.len(), db.as_ref().map(|b| b.len()), dx.as_ref().map(|t| t.len()));
     if dense_applies(d) {
-        dense_backward(d, x, w, dy, dw, db, dx, scratch)
+        backward_dense(d, x, w, dy, dw, db, dx, scratch)
     } else if direct_compact::<E>(d, dx.is_some()) {
         backward_direct(d, x, w, dy, dw, db, dx, scratch)
     } else if d.prefers_im2col() || indirect_backward_applies::<E>(d) {

@@ -78,7 +78,8 @@ impl Avx512 {
 }
 
 // SAFETY (every `unsafe` block below): an `Avx2` exists only where the CPU has AVX2 and FMA
-// (`Avx2::try_new`); pointer validity is the caller's contract, stated on `load` and `store`.
+// (`Avx2::try_new`); pointer validity is the caller's contract, stated on `load`, `store`,
+// `load_masked` and `store_masked`.
 impl Simd for Avx2 {
     type V = __m256;
     const LANES: usize = 8;
@@ -134,7 +135,8 @@ impl Simd for Avx2 {
 }
 
 // SAFETY (every `unsafe` block below): an `Avx512` exists only where the CPU has AVX-512F
-// (`Avx512::try_new`); pointer validity is the caller's contract, stated on `load` and `store`.
+// (`Avx512::try_new`); pointer validity is the caller's contract, stated on `load`, `store`,
+// `load_masked` and `store_masked`.
 impl Simd for Avx512 {
     type V = __m512;
     const LANES: usize = 16;
