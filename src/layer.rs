@@ -159,6 +159,15 @@ pub trait Module<E: Elem>: Sized + Send + Sync {
     /// `Kind::None` unless a fused pass knows the layer.
     const FUSE: Kind = Kind::None;
 
+    /// Whether the training passes treat every sample on its own and leave the layer unchanged: no
+    /// batch statistics, no running statistics, no random generator. A training step on two or
+    /// more kernel threads then runs the whole model on each thread's part of the batch and sums
+    /// the parts' parameter gradients (one hand-over per step instead of one per layer; see
+    /// [`TrainStep`](crate::step::TrainStep)), which gives the same gradients up to rounding.
+    /// `false` unless a layer says so (a layer that says so wrongly would train differently on
+    /// several threads); a derived model's is true when every field's is.
+    const PER_SAMPLE: bool = false;
+
     /// Fusion hook: the max-pooling cache inside `cache`, for a layer whose [`Module::FUSE`] is
     /// `Kind::MaxPool`.
     fn fuse_pool_cache(cache: &mut Self::Cache) -> Option<&mut PoolCache> {

@@ -176,6 +176,10 @@ impl Target for f64 {
 
 /// A loss over model outputs of shape `S`, as the solver uses it (`Sync`: a training step may run
 /// on a kernel thread).
+///
+/// A loss is the mean of per-sample terms over the batch (as every loss of the crate is): a step
+/// in parts ([`TrainStep::parts`](crate::step::TrainStep::parts)) and a data-parallel step
+/// ([`crate::dist`]) weight each part's loss and gradient by its share of the batch.
 pub trait Loss<S: Shape, E: Elem>: Sync {
     /// What the loss compares the outputs with: `usize` class labels (one per sample) or `E`
     /// values (one per output, `S::SAMPLE_NUMEL` per sample).

@@ -10,6 +10,8 @@ use crate::optim::{AnyOptimizer, Optimizer, UpdateRule};
 use crate::shape::{Dyn, Shape};
 use crate::tensor::Tensor;
 
+mod parts;
+
 /// The buffers of a training step (input batch, targets, output, output gradient, cache, parameter
 /// gradients, optimizer state), sized on the first step and reused: a steady-state
 /// [`TrainStep::step`] performs no heap allocation.
@@ -18,6 +20,13 @@ use crate::tensor::Tensor;
 /// are scaled by `max/(‖g‖ + 1e-6)` whenever their global L2 norm `‖g‖` (over all of them
 /// together, before the L2 term `reg·W` is added) exceeds `max`: PyTorch's
 /// `clip_grad_norm_`.
+///
+/// On two or more kernel threads ([`crate::set_num_threads`]), a step of a model whose layers all
+/// treat samples on their own ([`Module::PER_SAMPLE`]: no batch norm, no dropout) runs in parts:
+/// each thread runs the whole forward and backward pass on its share of the batch and the parts'
+/// gradients are summed in order, so the step hands work over once instead of once per layer
+/// (the same result up to rounding, and the same bits from run to run at one thread count;
+/// [`TrainStep::parts`]). Other models' steps run whole, each kernel splitting its own work.
 pub struct TrainStep<S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
     pub(crate) x: Tensor<S, f32>,
     pub(crate) labels: Vec<usize>,
@@ -40,6 +49,12 @@ pub struct TrainStep<S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
     /// The distributed step's contiguous buffer (gradients, statistics, loss; `shaped::dist`),
     /// empty until the first [`TrainStep::step_shard`].
     pub(crate) flat: Vec<f32>,
+    /// The other parts' buffers of a step split in parts (`step/parts.rs`), empty until one is.
+    pub(crate) replicas: Vec<parts::Replica<S, M>>,
+    /// The batch size last asked about and whether a step of it has the work to be split in parts.
+    pub(crate) parts_memo: (usize, bool),
+    /// How many parts the last step ran in.
+    pub(crate) last_parts: usize,
 }
 
 impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
@@ -62,6 +77,9 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
             aug_scratch: Vec::new(),
             splits: false,
             flat: Vec::new(),
+            replicas: Vec::new(),
+            parts_memo: (0, false),
+            last_parts: 0,
         }
     }
 
@@ -93,6 +111,15 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     /// clipping (computed only when clipping is on; 0 otherwise).
     pub fn grad_norm(&self) -> f32 {
         self.grad_norm
+    }
+
+    /// How many parts the last step ran in: 1 when it ran whole (its kernels splitting their own
+    /// work over the kernel threads), else one per kernel thread, each thread running the whole
+    /// model on its part of the batch (for models whose layers are all
+    /// [`Module::PER_SAMPLE`](crate::layer::Module::PER_SAMPLE), with enough work per step;
+    /// 0 before the first step. A distributed step ([`TrainStep::step_shard`]) runs whole.
+    pub fn parts(&self) -> usize {
+        self.last_parts
     }
 
     /// The optimizer (for checkpoints of its state).
@@ -216,21 +243,49 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         batch: Option<(&Tensor<S, f32>, &[L::Target])>,
         lr: f32,
     ) -> Result<f32> {
-        let (x, targets) = batch.unwrap_or((&self.x, L::Target::pick(&self.labels, &self.values)));
-        model.forward_train(x, &mut self.y, &mut self.cache);
-        let mut l = loss.loss(&self.y, targets, &mut self.dy)?;
+        let x_own = core::mem::take(&mut self.x);
+        let (labels, values) = (core::mem::take(&mut self.labels), core::mem::take(&mut self.values));
+        let (x, targets) = batch.unwrap_or((&x_own, L::Target::pick(&labels, &values)));
+        let n = x.batch_size();
+        let parts = if targets.len() % n.max(1) == 0 { self.parts_for(n) } else { 1 };
+        self.last_parts = parts;
+        let passes = if parts > 1 {
+            // A loss that refuses its targets says so for the whole batch (the positions in its
+            // message are the batch's, not a part's).
+            self.passes_in_parts(model, loss, x, targets, parts).or_else(|_| self.passes(model, loss, x, targets))
+        } else {
+            self.passes(model, loss, x, targets)
+        };
+        (self.x, self.labels, self.values) = (x_own, labels, values);
+        let mut l = passes?;
         if self.reg != 0.0 {
             l += l2_penalty(model, self.reg);
         }
         if !l.is_finite() {
             return Err(Error::Training(format!("the loss became {l}")));
         }
-        model.backward(x, &self.y, &self.dy, &mut self.cache, None, &mut self.grads);
         if let Some(max) = self.clip {
             self.grad_norm = clip_grad_norm(&mut self.grads, max);
         }
         // The L2 gradient `reg·W` is added inside the update (one pass over the parameters).
         self.opt.step_l2(model, &self.grads, lr, self.reg);
+        Ok(l)
+    }
+
+    /// Forward, loss and backward of the whole batch `x` (the kernels splitting their own work over
+    /// the kernel threads); returns the data loss. A non-finite loss skips the backward pass.
+    fn passes<L: Loss<M::Out, f32>>(
+        &mut self,
+        model: &mut M,
+        loss: &L,
+        x: &Tensor<S, f32>,
+        targets: &[L::Target],
+    ) -> Result<f32> {
+        model.forward_train(x, &mut self.y, &mut self.cache);
+        let l = loss.loss(&self.y, targets, &mut self.dy)?;
+        if l.is_finite() {
+            model.backward(x, &self.y, &self.dy, &mut self.cache, None, &mut self.grads);
+        }
         Ok(l)
     }
 }

@@ -153,6 +153,8 @@ fn f32_erf_and_tanh_are_accurate() {
     assert!(worst_erf < 5e-7, "erf: {worst_erf:e}");
     assert!(worst_tanh < 4e-7, "tanh: {worst_tanh:e}");
     assert_eq!(<f32 as Elem>::erf(-30.0), -1.0);
+    assert!(f32::NAN.tanh_inline().is_nan() && <f32 as Elem>::erf(f32::NAN).is_nan(), "NaN stays NaN");
+    assert_eq!((f32::INFINITY.tanh_inline(), f32::NEG_INFINITY.tanh_inline()), (1.0, -1.0));
     let slope = <f32 as Elem>::erf(1e-30) / 1e-30; // relative precision near 0
     assert!((slope / core::f32::consts::FRAC_2_SQRT_PI - 1.0).abs() < 3e-7, "{slope}");
 }

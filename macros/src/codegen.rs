@@ -290,6 +290,7 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
             impl #impl_g #sh::Module<#elem> for #ident #ty_g where #where_preds #bounds {
                 const RULE: #sh::shape::Rule = #rule;
                 type Cache = #cache_ty;
+                const PER_SAMPLE: bool = true #( && #module::PER_SAMPLE )*;
 
                 fn zeros() -> Self {
                     #ident { #( #names: #module::zeros(), )* }

@@ -72,7 +72,7 @@ impl Elem for f32 {
         if self.abs() >= 3.7 { 1f32.copysign(self) } else { r }
     }
     /// Cephes' `tanhf`: an odd polynomial below 0.625, `(1 − e^−2|x|)/(1 + e^−2|x|)` with the sign
-    /// of `x` above (both computed, one selected, so loops vectorise).
+    /// of `x` above (both computed, one selected, so loops vectorise); NaN for NaN.
     #[inline(always)]
     fn tanh_inline(self) -> Self {
         let a = self.abs();
@@ -84,7 +84,8 @@ impl Elem for f32 {
             p = p * z + c;
         }
         let small = p * z * self + self;
-        if a < 0.625 { small } else { big }
+        // (NaN takes the polynomial, which keeps it NaN.)
+        if a >= 0.625 { big } else { small }
     }
     /// Inline arithmetic (no library call, so loops over it vectorise): `1 + x = 2ᵏ(1 + f)` with
     /// `f ∈ [√½ − 1, √2 − 1]` computed exactly from `x`, then Cephes' `logf` polynomial for

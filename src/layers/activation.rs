@@ -29,6 +29,7 @@ macro_rules! activation_layer {
         impl<$(const $c: $ct,)? E: Elem> Module<E> for $ty$(<$c>)? {
             const RULE: Rule = Rule::Elementwise { name: $name };
             type Cache = ();
+            const PER_SAMPLE: bool = true;
 
             fn zeros() -> Self {
                 $ty

@@ -22,6 +22,7 @@ pub struct AvgPool2d<const K: usize, const S: usize = K, const P: usize = 0>;
 impl<const K: usize, const S: usize, const P: usize, E: Elem> Module<E> for AvgPool2d<K, S, P> {
     const RULE: Rule = Rule::Pool { name: "AvgPool2d", k: K, s: S, p: P, exact: true };
     type Cache = ();
+    const PER_SAMPLE: bool = true;
 
     fn zeros() -> Self {
         AvgPool2d

@@ -47,6 +47,7 @@ impl<const C: usize, const F: usize, const K: usize, const S: usize, const P: us
 {
     const RULE: Rule = Rule::Conv { c: C, f: F, k: K, s: S, p: P, bias: BIAS };
     type Cache = ConvCache<E>;
+    const PER_SAMPLE: bool = true;
 
     fn zeros() -> Self {
         Conv2d { weight: Tensor::zeros(Const), bias: Tensor::zeros(Const) }

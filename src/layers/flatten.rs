@@ -17,6 +17,7 @@ pub struct Flatten;
 impl<E: Elem> Module<E> for Flatten {
     const RULE: Rule = Rule::Flatten;
     type Cache = ();
+    const PER_SAMPLE: bool = true;
 
     fn zeros() -> Self {
         Flatten

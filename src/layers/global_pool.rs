@@ -16,6 +16,7 @@ pub struct GlobalAvgPool;
 impl<E: Elem> Module<E> for GlobalAvgPool {
     const RULE: Rule = Rule::GlobalPool { name: "GlobalAvgPool" };
     type Cache = ();
+    const PER_SAMPLE: bool = true;
 
     fn zeros() -> Self {
         GlobalAvgPool

@@ -36,6 +36,7 @@ pub struct LnCache<E> {
 impl<const D: usize, E: Elem> Module<E> for LayerNorm<D, E> {
     const RULE: Rule = Rule::Features { name: "LayerNorm", n: D };
     type Cache = LnCache<E>;
+    const PER_SAMPLE: bool = true;
 
     fn zeros() -> Self {
         LayerNorm { gamma: Tensor::full(Const, E::one()), beta: Tensor::zeros(Const) }

@@ -41,6 +41,7 @@ impl<const I: usize, const O: usize, E: Elem> Linear<I, O, E> {
 impl<const I: usize, const O: usize, E: Elem> Module<E> for Linear<I, O, E> {
     const RULE: Rule = Rule::Dense { i: I, o: O };
     type Cache = ();
+    const PER_SAMPLE: bool = true;
 
     fn zeros() -> Self {
         Linear { weight: Tensor::zeros(Const), bias: Tensor::zeros(Const) }

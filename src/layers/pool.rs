@@ -39,6 +39,7 @@ pub(crate) fn dims<E>(x: &Act<'_, E>, p: usize, stride: usize, pad: usize) -> Po
 impl<const P: usize, const S: usize, const PAD: usize, E: Elem> Module<E> for MaxPool2d<P, S, PAD> {
     const RULE: Rule = Rule::Pool { name: "MaxPool2d", k: P, s: S, p: PAD, exact: true };
     type Cache = PoolCache;
+    const PER_SAMPLE: bool = true;
     const FUSE: Kind = Kind::MaxPool { p: P, s: S, pad: PAD };
 
     fn fuse_pool_cache(cache: &mut PoolCache) -> Option<&mut PoolCache> {

@@ -17,6 +17,7 @@ pub struct ReLU;
 impl<E: Elem> Module<E> for ReLU {
     const RULE: Rule = Rule::Elementwise { name: "ReLU" };
     type Cache = ();
+    const PER_SAMPLE: bool = true;
     const FUSE: Kind = Kind::Relu;
 
     fn zeros() -> Self {

@@ -15,6 +15,7 @@ pub struct Identity;
 impl<E: Elem> Module<E> for Identity {
     const RULE: Rule = Rule::Identity;
     type Cache = ();
+    const PER_SAMPLE: bool = true;
 
     fn zeros() -> Self {
         Identity
@@ -76,6 +77,7 @@ pub struct ResidualCache<E, CB, CP> {
 impl<B: Module<E>, P: Module<E>, E: Elem> Module<E> for Residual<B, P> {
     const RULE: Rule = Rule::Residual { main: &B::RULE, shortcut: &P::RULE };
     type Cache = ResidualCache<E, B::Cache, P::Cache>;
+    const PER_SAMPLE: bool = B::PER_SAMPLE && P::PER_SAMPLE;
 
     fn zeros() -> Self {
         Residual { block: B::zeros(), shortcut: P::zeros() }

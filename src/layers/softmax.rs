@@ -24,6 +24,7 @@ macro_rules! softmax_layer {
         impl<E: Elem> Module<E> for $ty {
             const RULE: Rule = Rule::Flat { name: $name };
             type Cache = ();
+            const PER_SAMPLE: bool = true;
 
             fn zeros() -> Self {
                 $ty

@@ -1,0 +1,146 @@
+//! A training step in parts: for a model whose training passes treat every sample on its own
+//! ([`Module::PER_SAMPLE`](crate::layer::Module::PER_SAMPLE)), each kernel thread runs the whole forward pass, loss and backward pass
+//! on its own part of the batch, and the parts' parameter gradients are summed in part order.
+//!
+//! A step split layer by layer hands work to the other threads (and waits for them) once per
+//! layer, and each layer's parameters, gradients and activations travel between the cores' caches;
+//! for a small model such as the spec's 4a those hand-overs were a third of a two-thread step. Split
+//! by parts, a step hands over once, each thread reads only its own samples' activations, and what
+//! crosses cores is one copy of the parameters and of the gradients.
+
+use super::TrainStep;
+use crate::error::Result;
+use crate::layer::{Act, Layer, Path};
+use crate::loss::Loss;
+use crate::shape::{Dyn, Shape};
+use crate::tensor::Tensor;
+
+/// Below this many floating-point operations a step (forward and backward, counted by
+/// [`crate::flops::rule_flops`]) does not pay for a hand-over to the other threads: about 10 µs
+/// of work on one core.
+const MIN_STEP_FLOPS: u64 = 1_000_000;
+
+/// Samples a part gets at least (fewer would run the kernels on slivers of a batch).
+const MIN_PART_SAMPLES: usize = 8;
+
+/// A part's own copy of what a step keeps: the parameters (copied from the model before each
+/// step), the output and its gradient, the cache and the parameter gradients.
+pub(crate) struct Replica<S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
+    model: M,
+    y: Tensor<M::Out, f32>,
+    dy: Tensor<M::Out, f32>,
+    cache: M::Cache,
+    grads: M,
+    /// The part's loss, weighted by its share of the batch.
+    loss: Result<f32>,
+}
+
+/// What one part of a split step works with: its samples `lo..lo + n`, the model (the trained one
+/// for the first part, a replica's copy for the others) and its buffers.
+struct Part<'a, S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
+    lo: usize,
+    n: usize,
+    model: &'a mut M,
+    y: &'a mut Tensor<M::Out, f32>,
+    dy: &'a mut Tensor<M::Out, f32>,
+    cache: &'a mut M::Cache,
+    grads: &'a mut M,
+    loss: &'a mut Result<f32>,
+}
+
+impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
+    /// How many parts a step on `n` samples runs in: the kernel threads when the model is
+    /// [`Module::PER_SAMPLE`](crate::layer::Module::PER_SAMPLE), each part has [`MIN_PART_SAMPLES`] and the step enough work; else
+    /// 1 (the step runs whole, its kernels splitting their own work).
+    pub(crate) fn parts_for(&mut self, n: usize) -> usize {
+        if !M::PER_SAMPLE || crate::threads::in_part() {
+            return 1;
+        }
+        let t = crate::threads::num_threads().min(n / MIN_PART_SAMPLES);
+        if t <= 1 {
+            return 1;
+        }
+        if self.parts_memo.0 != n {
+            let f = crate::flops::rule_flops(&M::RULE, S::SAMPLE, n);
+            self.parts_memo = (n, f.total() >= MIN_STEP_FLOPS);
+        }
+        if self.parts_memo.1 { t } else { 1 }
+    }
+
+    /// Forward, loss and backward of `x` (with `targets`) in `parts` parts, one per kernel thread,
+    /// into `self.grads` (the parts' gradients summed in part order); returns the batch's data loss
+    /// (the parts' losses weighted by their shares of the batch, which is the mean over the batch for
+    /// a loss that is a mean over samples, as [`Loss`] requires).
+    pub(crate) fn passes_in_parts<L: Loss<M::Out, f32>>(
+        &mut self,
+        model: &mut M,
+        loss: &L,
+        x: &Tensor<S, f32>,
+        targets: &[L::Target],
+        parts: usize,
+    ) -> Result<f32> {
+        let n = x.batch_size();
+        let per = targets.len() / n.max(1);
+        while self.replicas.len() + 1 < parts {
+            self.replicas.push(Replica {
+                model: M::zeros(),
+                y: Tensor::zeros(Dyn(0)),
+                dy: Tensor::zeros(Dyn(0)),
+                cache: M::Cache::default(),
+                grads: M::zeros(),
+                loss: Ok(0.0),
+            });
+        }
+        let replicas = &mut self.replicas[..parts - 1];
+        for r in replicas.iter_mut() {
+            r.model.zip_params_mut(model, &Path::ROOT, &mut |_, w, v| w.copy_from_slice(v));
+        }
+        let mut first = Ok(0.0);
+        let mut lo = 0..parts;
+        let mut bounds =
+            core::iter::from_fn(|| lo.next().map(|i| (i * n / parts, (i + 1) * n / parts - i * n / parts)));
+        let (l0, n0) = bounds.next().expect("a first part");
+        let head = Part {
+            lo: l0,
+            n: n0,
+            model,
+            y: &mut self.y,
+            dy: &mut self.dy,
+            cache: &mut self.cache,
+            grads: &mut self.grads,
+            loss: &mut first,
+        };
+        let rest = replicas.iter_mut().zip(bounds).map(|(r, (lo, n))| Part {
+            lo,
+            n,
+            model: &mut r.model,
+            y: &mut r.y,
+            dy: &mut r.dy,
+            cache: &mut r.cache,
+            grads: &mut r.grads,
+            loss: &mut r.loss,
+        });
+        let (xs, len) = (x.as_slice(), S::SAMPLE.numel());
+        crate::threads::run_parts(core::iter::once(head).chain(rest), |p: Part<'_, S, M>| {
+            let xa = Act::new(&xs[p.lo * len..][..p.n * len], p.n, S::SAMPLE);
+            p.y.set_batch(Dyn(p.n));
+            p.model.forward_train_raw(xa, p.y.as_mut_slice(), p.cache);
+            *p.loss = loss.loss(p.y, &targets[p.lo * per..][..p.n * per], p.dy).map(|l| {
+                let share = p.n as f32 / n as f32;
+                p.dy.as_mut_slice().iter_mut().for_each(|g| *g *= share);
+                l * share
+            });
+            if matches!(p.loss, Ok(l) if l.is_finite()) {
+                p.model.backward_raw(xa, p.y.as_slice(), p.dy.as_slice(), p.cache, None, p.grads);
+            }
+        });
+        let mut l = first?;
+        for r in self.replicas[..parts - 1].iter_mut() {
+            l += core::mem::replace(&mut r.loss, Ok(0.0))?;
+            self.grads.zip_params_mut(&r.grads, &Path::ROOT, &mut |_, g, h| {
+                g.iter_mut().zip(h).for_each(|(g, h)| *g += *h);
+            });
+        }
+        Ok(l)
+    }
+}

@@ -1,0 +1,159 @@
+//! A training step in parts (`TrainStep::parts`): on two kernel threads a model whose layers all
+//! treat samples on their own runs whole on each thread's half of the batch, and trains as the
+//! one-thread step does (up to rounding), the same bits from run to run; models with batch norm or
+//! dropout run whole. (A test binary of its own: the thread count is process-wide.)
+
+use shaped::data::{Dataset, synthetic};
+use shaped::models::{Cnn, CnnBn, Mlp};
+use shaped::optim::UpdateRule;
+use shaped::prelude::*;
+use shaped::step::TrainStep;
+
+type Img = (Dyn, Const<1>, Const<28>, Const<28>);
+
+/// A regression model of three outputs.
+#[derive(Sequential)]
+#[sequential(input = (64,))]
+struct Reg {
+    fc1: Linear<64, 256>,
+    act: Tanh,
+    fc2: Linear<256, 3>,
+}
+
+/// `n` samples for [`Reg`].
+fn regression(n: usize) -> Dataset {
+    let x: Vec<f32> = (0..n * 64).map(|i| (i * 37 % 101) as f32 / 50.0 - 1.0).collect();
+    let y: Vec<f32> = (0..n * 3).map(|i| (i * 13 % 29) as f32 / 14.0 - 1.0).collect();
+    Dataset::regression(x, y, &[64], 3).unwrap()
+}
+
+/// One test at a time: the thread count is process-wide.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Every parameter and buffer.
+fn values<M: Module<f32>>(m: &M) -> Vec<f32> {
+    let mut out = Vec::new();
+    m.visit_params(&ParamPath::ROOT, &mut |_, d| out.extend_from_slice(d));
+    out
+}
+
+/// `steps` steps of `M` on batches of `batch` from `data` with `threads` kernel threads: the
+/// losses, the parameters and the parts the last step ran in.
+fn train<S: Shape<Batch = Dyn>, M: Layer<S, f32>, L: Loss<M::Out, f32>>(
+    threads: usize,
+    data: &Dataset,
+    loss: &L,
+    batch: usize,
+    steps: usize,
+) -> (Vec<f32>, Vec<f32>, usize) {
+    shaped::set_num_threads(threads);
+    let mut m = M::init(&mut rand::rngs::StdRng::seed_from_u64(5), Init::He);
+    let mut step = TrainStep::<S, M>::new(UpdateRule::Adam, 1e-3, batch);
+    let losses = (0..steps)
+        .map(|s| {
+            let idx: Vec<usize> = (0..batch).map(|i| (s * batch + i) % data.len()).collect();
+            step.step(&mut m, loss, data, &idx, 1e-3).expect("a finite loss")
+        })
+        .collect();
+    let parts = step.parts();
+    shaped::set_num_threads(1);
+    (losses, values(&m), parts)
+}
+
+/// The largest difference relative to the largest value of `a`.
+fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-30);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+/// Whether `M` says its training passes treat samples on their own.
+fn per_sample<M: Module<f32>>() -> bool {
+    M::PER_SAMPLE
+}
+
+#[test]
+fn which_models_are_per_sample() {
+    assert!(per_sample::<Cnn>() && per_sample::<Mlp>());
+    assert!(!per_sample::<CnnBn>(), "batch norm and dropout see the whole batch");
+    assert!(!per_sample::<BatchNorm1d<4>>() && !per_sample::<Dropout>());
+    assert!(per_sample::<Residual<Conv2d<2, 2, 3, 1, 1>, Identity>>());
+    assert!(!per_sample::<Residual<BatchNorm2d<2>, Identity>>());
+}
+
+#[test]
+fn a_cnn_in_parts_trains_as_on_one_thread() {
+    let _one = serial();
+    let data = synthetic::random_images(3, 300, &[1, 28, 28], 10);
+    let loss = SoftmaxCrossEntropy::<10>;
+    let (l1, p1, n1) = train::<Img, Cnn, _>(1, &data, &loss, 100, 6);
+    let (l2, p2, n2) = train::<Img, Cnn, _>(2, &data, &loss, 100, 6);
+    assert_eq!((n1, n2), (1, 2), "one thread runs whole, two in two parts");
+    assert!(rel_diff(&l1, &l2) < 1e-5, "losses {l1:?} vs {l2:?}");
+    assert!(rel_diff(&p1, &p2) < 1e-4, "parameters differ by {}", rel_diff(&p1, &p2));
+    let (l3, p3, _) = train::<Img, Cnn, _>(2, &data, &loss, 100, 6);
+    assert!(l2.iter().zip(&l3).all(|(a, b)| a.to_bits() == b.to_bits()), "two runs differ");
+    assert!(p2.iter().zip(&p3).all(|(a, b)| a.to_bits() == b.to_bits()), "two runs differ");
+}
+
+#[test]
+fn uneven_parts_and_real_valued_targets() {
+    let _one = serial();
+    let data = regression(200);
+    for batch in [37, 101] {
+        let (l1, p1, n1) = train::<(Dyn, Const<64>), Reg, _>(1, &data, &Mse, batch, 5);
+        let (l2, p2, n2) = train::<(Dyn, Const<64>), Reg, _>(2, &data, &Mse, batch, 5);
+        assert_eq!((n1, n2), (1, 2));
+        assert!(rel_diff(&l1, &l2) < 1e-5, "batch {batch}: losses {l1:?} vs {l2:?}");
+        assert!(rel_diff(&p1, &p2) < 1e-4, "batch {batch}: parameters differ by {}", rel_diff(&p1, &p2));
+    }
+}
+
+#[test]
+fn batch_norm_and_tiny_models_run_whole() {
+    let _one = serial();
+    let data = synthetic::random_images(3, 100, &[1, 28, 28], 10);
+    let (_, _, n) = train::<Img, CnnBn, _>(2, &data, &SoftmaxCrossEntropy::<10>, 100, 2);
+    assert_eq!(n, 1, "batch norm's statistics are the whole batch's");
+    let small = synthetic::random_images(3, 100, &[20], 2);
+    #[derive(Sequential)]
+    #[sequential(input = (20,))]
+    struct Tiny {
+        fc: Linear<20, 2>,
+    }
+    let (_, _, n) = train::<(Dyn, Const<20>), Tiny, _>(2, &small, &SoftmaxCrossEntropy::<2>, 100, 2);
+    assert_eq!(n, 1, "a step of a few thousand operations is not worth a hand-over");
+    let (_, _, n) = train::<Img, Cnn, _>(2, &data, &SoftmaxCrossEntropy::<10>, 9, 2);
+    assert_eq!(n, 1, "nine samples make no two parts of eight");
+}
+
+#[test]
+fn bad_targets_and_non_finite_inputs_in_parts() {
+    let _one = serial();
+    shaped::set_num_threads(2);
+    let data = synthetic::random_images(3, 100, &[1, 28, 28], 10);
+    let mut m = Cnn::init(&mut rand::rngs::StdRng::seed_from_u64(5), Init::He);
+    let before = values(&m);
+    let mut step = TrainStep::<Img, Cnn>::new(UpdateRule::Adam, 0.0, 100);
+    let idx: Vec<usize> = (0..100).collect();
+    let (x, mut y) = data.batch::<Img>(&idx).unwrap();
+    y[73] = 10;
+    let err = step.step_batch(&mut m, &SoftmaxCrossEntropy::<10>, &x, &y, 1e-3).unwrap_err().to_string();
+    assert!(err.contains("label 10 at position 73"), "the position is the batch's: {err}");
+    assert!(values(&m) == before, "a refused step changed the parameters");
+    // A NaN in the second part's input: the loss is NaN, the parameters stay.
+    let data = regression(100);
+    let mut r = Reg::init(&mut rand::rngs::StdRng::seed_from_u64(5), Init::He);
+    let before = values(&r);
+    let mut step = TrainStep::<(Dyn, Const<64>), Reg>::new(UpdateRule::Adam, 0.0, 100);
+    let (mut x, t) = data.batch_values::<(Dyn, Const<64>)>(&idx).unwrap();
+    x.as_mut_slice()[80 * 64 + 5] = f32::NAN;
+    let err = step.step_targets(&mut r, &Mse, &x, &t, 1e-3).unwrap_err().to_string();
+    assert!(err.contains("NaN"), "{err}");
+    assert_eq!(step.parts(), 2, "the NaN step ran in parts");
+    assert!(values(&r) == before, "a failed step changed the parameters");
+    shaped::set_num_threads(1);
+}
