@@ -116,8 +116,9 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     /// How many parts the last step ran in: 1 when it ran whole (its kernels splitting their own
     /// work over the kernel threads), else one per kernel thread, each thread running the whole
     /// model on its part of the batch (for models whose layers are all
-    /// [`Module::PER_SAMPLE`](crate::layer::Module::PER_SAMPLE), with enough work per step;
-    /// 0 before the first step. A distributed step ([`TrainStep::step_shard`]) runs whole.
+    /// [`Module::PER_SAMPLE`](crate::layer::Module::PER_SAMPLE), with enough work per step, at
+    /// least 8 samples per part and at most 4 Mi parameters, each part keeping its own copy of
+    /// them and of their gradients); 0 before the first step. A distributed step ([`TrainStep::step_shard`]) runs whole.
     pub fn parts(&self) -> usize {
         self.last_parts
     }
@@ -247,7 +248,7 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         let (labels, values) = (core::mem::take(&mut self.labels), core::mem::take(&mut self.values));
         let (x, targets) = batch.unwrap_or((&x_own, L::Target::pick(&labels, &values)));
         let n = x.batch_size();
-        let parts = if targets.len() % n.max(1) == 0 { self.parts_for(n) } else { 1 };
+        let parts = if targets.len() % n.max(1) == 0 { self.parts_for(model, n) } else { 1 };
         self.last_parts = parts;
         let passes = if parts > 1 {
             // A loss that refuses its targets says so for the whole batch (the positions in its

@@ -113,7 +113,7 @@ fn uneven_parts_and_real_valued_targets() {
 }
 
 #[test]
-fn batch_norm_and_tiny_models_run_whole() {
+fn batch_norm_tiny_and_large_models_run_whole() {
     let _one = serial();
     let data = synthetic::random_images(3, 100, &[1, 28, 28], 10);
     let (_, _, n) = train::<Img, CnnBn, _>(2, &data, &SoftmaxCrossEntropy::<10>, 100, 2);
@@ -128,6 +128,14 @@ fn batch_norm_and_tiny_models_run_whole() {
     assert_eq!(n, 1, "a step of a few thousand operations is not worth a hand-over");
     let (_, _, n) = train::<Img, Cnn, _>(2, &data, &SoftmaxCrossEntropy::<10>, 9, 2);
     assert_eq!(n, 1, "nine samples make no two parts of eight");
+    #[derive(Sequential)]
+    #[sequential(input = (2048,))]
+    struct Wide {
+        fc: Linear<2048, 2048>,
+    }
+    let wide = synthetic::random_images(3, 16, &[2048], 2048);
+    let (_, _, n) = train::<(Dyn, Const<2048>), Wide, _>(2, &wide, &SoftmaxCrossEntropy::<2048>, 16, 1);
+    assert_eq!(n, 1, "4.2 million parameters are not copied per part");
 }
 
 #[test]

@@ -23,6 +23,11 @@ const MIN_STEP_FLOPS: u64 = 1_000_000;
 /// Samples a part gets at least (fewer would run the kernels on slivers of a batch).
 const MIN_PART_SAMPLES: usize = 8;
 
+/// Parameters (and buffers) a model has at most to be split in parts: each further part keeps a
+/// copy of them and of their gradients (32 MiB per part at this size); a larger model's layers
+/// have the work to split on their own.
+const MAX_PART_PARAMS: usize = 4 << 20;
+
 /// A part's own copy of what a step keeps: the parameters (copied from the model before each
 /// step), the output and its gradient, the cache and the parameter gradients.
 pub(crate) struct Replica<S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
@@ -49,10 +54,11 @@ struct Part<'a, S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
 }
 
 impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
-    /// How many parts a step on `n` samples runs in: the kernel threads when the model is
-    /// [`Module::PER_SAMPLE`](crate::layer::Module::PER_SAMPLE), each part has [`MIN_PART_SAMPLES`] and the step enough work; else
-    /// 1 (the step runs whole, its kernels splitting their own work).
-    pub(crate) fn parts_for(&mut self, n: usize) -> usize {
+    /// How many parts a step of `model` on `n` samples runs in: the kernel threads when the model
+    /// is [`Module::PER_SAMPLE`](crate::layer::Module::PER_SAMPLE), each part has
+    /// [`MIN_PART_SAMPLES`], the step enough work and the model at most [`MAX_PART_PARAMS`];
+    /// else 1 (the step runs whole, its kernels splitting their own work).
+    pub(crate) fn parts_for(&mut self, model: &M, n: usize) -> usize {
         if !M::PER_SAMPLE || crate::threads::in_part() {
             return 1;
         }
@@ -62,7 +68,9 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         }
         if self.parts_memo.0 != n {
             let f = crate::flops::rule_flops(&M::RULE, S::SAMPLE, n);
-            self.parts_memo = (n, f.total() >= MIN_STEP_FLOPS);
+            let mut params = 0;
+            model.visit_params(&Path::ROOT, &mut |_, v| params += v.len());
+            self.parts_memo = (n, f.total() >= MIN_STEP_FLOPS && params <= MAX_PART_PARAMS);
         }
         if self.parts_memo.1 { t } else { 1 }
     }
