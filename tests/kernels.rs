@@ -288,8 +288,9 @@ fn im2col_paths_equal_the_direct_convolution() {
 
 #[test]
 fn vectorised_2x2_pool_equals_the_general_loop() {
-    // The f32 2×2 kernel (eight windows per AVX2 step, the row ends in a scalar loop) must pick
-    // the same maximum and the same first-maximum index as the general loop, ties included.
+    // The f32 2×2 kernel (eight windows per AVX2 step; rows of 9–15 windows end with an
+    // overlapping step, rows under 8 run the scalar loop) must pick the same maximum and the same
+    // first-maximum index as the general loop, ties included.
     use shaped::kernels::pool::{self, PoolDims};
     let mut rng = rand::rngs::StdRng::seed_from_u64(17);
     for (h, w) in [(32, 32), (16, 16), (22, 22), (9, 35), (2, 2), (4, 18)] {

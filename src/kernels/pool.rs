@@ -167,7 +167,8 @@ fn window2<E: Elem, const RELU: bool>(r0: &[E], r1: &[E], ox: usize, w: usize, i
 }
 
 /// [`max2_forward`] for `f32` with AVX2: eight windows per step (their two input rows split into
-/// even and odd columns), the same comparisons as the scalar loop, which takes the row ends.
+/// even and odd columns), the same comparisons as the scalar loop, which takes the ends of rows
+/// under eight windows (a longer row ends with an overlapping step).
 /// With `RELU`, every value first goes through ReLU's select (`v > 0 ? v : +0`, as an AND with the
 /// ordered `v > 0` mask: +0 for ±0, negatives and NaN, like the scalar select).
 ///
@@ -184,7 +185,7 @@ unsafe fn max2_forward_f32<const RELU: bool>(d: &PoolDims, x: &[f32], y: &mut [f
     let vec_end = ow / 8 * 8;
     // SAFETY (whole body): AVX2 is enabled; every load and store below is inside a row slice
     // whose length was checked: `2·ox + 16 ≤ 2·ow ≤ w` for the input rows, `ox + 8 ≤ ow` for the
-    // output rows.
+    // output rows (`ox` is a multiple of 8 below `ow / 8 · 8`, or `ow − 8` when `ow ≥ 8`).
     unsafe {
         // even and odd columns of 16 consecutive values, in order
         let zero = _mm256_setzero_ps();
@@ -208,7 +209,11 @@ unsafe fn max2_forward_f32<const RELU: bool>(d: &PoolDims, x: &[f32], y: &mut [f
                 let yrow = &mut y[base + oy * ow..][..ow];
                 let arow = &mut argmax[base + oy * ow..][..ow];
                 let i0 = (2 * oy * w) as u32;
-                for ox in (0..vec_end).step_by(8) {
+                // Eight windows from `ox`; a row whose width is not a multiple of eight (but at least
+                // eight) ends with the eight windows `ow − 8 ..`, recomputing some of the previous
+                // ones to the same values.
+                let tail = (ow >= 8 && vec_end < ow).then_some(ow - 8);
+                for ox in (0..vec_end).step_by(8).chain(tail) {
                     let (a, b) = split(r0.as_ptr().add(2 * ox));
                     let (c, e) = split(r1.as_ptr().add(2 * ox));
                     let g1 = _mm256_cmp_ps::<_CMP_GT_OQ>(b, a);
@@ -224,8 +229,10 @@ unsafe fn max2_forward_f32<const RELU: bool>(d: &PoolDims, x: &[f32], y: &mut [f
                     _mm256_storeu_ps(yrow.as_mut_ptr().add(ox), m);
                     _mm256_storeu_si256(arow.as_mut_ptr().add(ox) as *mut __m256i, _mm256_add_epi32(at, k));
                 }
-                for ox in vec_end..ow {
-                    (yrow[ox], arow[ox]) = window2::<f32, RELU>(r0, r1, ox, w, i0);
+                if tail.is_none() {
+                    for ox in vec_end..ow {
+                        (yrow[ox], arow[ox]) = window2::<f32, RELU>(r0, r1, ox, w, i0);
+                    }
                 }
             }
         }
