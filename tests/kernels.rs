@@ -308,6 +308,48 @@ fn vectorised_2x2_pool_equals_the_general_loop() {
 }
 
 #[test]
+fn vectorised_2x2_pool_backward_equals_zeroing_and_adding() {
+    // The f32 2×2 backward (eight windows per AVX2 step, every input gradient written once; rows
+    // of 9–15 windows end with an overlapping step) must give the bits of zeroing the input
+    // gradient and adding each output gradient at its argmax: −0 becomes +0, NaN stays, and with
+    // ReLU's output only `y > 0` passes (not 0, not NaN).
+    use shaped::kernels::pool::{self, PoolDims};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(19);
+    let special = [0.0f32, -0.0, f32::NAN, 1.5, -2.0];
+    for (h, w) in [(22, 22), (32, 32), (9, 35), (4, 18), (17, 16), (16, 33), (3, 5)] {
+        let d = PoolDims { planes: 3, h, w, p: 2, stride: 2, pad: 0 };
+        let x: Vec<f32> = (0..d.planes * h * w).map(|_| rng.random_range(0..4) as f32 - 1.5).collect();
+        let q = d.planes * d.oh() * d.ow();
+        let (mut y, mut a) = (vec![0.0f32; q], vec![0u32; q]);
+        pool::relu_max_forward(&d, &x, &mut y, Some(&mut a));
+        let pick = |rng: &mut rand::rngs::StdRng| {
+            if rng.random_range(0..4) == 0 {
+                special[rng.random_range(0..special.len())]
+            } else {
+                rng.random_range(-1.0..1.0)
+            }
+        };
+        let dy: Vec<f32> = (0..q).map(|_| pick(&mut rng)).collect();
+        let yr: Vec<f32> = (0..q).map(|i| if i % 7 == 3 { f32::NAN } else { y[i] }).collect();
+        for relu in [false, true] {
+            let mut want = vec![0.0f32; d.planes * h * w];
+            for (i, (&g, &k)) in dy.iter().zip(&a).enumerate() {
+                let plane = i / (d.oh() * d.ow()) * h * w;
+                want[plane + k as usize] += if !relu || yr[i] > 0.0 { g } else { 0.0 };
+            }
+            let mut got = vec![7.0f32; want.len()];
+            if relu {
+                pool::relu_max_backward(&d, &dy, &a, &yr, &mut got);
+            } else {
+                pool::max_backward(&d, &dy, &a, &mut got);
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{h}×{w}, relu {relu}");
+        }
+    }
+}
+
+#[test]
 fn column_sums_match_a_naive_loop() {
     // `sum_rows` (bias gradients) sums 32 columns at a time in registers, the rest one by one.
     let mut rng = rand::rngs::StdRng::seed_from_u64(21);

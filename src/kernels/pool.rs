@@ -324,6 +324,18 @@ fn max_backward_split<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], y: Option
 /// `y > 0` ([`relu_max_backward`]).
 fn max_backward_one<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], y: Option<&[E]>, dx: &mut [E]) {
     let (q, xs) = (d.oh() * d.ow(), d.h * d.w);
+    #[cfg(target_arch = "x86_64")]
+    if d.p == 2
+        && d.stride == 2
+        && d.pad == 0
+        && d.ow() >= 8
+        && super::cpu::has_avx2_fma()
+        && core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>()
+    {
+        let (dy32, dx32) = (super::matmul::as_f32(dy), super::matmul::as_f32_mut(dx));
+        // SAFETY: the CPU supports AVX2 (the chosen ISA, checked just above).
+        return unsafe { max2_backward_f32(d, dy32, argmax, y.map(super::matmul::as_f32), dx32) };
+    }
     dx[..d.planes * xs].fill(E::zero());
     for pl in 0..d.planes {
         let dxp = &mut dx[pl * xs..][..xs];
@@ -341,6 +353,71 @@ fn max_backward_one<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], y: Option<&
                     dxp[i as usize] += if yv > E::zero() { g } else { E::zero() };
                 }
             }
+        }
+    }
+}
+
+/// [`max_backward_one`] for `f32` 2×2 windows with stride 2, no padding and rows of at least eight
+/// windows, with AVX2. The windows do not overlap, so every input gradient is written once, eight
+/// windows (two rows of 16 values) per step: `0 + g` at a window's argmax (`g` through ReLU's
+/// select on `y` when given), +0 at its other positions and outside every window — the values of
+/// zeroing the planes and adding each `g` at its argmax, in one pass instead of two. A row whose
+/// width is not a multiple of eight ends with the eight windows `ow − 8 ..` (rewriting some values
+/// with themselves).
+///
+/// # Safety
+/// The CPU must support AVX2. (The lengths the vector loads and stores rely on are asserted.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn max2_backward_f32(d: &PoolDims, dy: &[f32], argmax: &[u32], y: Option<&[f32]>, dx: &mut [f32]) {
+    use core::arch::x86_64::*;
+    let (oh, ow, w) = (d.oh(), d.ow(), d.w);
+    let (q, xs) = (oh * ow, d.h * w);
+    assert!(d.p == 2 && d.stride == 2 && d.pad == 0 && ow >= 8 && 2 * ow <= w && 2 * oh <= d.h, "{d:?}");
+    assert!(dy.len() >= d.planes * q && argmax.len() >= d.planes * q && dx.len() >= d.planes * xs);
+    assert!(y.is_none_or(|y| y.len() >= d.planes * q) && w < i32::MAX as usize / 4);
+    let vec_end = ow / 8 * 8;
+    // SAFETY (whole body): AVX2 is enabled; every load reads 8 values at `oy·ow + ox` with
+    // `ox + 8 ≤ ow` of a plane's `q = oh·ow` (asserted lengths), every store 8 values at `2·ox` or
+    // `2·ox + 8` of a row slice `w ≥ 2·ow ≥ 2·ox + 16` long.
+    unsafe {
+        let zero = _mm256_setzero_ps();
+        let lane2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+        let offsets =
+            [_mm256_set1_epi32(0), _mm256_set1_epi32(1), _mm256_set1_epi32(w as i32), _mm256_set1_epi32(w as i32 + 1)];
+        for pl in 0..d.planes {
+            let dxp = &mut dx[pl * xs..][..xs];
+            let (gs, args) = (&dy[pl * q..][..q], &argmax[pl * q..][..q]);
+            let ys = y.map(|y| &y[pl * q..][..q]);
+            for oy in 0..oh {
+                let (r0, r1) = dxp[2 * oy * w..][..2 * w].split_at_mut(w);
+                let tail = (vec_end < ow).then_some(ow - 8);
+                for ox in (0..vec_end).step_by(8).chain(tail) {
+                    let o = oy * ow + ox;
+                    let mut g = _mm256_loadu_ps(gs.as_ptr().add(o));
+                    if let Some(ys) = ys {
+                        g = _mm256_and_ps(g, _mm256_cmp_ps::<_CMP_GT_OQ>(_mm256_loadu_ps(ys.as_ptr().add(o)), zero));
+                    }
+                    let g = _mm256_add_ps(zero, g);
+                    let first = _mm256_set1_epi32((2 * oy * w + 2 * ox) as i32);
+                    let k = _mm256_sub_epi32(
+                        _mm256_loadu_si256(args.as_ptr().add(o) as *const __m256i),
+                        _mm256_add_epi32(first, lane2),
+                    );
+                    let at = |m: __m256i| _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(k, m)));
+                    for (row, (even, odd)) in
+                        [(&mut *r0, (at(offsets[0]), at(offsets[1]))), (&mut *r1, (at(offsets[2]), at(offsets[3])))]
+                    {
+                        // windows 0 1 | 4 5 and 2 3 | 6 7 interleaved, then their halves in order
+                        let (lo, hi) = (_mm256_unpacklo_ps(even, odd), _mm256_unpackhi_ps(even, odd));
+                        _mm256_storeu_ps(row.as_mut_ptr().add(2 * ox), _mm256_permute2f128_ps::<0x20>(lo, hi));
+                        _mm256_storeu_ps(row.as_mut_ptr().add(2 * ox + 8), _mm256_permute2f128_ps::<0x31>(lo, hi));
+                    }
+                }
+                r0[2 * ow..].fill(0.0);
+                r1[2 * ow..].fill(0.0);
+            }
+            dxp[2 * oh * w..].fill(0.0);
         }
     }
 }
