@@ -49,7 +49,13 @@ impl<'a, E> Pooled<'a, E> {
         E: Elem,
     {
         let one = PoolDims { planes: 1, ..self.pd };
-        super::pool::max_backward_one(&one, &self.dy[i * self.q..][..self.q], &self.argmax[i * self.q..][..self.q], None, plane);
+        super::pool::max_backward_one(
+            &one,
+            &self.dy[i * self.q..][..self.q],
+            &self.argmax[i * self.q..][..self.q],
+            None,
+            plane,
+        );
     }
 }
 
