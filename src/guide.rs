@@ -117,4 +117,7 @@
 //! - A debug build that trains at near release speed: see the README's
 //!   `[profile.dev.package.shaped]` setting.
 //! - Hand-written layers implement [`Module`](crate::Module) (parameters, a shape rule, the passes)
-//!   and are checked against centred differences with [`gradcheck`](crate::gradcheck).
+//!   and are checked against centred differences with [`gradcheck`](crate::gradcheck). A layer
+//!   whose training passes treat every sample on its own and change nothing in it says so with
+//!   `const PER_SAMPLE: bool = true`: models made only of such layers train on several kernel
+//!   threads one share of the batch per thread ([`TrainStep`](crate::step::TrainStep)).
