@@ -13,8 +13,6 @@ use super::{Elem, multiversion};
 /// batch norm whose fused ReLU output is `y`.
 #[derive(Clone, Copy)]
 pub(super) struct Pooled<'a, E> {
-    /// The pooling (its `planes` unused).
-    pd: PoolDims,
     /// Gradient values a plane.
     q: usize,
     /// Planes a sample.
@@ -41,21 +39,16 @@ impl<'a, E> Pooled<'a, E> {
         self.y
     }
 
-    /// Writes plane `i`'s pooling input gradient into `plane` (the pooling's own backward pass on
-    /// one plane: zeros, and each output gradient added at its argmax).
+    /// Writes plane `i`'s pooling input gradient into `plane`.
     #[inline(always)]
     fn scatter(&self, i: usize, plane: &mut [E])
     where
         E: Elem,
     {
-        let one = PoolDims { planes: 1, ..self.pd };
-        super::pool::max_backward_one(
-            &one,
-            &self.dy[i * self.q..][..self.q],
-            &self.argmax[i * self.q..][..self.q],
-            None,
-            plane,
-        );
+        plane.fill(E::zero());
+        for (&g, &a) in self.dy[i * self.q..][..self.q].iter().zip(&self.argmax[i * self.q..][..self.q]) {
+            plane[a as usize] += g;
+        }
     }
 }
 
@@ -86,7 +79,7 @@ pub fn batchnorm_relu_pool_backward<E: Elem>(
     assert_eq!(argmax.len(), pdy.len(), "pooling: argmax length");
     assert_eq!(y.len(), x.len(), "batch norm: output length");
     // (An argmax outside its plane would panic in the scatter, which indexes the plane with it.)
-    let p = Pooled { pd: *pd, q: pd.oh() * pd.ow(), c: d.c, dy: pdy, argmax, y };
+    let p = Pooled { q: pd.oh() * pd.ow(), c: d.c, dy: pdy, argmax, y };
     bn_backward(d, Dy::Pooled(p), Some(dr), x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
 }
 

@@ -322,7 +322,7 @@ fn max_backward_split<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], y: Option
 
 /// [`max_backward`] of `d.planes` planes on the calling thread; with the output `y`, only where
 /// `y > 0` ([`relu_max_backward`]).
-pub(super) fn max_backward_one<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], y: Option<&[E]>, dx: &mut [E]) {
+fn max_backward_one<E: Elem>(d: &PoolDims, dy: &[E], argmax: &[u32], y: Option<&[E]>, dx: &mut [E]) {
     let (q, xs) = (d.oh() * d.ow(), d.h * d.w);
     #[cfg(target_arch = "x86_64")]
     if d.p == 2
