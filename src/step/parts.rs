@@ -1,6 +1,6 @@
 //! A training step in parts: for a model whose training passes treat every sample on its own
 //! ([`Module::PER_SAMPLE`](crate::layer::Module::PER_SAMPLE)), each kernel thread runs the whole forward pass, loss and backward pass
-//! on its own part of the batch, and the parts' parameter gradients are summed in part order.
+//! on its own part of the batch, and the parts' parameter gradients are summed in a fixed order.
 //!
 //! A step split layer by layer hands work to the other threads (and waits for them) once per
 //! layer, and each layer's parameters, gradients and activations travel between the cores' caches;
@@ -41,7 +41,7 @@ pub(crate) struct Replica<S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
 }
 
 /// What one part of a split step works with: its samples `lo..lo + n`, the model (the trained one
-/// for the first part, a replica's copy for the others) and its buffers.
+/// for the last part, a replica's copy for the others) and its buffers.
 struct Part<'a, S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
     lo: usize,
     n: usize,
@@ -76,7 +76,7 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     }
 
     /// Forward, loss and backward of `x` (with `targets`) in `parts` parts, one per kernel thread,
-    /// into `self.grads` (the parts' gradients summed in part order); returns the batch's data loss
+    /// into `self.grads` (the last part's gradients, then the others' added in part order); returns the batch's data loss
     /// (the parts' losses weighted by their shares of the batch, which is the mean over the batch for
     /// a loss that is a mean over samples, as [`Loss`] requires).
     pub(crate) fn passes_in_parts<L: Loss<M::Out, f32>>(
@@ -103,36 +103,31 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         for r in replicas.iter_mut() {
             r.model.zip_params_mut(model, &Path::ROOT, &mut |_, w, v| w.copy_from_slice(v));
         }
-        let mut first = Ok(0.0);
-        let mut lo = 0..parts;
-        let mut bounds =
-            core::iter::from_fn(|| lo.next().map(|i| (i * n / parts, (i + 1) * n / parts - i * n / parts)));
-        let (l0, n0) = bounds.next().expect("a first part");
+        // Part `i` has samples `i·n/parts ..`; the last part is the model's own (see below).
+        let bounds = |i: usize| (i * n / parts, (i + 1) * n / parts - i * n / parts);
+        let mut own = Ok(0.0);
+        let (lo, m) = bounds(parts - 1);
         let head = Part {
-            lo: l0,
-            n: n0,
+            lo,
+            n: m,
             model,
             y: &mut self.y,
             dy: &mut self.dy,
             cache: &mut self.cache,
             grads: &mut self.grads,
-            loss: &mut first,
+            loss: &mut own,
         };
-        let rest = replicas.iter_mut().zip(bounds).map(|(r, (lo, n))| Part {
-            lo,
-            n,
-            model: &mut r.model,
-            y: &mut r.y,
-            dy: &mut r.dy,
-            cache: &mut r.cache,
-            grads: &mut r.grads,
-            loss: &mut r.loss,
+        let rest = replicas.iter_mut().enumerate().map(|(i, r)| {
+            let (lo, n) = bounds(i);
+            Part { lo, n, model: &mut r.model, y: &mut r.y, dy: &mut r.dy, cache: &mut r.cache, grads: &mut r.grads, loss: &mut r.loss }
         });
         let (xs, len) = (x.as_slice(), S::SAMPLE.numel());
-        // The first part (the model itself, the step's own gradients) goes last: `run_parts` runs
-        // the last payload on this thread, which then sums the gradients and updates the
-        // parameters it has in its own cache (the other way round, each update wrote lines the
-        // other core held: on one host state that made RMSprop's update of 3b five times slower).
+        // The model's own part (its parameters, the step's own gradients) is the last payload,
+        // which `run_parts` runs on this thread: the thread that then sums the gradients and
+        // updates the parameters has them in its own cache (the other way round, each update wrote
+        // lines the other core held: on one host state that made RMSprop's update of 3b five
+        // times slower). It takes the last samples, as the last part of every kernel split
+        // (the batch gather's included) does, so each thread reads the rows it gathered.
         crate::threads::run_parts(rest.chain(core::iter::once(head)), |p: Part<'_, S, M>| {
             let xa = Act::new(&xs[p.lo * len..][..p.n * len], p.n, S::SAMPLE);
             p.y.set_batch(Dyn(p.n));
@@ -146,7 +141,7 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
                 p.model.backward_raw(xa, p.y.as_slice(), p.dy.as_slice(), p.cache, None, p.grads);
             }
         });
-        let mut l = first?;
+        let mut l = own?;
         for r in self.replicas[..parts - 1].iter_mut() {
             l += core::mem::replace(&mut r.loss, Ok(0.0))?;
             self.grads.zip_params_mut(&r.grads, &Path::ROOT, &mut |_, g, h| {
