@@ -119,7 +119,16 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         };
         let rest = replicas.iter_mut().enumerate().map(|(i, r)| {
             let (lo, n) = bounds(i);
-            Part { lo, n, model: &mut r.model, y: &mut r.y, dy: &mut r.dy, cache: &mut r.cache, grads: &mut r.grads, loss: &mut r.loss }
+            Part {
+                lo,
+                n,
+                model: &mut r.model,
+                y: &mut r.y,
+                dy: &mut r.dy,
+                cache: &mut r.cache,
+                grads: &mut r.grads,
+                loss: &mut r.loss,
+            }
         });
         let (xs, len) = (x.as_slice(), S::SAMPLE.numel());
         // The model's own part (its parameters, the step's own gradients) is the last payload,
