@@ -115,10 +115,10 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
 
     /// How many parts the last step ran in: 1 when it ran whole (its kernels splitting their own
     /// work over the kernel threads), else one per kernel thread, each thread running the whole
-    /// model on its part of the batch (for models whose layers are all
-    /// [`Module::PER_SAMPLE`], with enough work per step, at
-    /// least 8 samples per part and at most 4 Mi parameters, each part keeping its own copy of
-    /// them and of their gradients); 0 before the first step. A distributed step ([`TrainStep::step_shard`]) runs whole.
+    /// model on its part of the batch (for models whose layers are all [`Module::PER_SAMPLE`],
+    /// with enough work per step, at least 8 samples per part and at most 4 Mi parameters, each
+    /// part keeping its own copy of them and of their gradients); 0 before the first step. A
+    /// distributed step ([`TrainStep::step_shard`]) runs whole.
     pub fn parts(&self) -> usize {
         self.last_parts
     }
