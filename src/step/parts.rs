@@ -1,6 +1,7 @@
 //! A training step in parts: for a model whose training passes treat every sample on its own
-//! ([`Module::PER_SAMPLE`](crate::layer::Module::PER_SAMPLE)), each kernel thread runs the whole forward pass, loss and backward pass
-//! on its own part of the batch, and the parts' parameter gradients are summed in a fixed order.
+//! ([`Module::PER_SAMPLE`](crate::layer::Module::PER_SAMPLE)), each kernel thread runs the whole
+//! forward pass, loss and backward pass on its own part of the batch, and the parts' parameter
+//! gradients are summed in a fixed order.
 //!
 //! A step split layer by layer hands work to the other threads (and waits for them) once per
 //! layer, and each layer's parameters, gradients and activations travel between the cores' caches;
@@ -76,9 +77,10 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     }
 
     /// Forward, loss and backward of `x` (with `targets`) in `parts` parts, one per kernel thread,
-    /// into `self.grads` (the last part's gradients, then the others' added in part order); returns the batch's data loss
-    /// (the parts' losses weighted by their shares of the batch, which is the mean over the batch for
-    /// a loss that is a mean over samples, as [`Loss`] requires).
+    /// into `self.grads` (the last part's gradients, then the others' added in part order);
+    /// returns the batch's data loss (the parts' losses weighted by their shares of the batch,
+    /// which is the mean over the batch for a loss that is a mean over samples, as [`Loss`]
+    /// requires).
     pub(crate) fn passes_in_parts<L: Loss<M::Out, f32>>(
         &mut self,
         model: &mut M,
