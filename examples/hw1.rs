@@ -519,7 +519,8 @@ fn split_images(
 fn main() -> ExitCode {
     // Usage errors exit with 2 and --help with 0 (clap's own exits).
     let args = Args::parse();
-    // Convolutions split each batch over this many threads (the other layers run on one).
+    // Kernels split their work over this many threads, or each thread trains the whole model on its
+    // share of every batch (models without batch norm or dropout: `TrainStep::parts`).
     shaped::set_num_threads(usize::from(args.threads));
     if args.distributed {
         return distributed::main(args);
