@@ -183,6 +183,10 @@ unsafe fn max2_forward_f32<const RELU: bool>(d: &PoolDims, x: &[f32], y: &mut [f
     assert!(d.p == 2 && d.stride == 2 && d.pad == 0 && 2 * ow <= w && 2 * oh <= d.h, "max2_forward_f32: {d:?}");
     assert!(x.len() == d.planes * d.h * w && y.len() == d.planes * oh * ow && argmax.len() == y.len());
     let vec_end = ow / 8 * 8;
+    // Eight windows from each `ox`; a row whose width is not a multiple of eight (but at least
+    // eight) ends with the eight windows `ow − 8 ..`, recomputing some of the previous ones to the
+    // same values.
+    let tail = (ow >= 8 && vec_end < ow).then_some(ow - 8);
     // SAFETY (whole body): AVX2 is enabled; every load and store below is inside a row slice
     // whose length was checked: `2·ox + 16 ≤ 2·ow ≤ w` for the input rows, `ox + 8 ≤ ow` for the
     // output rows (`ox` is a multiple of 8 below `ow / 8 · 8`, or `ow − 8` when `ow ≥ 8`).
@@ -209,10 +213,6 @@ unsafe fn max2_forward_f32<const RELU: bool>(d: &PoolDims, x: &[f32], y: &mut [f
                 let yrow = &mut y[base + oy * ow..][..ow];
                 let arow = &mut argmax[base + oy * ow..][..ow];
                 let i0 = (2 * oy * w) as u32;
-                // Eight windows from `ox`; a row whose width is not a multiple of eight (but at least
-                // eight) ends with the eight windows `ow − 8 ..`, recomputing some of the previous
-                // ones to the same values.
-                let tail = (ow >= 8 && vec_end < ow).then_some(ow - 8);
                 for ox in (0..vec_end).step_by(8).chain(tail) {
                     let (a, b) = split(r0.as_ptr().add(2 * ox));
                     let (c, e) = split(r1.as_ptr().add(2 * ox));
@@ -377,6 +377,7 @@ unsafe fn max2_backward_f32(d: &PoolDims, dy: &[f32], argmax: &[u32], y: Option<
     assert!(dy.len() >= d.planes * q && argmax.len() >= d.planes * q && dx.len() >= d.planes * xs);
     assert!(y.is_none_or(|y| y.len() >= d.planes * q) && w < i32::MAX as usize / 4);
     let vec_end = ow / 8 * 8;
+    let tail = (vec_end < ow).then_some(ow - 8);
     // SAFETY (whole body): AVX2 is enabled; every load reads 8 values at `oy·ow + ox` with
     // `ox + 8 ≤ ow` of a plane's `q = oh·ow` (asserted lengths), every store 8 values at `2·ox` or
     // `2·ox + 8` of a row slice `w ≥ 2·ow ≥ 2·ox + 16` long.
@@ -391,7 +392,6 @@ unsafe fn max2_backward_f32(d: &PoolDims, dy: &[f32], argmax: &[u32], y: Option<
             let ys = y.map(|y| &y[pl * q..][..q]);
             for oy in 0..oh {
                 let (r0, r1) = dxp[2 * oy * w..][..2 * w].split_at_mut(w);
-                let tail = (vec_end < ow).then_some(ow - 8);
                 for ox in (0..vec_end).step_by(8).chain(tail) {
                     let o = oy * ow + ox;
                     let mut g = _mm256_loadu_ps(gs.as_ptr().add(o));
