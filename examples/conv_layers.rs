@@ -2,8 +2,9 @@
 //! thread or as many as asked:
 //! `cargo run --release --example conv_layers -- [reps] [name filter] [threads]`. Prints µs and
 //! GFLOP/s (useful multiply-adds × 2, as `shaped::flops` counts them) per layer and pass, to see
-//! which layers and which paths (direct, compact, implicit im2col, patch matrix, dense) hold the
-//! step's time; a name ending in "(direct)" forces the direct loops.
+//! which layers and which paths (direct, compact, implicit im2col, patch matrix, dense, Winograd)
+//! hold the step's time; a name ending in "(direct)" forces the direct loops, one ending in
+//! "(im2col)" the im2col + GEMM path (the baseline of the Winograd layers, in the same run).
 
 use shaped::kernels::conv::{self, ConvDims, ConvScratch};
 use std::time::Instant;
@@ -19,7 +20,9 @@ fn main() {
         ("vgg conv1", 3, 32, 16, 3, 1, false),
         ("vgg conv1 (direct)", 3, 32, 16, 3, 1, false),
         ("vgg conv2", 16, 16, 32, 3, 1, true),
+        ("vgg conv2 (im2col)", 16, 16, 32, 3, 1, true),
         ("vgg conv3", 32, 8, 32, 3, 1, true),
+        ("vgg conv3 (im2col)", 32, 8, 32, 3, 1, true),
         ("vgg conv4", 32, 8, 32, 3, 1, true),
         ("vgg conv5", 32, 4, 64, 3, 1, true),
         ("vgg conv6", 64, 4, 64, 3, 1, true),
@@ -52,11 +55,13 @@ fn main() {
                 })
                 .fold(f64::MAX, f64::min)
         };
-        // "(direct)": the direct loops whatever `conv::forward` would choose
-        let direct = name.ends_with("(direct)");
+        // "(direct)", "(im2col)": that path whatever `conv::forward` would choose
+        let (direct, im2col) = (name.ends_with("(direct)"), name.ends_with("(im2col)"));
         let tf = best(&mut || {
             if direct {
                 conv::forward_direct(&d, &x, &w, Some(&b), &mut y, &mut s)
+            } else if im2col {
+                conv::forward_im2col(&d, &x, &w, Some(&b), &mut y, &mut s)
             } else {
                 conv::forward(&d, &x, &w, Some(&b), &mut y, &mut s)
             }
@@ -65,6 +70,8 @@ fn main() {
             let dxo = if want_dx { Some(&mut dx[..]) } else { None };
             if direct {
                 conv::backward_direct(&d, &x, &w, &dy, &mut dw, Some(&mut db), dxo, &mut s)
+            } else if im2col {
+                conv::backward_im2col(&d, &x, &w, &dy, &mut dw, Some(&mut db), dxo, &mut s)
             } else {
                 conv::backward(&d, &x, &w, &dy, &mut dw, Some(&mut db), dxo, &mut s)
             }
@@ -80,7 +87,7 @@ fn main() {
             tb * 1e6,
             fb / tb / 1e9
         );
-        if name.starts_with("vgg") && !direct {
+        if name.starts_with("vgg") && !direct && !im2col {
             total = (total.0 + tf, total.1 + tb);
         }
     }

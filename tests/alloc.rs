@@ -8,7 +8,7 @@
 //! crate's kernel workers, whose allocations do count.
 
 use shaped::data::synthetic;
-use shaped::models::{Cnn, CnnBn, Mlp, TwoLayer};
+use shaped::models::{Cnn, CnnBn, Mlp, TwoLayer, Vgg};
 use shaped::optim::UpdateRule;
 use shaped::prelude::*;
 use shaped::step::TrainStep;
@@ -195,7 +195,7 @@ fn augmented_allocs() -> usize {
     ALLOCS.load(Ordering::Relaxed) - before
 }
 
-fn cases() -> [(&'static str, usize); 9] {
+fn cases() -> [(&'static str, usize); 10] {
     let bin = synthetic::binary20(1, 100);
     let img = synthetic::random_images(1, 100, &[1, 28, 28], 10);
     let flat = synthetic::random_images(1, 100, &[784], 10);
@@ -248,6 +248,15 @@ fn cases() -> [(&'static str, usize); 9] {
                 0.0,
                 SoftmaxCrossEntropy::<10>,
                 img,
+            ),
+        ),
+        (
+            "5 (the VGG: Winograd, dense and im2col convolutions, batches of 50 and 30)",
+            steady_state_allocs::<(Dyn, Const<3>, Const<32>, Const<32>), Vgg, _>(
+                UpdateRule::Adam,
+                0.0,
+                SoftmaxCrossEntropy::<10>,
+                synthetic::random_images(1, 100, &[3, 32, 32], 10),
             ),
         ),
         ("regression (MSE, AdamW, clipping)", regression_allocs()),

@@ -7,6 +7,8 @@
 
 #[path = "conv_dense.rs"]
 mod conv_dense;
+#[path = "conv_winograd.rs"]
+mod conv_winograd;
 #[path = "fusion.rs"]
 mod fusion;
 #[path = "fusion_pairs.rs"]

@@ -3,8 +3,9 @@
 //! This module holds the sizes ([`ConvDims`]), the scratch buffers ([`ConvScratch`]), the entry points
 //! that choose a path, and the split of a batch over the kernel threads; the paths are in `direct.rs`
 //! (direct loops), `im2col.rs` (explicit patch matrices + GEMM), `implicit.rs` (implicit im2col,
-//! f32 on AVX2), `dense.rs` (small maps as one dense product) and `simd.rs` (the AVX2 and AVX-512
-//! register tiles of the direct path).
+//! f32 on AVX2), `dense.rs` (small maps as one dense product), `winograd.rs` (3 × 3 kernels in
+//! Winograd's F(2×2, 3×3): 16 multiplications per 2 × 2 outputs instead of 36) and `simd.rs` (the
+//! AVX2 and AVX-512 register tiles of the direct path).
 
 #[cfg(target_arch = "x86_64")]
 mod compact;
@@ -14,10 +15,12 @@ mod im2col;
 mod implicit;
 #[cfg(target_arch = "x86_64")]
 mod simd;
+mod winograd;
 
 pub use dense::{backward_dense, forward_dense};
 pub use direct::{backward_direct, forward_direct, forward_direct_rows};
 pub use im2col::{backward_patch_matrix, col2im, forward_patch_matrix, im2col};
+pub use winograd::{backward_winograd, forward_winograd};
 
 use super::Elem;
 use super::cpu;
@@ -26,6 +29,7 @@ use crate::threads::{chunk_count, even_runs, run_chunks};
 use dense::dense_applies;
 use im2col::patch_matrix_backward;
 use implicit::{backward_indirect, forward_indirect, indirect_backward_applies};
+use winograd::winograd_applies;
 
 /// Sizes of a convolution call. `x` is `(n, c, h, w)`, the kernel `(f, c, k, k)`, `y` `(n, f, oh, ow)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,7 +264,9 @@ fn direct_compact<E: Elem>(d: &ConvDims, dx: bool) -> bool {
 }
 
 /// Forward pass by the fastest path for `d` and `E`: one dense product where the input plane is no
-/// larger than the kernel window (small maps: [`forward_dense`]), the direct loops' AVX-512 tiles
+/// larger than the kernel window (small maps: [`forward_dense`]), Winograd's F(2×2, 3×3) for f32
+/// 3 × 3 kernels with stride 1 and padding 1 on maps at least 8 wide with at least 8 channels and
+/// filters ([`forward_winograd`]), the direct loops' AVX-512 tiles
 /// for few input channels on wide maps, without a patch matrix where `backward` can do the same
 /// (f32 on AVX2, stride 1, "same" padding, output rows ≥ 8), through im2col + GEMM for ≥ 4 input
 /// channels ([`ConvDims::prefers_im2col`]), direct loops otherwise.
@@ -269,6 +275,8 @@ pub fn forward<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &
     check_bias(d, bias.map(|b| b.len()));
     if dense_applies(d) {
         forward_dense(d, x, w, bias, y, scratch)
+    } else if winograd_applies::<E>(d) {
+        forward_winograd(d, x, w, bias, y, scratch)
     } else if direct_compact::<E>(d, false) {
         forward_direct(d, x, w, bias, y, scratch)
     } else if d.prefers_im2col() || indirect_backward_applies::<E>(d) {
@@ -294,6 +302,8 @@ pub fn backward<E: Elem>(
     d.check_backward(x.len(), w.len(), dy.len(), dw.len(), db.as_ref().map(|b| b.len()), dx.as_ref().map(|t| t.len()));
     if dense_applies(d) {
         backward_dense(d, x, w, dy, dw, db, dx, scratch)
+    } else if winograd_applies::<E>(d) {
+        backward_winograd(d, x, w, dy, dw, db, dx, scratch)
     } else if direct_compact::<E>(d, dx.is_some()) {
         backward_direct(d, x, w, dy, dw, db, dx, scratch)
     } else if d.prefers_im2col() || indirect_backward_applies::<E>(d) {
