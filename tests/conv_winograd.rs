@@ -1,6 +1,7 @@
 //! The Winograd F(2×2, 3×3) path of the convolution (`kernels::conv::forward_winograd`,
-//! `backward_winograd`): against the direct loops in f64 for odd and even maps, channel counts
-//! around the vector width, one sample and several blocks of samples; against centred
+//! `backward_winograd`): against the direct loops in f64 for odd and even maps, wide (the tiles
+//! of a plane as vector lanes) and narrow (the samples as lanes), channel counts around the
+//! vector width, one sample and several blocks of samples; against centred
 //! differences in f64; the f32 path the VGG takes against f64 and at two threads;
 //! the entry points' choice; and the sizes it refuses. `tests/isa.rs` runs this file on every
 //! instruction set of the host.
@@ -71,6 +72,8 @@ fn winograd_equals_the_direct_loops_in_f64() {
         dims(5, 8, 16, 16, 16), // several blocks of samples
         dims(40, 8, 4, 4, 8),   // many samples per block, a short last block
         dims(1, 64, 3, 18, 12),
+        dims(18, 8, 40, 6, 8),  // narrow maps (samples as lanes): two blocks, positions in parts
+        dims(2, 12, 5, 7, 20),
     ]
     .into_iter()
     .enumerate()

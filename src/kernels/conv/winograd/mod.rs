@@ -1,0 +1,355 @@
+//! Winograd F(2×2, 3×3) convolutions (Lavin & Gray, 2016): 3×3 kernels, stride 1, "same" padding.
+//!
+//! Each 2 × 2 block of outputs ("tile") is computed from the 4 × 4 window of the padded input
+//! around it as `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`: 16 multiplications instead of 36, so the three
+//! products of a training step (forward, weight gradient, input gradient) do 16/36 of the direct
+//! form's multiply-adds, as 16 GEMMs (one per point `p` of the 4 × 4 transformed tile) whose
+//! inner dimension is the channels:
+//! - forward: `M[p] (f × tiles) = U[p] (f × c) · V[p] (c × tiles)`, `U = G g Gᵀ` per filter and
+//!   channel, `V = Bᵀ d B` per channel and tile, then `Y = Aᵀ M A` per filter and tile;
+//! - weight gradient, the adjoint of the forward in `g`: `dg = Gᵀ [Σ_tiles (A dY Aᵀ) ⊙ V] G`,
+//!   i.e. `Mw[p] (f × c) = Σ Z[p] (f × tiles) · V[p]ᵀ` with `Z = A dY Aᵀ` per filter and tile;
+//! - input gradient: a forward pass of the output gradient with the weights flipped and
+//!   transposed (as `implicit.rs`), through the same code.
+//!
+//! The transforms add and subtract whole vectors, in one of two layouts:
+//! - maps at least 8 wide (`phases.rs`): the vectors are 16 consecutive tiles of a plane, read
+//!   from the plane's four phases (even and odd rows and columns), with one extra column of tiles
+//!   per row computed and dropped; blocks of whole samples (`BLOCK_PHASES`);
+//! - narrower maps (`lanes.rs`), where that column would cost a third or more of the products:
+//!   the vectors are the same tile of `S` = 16 samples, gathered first and scattered back after;
+//!   blocks of `S` samples and a few tile positions (`BLOCK_LANES`). The last block of a batch
+//!   fills its missing lanes with zeros (their outputs are dropped; their zero output gradients
+//!   add nothing to the weight gradient).
+//!
+//! Either way a block's transformed inputs and products stay in the core's L2 cache. The GEMMs
+//! are the crate's.
+//!
+//! Rounding: the transformed values are sums of up to 4 × 4 inputs, so an output can differ
+//! from the direct sum by a few ulps of the inputs' magnitude (tested against the f64 reference).
+//! A non-finite input reaches the outputs of every tile whose window holds it (a 4 × 4 block of
+//! outputs around it, where the direct loops reach 3 × 3).
+
+mod lanes;
+mod ops;
+mod phases;
+
+use super::{ConvDims, ConvScratch, split_backward};
+use crate::kernels::matmul::gemm_small;
+use crate::kernels::{Elem, Strides, split_batch};
+use crate::threads::{chunk_count, run_chunks, split_runs};
+
+/// Points of a transformed tile.
+const PTS: usize = 16;
+/// Samples per block of `lanes.rs`: the lanes of its transforms.
+const S: usize = 16;
+/// A block of `phases.rs` has at most this many tiles times `c + f`: its `V` and `M`
+/// (`16·(c + f)·tiles` values) then take 512 KiB in f32.
+const BLOCK_PHASES: usize = 8192;
+/// A block of `lanes.rs` has at most this many tile positions times `c + f` (the same 512 KiB).
+const BLOCK_LANES: usize = BLOCK_PHASES / S;
+/// Maps at least this wide take the phases (`phases.rs`), narrower ones the lanes (`lanes.rs`).
+const PHASES_FROM: usize = 8;
+/// The fewest input channels and filters for which the 16 products pay for the transforms
+/// (`examples/conv_layers.rs`).
+const MIN_CHANNELS: usize = 8;
+
+/// Whether the Winograd path applies and is chosen: f32, a 3 × 3 kernel, stride 1, padding 1,
+/// at least [`MIN_CHANNELS`] input channels and filters.
+pub(super) fn winograd_applies<E: Elem>(d: &ConvDims) -> bool {
+    core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() && fits(d)
+}
+
+/// The sizes the Winograd path computes (any element type).
+fn fits(d: &ConvDims) -> bool {
+    d.k == 3 && d.stride == 1 && d.pad == 1 && d.c >= MIN_CHANNELS && d.f >= MIN_CHANNELS && d.n > 0
+}
+
+/// The tiling of an `h × w` map.
+#[derive(Clone, Copy, Debug)]
+struct Geo {
+    h: usize,
+    w: usize,
+    /// Tile rows and columns, `⌈h/2⌉` and `⌈w/2⌉`.
+    th: usize,
+    tw: usize,
+}
+
+impl Geo {
+    fn new(d: &ConvDims) -> Self {
+        Geo { h: d.h, w: d.w, th: d.h.div_ceil(2), tw: d.w.div_ceil(2) }
+    }
+    /// Whether the transforms run on the phases of each plane (`phases.rs`).
+    fn phases(&self) -> bool {
+        self.w >= PHASES_FROM
+    }
+    /// Tile positions of a `lanes.rs` block taken at once for `c` input channels and `f` outputs.
+    fn positions(&self, c: usize, f: usize) -> usize {
+        (BLOCK_LANES / (c + f)).clamp(1, self.th * self.tw)
+    }
+    /// Extended tiles of one plane in `phases.rs`: `th × (tw + 1)`, a column past the last tile in
+    /// each row (so that the window values of consecutive tiles are consecutive in the phases).
+    fn per(&self) -> usize {
+        self.th * (self.tw + 1)
+    }
+    /// Length of a phase of the padded input: `(th + 1) × (tw + 1)` and one more, so that the
+    /// window read for the extra column of the last row stays inside.
+    fn phase(&self) -> usize {
+        (self.th + 1) * (self.tw + 1) + 1
+    }
+    /// Length of the phases' scratch.
+    fn tmp(&self) -> usize {
+        4 * self.phase()
+    }
+    /// Samples per `phases.rs` block for `c` input channels and `f` outputs.
+    fn samples(&self, c: usize, f: usize) -> usize {
+        (BLOCK_PHASES / (c + f) / self.per()).max(1)
+    }
+}
+
+/// `G x` along one axis of a 3-vector: `(x0, (x0 + x1 + x2)/2, (x0 − x1 + x2)/2, x2)`.
+#[inline(always)]
+fn g3<E: Elem>([x0, x1, x2]: [E; 3]) -> [E; 4] {
+    let h = E::lit(0.5);
+    [x0, (x0 + x1 + x2) * h, (x0 - x1 + x2) * h, x2]
+}
+
+/// `Gᵀ x` along one axis of a 4-vector: `(x0 + (x1 + x2)/2, (x1 − x2)/2, (x1 + x2)/2 + x3)`.
+#[inline(always)]
+fn gt4<E: Elem>([x0, x1, x2, x3]: [E; 4]) -> [E; 3] {
+    let (h, s) = (E::lit(0.5), x1 + x2);
+    [x0 + s * h, (x1 - x2) * h, s * h + x3]
+}
+
+/// `u[p·rows·cols + r·cols + q] = (G g Gᵀ)[p]` for the 3 × 3 kernel `g[s][v] = kernel(r, q, s, v)`
+/// of each output row `r` and column `q` of the 16 products.
+fn transform_weights<E: Elem>(
+    u: &mut Vec<E>,
+    rows: usize,
+    cols: usize,
+    kernel: impl Fn(usize, usize, usize, usize) -> E,
+) {
+    u.clear();
+    u.resize(PTS * rows * cols, E::zero());
+    for r in 0..rows {
+        for q in 0..cols {
+            // t = G·g (4 × 3), column by column; then U = t·Gᵀ, row by row.
+            let by_col: [[E; 4]; 3] =
+                core::array::from_fn(|v| g3([kernel(r, q, 0, v), kernel(r, q, 1, v), kernel(r, q, 2, v)]));
+            let t: [[E; 3]; 4] = core::array::from_fn(|i| [by_col[0][i], by_col[1][i], by_col[2][i]]);
+            for (i, ti) in t.into_iter().enumerate() {
+                for (b, x) in g3(ti).into_iter().enumerate() {
+                    u[(4 * i + b) * rows * cols + r * cols + q] = x;
+                }
+            }
+        }
+    }
+}
+
+/// `m[p] = a[p] · b[p]` for the 16 points, each `a[p]` `rows × inner` and `b[p]` `inner × tb`,
+/// row-major, one after another.
+fn products<E: Elem>((rows, inner, tb): (usize, usize, usize), a: &[E], b: &[E], m: &mut [E]) {
+    let (la, lb, lm) = (rows * inner, inner * tb, rows * tb);
+    for p in 0..PTS {
+        let (ap, bp, mp) = (&a[p * la..][..la], &b[p * lb..][..lb], &mut m[p * lm..][..lm]);
+        gemm_small(
+            rows,
+            tb,
+            inner,
+            ap,
+            Strides::row_major(inner),
+            bp,
+            Strides::row_major(tb),
+            mp,
+            Strides::row_major(tb),
+            false,
+        );
+    }
+}
+
+/// Makes `v` at least `len` long (never shorter: a short last block would otherwise make the next
+/// call zero what it regrows).
+fn grow<E: Elem>(v: &mut Vec<E>, len: usize) {
+    if v.len() < len {
+        v.resize(len, E::zero());
+    }
+}
+
+/// The forward pass of the samples `x` (`n × c × h × w`) into `y` (`n × f × h × w`) with the
+/// transformed weights `u` (`16 × f × c`), block by block; `buf` holds `V`, `M` and the phases or
+/// the gathered input.
+fn forward_samples<E: Elem>(
+    g: Geo,
+    (c, f): (usize, usize),
+    u: &[E],
+    bias: Option<&[E]>,
+    x: &[E],
+    y: &mut [E],
+    [v, m, tmp]: [&mut Vec<E>; 3],
+) {
+    let (xs, ys) = (c * g.h * g.w, f * g.h * g.w);
+    let n = x.len() / xs;
+    if g.phases() {
+        let sb = g.samples(c, f);
+        grow(tmp, g.tmp());
+        for s0 in (0..n).step_by(sb) {
+            let sn = sb.min(n - s0);
+            let tb = sn * g.per();
+            grow(v, PTS * c * tb);
+            grow(m, PTS * f * tb);
+            phases::input_tiles(&x[s0 * xs..][..sn * xs], c, g, tb, v, tmp);
+            products((f, c, tb), u, v, m);
+            phases::output_tiles(m, f, g, tb, bias, &mut y[s0 * ys..][..sn * ys], tmp);
+        }
+        return;
+    }
+    let (positions, tp) = (g.th * g.tw, g.positions(c, f));
+    for s0 in (0..n).step_by(S) {
+        let sn = S.min(n - s0);
+        lanes::gather(&x[s0 * xs..][..sn * xs], c, g, (2 * g.th + 2, 2 * g.tw + 2, 1), tmp);
+        for pos0 in (0..positions).step_by(tp) {
+            let tp = tp.min(positions - pos0);
+            let tb = tp * S;
+            grow(v, PTS * c * tb);
+            grow(m, PTS * f * tb);
+            lanes::input_tiles(tmp, c, g, (pos0, tp), v);
+            products((f, c, tb), u, v, m);
+            lanes::output_tiles(m, f, g, (pos0, tp), bias, &mut y[s0 * ys..][..sn * ys]);
+        }
+    }
+}
+
+/// `mw[p] (f × c) += Z[p] (f × tb) · V[p]ᵀ (tb × c)` for the 16 points.
+fn weight_products<E: Elem>((f, c, tb): (usize, usize, usize), z: &[E], v: &[E], mw: &mut [E]) {
+    for p in 0..PTS {
+        let (zp, vp) = (&z[p * f * tb..][..f * tb], &v[p * c * tb..][..c * tb]);
+        let (sz, sv) = (Strides::row_major(tb), Strides { rs: 1, cs: tb });
+        gemm_small(f, c, tb, zp, sz, vp, sv, &mut mw[p * f * c..][..f * c], Strides::row_major(c), true);
+    }
+}
+
+/// The transformed weight gradient `mw` (`16 × f × c`, overwritten) of the samples `x` and `dy`,
+/// block by block; `buf` holds `V`, `Z` and the phases or the gathered input and output gradient.
+fn weight_gradient<E: Elem>(
+    g: Geo,
+    (c, f): (usize, usize),
+    x: &[E],
+    dy: &[E],
+    mw: &mut [E],
+    [v, z, tmp, dyt]: [&mut Vec<E>; 4],
+) {
+    let (xs, ys) = (c * g.h * g.w, f * g.h * g.w);
+    let n = x.len() / xs;
+    mw.fill(E::zero());
+    if g.phases() {
+        let sb = g.samples(c, f);
+        grow(tmp, g.tmp());
+        for s0 in (0..n).step_by(sb) {
+            let sn = sb.min(n - s0);
+            let tb = sn * g.per();
+            grow(v, PTS * c * tb);
+            grow(z, PTS * f * tb);
+            phases::input_tiles(&x[s0 * xs..][..sn * xs], c, g, tb, v, tmp);
+            phases::gradient_tiles(&dy[s0 * ys..][..sn * ys], f, g, tb, z, tmp);
+            weight_products((f, c, tb), z, v, mw);
+        }
+        return;
+    }
+    let (positions, tp) = (g.th * g.tw, g.positions(c, f));
+    for s0 in (0..n).step_by(S) {
+        let sn = S.min(n - s0);
+        lanes::gather(&x[s0 * xs..][..sn * xs], c, g, (2 * g.th + 2, 2 * g.tw + 2, 1), tmp);
+        lanes::gather(&dy[s0 * ys..][..sn * ys], f, g, (2 * g.th, 2 * g.tw, 0), dyt);
+        for pos0 in (0..positions).step_by(tp) {
+            let tp = tp.min(positions - pos0);
+            let tb = tp * S;
+            grow(v, PTS * c * tb);
+            grow(z, PTS * f * tb);
+            lanes::input_tiles(tmp, c, g, (pos0, tp), v);
+            lanes::gradient_tiles(dyt, f, g, (pos0, tp), z);
+            weight_products((f, c, tb), z, v, mw);
+        }
+    }
+}
+
+/// Forward pass through Winograd F(2×2, 3×3), for any element type (the convolution entry points
+/// choose it for f32; tests run it in f64 too); panics unless the kernel is 3 × 3 with stride 1,
+/// padding 1 and at least 8 input channels and filters.
+pub fn forward_winograd<E: Elem>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    bias: Option<&[E]>,
+    y: &mut [E],
+    scratch: &mut ConvScratch<E>,
+) {
+    d.check_lens(x.len(), w.len(), y.len());
+    assert!(fits(d), "Winograd F(2×2, 3×3) needs a 3×3 kernel, stride 1, padding 1, ≥ 8 channels: {d:?}");
+    assert!(bias.is_none_or(|b| b.len() == d.f), "convolution: bias length for {} filters", d.f);
+    let g = Geo::new(d);
+    let (xs, ys) = (d.c * d.h * d.w, d.f * d.h * d.w);
+    let mut u = core::mem::take(&mut scratch.wt);
+    transform_weights(&mut u, d.f, d.c, |fi, ci, s, v| w[((fi * d.c + ci) * 3 + s) * 3 + v]);
+    let parts = split_batch(d.n, ys * d.patch()).max(1);
+    let pieces = split_runs(y, d.n, ys, chunk_count(d.n, parts));
+    run_chunks(scratch.parts(parts), pieces, |buf, (lo, n, yc)| {
+        let [v, m, tmp, _] = buf;
+        forward_samples(g, (d.c, d.f), &u, bias, &x[lo * xs..][..n * xs], yc, [v, m, tmp]);
+    });
+    scratch.wt = u;
+}
+
+/// Backward pass through Winograd F(2×2, 3×3), for any element type, with the conditions of
+/// [`forward_winograd`]: `dw` (and `db`, `dx` when given) are overwritten.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_winograd<E: Elem>(
+    d: &ConvDims,
+    x: &[E],
+    w: &[E],
+    dy: &[E],
+    dw: &mut [E],
+    db: Option<&mut [E]>,
+    dx: Option<&mut [E]>,
+    scratch: &mut ConvScratch<E>,
+) {
+    d.check_backward(x.len(), w.len(), dy.len(), dw.len(), db.as_ref().map(|b| b.len()), dx.as_ref().map(|t| t.len()));
+    assert!(fits(d), "Winograd F(2×2, 3×3) needs a 3×3 kernel, stride 1, padding 1, ≥ 8 channels: {d:?}");
+    let g = Geo::new(d);
+    let (c, f) = (d.c, d.f);
+    let (xs, ys) = (c * d.h * d.w, f * d.h * d.w);
+    let mut u = core::mem::take(&mut scratch.wt);
+    if dx.is_some() {
+        // The input gradient is the forward pass of dY with W'[ci, fi] = W[fi, ci] turned by 180°.
+        transform_weights(&mut u, c, f, |ci, fi, s, v| w[((fi * c + ci) * 3 + 2 - s) * 3 + 2 - v]);
+    }
+    let plen = PTS * f * c;
+    let run = |lo: usize, n: usize, dxc: Option<&mut [E]>, mw: &mut [E], buf: &mut [Vec<E>; 4]| {
+        let [v, z, tmp, dyt] = buf;
+        let (xc, dyc) = (&x[lo * xs..][..n * xs], &dy[lo * ys..][..n * ys]);
+        weight_gradient(g, (c, f), xc, dyc, mw, [&mut *v, &mut *z, &mut *tmp, dyt]);
+        if let Some(dxc) = dxc {
+            forward_samples(g, (f, c), &u, None, dyc, dxc, [v, z, tmp]);
+        }
+    };
+    let mut partials = core::mem::take(&mut scratch.partials);
+    let bufs = scratch.parts(split_batch(d.n, ys * d.patch() * 2).max(1));
+    split_backward(d, dy, (dx, db), bufs, (&mut partials, plen), run);
+    // dW[fi, ci] = Gᵀ Mw G (3 × 3) from the summed transformed products.
+    for fi in 0..f {
+        for ci in 0..c {
+            // t = Mw·G (4 × 3), row by row; then dW = Gᵀ·t, column by column.
+            let mut t = [[E::zero(); 3]; 4];
+            for (i, ti) in t.iter_mut().enumerate() {
+                let row: [E; 4] = core::array::from_fn(|b| partials[(4 * i + b) * f * c + fi * c + ci]);
+                *ti = gt4(row);
+            }
+            for v in 0..3 {
+                for (s, x) in gt4([t[0][v], t[1][v], t[2][v], t[3][v]]).into_iter().enumerate() {
+                    dw[((fi * c + ci) * 3 + s) * 3 + v] = x;
+                }
+            }
+        }
+    }
+    scratch.partials = partials;
+    scratch.wt = u;
+}

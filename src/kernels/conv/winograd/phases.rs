@@ -1,0 +1,301 @@
+//! The transforms of the Winograd path with the tiles of one plane as vector lanes, for maps at
+//! least 8 wide: each input plane is first split into its four *phases* (the even and odd rows ×
+//! the even and odd columns of the padded plane), rows of `tw + 1`, so that value `(a, b)` of the
+//! windows of consecutive tiles are consecutive values of one phase: the transforms then add and
+//! subtract whole vectors of 16 tiles, with no gather and the planes read in place. The price is
+//! one extra column of tiles per row (`Geo::per`), computed and dropped (its output gradient is
+//! zero, so it adds nothing to the weight gradient): 1/8 more products for maps 16 wide, 1/4 for
+//! maps 8 wide. (`lanes.rs` takes narrower maps, where that column would cost more.)
+
+use super::Geo;
+use super::ops::{add, at, ax, bt, load, store};
+use crate::kernels::{Elem, multiversion};
+
+/// Tiles per group of the tile transforms (one AVX-512 vector of f32).
+const L: usize = 16;
+
+/// Calls `$f::<E, N>(args…, t)` over the groups of `N` consecutive tiles `t..t + N` covering
+/// `0..$per`: `N = 16` (or 8, or 4 where fewer tiles), the last group ending at `$per` and
+/// overlapping the one before it (recomputing the same values), single tiles only below 4.
+macro_rules! each_group {
+    ($per:expr, $f:ident($($arg:expr),*)) => {{
+        let per: usize = $per;
+        macro_rules! by {
+            ($n:expr) => {{
+                let mut t = 0;
+                while t + $n < per {
+                    $f::<E, $n>($($arg,)* t);
+                    t += $n;
+                }
+                $f::<E, $n>($($arg,)* per - $n);
+            }};
+        }
+        if per >= L {
+            by!(L)
+        } else if per >= 8 {
+            by!(8)
+        } else if per >= 4 {
+            by!(4)
+        } else {
+            for t in 0..per {
+                $f::<E, 1>($($arg,)* t);
+            }
+        }
+    }};
+}
+
+/// `N` consecutive values of `s` from `at`.
+#[inline(always)]
+fn lanes<E: Elem, const N: usize>(s: &[E], at: usize) -> [E; N] {
+    s[at..][..N].try_into().expect("N lanes")
+}
+
+/// `first[j] = row[2j]`, `second[j] = row[2j + 1]` (an odd row's last value goes to `first`):
+/// 8 and 4 pairs at a time as one load and two constant shuffles.
+#[inline(always)]
+fn deinterleave<E: Elem>(row: &[E], first: &mut [E], second: &mut [E]) {
+    let n = row.len() / 2;
+    let mut j = 0;
+    while j + 8 <= n {
+        let v: [E; 16] = lanes(row, 2 * j);
+        first[j..j + 8].copy_from_slice(&[v[0], v[2], v[4], v[6], v[8], v[10], v[12], v[14]]);
+        second[j..j + 8].copy_from_slice(&[v[1], v[3], v[5], v[7], v[9], v[11], v[13], v[15]]);
+        j += 8;
+    }
+    while j + 4 <= n {
+        let v: [E; 8] = lanes(row, 2 * j);
+        first[j..j + 4].copy_from_slice(&[v[0], v[2], v[4], v[6]]);
+        second[j..j + 4].copy_from_slice(&[v[1], v[3], v[5], v[7]]);
+        j += 4;
+    }
+    for j in j..n {
+        first[j] = row[2 * j];
+        second[j] = row[2 * j + 1];
+    }
+    if row.len() % 2 == 1 {
+        first[n] = row[2 * n];
+    }
+}
+
+/// `row[2j] = first[j] + bias`, `row[2j + 1] = second[j] + bias` (an odd row's last value from
+/// `first`): 8 and 4 pairs at a time as two loads, a constant shuffle and one store.
+#[inline(always)]
+fn interleave<E: Elem>(first: &[E], second: &[E], bias: E, row: &mut [E]) {
+    let n = row.len() / 2;
+    let mut j = 0;
+    while j + 8 <= n {
+        let (a, b): ([E; 8], [E; 8]) = (lanes(first, j), lanes(second, j));
+        let v = [a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3], a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7]];
+        row[2 * j..2 * j + 16].copy_from_slice(&add(v, [bias; 16]));
+        j += 8;
+    }
+    while j + 4 <= n {
+        let (a, b): ([E; 4], [E; 4]) = (lanes(first, j), lanes(second, j));
+        let v = [a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3]];
+        row[2 * j..2 * j + 8].copy_from_slice(&add(v, [bias; 8]));
+        j += 4;
+    }
+    for j in j..n {
+        row[2 * j] = first[j] + bias;
+        row[2 * j + 1] = second[j] + bias;
+    }
+    if row.len() % 2 == 1 {
+        row[2 * n] = first[n] + bias;
+    }
+}
+
+multiversion! {
+    /// `V[p][ci][t] = (Bᵀ d B)[p]` for every channel of the samples `x` (`sn × c × h × w`) and
+    /// extended tile `t` of the block (`tb` tiles); `tmp` holds one channel's phases.
+    pub(super) fn input_tiles<E: Elem>(x: &[E], c: usize, g: Geo, tb: usize, v: &mut [E], tmp: &mut [E]) => input_tiles_body
+}
+
+#[inline(always)]
+fn input_tiles_body<E: Elem, const FMA: bool>(x: &[E], c: usize, g: Geo, tb: usize, v: &mut [E], tmp: &mut [E]) {
+    let (ew, per, pp) = (g.tw + 1, g.per(), g.phase());
+    let phases = &mut tmp[..4 * pp];
+    phases.fill(E::zero());
+    for (s, xs) in x.chunks_exact(c * g.h * g.w).enumerate() {
+        for (ci, plane) in xs.chunks_exact(g.h * g.w).enumerate() {
+            // Phase (ry, rx), row i, column j: the padded plane's value at (2i + ry, 2j + rx).
+            // Every plane writes the same positions: the padding, zeroed once, stays zero.
+            for (y, row) in plane.chunks_exact(g.w).enumerate() {
+                let (i, ry) = (y.div_ceil(2), (y + 1) % 2);
+                let (even, odd) = phases[2 * ry * pp..][..2 * pp].split_at_mut(pp);
+                // Column x sits at padded column x + 1: odd columns x = 0, 2, … land in phase 1.
+                deinterleave(row, &mut odd[i * ew..][..ew], &mut even[i * ew + 1..][..g.tw]);
+            }
+            let (stride, base) = (c * tb, ci * tb + s * per);
+            assert!(phases.len() >= 4 * pp && per + ew + 1 == pp && v.len() >= 15 * stride + base + per);
+            let (ph, vp) = (phases.as_ptr(), v.as_mut_ptr());
+            // SAFETY: the reads stay in the `4·pp` phases and the writes in `v` (asserted above).
+            unsafe { each_group!(per, tile_in(ph, (pp, ew), vp, (stride, base))) };
+        }
+    }
+}
+
+/// `N` extended tiles (from `t`) of one channel's `Bᵀ d B`: window value `(a, b)` of tile `t` is
+/// `phases[(2·(a mod 2) + b mod 2)·pp + ⌊a/2⌋·ew + ⌊b/2⌋ + t]`; point `p` goes to
+/// `v[p·stride + base + t ..]`. (No closures here: they would be compiled without the caller's
+/// target features.)
+///
+/// # Safety
+/// `phases` is valid for reads of `4·pp` values, and `v` for writes at
+/// `p·stride + base + t .. + N` for every point `p < 16` (the callers assert both for the whole
+/// range of `t`).
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // (`b` indexes each row of `e`)
+unsafe fn tile_in<E: Elem, const N: usize>(
+    phases: *const E,
+    (pp, ew): (usize, usize),
+    v: *mut E,
+    (stride, base): (usize, usize),
+    t: usize,
+) {
+    // Row `a` of the window starts at phase (a mod 2, ·), row ⌊a/2⌋ (written out: a loop over the
+    // rows lets the compiler gather across them).
+    let row = |a: usize| phases.wrapping_add(a % 2 * 2 * pp + a / 2 * ew + t);
+    let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+    // SAFETY: reads up to `a % 2·2·pp + a / 2·ew + t + pp + 1 + N ≤ 3·pp + ew + per + 1 = 4·pp`
+    // (`t + N ≤ per`, `per + ew + 1 = pp`).
+    let e: [[[E; N]; 4]; 4] = unsafe {
+        [
+            bt([load(r0, 0), load(r0, pp), load(r0, 1), load(r0, pp + 1)]),
+            bt([load(r1, 0), load(r1, pp), load(r1, 1), load(r1, pp + 1)]),
+            bt([load(r2, 0), load(r2, pp), load(r2, 1), load(r2, pp + 1)]),
+            bt([load(r3, 0), load(r3, pp), load(r3, 1), load(r3, pp + 1)]),
+        ]
+    };
+    for b in 0..4 {
+        let col = bt([e[0][b], e[1][b], e[2][b], e[3][b]]);
+        for (i, ci) in col.into_iter().enumerate() {
+            // SAFETY: in the range the caller asserted.
+            unsafe { store(v, (4 * i + b) * stride + base + t, ci) };
+        }
+    }
+}
+
+multiversion! {
+    /// `Z[p][fi][t] = (A dY Aᵀ)[p]` for every filter of the output gradients `dy` (`sn × f × h × w`)
+    /// and extended tile `t` (zero for the extra column of tiles).
+    pub(super) fn gradient_tiles<E: Elem>(dy: &[E], f: usize, g: Geo, tb: usize, z: &mut [E], tmp: &mut [E]) => gradient_tiles_body
+}
+
+#[inline(always)]
+fn gradient_tiles_body<E: Elem, const FMA: bool>(dy: &[E], f: usize, g: Geo, tb: usize, z: &mut [E], tmp: &mut [E]) {
+    let (ew, per) = (g.tw + 1, g.per());
+    let phases = &mut tmp[..4 * per];
+    phases.fill(E::zero());
+    for (s, ds) in dy.chunks_exact(f * g.h * g.w).enumerate() {
+        for (fi, plane) in ds.chunks_exact(g.h * g.w).enumerate() {
+            // Phase (r, e), row i, column j: dY at (2i + r, 2j + e); the extra column, zeroed
+            // once, stays zero.
+            for (y, row) in plane.chunks_exact(g.w).enumerate() {
+                let (i, r) = (y / 2, y % 2);
+                let (even, odd) = phases[2 * r * per..][..2 * per].split_at_mut(per);
+                deinterleave(row, &mut even[i * ew..][..g.tw], &mut odd[i * ew..][..g.tw]);
+            }
+            let (stride, base) = (f * tb, fi * tb + s * per);
+            assert!(phases.len() >= 4 * per && z.len() >= 15 * stride + base + per);
+            let (ph, zp) = (phases.as_ptr(), z.as_mut_ptr());
+            // SAFETY: the reads stay in the `4·per` phases and the writes in `z` (asserted above).
+            unsafe { each_group!(per, tile_grad(ph, per, zp, (stride, base))) };
+        }
+    }
+}
+
+/// `N` extended tiles (from `t`) of one filter's `A dY Aᵀ`; point `p` goes to
+/// `z[p·stride + base + t ..]`.
+///
+/// # Safety
+/// `phases` is valid for reads of `4·per` values and `z` for writes at
+/// `p·stride + base + t .. + N` for every point `p < 16` (asserted by the caller).
+#[inline(always)]
+unsafe fn tile_grad<E: Elem, const N: usize>(
+    phases: *const E,
+    per: usize,
+    z: *mut E,
+    (stride, base): (usize, usize),
+    t: usize,
+) {
+    let p = phases.wrapping_add(t);
+    // SAFETY: `k·per + t + N ≤ 4·per` for `k < 4`.
+    let (q0, q1) =
+        unsafe { (ax::<E, N>([load(p, 0), load(p, per)]), ax::<E, N>([load(p, 2 * per), load(p, 3 * per)])) };
+    for b in 0..4 {
+        for (i, col) in ax([q0[b], q1[b]]).into_iter().enumerate() {
+            // SAFETY: in the range the caller asserted.
+            unsafe { store(z, (4 * i + b) * stride + base + t, col) };
+        }
+    }
+}
+
+multiversion! {
+    /// `Y = Aᵀ M A (+ bias)` of every tile from the products `m` (`16 × f × tb`), into the samples
+    /// `y` (`sn × f × h × w`); `tmp` holds one filter's four output phases.
+    pub(super) fn output_tiles<E: Elem>(m: &[E], f: usize, g: Geo, tb: usize, bias: Option<&[E]>, y: &mut [E], tmp: &mut [E]) => output_tiles_body
+}
+
+#[inline(always)]
+fn output_tiles_body<E: Elem, const FMA: bool>(
+    m: &[E],
+    f: usize,
+    g: Geo,
+    tb: usize,
+    bias: Option<&[E]>,
+    y: &mut [E],
+    tmp: &mut [E],
+) {
+    let (ew, per) = (g.tw + 1, g.per());
+    let phases = &mut tmp[..4 * per];
+    for (s, ys) in y.chunks_exact_mut(f * g.h * g.w).enumerate() {
+        for (fi, plane) in ys.chunks_exact_mut(g.h * g.w).enumerate() {
+            let (stride, base) = (f * tb, fi * tb + s * per);
+            assert!(phases.len() >= 4 * per && m.len() >= 15 * stride + base + per);
+            let (mp, ph) = (m.as_ptr(), phases.as_mut_ptr());
+            // SAFETY: the reads stay in `m` and the writes in the `4·per` phases (asserted above).
+            unsafe { each_group!(per, tile_out(mp, (stride, base), ph, per)) };
+            let bias = bias.map_or(E::zero(), |b| b[fi]);
+            for (oy, row) in plane.chunks_exact_mut(g.w).enumerate() {
+                let (i, r) = (oy / 2, oy % 2);
+                let (even, odd) =
+                    (&phases[2 * r * per + i * ew..][..g.tw], &phases[(2 * r + 1) * per + i * ew..][..g.tw]);
+                interleave(even, odd, bias, row);
+            }
+        }
+    }
+}
+
+/// `N` extended tiles (from `t`) of one filter's `Aᵀ M A`: point `p` is at `m[p·stride + base + t ..]`,
+/// output `(r, e)` of the tile goes to `phases[(2r + e)·per + t]`.
+///
+/// # Safety
+/// `m` is valid for reads at `p·stride + base + t .. + N` for every point `p < 16`, and
+/// `phases` for writes of `4·per` values (asserted by the caller).
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // (`e` indexes each row of `s`)
+unsafe fn tile_out<E: Elem, const N: usize>(
+    m: *const E,
+    (stride, base): (usize, usize),
+    phases: *mut E,
+    per: usize,
+    t: usize,
+) {
+    let p = m.wrapping_add(base + t);
+    let ld = |k: usize| p.wrapping_add(k * stride);
+    // SAFETY: in the range the caller asserted (written out, as in `tile_in`).
+    let s: [[[E; N]; 2]; 4] = unsafe {
+        [
+            at([load(ld(0), 0), load(ld(1), 0), load(ld(2), 0), load(ld(3), 0)]),
+            at([load(ld(4), 0), load(ld(5), 0), load(ld(6), 0), load(ld(7), 0)]),
+            at([load(ld(8), 0), load(ld(9), 0), load(ld(10), 0), load(ld(11), 0)]),
+            at([load(ld(12), 0), load(ld(13), 0), load(ld(14), 0), load(ld(15), 0)]),
+        ]
+    };
+    for e in 0..2 {
+        for (r, v) in at([s[0][e], s[1][e], s[2][e], s[3][e]]).into_iter().enumerate() {
+            // SAFETY: `(2r + e)·per + t + N ≤ 4·per`.
+            unsafe { store(phases, (2 * r + e) * per + t, v) };
+        }
+    }
+}
