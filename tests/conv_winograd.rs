@@ -72,7 +72,7 @@ fn winograd_equals_the_direct_loops_in_f64() {
         dims(5, 8, 16, 16, 16), // several blocks of samples
         dims(40, 8, 4, 4, 8),   // many samples per block, a short last block
         dims(1, 64, 3, 18, 12),
-        dims(18, 8, 40, 6, 8),  // narrow maps (samples as lanes): two blocks, positions in parts
+        dims(18, 8, 40, 6, 8), // narrow maps (samples as lanes): two blocks, positions in parts
         dims(2, 12, 5, 7, 20),
     ]
     .into_iter()

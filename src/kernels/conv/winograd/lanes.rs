@@ -8,24 +8,105 @@
 //! registers of the caller's width: [`multiversion!`](crate::kernels::multiversion)); the loads and
 //! stores go through raw pointers whose ranges the callers assert once per call.
 
-use super::ops::{at, ax, bt, load, store};
+use super::ops::{add, at, ax, bt, load, store};
 use super::{Geo, PTS, S};
 use crate::kernels::{Elem, multiversion};
 
-/// Gathers the samples `src` (`sn ≤ S` of `ch × h × w`) into `dst` (`ch × hp × wp × S`: sample
-/// `l` of channel `ci` at row `y + off`, column `x + off` is `dst[((ci·hp + y + off)·wp + x +
-/// off)·S + l]`); the rest of `dst` (the padding, and the lanes past `sn`) is zero.
-pub(super) fn gather<E: Elem>(src: &[E], ch: usize, g: Geo, (hp, wp, off): (usize, usize, usize), dst: &mut Vec<E>) {
+/// `[a0, b0, a1, b1, …]` of the first halves of `a` and `b`.
+#[inline(always)]
+fn zip_lo<E: Elem>(a: [E; S], b: [E; S]) -> [E; S] {
+    [a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3], a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7]]
+}
+
+/// `[a8, b8, a9, b9, …]` of the second halves of `a` and `b`.
+#[inline(always)]
+fn zip_hi<E: Elem>(a: [E; S], b: [E; S]) -> [E; S] {
+    [a[8], b[8], a[9], b[9], a[10], b[10], a[11], b[11], a[12], b[12], a[13], b[13], a[14], b[14], a[15], b[15]]
+}
+
+/// The transpose of a 16 × 16 block: four rounds of the perfect shuffle of row `i` with row
+/// `i + 8` (two constant two-source shuffles per pair and round, 64 in all).
+#[inline(always)]
+fn transpose<E: Elem>(mut r: [[E; S]; S]) -> [[E; S]; S] {
+    for _ in 0..4 {
+        let old = r;
+        for i in 0..S / 2 {
+            r[2 * i] = zip_lo(old[i], old[i + S / 2]);
+            r[2 * i + 1] = zip_hi(old[i], old[i + S / 2]);
+        }
+    }
+    r
+}
+
+multiversion! {
+    /// Gathers the samples `src` (`sn ≤ S` of `ch × h × w`) into `dst` (`ch × hp × wp × S`, at least
+    /// that long: sample `l` of channel `ci` at row `y + off`, column `x + off` is
+    /// `dst[((ci·hp + y + off)·wp + x + off)·S + l]`); the rest of `dst` (the padding, and the lanes
+    /// past `sn`) is zero. 16 pixels of 16 samples at a time, transposed in registers.
+    pub(super) fn gather<E: Elem>(src: &[E], ch: usize, g: Geo, geo: (usize, usize, usize), dst: &mut [E]) => gather_body
+}
+
+#[inline(always)]
+fn gather_body<E: Elem, const FMA: bool>(
+    src: &[E],
+    ch: usize,
+    g: Geo,
+    (hp, wp, off): (usize, usize, usize),
+    dst: &mut [E],
+) {
     let plane = g.h * g.w;
-    dst.clear();
-    dst.resize(ch * hp * wp * S, E::zero());
-    for (l, sample) in src.chunks_exact(ch * plane).enumerate() {
-        for (ci, p) in sample.chunks_exact(plane).enumerate() {
-            for (y, row) in p.chunks_exact(g.w).enumerate() {
-                let at = ((ci * hp + y + off) * wp + off) * S + l;
-                for (d, &v) in dst[at..].iter_mut().step_by(S).zip(row) {
-                    *d = v;
-                }
+    let sn = src.len() / (ch * plane);
+    assert!(sn <= S && dst.len() >= ch * hp * wp * S && g.h + off <= hp && g.w + off <= wp);
+    dst[..ch * hp * wp * S].fill(E::zero());
+    let at = |ci: usize, pix: usize| ((ci * hp + pix / g.w + off) * wp + pix % g.w + off) * S;
+    for ci in 0..ch {
+        let mut pix = 0;
+        while pix + S <= plane {
+            let mut rows = [[E::zero(); S]; S];
+            for (l, row) in rows.iter_mut().enumerate().take(sn) {
+                row.copy_from_slice(&src[(l * ch + ci) * plane + pix..][..S]);
+            }
+            for (k, col) in transpose(rows).iter().enumerate() {
+                dst[at(ci, pix + k)..][..S].copy_from_slice(col);
+            }
+            pix += S;
+        }
+        for pix in pix..plane {
+            let o = at(ci, pix);
+            for l in 0..sn {
+                dst[o + l] = src[(l * ch + ci) * plane + pix];
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Scatters `yt` (`f × h × w × S`, as `output_tiles` writes it) to the `sn ≤ S` samples `y`
+    /// (`sn × f × h × w`): the inverse of [`gather`] without padding.
+    pub(super) fn scatter<E: Elem>(yt: &[E], f: usize, g: Geo, y: &mut [E]) => scatter_body
+}
+
+#[inline(always)]
+fn scatter_body<E: Elem, const FMA: bool>(yt: &[E], f: usize, g: Geo, y: &mut [E]) {
+    let plane = g.h * g.w;
+    let sn = y.len() / (f * plane);
+    assert!(sn <= S && yt.len() >= f * plane * S);
+    for fi in 0..f {
+        let src = &yt[fi * plane * S..][..plane * S];
+        let mut pix = 0;
+        while pix + S <= plane {
+            let mut cols = [[E::zero(); S]; S];
+            for (k, col) in cols.iter_mut().enumerate() {
+                col.copy_from_slice(&src[(pix + k) * S..][..S]);
+            }
+            for (l, row) in transpose(cols).iter().enumerate().take(sn) {
+                y[(l * f + fi) * plane + pix..][..S].copy_from_slice(row);
+            }
+            pix += S;
+        }
+        for pix in pix..plane {
+            for l in 0..sn {
+                y[(l * f + fi) * plane + pix] = src[pix * S + l];
             }
         }
     }
@@ -109,8 +190,8 @@ fn gradient_body<E: Elem, const FMA: bool>(dyt: &[E], f: usize, g: Geo, span: (u
 
 multiversion! {
     /// `Y = Aᵀ M A (+ bias)` of the tiles at positions `pos0 .. pos0 + tp` from the products `m`
-    /// (`16 × f × tp·S`), scattered into the `sn` samples `y` (`sn × f × h × w`).
-    pub(super) fn output_tiles<E: Elem>(m: &[E], f: usize, g: Geo, span: (usize, usize), bias: Option<&[E]>, y: &mut [E]) => output_body
+    /// (`16 × f × tp·S`), into `yt` (`f × h × w × S`; [`scatter`] takes it to the samples).
+    pub(super) fn output_tiles<E: Elem>(m: &[E], f: usize, g: Geo, span: (usize, usize), bias: Option<&[E]>, yt: &mut [E]) => output_body
 }
 
 #[inline(always)]
@@ -121,12 +202,11 @@ fn output_body<E: Elem, const FMA: bool>(
     g: Geo,
     span: (usize, usize),
     bias: Option<&[E]>,
-    y: &mut [E],
+    yt: &mut [E],
 ) {
     let (pos0, tp) = span;
     let (plane, stride) = (g.h * g.w, f * tp * S);
-    let sn = y.len() / (f * plane);
-    assert!(m.len() >= PTS * stride && sn <= S && pos0 + tp <= g.th * g.tw);
+    assert!(m.len() >= PTS * stride && yt.len() >= f * plane * S && pos0 + tp <= g.th * g.tw);
     let mp = m.as_ptr();
     for fi in 0..f {
         let bias = bias.map_or(E::zero(), |b| b[fi]);
@@ -147,10 +227,7 @@ fn output_body<E: Elem, const FMA: bool>(
                 for (r, v) in col.into_iter().enumerate() {
                     let oy = 2 * ti + r;
                     if oy < g.h && ox < g.w {
-                        let o = fi * plane + oy * g.w + ox;
-                        for (l, v) in v.into_iter().take(sn).enumerate() {
-                            y[l * f * plane + o] = v + bias;
-                        }
+                        yt[(fi * plane + oy * g.w + ox) * S..][..S].copy_from_slice(&add(v, [bias; S]));
                     }
                 }
             }

@@ -176,8 +176,8 @@ fn grow<E: Elem>(v: &mut Vec<E>, len: usize) {
 }
 
 /// The forward pass of the samples `x` (`n × c × h × w`) into `y` (`n × f × h × w`) with the
-/// transformed weights `u` (`16 × f × c`), block by block; `buf` holds `V`, `M` and the phases or
-/// the gathered input.
+/// transformed weights `u` (`16 × f × c`), block by block; `buf` holds `V`, `M` and the phases, or
+/// `V`, `M`, the gathered input and the outputs before their scatter.
 fn forward_samples<E: Elem>(
     g: Geo,
     (c, f): (usize, usize),
@@ -185,7 +185,7 @@ fn forward_samples<E: Elem>(
     bias: Option<&[E]>,
     x: &[E],
     y: &mut [E],
-    [v, m, tmp]: [&mut Vec<E>; 3],
+    [v, m, tmp, yt]: [&mut Vec<E>; 4],
 ) {
     let (xs, ys) = (c * g.h * g.w, f * g.h * g.w);
     let n = x.len() / xs;
@@ -204,6 +204,8 @@ fn forward_samples<E: Elem>(
         return;
     }
     let (positions, tp) = (g.th * g.tw, g.positions(c, f));
+    grow(tmp, c * (2 * g.th + 2) * (2 * g.tw + 2) * S);
+    grow(yt, ys * S);
     for s0 in (0..n).step_by(S) {
         let sn = S.min(n - s0);
         lanes::gather(&x[s0 * xs..][..sn * xs], c, g, (2 * g.th + 2, 2 * g.tw + 2, 1), tmp);
@@ -214,8 +216,9 @@ fn forward_samples<E: Elem>(
             grow(m, PTS * f * tb);
             lanes::input_tiles(tmp, c, g, (pos0, tp), v);
             products((f, c, tb), u, v, m);
-            lanes::output_tiles(m, f, g, (pos0, tp), bias, &mut y[s0 * ys..][..sn * ys]);
+            lanes::output_tiles(m, f, g, (pos0, tp), bias, yt);
         }
+        lanes::scatter(yt, f, g, &mut y[s0 * ys..][..sn * ys]);
     }
 }
 
@@ -256,6 +259,8 @@ fn weight_gradient<E: Elem>(
         return;
     }
     let (positions, tp) = (g.th * g.tw, g.positions(c, f));
+    grow(tmp, c * (2 * g.th + 2) * (2 * g.tw + 2) * S);
+    grow(dyt, f * (2 * g.th) * (2 * g.tw) * S);
     for s0 in (0..n).step_by(S) {
         let sn = S.min(n - s0);
         lanes::gather(&x[s0 * xs..][..sn * xs], c, g, (2 * g.th + 2, 2 * g.tw + 2, 1), tmp);
@@ -293,8 +298,8 @@ pub fn forward_winograd<E: Elem>(
     let parts = split_batch(d.n, ys * d.patch()).max(1);
     let pieces = split_runs(y, d.n, ys, chunk_count(d.n, parts));
     run_chunks(scratch.parts(parts), pieces, |buf, (lo, n, yc)| {
-        let [v, m, tmp, _] = buf;
-        forward_samples(g, (d.c, d.f), &u, bias, &x[lo * xs..][..n * xs], yc, [v, m, tmp]);
+        let [v, m, tmp, yt] = buf;
+        forward_samples(g, (d.c, d.f), &u, bias, &x[lo * xs..][..n * xs], yc, [v, m, tmp, yt]);
     });
     scratch.wt = u;
 }
@@ -328,7 +333,7 @@ pub fn backward_winograd<E: Elem>(
         let (xc, dyc) = (&x[lo * xs..][..n * xs], &dy[lo * ys..][..n * ys]);
         weight_gradient(g, (c, f), xc, dyc, mw, [&mut *v, &mut *z, &mut *tmp, dyt]);
         if let Some(dxc) = dxc {
-            forward_samples(g, (f, c), &u, None, dyc, dxc, [v, z, tmp]);
+            forward_samples(g, (f, c), &u, None, dyc, dxc, [v, z, tmp, dyt]);
         }
     };
     let mut partials = core::mem::take(&mut scratch.partials);
