@@ -107,43 +107,19 @@ impl Geo {
     }
 }
 
-/// `G x` along one axis of a 3-vector: `(x0, (x0 + x1 + x2)/2, (x0 − x1 + x2)/2, x2)`.
-#[inline(always)]
-fn g3<E: Elem>([x0, x1, x2]: [E; 3]) -> [E; 4] {
-    let h = E::lit(0.5);
-    [x0, (x0 + x1 + x2) * h, (x0 - x1 + x2) * h, x2]
-}
-
-/// `Gᵀ x` along one axis of a 4-vector: `(x0 + (x1 + x2)/2, (x1 − x2)/2, (x1 + x2)/2 + x3)`.
-#[inline(always)]
-fn gt4<E: Elem>([x0, x1, x2, x3]: [E; 4]) -> [E; 3] {
-    let (h, s) = (E::lit(0.5), x1 + x2);
-    [x0 + s * h, (x1 - x2) * h, s * h + x3]
-}
-
-/// `u[p·rows·cols + r·cols + q] = (G g Gᵀ)[p]` for the 3 × 3 kernel `g[s][v] = kernel(r, q, s, v)`
-/// of each output row `r` and column `q` of the 16 products.
-fn transform_weights<E: Elem>(
-    u: &mut Vec<E>,
-    rows: usize,
-    cols: usize,
-    kernel: impl Fn(usize, usize, usize, usize) -> E,
-) {
+/// `u[p·n + j] = (G g Gᵀ)[p]` for `n` kernels `g[s][v] = tap(j, 3s + v)` (`j = r·cols + q` for
+/// output row `r`, column `q` of the 16 products). The taps are first laid out tap-major after
+/// the points (`u[16n ..]`), then transformed 16 kernels at a time (`ops::weights`).
+fn transform_weights<E: Elem>(u: &mut Vec<E>, n: usize, tap: impl Fn(usize, usize) -> E) {
     u.clear();
-    u.resize(PTS * rows * cols, E::zero());
-    for r in 0..rows {
-        for q in 0..cols {
-            // t = G·g (4 × 3), column by column; then U = t·Gᵀ, row by row.
-            let by_col: [[E; 4]; 3] =
-                core::array::from_fn(|v| g3([kernel(r, q, 0, v), kernel(r, q, 1, v), kernel(r, q, 2, v)]));
-            let t: [[E; 3]; 4] = core::array::from_fn(|i| [by_col[0][i], by_col[1][i], by_col[2][i]]);
-            for (i, ti) in t.into_iter().enumerate() {
-                for (b, x) in g3(ti).into_iter().enumerate() {
-                    u[(4 * i + b) * rows * cols + r * cols + q] = x;
-                }
-            }
+    u.resize((PTS + 9) * n, E::zero());
+    let (points, taps) = u.split_at_mut(PTS * n);
+    for (k, row) in taps.chunks_exact_mut(n).enumerate() {
+        for (j, t) in row.iter_mut().enumerate() {
+            *t = tap(j, k);
         }
     }
+    ops::weights(taps, n, points);
 }
 
 /// `m[p] = a[p] · b[p]` for the 16 points, each `a[p]` `rows × inner` and `b[p]` `inner × tb`,
@@ -294,7 +270,8 @@ pub fn forward_winograd<E: Elem>(
     let g = Geo::new(d);
     let (xs, ys) = (d.c * d.h * d.w, d.f * d.h * d.w);
     let mut u = core::mem::take(&mut scratch.wt);
-    transform_weights(&mut u, d.f, d.c, |fi, ci, s, v| w[((fi * d.c + ci) * 3 + s) * 3 + v]);
+    // U[p] (f × c): kernel (fi, ci) at j = fi·c + ci.
+    transform_weights(&mut u, d.f * d.c, |j, k| w[j * 9 + k]);
     let parts = split_batch(d.n, ys * d.patch()).max(1);
     let pieces = split_runs(y, d.n, ys, chunk_count(d.n, parts));
     run_chunks(scratch.parts(parts), pieces, |buf, (lo, n, yc)| {
@@ -325,7 +302,8 @@ pub fn backward_winograd<E: Elem>(
     let mut u = core::mem::take(&mut scratch.wt);
     if dx.is_some() {
         // The input gradient is the forward pass of dY with W'[ci, fi] = W[fi, ci] turned by 180°.
-        transform_weights(&mut u, c, f, |ci, fi, s, v| w[((fi * c + ci) * 3 + 2 - s) * 3 + 2 - v]);
+        // U'[p] (c × f): kernel (fi, ci) turned by 180° at j = ci·f + fi.
+        transform_weights(&mut u, c * f, |j, k| w[((j % f) * c + j / f) * 9 + 8 - k]);
     }
     let plen = PTS * f * c;
     let run = |lo: usize, n: usize, dxc: Option<&mut [E]>, mw: &mut [E], buf: &mut [Vec<E>; 4]| {
@@ -339,20 +317,13 @@ pub fn backward_winograd<E: Elem>(
     let mut partials = core::mem::take(&mut scratch.partials);
     let bufs = scratch.parts(split_batch(d.n, ys * d.patch() * 2).max(1));
     split_backward(d, dy, (dx, db), bufs, (&mut partials, plen), run);
-    // dW[fi, ci] = Gᵀ Mw G (3 × 3) from the summed transformed products.
-    for fi in 0..f {
-        for ci in 0..c {
-            // t = Mw·G (4 × 3), row by row; then dW = Gᵀ·t, column by column.
-            let mut t = [[E::zero(); 3]; 4];
-            for (i, ti) in t.iter_mut().enumerate() {
-                let row: [E; 4] = core::array::from_fn(|b| partials[(4 * i + b) * f * c + fi * c + ci]);
-                *ti = gt4(row);
-            }
-            for v in 0..3 {
-                for (s, x) in gt4([t[0][v], t[1][v], t[2][v], t[3][v]]).into_iter().enumerate() {
-                    dw[((fi * c + ci) * 3 + s) * 3 + v] = x;
-                }
-            }
+    // dW[fi, ci] = Gᵀ Mw G (3 × 3) from the summed transformed products, tap-major in `u`'s room.
+    u.resize(u.len().max(9 * f * c), E::zero());
+    let taps = &mut u[..9 * f * c];
+    ops::weight_gradient(&partials[..PTS * f * c], f * c, taps);
+    for (j, dwj) in dw.chunks_exact_mut(9).enumerate() {
+        for (k, g) in dwj.iter_mut().enumerate() {
+            *g = taps[k * f * c + j];
         }
     }
     scratch.partials = partials;
