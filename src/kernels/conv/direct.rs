@@ -236,7 +236,7 @@ pub fn backward_direct<E: Elem>(
     for b in bufs.iter_mut() {
         reserve(&mut b[1], scratch_len(d, true));
     }
-    split_backward(d, dy, (dx, db), bufs, (&mut partials, acc_len), |lo, n, dxc, acc, buf| {
+    split_backward(d, dy, (dx, db), (bufs, 1), (&mut partials, acc_len), |lo, n, dxc, acc, buf| {
         let dd = ConvDims { n, ..*d };
         let (xc, dyc) = (&x[lo * xs..][..n * xs], &dy[lo * ys..][..n * ys]);
         acc.fill(E::zero());

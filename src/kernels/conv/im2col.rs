@@ -423,7 +423,7 @@ pub(super) fn patch_matrix_backward<E: Elem>(
         }
     };
     let mut partials = core::mem::take(&mut scratch.partials);
-    split_backward(d, dy, (dx, db), scratch.parts(parts), (&mut partials, d.f * p), run);
+    split_backward(d, dy, (dx, db), (scratch.parts(parts), 1), (&mut partials, d.f * p), run);
     dw.copy_from_slice(&partials[..d.f * p]);
     scratch.partials = partials;
 }

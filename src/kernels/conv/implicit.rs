@@ -196,7 +196,7 @@ pub(super) fn backward_indirect<'a, 'b, E: Elem>(
     };
     let mut partials = core::mem::take(&mut scratch.partials);
     let bufs = scratch.parts(split_batch(d.n, ys * p * 2).max(1));
-    split_backward(d, dy_e, (dx, db), bufs, (&mut partials, d.f * p), run);
+    split_backward(d, dy_e, (dx, db), (bufs, 1), (&mut partials, d.f * p), run);
     // dW (f × p) = Σ over chunks of dWᵀ (p × f), in chunk order.
     for (fi, dwf) in dw.chunks_exact_mut(p).enumerate() {
         for (i, g) in dwf.iter_mut().enumerate() {

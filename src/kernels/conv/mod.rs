@@ -140,8 +140,8 @@ fn split_off<'a, E>(rest: &mut Option<&'a mut [E]>, len: usize) -> Option<&'a mu
     Some(head)
 }
 
-/// Runs `run(lo, n, dx, partial, buffers)` on the batch of `d.n` samples cut into chunks (samples
-/// `lo..lo + n` each, with their slice of `dx` and a `plen`-long slice of `partials` for the chunk's
+/// Runs `run(lo, n, dx, partial, buffers)` on the batch of `d.n` samples cut into chunks of whole
+/// `unit`s of samples (samples `lo..lo + n` each, with their slice of `dx` and a `plen`-long slice of `partials` for the chunk's
 /// own weight-gradient partial sum, which `run` overwrites), spread over `bufs.len()` threads, each
 /// with its own buffers: the backward passes' split over the kernel threads. When `db` is given,
 /// each chunk also sums its samples' bias gradient (`Σ dy` per filter). On return
@@ -151,13 +151,13 @@ fn split_backward<E: Elem>(
     d: &ConvDims,
     dy: &[E],
     (dx, db): (Option<&mut [E]>, Option<&mut [E]>),
-    bufs: &mut [[Vec<E>; 4]],
+    (bufs, unit): (&mut [[Vec<E>; 4]], usize),
     (partials, plen): (&mut Vec<E>, usize),
     run: impl Fn(usize, usize, Option<&mut [E]>, &mut [E], &mut [Vec<E>; 4]) + Sync,
 ) {
     let (xs, ys) = (d.c * d.h * d.w, d.f * d.oh() * d.ow());
     let nb = if db.is_some() { d.f } else { 0 };
-    let chunks = chunk_count(d.n, bufs.len());
+    let chunks = chunk_count(d.n.div_ceil(unit), bufs.len());
     let stride = (plen + nb).max(1); // (so that a gradient of no values still has one slot per chunk)
     if partials.len() < chunks * stride {
         partials.resize(chunks * stride, E::zero());
@@ -173,7 +173,7 @@ fn split_backward<E: Elem>(
         one(0, d.n, dx, &mut partials[..stride], buf);
     } else {
         let mut dx_rest = dx;
-        let pieces = even_runs(d.n, chunks)
+        let pieces = unit_runs(d.n, chunks, unit)
             .zip(partials.chunks_exact_mut(stride))
             .map(|((lo, n), part)| (lo, n, split_off(&mut dx_rest, n * xs), part));
         run_chunks(bufs, pieces, |buf, (lo, n, dxc, part)| one(lo, n, dxc, part, buf));
@@ -182,6 +182,12 @@ fn split_backward<E: Elem>(
     if let Some(db) = db {
         db.copy_from_slice(&partials[plen..plen + nb]);
     }
+}
+
+/// [`even_runs`] of whole `unit`s of samples (the last unit may be short): `(first sample,
+/// samples)` of `chunks` runs over `n` samples, at most one run per unit.
+pub(super) fn unit_runs(n: usize, chunks: usize, unit: usize) -> impl Iterator<Item = (usize, usize)> {
+    even_runs(n.div_ceil(unit), chunks).map(move |(lo, m)| (lo * unit, ((lo + m) * unit).min(n) - lo * unit))
 }
 
 /// `partials[..len] = Σ_i partials[i·len ..][..len]` over `chunks` partial sums, in chunk order

@@ -34,10 +34,10 @@ mod lanes;
 mod ops;
 mod phases;
 
-use super::{ConvDims, ConvScratch, split_backward};
+use super::{ConvDims, ConvScratch, split_backward, unit_runs};
 use crate::kernels::matmul::gemm_small;
 use crate::kernels::{Elem, Strides, split_batch};
-use crate::threads::{chunk_count, run_chunks, split_runs};
+use crate::threads::{chunk_count, run_chunks};
 
 /// Points of a transformed tile.
 const PTS: usize = 16;
@@ -82,6 +82,11 @@ impl Geo {
     /// Whether the transforms run on the phases of each plane (`phases.rs`).
     fn phases(&self) -> bool {
         self.w >= PHASES_FROM
+    }
+    /// The samples a split over the kernel threads keeps together: a block of `lanes.rs` (so
+    /// that no block but the batch's last has idle lanes), else one.
+    fn unit(&self) -> usize {
+        if self.phases() { 1 } else { S }
     }
     /// Tile positions of a `lanes.rs` block taken at once for `c` input channels and `f` outputs.
     fn positions(&self, c: usize, f: usize) -> usize {
@@ -273,7 +278,13 @@ pub fn forward_winograd<E: Elem>(
     // U[p] (f × c): kernel (fi, ci) at j = fi·c + ci.
     transform_weights(&mut u, d.f * d.c, |j, k| w[j * 9 + k]);
     let parts = split_batch(d.n, ys * d.patch()).max(1);
-    let pieces = split_runs(y, d.n, ys, chunk_count(d.n, parts));
+    let unit = g.unit();
+    let mut rest = y;
+    let pieces = unit_runs(d.n, chunk_count(d.n.div_ceil(unit), parts), unit).map(|(lo, m)| {
+        let (head, tail) = core::mem::take(&mut rest).split_at_mut(m * ys);
+        rest = tail;
+        (lo, m, head)
+    });
     run_chunks(scratch.parts(parts), pieces, |buf, (lo, n, yc)| {
         let [v, m, tmp, yt] = buf;
         forward_samples(g, (d.c, d.f), &u, bias, &x[lo * xs..][..n * xs], yc, [v, m, tmp, yt]);
@@ -316,7 +327,7 @@ pub fn backward_winograd<E: Elem>(
     };
     let mut partials = core::mem::take(&mut scratch.partials);
     let bufs = scratch.parts(split_batch(d.n, ys * d.patch() * 2).max(1));
-    split_backward(d, dy, (dx, db), bufs, (&mut partials, plen), run);
+    split_backward(d, dy, (dx, db), (bufs, g.unit()), (&mut partials, plen), run);
     // dW[fi, ci] = Gᵀ Mw G (3 × 3) from the summed transformed products, tap-major in `u`'s room.
     u.resize(u.len().max(9 * f * c), E::zero());
     let taps = &mut u[..9 * f * c];
