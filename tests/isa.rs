@@ -1,4 +1,4 @@
-//! Every kernel path this host can run: the kernel, dense-convolution, fusion (layers and pairs),
+//! Every kernel path this host can run: the kernel, dense- and Winograd-convolution, fusion (layers and pairs),
 //! golden-value, gradient-check,
 //! breadth-layer and loss tests (included below as modules) run once in this process on the default (widest) path,
 //! then again in a child process per narrower instruction set, forced with `SHAPED_ISA`

@@ -47,7 +47,7 @@ const S: usize = 16;
 /// (`16·(c + f)·tiles` values) then take 512 KiB in f32.
 const BLOCK_PHASES: usize = 8192;
 /// A block of `lanes.rs` has at most this many tile positions times `c + f` (the same 512 KiB).
-const BLOCK_LANES: usize = BLOCK_PHASES / S;
+const BLOCK_LANES: usize = 512;
 /// Maps at least this wide take the phases (`phases.rs`), narrower ones the lanes (`lanes.rs`).
 const PHASES_FROM: usize = 8;
 /// The fewest input channels and filters for which the 16 products pay for the transforms
@@ -127,24 +127,52 @@ fn transform_weights<E: Elem>(u: &mut Vec<E>, n: usize, tap: impl Fn(usize, usiz
     ops::weights(taps, n, points);
 }
 
-/// `m[p] = a[p] · b[p]` for the 16 points, each `a[p]` `rows × inner` and `b[p]` `inner × tb`,
-/// row-major, one after another.
-fn products<E: Elem>((rows, inner, tb): (usize, usize, usize), a: &[E], b: &[E], m: &mut [E]) {
-    let (la, lb, lm) = (rows * inner, inner * tb, rows * tb);
+/// Where value `t` of row `r` of point `p` of a block's `V`, `Z` or `M` is: `r·rs + p·ps + t`.
+/// `lanes.rs` keeps each point's matrix whole (`rs = tb`, `ps = rows·tb`), `phases.rs` the 16
+/// points of a row together (`rs = 16·tb`, `ps = tb`), so that a plane's transform writes (and
+/// the output transform reads) one small region instead of 16 far apart.
+#[derive(Clone, Copy)]
+struct Layout {
+    rs: usize,
+    ps: usize,
+}
+
+impl Layout {
+    fn new(points_of_a_row_together: bool, rows: usize, tb: usize) -> Self {
+        if points_of_a_row_together { Layout { rs: PTS * tb, ps: tb } } else { Layout { rs: tb, ps: rows * tb } }
+    }
+}
+
+/// `m[p] = u[p] · v[p]` for the 16 points: `u[p]` (`rows × inner`, row-major, one after
+/// another), `v[p]` (`inner × tb`) and `m[p]` (`rows × tb`) laid out as `lv` and `lm` say.
+fn products<E: Elem>(
+    (rows, inner, tb): (usize, usize, usize),
+    u: &[E],
+    (v, lv): (&[E], Layout),
+    (m, lm): (&mut [E], Layout),
+) {
+    let la = rows * inner;
+    assert!(v.len() >= (inner - 1) * lv.rs + 15 * lv.ps + tb && m.len() >= (rows - 1) * lm.rs + 15 * lm.ps + tb);
     for p in 0..PTS {
-        let (ap, bp, mp) = (&a[p * la..][..la], &b[p * lb..][..lb], &mut m[p * lm..][..lm]);
-        gemm_small(
-            rows,
-            tb,
-            inner,
-            ap,
-            Strides::row_major(inner),
-            bp,
-            Strides::row_major(tb),
-            mp,
-            Strides::row_major(tb),
-            false,
-        );
+        let (sv, sm) = (Strides { rs: lv.rs, cs: 1 }, Strides { rs: lm.rs, cs: 1 });
+        let mp = &mut m[p * lm.ps..];
+        gemm_small(rows, tb, inner, &u[p * la..][..la], Strides::row_major(inner), &v[p * lv.ps..], sv, mp, sm, false);
+    }
+}
+
+/// `mw[p] (f × c) += Z[p] (f × tb) · V[p]ᵀ (tb × c)` for the 16 points, `Z` and `V` laid out as
+/// `lz` and `lv` say.
+fn weight_products<E: Elem>(
+    (f, c, tb): (usize, usize, usize),
+    (z, lz): (&[E], Layout),
+    (v, lv): (&[E], Layout),
+    mw: &mut [E],
+) {
+    assert!(z.len() >= (f - 1) * lz.rs + 15 * lz.ps + tb && v.len() >= (c - 1) * lv.rs + 15 * lv.ps + tb);
+    for p in 0..PTS {
+        let (sz, sv) = (Strides { rs: lz.rs, cs: 1 }, Strides { rs: 1, cs: lv.rs });
+        let mwp = &mut mw[p * f * c..][..f * c];
+        gemm_small(f, c, tb, &z[p * lz.ps..], sz, &v[p * lv.ps..], sv, mwp, Strides::row_major(c), true);
     }
 }
 
@@ -179,7 +207,7 @@ fn forward_samples<E: Elem>(
             grow(v, PTS * c * tb);
             grow(m, PTS * f * tb);
             phases::input_tiles(&x[s0 * xs..][..sn * xs], c, g, tb, v, tmp);
-            products((f, c, tb), u, v, m);
+            products((f, c, tb), u, (v, Layout::new(true, c, tb)), (m, Layout::new(true, f, tb)));
             phases::output_tiles(m, f, g, tb, bias, &mut y[s0 * ys..][..sn * ys], tmp);
         }
         return;
@@ -196,19 +224,10 @@ fn forward_samples<E: Elem>(
             grow(v, PTS * c * tb);
             grow(m, PTS * f * tb);
             lanes::input_tiles(tmp, c, g, (pos0, tp), v);
-            products((f, c, tb), u, v, m);
+            products((f, c, tb), u, (v, Layout::new(false, c, tb)), (m, Layout::new(false, f, tb)));
             lanes::output_tiles(m, f, g, (pos0, tp), bias, yt);
         }
         lanes::scatter(yt, f, g, &mut y[s0 * ys..][..sn * ys]);
-    }
-}
-
-/// `mw[p] (f × c) += Z[p] (f × tb) · V[p]ᵀ (tb × c)` for the 16 points.
-fn weight_products<E: Elem>((f, c, tb): (usize, usize, usize), z: &[E], v: &[E], mw: &mut [E]) {
-    for p in 0..PTS {
-        let (zp, vp) = (&z[p * f * tb..][..f * tb], &v[p * c * tb..][..c * tb]);
-        let (sz, sv) = (Strides::row_major(tb), Strides { rs: 1, cs: tb });
-        gemm_small(f, c, tb, zp, sz, vp, sv, &mut mw[p * f * c..][..f * c], Strides::row_major(c), true);
     }
 }
 
@@ -235,7 +254,7 @@ fn weight_gradient<E: Elem>(
             grow(z, PTS * f * tb);
             phases::input_tiles(&x[s0 * xs..][..sn * xs], c, g, tb, v, tmp);
             phases::gradient_tiles(&dy[s0 * ys..][..sn * ys], f, g, tb, z, tmp);
-            weight_products((f, c, tb), z, v, mw);
+            weight_products((f, c, tb), (z, Layout::new(true, f, tb)), (v, Layout::new(true, c, tb)), mw);
         }
         return;
     }
@@ -253,7 +272,7 @@ fn weight_gradient<E: Elem>(
             grow(z, PTS * f * tb);
             lanes::input_tiles(tmp, c, g, (pos0, tp), v);
             lanes::gradient_tiles(dyt, f, g, (pos0, tp), z);
-            weight_products((f, c, tb), z, v, mw);
+            weight_products((f, c, tb), (z, Layout::new(false, f, tb)), (v, Layout::new(false, c, tb)), mw);
         }
     }
 }

@@ -7,8 +7,8 @@
 //! zero, so it adds nothing to the weight gradient): 1/8 more products for maps 16 wide, 1/4 for
 //! maps 8 wide. (`lanes.rs` takes narrower maps, where that column would cost more.)
 
-use super::Geo;
 use super::ops::{add, at, ax, bt, load, store};
+use super::{Geo, PTS};
 use crate::kernels::{Elem, multiversion};
 
 /// Tiles per group of the tile transforms (one AVX-512 vector of f32).
@@ -125,7 +125,7 @@ fn input_tiles_body<E: Elem, const FMA: bool>(x: &[E], c: usize, g: Geo, tb: usi
                 // Column x sits at padded column x + 1: odd columns x = 0, 2, … land in phase 1.
                 deinterleave(row, &mut odd[i * ew..][..ew], &mut even[i * ew + 1..][..g.tw]);
             }
-            let (stride, base) = (c * tb, ci * tb + s * per);
+            let (stride, base) = (tb, ci * PTS * tb + s * per);
             assert!(phases.len() >= 4 * pp && per + ew + 1 == pp && v.len() >= 15 * stride + base + per);
             let (ph, vp) = (phases.as_ptr(), v.as_mut_ptr());
             // SAFETY: the reads stay in the `4·pp` phases and the writes in `v` (asserted above).
@@ -195,7 +195,7 @@ fn gradient_tiles_body<E: Elem, const FMA: bool>(dy: &[E], f: usize, g: Geo, tb:
                 let (even, odd) = phases[2 * r * per..][..2 * per].split_at_mut(per);
                 deinterleave(row, &mut even[i * ew..][..g.tw], &mut odd[i * ew..][..g.tw]);
             }
-            let (stride, base) = (f * tb, fi * tb + s * per);
+            let (stride, base) = (tb, fi * PTS * tb + s * per);
             assert!(phases.len() >= 4 * per && z.len() >= 15 * stride + base + per);
             let (ph, zp) = (phases.as_ptr(), z.as_mut_ptr());
             // SAFETY: the reads stay in the `4·per` phases and the writes in `z` (asserted above).
@@ -250,7 +250,7 @@ fn output_tiles_body<E: Elem, const FMA: bool>(
     let phases = &mut tmp[..4 * per];
     for (s, ys) in y.chunks_exact_mut(f * g.h * g.w).enumerate() {
         for (fi, plane) in ys.chunks_exact_mut(g.h * g.w).enumerate() {
-            let (stride, base) = (f * tb, fi * tb + s * per);
+            let (stride, base) = (tb, fi * PTS * tb + s * per);
             assert!(phases.len() >= 4 * per && m.len() >= 15 * stride + base + per);
             let (mp, ph) = (m.as_ptr(), phases.as_mut_ptr());
             // SAFETY: the reads stay in `m` and the writes in the `4·per` phases (asserted above).
