@@ -4,7 +4,8 @@
 //! GFLOP/s (useful multiply-adds × 2, as `shaped::flops` counts them) per layer and pass, to see
 //! which layers and which paths (direct, compact, implicit im2col, patch matrix, dense, Winograd)
 //! hold the step's time; a name ending in "(direct)" forces the direct loops, one ending in
-//! "(im2col)" the im2col + GEMM path (the baseline of the Winograd layers, in the same run).
+//! "(im2col)" the im2col + GEMM path (the baseline of the Winograd layers, in the same run). The
+//! layers after the VGG's are sizes either side of the Winograd path's channel rule.
 
 use shaped::kernels::conv::{self, ConvDims, ConvScratch};
 use std::time::Instant;
@@ -25,9 +26,21 @@ fn main() {
         ("vgg conv3 (im2col)", 32, 8, 32, 3, 1, true),
         ("vgg conv4", 32, 8, 32, 3, 1, true),
         ("vgg conv5", 32, 4, 64, 3, 1, true),
+        ("vgg conv5 (im2col)", 32, 4, 64, 3, 1, true),
         ("vgg conv6", 64, 4, 64, 3, 1, true),
+        ("vgg conv6 (im2col)", 64, 4, 64, 3, 1, true),
         ("vgg conv7", 64, 2, 64, 3, 1, true),
         ("vgg conv8", 64, 2, 64, 3, 1, true),
+        ("8→16 6×6", 8, 6, 16, 3, 1, true),
+        ("8→16 6×6 (im2col)", 8, 6, 16, 3, 1, true),
+        ("16→16 16×16", 16, 16, 16, 3, 1, true),
+        ("16→16 16×16 (im2col)", 16, 16, 16, 3, 1, true),
+        ("8→32 16×16", 8, 16, 32, 3, 1, true),
+        ("8→32 16×16 (im2col)", 8, 16, 32, 3, 1, true),
+        ("16→16 4×4", 16, 4, 16, 3, 1, true),
+        ("16→16 4×4 (im2col)", 16, 4, 16, 3, 1, true),
+        ("32→64 28×28", 32, 28, 64, 3, 1, true),
+        ("32→64 28×28 (im2col)", 32, 28, 64, 3, 1, true),
     ];
     let mut total = (0.0, 0.0);
     let only = std::env::args().nth(2);
@@ -79,7 +92,7 @@ fn main() {
         let macs = (d.n * f * oh * ow * c * k * k) as f64;
         let (ff, fb) = (2.0 * macs, 2.0 * macs * if want_dx { 2.0 } else { 1.0 });
         println!(
-            "{name:<18} {c:>2}→{f:<2} {}×{}: forward {:8.1} µs {:6.1} GFLOP/s | backward {:8.1} µs {:6.1} GFLOP/s",
+            "{name:<22} {c:>2}→{f:<2} {}×{}: forward {:8.1} µs {:6.1} GFLOP/s | backward {:8.1} µs {:6.1} GFLOP/s",
             d.h,
             d.w,
             tf * 1e6,
@@ -93,3 +106,4 @@ fn main() {
     }
     println!("vgg convs: forward {:.0} µs, backward {:.0} µs", total.0 * 1e6, total.1 * 1e6);
 }
+
