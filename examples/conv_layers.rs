@@ -106,4 +106,3 @@ fn main() {
     }
     println!("vgg convs: forward {:.0} µs, backward {:.0} µs", total.0 * 1e6, total.1 * 1e6);
 }
-
