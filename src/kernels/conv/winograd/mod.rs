@@ -14,10 +14,10 @@
 //!
 //! The transforms add and subtract whole vectors, in one of two layouts:
 //! - maps at least 8 wide (`phases.rs`): the vectors are 16 consecutive tiles of a plane, read
-//!   from the plane's four phases (even and odd rows and columns), with one extra column of tiles
-//!   per row computed and dropped; blocks of whole samples (`BLOCK_PHASES`);
-//! - narrower maps (`lanes.rs`), where that column would cost a third or more of the products:
-//!   the vectors are the same tile of `S` = 16 samples, gathered first and scattered back after;
+//!   from the plane's four phases (even and odd rows and columns), each also kept shifted by one
+//!   column; blocks of whole samples (`BLOCK_PHASES`);
+//! - narrower maps (`lanes.rs`), whose planes have fewer tiles than a vector: the vectors are the
+//!   same tile of `S` = 16 samples, gathered first and scattered back after;
 //!   blocks of `S` samples and a few tile positions (`BLOCK_LANES`). The last block of a batch
 //!   fills its missing lanes with zeros (their outputs are dropped; their zero output gradients
 //!   add nothing to the weight gradient).
@@ -44,9 +44,11 @@ const PTS: usize = 16;
 /// Samples per block of `lanes.rs`: the lanes of its transforms.
 const S: usize = 16;
 /// A block of `phases.rs` has at most this many tiles times `c + f`: its `V` and `M`
-/// (`16·(c + f)·tiles` values) then take 512 KiB in f32.
-const BLOCK_PHASES: usize = 8192;
-/// A block of `lanes.rs` has at most this many tile positions times `c + f` (the same 512 KiB).
+/// (`16·(c + f)·tiles` values) then take 384 KiB in f32 (paired in the VGG's step against 4096,
+/// 8192, 12288, 16384 and 32768: 0.96–0.98 of 8192, 1.02–1.09 for the others).
+const BLOCK_PHASES: usize = 6144;
+/// A block of `lanes.rs` has at most this many tile positions times `c + f` (its `V` and `M`
+/// then take 512 KiB; 256 and 1024 measured 2–4 % slower).
 const BLOCK_LANES: usize = 512;
 /// Maps at least this wide take the phases (`phases.rs`), narrower ones the lanes (`lanes.rs`).
 const PHASES_FROM: usize = 8;
@@ -100,19 +102,18 @@ impl Geo {
     fn positions(&self, c: usize, f: usize) -> usize {
         (BLOCK_LANES / (c + f)).clamp(1, self.th * self.tw)
     }
-    /// Extended tiles of one plane in `phases.rs`: `th × (tw + 1)`, a column past the last tile in
-    /// each row (so that the window values of consecutive tiles are consecutive in the phases).
+    /// Tiles of one plane, `th × tw`.
     fn per(&self) -> usize {
-        self.th * (self.tw + 1)
+        self.th * self.tw
     }
-    /// Length of a phase of the padded input: `(th + 1) × (tw + 1)` and one more, so that the
-    /// window read for the extra column of the last row stays inside.
+    /// Length of a phase of the padded input in `phases.rs`: `(th + 1) × tw`.
     fn phase(&self) -> usize {
-        (self.th + 1) * (self.tw + 1) + 1
+        (self.th + 1) * self.tw
     }
-    /// Length of the phases' scratch.
+    /// Length of the phases' scratch: the input's eight (four phases, each also shifted by one
+    /// column) and two rows.
     fn tmp(&self) -> usize {
-        4 * self.phase()
+        8 * self.phase() + 2 * (self.tw + 1)
     }
     /// Samples per `phases.rs` block for `c` input channels and `f` outputs.
     fn samples(&self, c: usize, f: usize) -> usize {

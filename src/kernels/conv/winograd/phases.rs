@@ -1,11 +1,12 @@
 //! The transforms of the Winograd path with the tiles of one plane as vector lanes, for maps at
 //! least 8 wide: each input plane is first split into its four *phases* (the even and odd rows ×
-//! the even and odd columns of the padded plane), rows of `tw + 1`, so that value `(a, b)` of the
-//! windows of consecutive tiles are consecutive values of one phase: the transforms then add and
-//! subtract whole vectors of 16 tiles, with no gather and the planes read in place. The price is
-//! one extra column of tiles per row (`Geo::per`), computed and dropped (its output gradient is
-//! zero, so it adds nothing to the weight gradient): 1/8 more products for maps 16 wide, 1/4 for
-//! maps 8 wide. (`lanes.rs` takes narrower maps, where that column would cost more.)
+//! the even and odd columns of the padded plane), rows of `tw`, each phase also kept shifted left
+//! by one column. Value `(a, b)` of the window of tile `(ti, tj)` is then value
+//! `(ti + ⌊a/2⌋)·tw + tj` of phase `(a mod 2, b mod 2)` shifted by `⌊b/2⌋`: for consecutive tiles,
+//! consecutive values of one array, so the transforms add and subtract whole vectors of 16 tiles,
+//! with no gather and no tile wasted. (An earlier form kept one extra column of tiles per row
+//! instead of the shifted copies, computed and dropped: 1/8 more products on 16-wide maps, 1/4 on
+//! 8-wide ones; the VGG's step ran 4 % slower with it.) `lanes.rs` takes narrower maps.
 
 use super::ops::{add, at, ax, bt, load, store};
 use super::{Geo, PTS};
@@ -106,64 +107,73 @@ fn interleave<E: Elem>(first: &[E], second: &[E], bias: E, row: &mut [E]) {
 
 multiversion! {
     /// `V[p][ci][t] = (Bᵀ d B)[p]` for every channel of the samples `x` (`sn × c × h × w`) and
-    /// extended tile `t` of the block (`tb` tiles); `tmp` holds one channel's phases.
+    /// tile `t` of the block (`tb` tiles); `tmp` holds one channel's phases.
     pub(super) fn input_tiles<E: Elem>(x: &[E], c: usize, g: Geo, tb: usize, v: &mut [E], tmp: &mut [E]) => input_tiles_body
 }
 
 #[inline(always)]
 fn input_tiles_body<E: Elem, const FMA: bool>(x: &[E], c: usize, g: Geo, tb: usize, v: &mut [E], tmp: &mut [E]) {
-    let (ew, per, pp) = (g.tw + 1, g.per(), g.phase());
-    let phases = &mut tmp[..4 * pp];
+    let (tw, per, pp) = (g.tw, g.per(), g.phase());
+    let (phases, rest) = tmp[..8 * pp + 2 * (tw + 1)].split_at_mut(8 * pp);
+    let (e, o) = rest.split_at_mut(tw + 1);
     phases.fill(E::zero());
+    (e[0], e[tw], o[tw]) = (E::zero(), E::zero(), E::zero());
     for (s, xs) in x.chunks_exact(c * g.h * g.w).enumerate() {
         for (ci, plane) in xs.chunks_exact(g.h * g.w).enumerate() {
-            // Phase (ry, rx), row i, column j: the padded plane's value at (2i + ry, 2j + rx).
-            // Every plane writes the same positions: the padding, zeroed once, stays zero.
+            // Phase (ry, rx) shifted by sh, row i, column j: the padded plane's value at
+            // (2i + ry, 2(j + sh) + rx), in array (2·ry + rx)·2 + sh. Every plane writes the same
+            // positions: the padding, zeroed once, stays zero.
             for (y, row) in plane.chunks_exact(g.w).enumerate() {
                 let (i, ry) = (y.div_ceil(2), (y + 1) % 2);
-                let (even, odd) = phases[2 * ry * pp..][..2 * pp].split_at_mut(pp);
-                // Column x sits at padded column x + 1: odd columns x = 0, 2, … land in phase 1.
-                deinterleave(row, &mut odd[i * ew..][..ew], &mut even[i * ew + 1..][..g.tw]);
+                // Column x sits at padded column x + 1: x = 0, 2, … are the odd padded columns.
+                deinterleave(row, &mut o[..tw], &mut e[1..]);
+                let at = |rx: usize, sh: usize| ((2 * ry + rx) * 2 + sh) * pp + i * tw;
+                for (rx, src) in [(0, &*e), (1, &*o)] {
+                    for sh in 0..2 {
+                        phases[at(rx, sh)..][..tw].copy_from_slice(&src[sh..][..tw]);
+                    }
+                }
             }
             let (stride, base) = (tb, ci * PTS * tb + s * per);
-            assert!(phases.len() >= 4 * pp && per + ew + 1 == pp && v.len() >= 15 * stride + base + per);
+            assert!(phases.len() >= 8 * pp && per + tw == pp && v.len() >= 15 * stride + base + per);
             let (ph, vp) = (phases.as_ptr(), v.as_mut_ptr());
-            // SAFETY: the reads stay in the `4·pp` phases and the writes in `v` (asserted above).
-            unsafe { each_group!(per, tile_in(ph, (pp, ew), vp, (stride, base))) };
+            // SAFETY: the reads stay in the `8·pp` phases and the writes in `v` (asserted above).
+            unsafe { each_group!(per, tile_in(ph, (pp, tw), vp, (stride, base))) };
         }
     }
 }
 
-/// `N` extended tiles (from `t`) of one channel's `Bᵀ d B`: window value `(a, b)` of tile `t` is
-/// `phases[(2·(a mod 2) + b mod 2)·pp + ⌊a/2⌋·ew + ⌊b/2⌋ + t]`; point `p` goes to
+/// `N` tiles (from `t`) of one channel's `Bᵀ d B`: window value `(a, b)` of tile `t` is
+/// `phases[((2·(a mod 2) + b mod 2)·2 + ⌊b/2⌋)·pp + ⌊a/2⌋·tw + t]`; point `p` goes to
 /// `v[p·stride + base + t ..]`. (No closures here: they would be compiled without the caller's
 /// target features.)
 ///
 /// # Safety
-/// `phases` is valid for reads of `4·pp` values, and `v` for writes at
+/// `phases` is valid for reads of `8·pp` values, and `v` for writes at
 /// `p·stride + base + t .. + N` for every point `p < 16` (the callers assert both for the whole
 /// range of `t`).
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // (`b` indexes each row of `e`)
 unsafe fn tile_in<E: Elem, const N: usize>(
     phases: *const E,
-    (pp, ew): (usize, usize),
+    (pp, tw): (usize, usize),
     v: *mut E,
     (stride, base): (usize, usize),
     t: usize,
 ) {
     // Row `a` of the window starts at phase (a mod 2, ·), row ⌊a/2⌋ (written out: a loop over the
     // rows lets the compiler gather across them).
-    let row = |a: usize| phases.wrapping_add(a % 2 * 2 * pp + a / 2 * ew + t);
+    // (b = 0, 1, 2, 3 read arrays rx·2 + sh = 0, 2, 1, 3 of the row's phase pair.)
+    let row = |a: usize| phases.wrapping_add(a % 2 * 4 * pp + a / 2 * tw + t);
     let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
-    // SAFETY: reads up to `a % 2·2·pp + a / 2·ew + t + pp + 1 + N ≤ 3·pp + ew + per + 1 = 4·pp`
-    // (`t + N ≤ per`, `per + ew + 1 = pp`).
+    // SAFETY: reads up to `4·pp + 3·pp + tw + t + N ≤ 7·pp + tw + per = 8·pp` (`t + N ≤ per`,
+    // `per + tw = pp`).
     let e: [[[E; N]; 4]; 4] = unsafe {
         [
-            bt([load(r0, 0), load(r0, pp), load(r0, 1), load(r0, pp + 1)]),
-            bt([load(r1, 0), load(r1, pp), load(r1, 1), load(r1, pp + 1)]),
-            bt([load(r2, 0), load(r2, pp), load(r2, 1), load(r2, pp + 1)]),
-            bt([load(r3, 0), load(r3, pp), load(r3, 1), load(r3, pp + 1)]),
+            bt([load(r0, 0), load(r0, 2 * pp), load(r0, pp), load(r0, 3 * pp)]),
+            bt([load(r1, 0), load(r1, 2 * pp), load(r1, pp), load(r1, 3 * pp)]),
+            bt([load(r2, 0), load(r2, 2 * pp), load(r2, pp), load(r2, 3 * pp)]),
+            bt([load(r3, 0), load(r3, 2 * pp), load(r3, pp), load(r3, 3 * pp)]),
         ]
     };
     for b in 0..4 {
@@ -177,23 +187,23 @@ unsafe fn tile_in<E: Elem, const N: usize>(
 
 multiversion! {
     /// `Z[p][fi][t] = (A dY Aᵀ)[p]` for every filter of the output gradients `dy` (`sn × f × h × w`)
-    /// and extended tile `t` (zero for the extra column of tiles).
+    /// and tile `t`.
     pub(super) fn gradient_tiles<E: Elem>(dy: &[E], f: usize, g: Geo, tb: usize, z: &mut [E], tmp: &mut [E]) => gradient_tiles_body
 }
 
 #[inline(always)]
 fn gradient_tiles_body<E: Elem, const FMA: bool>(dy: &[E], f: usize, g: Geo, tb: usize, z: &mut [E], tmp: &mut [E]) {
-    let (ew, per) = (g.tw + 1, g.per());
+    let (tw, per) = (g.tw, g.per());
     let phases = &mut tmp[..4 * per];
     phases.fill(E::zero());
     for (s, ds) in dy.chunks_exact(f * g.h * g.w).enumerate() {
         for (fi, plane) in ds.chunks_exact(g.h * g.w).enumerate() {
-            // Phase (r, e), row i, column j: dY at (2i + r, 2j + e); the extra column, zeroed
-            // once, stays zero.
+            // Phase (r, e), row i, column j: dY at (2i + r, 2j + e) (an odd map's last column of
+            // odd phases, zeroed once, stays zero).
             for (y, row) in plane.chunks_exact(g.w).enumerate() {
                 let (i, r) = (y / 2, y % 2);
                 let (even, odd) = phases[2 * r * per..][..2 * per].split_at_mut(per);
-                deinterleave(row, &mut even[i * ew..][..g.tw], &mut odd[i * ew..][..g.tw]);
+                deinterleave(row, &mut even[i * tw..][..tw], &mut odd[i * tw..][..tw]);
             }
             let (stride, base) = (tb, fi * PTS * tb + s * per);
             assert!(phases.len() >= 4 * per && z.len() >= 15 * stride + base + per);
@@ -204,7 +214,7 @@ fn gradient_tiles_body<E: Elem, const FMA: bool>(dy: &[E], f: usize, g: Geo, tb:
     }
 }
 
-/// `N` extended tiles (from `t`) of one filter's `A dY Aᵀ`; point `p` goes to
+/// `N` tiles (from `t`) of one filter's `A dY Aᵀ`; point `p` goes to
 /// `z[p·stride + base + t ..]`.
 ///
 /// # Safety
@@ -246,7 +256,7 @@ fn output_tiles_body<E: Elem, const FMA: bool>(
     y: &mut [E],
     tmp: &mut [E],
 ) {
-    let (ew, per) = (g.tw + 1, g.per());
+    let (tw, per) = (g.tw, g.per());
     let phases = &mut tmp[..4 * per];
     for (s, ys) in y.chunks_exact_mut(f * g.h * g.w).enumerate() {
         for (fi, plane) in ys.chunks_exact_mut(g.h * g.w).enumerate() {
@@ -258,15 +268,14 @@ fn output_tiles_body<E: Elem, const FMA: bool>(
             let bias = bias.map_or(E::zero(), |b| b[fi]);
             for (oy, row) in plane.chunks_exact_mut(g.w).enumerate() {
                 let (i, r) = (oy / 2, oy % 2);
-                let (even, odd) =
-                    (&phases[2 * r * per + i * ew..][..g.tw], &phases[(2 * r + 1) * per + i * ew..][..g.tw]);
+                let (even, odd) = (&phases[2 * r * per + i * tw..][..tw], &phases[(2 * r + 1) * per + i * tw..][..tw]);
                 interleave(even, odd, bias, row);
             }
         }
     }
 }
 
-/// `N` extended tiles (from `t`) of one filter's `Aᵀ M A`: point `p` is at `m[p·stride + base + t ..]`,
+/// `N` tiles (from `t`) of one filter's `Aᵀ M A`: point `p` is at `m[p·stride + base + t ..]`,
 /// output `(r, e)` of the tile goes to `phases[(2r + e)·per + t]`.
 ///
 /// # Safety
