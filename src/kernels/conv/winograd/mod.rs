@@ -111,9 +111,9 @@ impl Geo {
         (self.th + 1) * self.tw
     }
     /// Length of the phases' scratch: the input's eight (four phases, each also shifted by one
-    /// column) and two rows.
+    /// column).
     fn tmp(&self) -> usize {
-        8 * self.phase() + 2 * (self.tw + 1)
+        8 * self.phase()
     }
     /// Samples per `phases.rs` block for `c` input channels and `f` outputs.
     fn samples(&self, c: usize, f: usize) -> usize {

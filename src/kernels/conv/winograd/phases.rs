@@ -10,7 +10,7 @@
 
 use super::ops::{add, at, ax, bt, load, store};
 use super::{Geo, PTS};
-use crate::kernels::{Elem, multiversion};
+use crate::kernels::{Elem, copy_short, multiversion};
 
 /// Tiles per group of the tile transforms (one AVX-512 vector of f32).
 const L: usize = 16;
@@ -114,10 +114,8 @@ multiversion! {
 #[inline(always)]
 fn input_tiles_body<E: Elem, const FMA: bool>(x: &[E], c: usize, g: Geo, tb: usize, v: &mut [E], tmp: &mut [E]) {
     let (tw, per, pp) = (g.tw, g.per(), g.phase());
-    let (phases, rest) = tmp[..8 * pp + 2 * (tw + 1)].split_at_mut(8 * pp);
-    let (e, o) = rest.split_at_mut(tw + 1);
+    let phases = &mut tmp[..8 * pp];
     phases.fill(E::zero());
-    (e[0], e[tw], o[tw]) = (E::zero(), E::zero(), E::zero());
     for (s, xs) in x.chunks_exact(c * g.h * g.w).enumerate() {
         for (ci, plane) in xs.chunks_exact(g.h * g.w).enumerate() {
             // Phase (ry, rx) shifted by sh, row i, column j: the padded plane's value at
@@ -126,13 +124,15 @@ fn input_tiles_body<E: Elem, const FMA: bool>(x: &[E], c: usize, g: Geo, tb: usi
             for (y, row) in plane.chunks_exact(g.w).enumerate() {
                 let (i, ry) = (y.div_ceil(2), (y + 1) % 2);
                 // Column x sits at padded column x + 1: x = 0, 2, … are the odd padded columns.
-                deinterleave(row, &mut o[..tw], &mut e[1..]);
-                let at = |rx: usize, sh: usize| ((2 * ry + rx) * 2 + sh) * pp + i * tw;
-                for (rx, src) in [(0, &*e), (1, &*o)] {
-                    for sh in 0..2 {
-                        phases[at(rx, sh)..][..tw].copy_from_slice(&src[sh..][..tw]);
-                    }
-                }
+                let (rx0, rx1) = phases[4 * ry * pp..][..4 * pp].split_at_mut(2 * pp);
+                let ((e0, e1), (o0, o1)) = (rx0.split_at_mut(pp), rx1.split_at_mut(pp));
+                let r = i * tw;
+                deinterleave(row, &mut o0[r..][..tw], &mut e1[r..][..tw]);
+                // The unshifted even phase and the shifted odd one, from those two (their first
+                // and last values are padding). `copy_short`: a `copy_from_slice` of a few values
+                // would be a `memcpy` call.
+                copy_short(&mut e0[r + 1..][..tw - 1], &e1[r..][..tw - 1]);
+                copy_short(&mut o1[r..][..tw - 1], &o0[r + 1..][..tw - 1]);
             }
             let (stride, base) = (tb, ci * PTS * tb + s * per);
             assert!(phases.len() >= 8 * pp && per + tw == pp && v.len() >= 15 * stride + base + per);
