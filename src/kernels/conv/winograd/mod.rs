@@ -115,6 +115,12 @@ impl Geo {
     fn tmp(&self) -> usize {
         8 * self.phase()
     }
+    /// The row length in `phases.rs`'s `V`, `Z` and `M` for `sn` samples: their tiles and 16
+    /// more, so that the 16 points of a row, `16·ld` apart, are never a multiple of 4 KiB apart
+    /// (conv2's 128 tiles put every row of the GEMM's right factor in the same L1 sets).
+    fn ld(&self, sn: usize) -> usize {
+        sn * self.per() + 16
+    }
     /// Samples per `phases.rs` block for `c` input channels and `f` outputs.
     fn samples(&self, c: usize, f: usize) -> usize {
         (BLOCK_PHASES / (c + f) / self.per()).max(1)
@@ -212,12 +218,12 @@ fn forward_samples<E: Elem>(
         grow(tmp, g.tmp());
         for s0 in (0..n).step_by(sb) {
             let sn = sb.min(n - s0);
-            let tb = sn * g.per();
-            grow(v, PTS * c * tb);
-            grow(m, PTS * f * tb);
-            phases::input_tiles(&x[s0 * xs..][..sn * xs], c, g, tb, v, tmp);
-            products((f, c, tb), u, (v, Layout::new(true, c, tb)), (m, Layout::new(true, f, tb)));
-            phases::output_tiles(m, f, g, tb, bias, &mut y[s0 * ys..][..sn * ys], tmp);
+            let (tb, ld) = (sn * g.per(), g.ld(sn));
+            grow(v, PTS * c * ld);
+            grow(m, PTS * f * ld);
+            phases::input_tiles(&x[s0 * xs..][..sn * xs], c, g, ld, v, tmp);
+            products((f, c, tb), u, (v, Layout::new(true, c, ld)), (m, Layout::new(true, f, ld)));
+            phases::output_tiles(m, f, g, ld, bias, &mut y[s0 * ys..][..sn * ys], tmp);
         }
         return;
     }
@@ -258,12 +264,12 @@ fn weight_gradient<E: Elem>(
         grow(tmp, g.tmp());
         for s0 in (0..n).step_by(sb) {
             let sn = sb.min(n - s0);
-            let tb = sn * g.per();
-            grow(v, PTS * c * tb);
-            grow(z, PTS * f * tb);
-            phases::input_tiles(&x[s0 * xs..][..sn * xs], c, g, tb, v, tmp);
-            phases::gradient_tiles(&dy[s0 * ys..][..sn * ys], f, g, tb, z, tmp);
-            weight_products((f, c, tb), (z, Layout::new(true, f, tb)), (v, Layout::new(true, c, tb)), mw);
+            let (tb, ld) = (sn * g.per(), g.ld(sn));
+            grow(v, PTS * c * ld);
+            grow(z, PTS * f * ld);
+            phases::input_tiles(&x[s0 * xs..][..sn * xs], c, g, ld, v, tmp);
+            phases::gradient_tiles(&dy[s0 * ys..][..sn * ys], f, g, ld, z, tmp);
+            weight_products((f, c, tb), (z, Layout::new(true, f, ld)), (v, Layout::new(true, c, ld)), mw);
         }
         return;
     }

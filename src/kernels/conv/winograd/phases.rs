@@ -31,7 +31,9 @@ macro_rules! each_group {
                 $f::<E, $n>($($arg,)* per - $n);
             }};
         }
-        if per >= L {
+        // 16 tiles a group on AVX-512; on narrower vectors 8 (16 would need the window's 16
+        // vectors of each tile twice over, more than AVX2's 16 registers: conv2 ran 1.5× slower).
+        if per >= L && crate::kernels::isa() == crate::kernels::Isa::Avx512 {
             by!(L)
         } else if per >= 8 {
             by!(8)
