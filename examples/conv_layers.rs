@@ -4,7 +4,8 @@
 //! GFLOP/s (useful multiply-adds × 2, as `shaped::flops` counts them) per layer and pass, to see
 //! which layers and which paths (direct, compact, implicit im2col, patch matrix, dense, Winograd)
 //! hold the step's time; a name ending in "(direct)" forces the direct loops, one ending in
-//! "(im2col)" the im2col + GEMM path (the baseline of the Winograd layers, in the same run). The
+//! "(im2col)" the im2col + GEMM path (the baseline of the Winograd layers, in the same run), one
+//! ending in "(winograd)" the Winograd path where the entry points would not take it. The
 //! layers after the VGG's are sizes either side of the Winograd path's channel rule.
 
 use shaped::kernels::conv::{self, ConvDims, ConvScratch};
@@ -33,10 +34,13 @@ fn main() {
         ("vgg conv8", 64, 2, 64, 3, 1, true),
         ("8→16 6×6", 8, 6, 16, 3, 1, true),
         ("8→16 6×6 (im2col)", 8, 6, 16, 3, 1, true),
+        ("8→16 6×6 (winograd)", 8, 6, 16, 3, 1, true),
         ("16→16 16×16", 16, 16, 16, 3, 1, true),
         ("16→16 16×16 (im2col)", 16, 16, 16, 3, 1, true),
+        ("16→16 16×16 (winograd)", 16, 16, 16, 3, 1, true),
         ("8→32 16×16", 8, 16, 32, 3, 1, true),
         ("8→32 16×16 (im2col)", 8, 16, 32, 3, 1, true),
+        ("8→32 16×16 (winograd)", 8, 16, 32, 3, 1, true),
         ("16→16 4×4", 16, 4, 16, 3, 1, true),
         ("16→16 4×4 (im2col)", 16, 4, 16, 3, 1, true),
         ("32→64 28×28", 32, 28, 64, 3, 1, true),
@@ -70,11 +74,14 @@ fn main() {
         };
         // "(direct)", "(im2col)": that path whatever `conv::forward` would choose
         let (direct, im2col) = (name.ends_with("(direct)"), name.ends_with("(im2col)"));
+        let winograd = name.ends_with("(winograd)");
         let tf = best(&mut || {
             if direct {
                 conv::forward_direct(&d, &x, &w, Some(&b), &mut y, &mut s)
             } else if im2col {
                 conv::forward_im2col(&d, &x, &w, Some(&b), &mut y, &mut s)
+            } else if winograd {
+                conv::forward_winograd(&d, &x, &w, Some(&b), &mut y, &mut s)
             } else {
                 conv::forward(&d, &x, &w, Some(&b), &mut y, &mut s)
             }
@@ -85,6 +92,8 @@ fn main() {
                 conv::backward_direct(&d, &x, &w, &dy, &mut dw, Some(&mut db), dxo, &mut s)
             } else if im2col {
                 conv::backward_im2col(&d, &x, &w, &dy, &mut dw, Some(&mut db), dxo, &mut s)
+            } else if winograd {
+                conv::backward_winograd(&d, &x, &w, &dy, &mut dw, Some(&mut db), dxo, &mut s)
             } else {
                 conv::backward(&d, &x, &w, &dy, &mut dw, Some(&mut db), dxo, &mut s)
             }
@@ -100,7 +109,7 @@ fn main() {
             tb * 1e6,
             fb / tb / 1e9
         );
-        if name.starts_with("vgg") && !direct && !im2col {
+        if name.starts_with("vgg") && !direct && !im2col && !winograd {
             total = (total.0 + tf, total.1 + tb);
         }
     }

@@ -272,7 +272,7 @@ fn direct_compact<E: Elem>(d: &ConvDims, dx: bool) -> bool {
 /// Forward pass by the fastest path for `d` and `E`: one dense product where the input plane is no
 /// larger than the kernel window (small maps: [`forward_dense`]), Winograd's F(2×2, 3×3) for f32
 /// 3 × 3 kernels with stride 1 and padding 1 and enough channels `c` and filters `f`
-/// (`c·f ≥ 10·(c + f)`, or `8·(c + f)` on maps under 8 wide: [`forward_winograd`]), the direct
+/// (`c·f ≥ 8·(c + f)`: [`forward_winograd`]), the direct
 /// loops' AVX-512 tiles
 /// for few input channels on wide maps, without a patch matrix where `backward` can do the same
 /// (f32 on AVX2, stride 1, "same" padding, output rows ≥ 8), through im2col + GEMM for ≥ 4 input

@@ -53,21 +53,17 @@ const BLOCK_LANES: usize = 512;
 /// Maps at least this wide take the phases (`phases.rs`), narrower ones the lanes (`lanes.rs`).
 const PHASES_FROM: usize = 8;
 /// The entry points choose Winograd where `c·f ≥ k·(c + f)` for `c` input channels and `f`
-/// filters, `k` this for maps ≥ 8 wide (phases) and [`CHANNELS_LANES`] for narrower ones: the
-/// 16 products save `20·c·f` multiply-adds per tile over the direct form, the transforms cost in
-/// proportion to `c + f`. Measured with `examples/conv_layers.rs` on Zen 4 against im2col in the
-/// same run (forward, backward, ms): 16→32 at 16 × 16 1.93, 4.12 against 2.48, 5.11 (taken);
-/// 16→16 1.60, 2.82 against 1.29, 2.94 and 8→32 1.86, 5.19 against 1.65, 3.17 (not taken).
-const CHANNELS_PHASES: usize = 10;
-/// [`CHANNELS_PHASES`] for maps under 8 wide: 16→16 at 4 × 4 0.17, 0.34 ms against 0.18, 0.44
-/// (taken); 8→16 at 6 × 6 0.19, 0.61 against 0.16, 0.39 (not taken).
-const CHANNELS_LANES: usize = 8;
+/// filters, `k` this: the 16 products save `20·c·f` multiply-adds per tile over the direct form,
+/// the transforms cost in proportion to `c + f`. Measured with `examples/conv_layers.rs` on Zen 4
+/// against im2col in the same run (forward, backward, ms): 16→16 at 16 × 16 1.08, 2.39 against
+/// 1.27, 2.57 (taken); 8→32 at 16 × 16 1.17, 3.51 against 1.30, 2.71 and 8→16 at 6 × 6 0.15,
+/// 0.41 against 0.15, 0.40 (not taken).
+const CHANNELS: usize = 8;
 
 /// Whether the entry points take the Winograd path: f32, a 3 × 3 kernel, stride 1, padding 1,
-/// and enough channels and filters ([`CHANNELS_PHASES`]).
+/// and enough channels and filters ([`CHANNELS`]).
 pub(super) fn winograd_applies<E: Elem>(d: &ConvDims) -> bool {
-    let k = if d.w >= PHASES_FROM { CHANNELS_PHASES } else { CHANNELS_LANES };
-    core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() && fits(d) && d.c * d.f >= k * (d.c + d.f)
+    core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>() && fits(d) && d.c * d.f >= CHANNELS * (d.c + d.f)
 }
 
 /// The sizes the Winograd path computes (any element type and channel count).
