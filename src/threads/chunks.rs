@@ -113,6 +113,12 @@ pub(crate) fn even_runs(n: usize, chunks: usize) -> impl Iterator<Item = (usize,
     (0..c).map(move |i| (i * n / c, (i + 1) * n / c - i * n / c))
 }
 
+/// [`even_runs`] of whole `unit`s of samples (the last unit may be short): `(first sample,
+/// samples)` of `chunks` runs over `n` samples, at most one run per unit.
+pub(crate) fn unit_runs(n: usize, chunks: usize, unit: usize) -> impl Iterator<Item = (usize, usize)> {
+    even_runs(n.div_ceil(unit), chunks).map(move |(lo, m)| (lo * unit, ((lo + m) * unit).min(n) - lo * unit))
+}
+
 /// `s` (`n` samples of `len` values each) cut into the runs of [`even_runs`]`(n, chunks)`:
 /// `(first sample, samples, their values)`.
 pub(crate) fn split_runs<T>(
@@ -121,8 +127,19 @@ pub(crate) fn split_runs<T>(
     len: usize,
     chunks: usize,
 ) -> impl Iterator<Item = (usize, usize, &mut [T])> {
+    split_unit_runs(s, n, len, chunks, 1)
+}
+
+/// [`split_runs`] over the runs of [`unit_runs`]`(n, chunks, unit)`.
+pub(crate) fn split_unit_runs<T>(
+    s: &mut [T],
+    n: usize,
+    len: usize,
+    chunks: usize,
+    unit: usize,
+) -> impl Iterator<Item = (usize, usize, &mut [T])> {
     let mut rest = &mut s[..n * len];
-    even_runs(n, chunks).map(move |(lo, m)| {
+    unit_runs(n, chunks, unit).map(move |(lo, m)| {
         let (head, tail) = core::mem::take(&mut rest).split_at_mut(m * len);
         rest = tail;
         (lo, m, head)

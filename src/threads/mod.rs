@@ -17,7 +17,7 @@ mod chunks;
 
 #[allow(unused_imports)] // used by tests and the kernels' docs
 pub(crate) use chunks::{CHUNKS_PER_THREAD, MAX_CHUNKS};
-pub(crate) use chunks::{chunk_count, even_runs, for_chunks, run_chunks, run_chunks_on, split_runs};
+pub(crate) use chunks::{chunk_count, for_chunks, run_chunks, run_chunks_on, split_runs, split_unit_runs, unit_runs};
 
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
@@ -425,12 +425,19 @@ mod tests {
         }
         // even_runs: consecutive, lengths differing by at most one, covering 0..n
         for (n, c) in [(100, 8), (7, 3), (0, 4), (5, 5), (3, 1)] {
-            let runs: Vec<_> = even_runs(n, c).collect();
+            let runs: Vec<_> = chunks::even_runs(n, c).collect();
             assert_eq!(runs.len(), c);
             assert!(runs.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0));
             assert_eq!(runs.iter().map(|r| r.1).sum::<usize>(), n);
             let (lo, hi) = (runs.iter().map(|r| r.1).min(), runs.iter().map(|r| r.1).max());
             assert!(hi.unwrap() - lo.unwrap() <= 1, "{n} in {c}: {runs:?}");
+        }
+        // unit_runs: consecutive, covering 0..n, every run but the last whole units
+        for (n, c, u) in [(100, 7, 16), (100, 2, 16), (37, 3, 16), (5, 4, 1), (16, 1, 16)] {
+            let runs: Vec<_> = unit_runs(n, c, u).collect();
+            assert!(runs.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0), "{runs:?}");
+            assert_eq!(runs.iter().map(|r| r.1).sum::<usize>(), n);
+            assert!(runs.iter().all(|r| r.0 % u == 0), "{n} in {c} of {u}: {runs:?}");
         }
     }
 

@@ -3,7 +3,7 @@
 //! This module holds the sizes ([`ConvDims`]), the scratch buffers ([`ConvScratch`]), the entry points
 //! that choose a path, and the split of a batch over the kernel threads; the paths are in `direct.rs`
 //! (direct loops), `im2col.rs` (explicit patch matrices + GEMM), `implicit.rs` (implicit im2col,
-//! f32 on AVX2), `dense.rs` (small maps as one dense product), `winograd.rs` (3 × 3 kernels in
+//! f32 on AVX2), `dense.rs` (small maps as one dense product), `winograd/` (3 × 3 kernels in
 //! Winograd's F(2×2, 3×3): 16 multiplications per 2 × 2 outputs instead of 36) and `simd.rs` (the
 //! AVX2 and AVX-512 register tiles of the direct path).
 
@@ -25,7 +25,7 @@ pub use winograd::{backward_winograd, forward_winograd};
 use super::Elem;
 use super::cpu;
 use super::split::split_elementwise;
-use crate::threads::{chunk_count, even_runs, run_chunks};
+use crate::threads::{chunk_count, run_chunks, unit_runs};
 use dense::dense_applies;
 use im2col::patch_matrix_backward;
 use implicit::{backward_indirect, forward_indirect, indirect_backward_applies};
@@ -141,8 +141,9 @@ fn split_off<'a, E>(rest: &mut Option<&'a mut [E]>, len: usize) -> Option<&'a mu
 }
 
 /// Runs `run(lo, n, dx, partial, buffers)` on the batch of `d.n` samples cut into chunks of whole
-/// `unit`s of samples (samples `lo..lo + n` each, with their slice of `dx` and a `plen`-long slice of `partials` for the chunk's
-/// own weight-gradient partial sum, which `run` overwrites), spread over `bufs.len()` threads, each
+/// `unit`s of samples (samples `lo..lo + n` each, with their slice of `dx` and a `plen`-long slice
+/// of `partials` for the chunk's own weight-gradient partial sum, which `run` overwrites), spread
+/// over `bufs.len()` threads, each
 /// with its own buffers: the backward passes' split over the kernel threads. When `db` is given,
 /// each chunk also sums its samples' bias gradient (`Σ dy` per filter). On return
 /// `partials[..plen]` holds the sum of the chunks' partial sums and `db` the bias gradient, both
@@ -182,12 +183,6 @@ fn split_backward<E: Elem>(
     if let Some(db) = db {
         db.copy_from_slice(&partials[plen..plen + nb]);
     }
-}
-
-/// [`even_runs`] of whole `unit`s of samples (the last unit may be short): `(first sample,
-/// samples)` of `chunks` runs over `n` samples, at most one run per unit.
-pub(super) fn unit_runs(n: usize, chunks: usize, unit: usize) -> impl Iterator<Item = (usize, usize)> {
-    even_runs(n.div_ceil(unit), chunks).map(move |(lo, m)| (lo * unit, ((lo + m) * unit).min(n) - lo * unit))
 }
 
 /// `partials[..len] = Σ_i partials[i·len ..][..len]` over `chunks` partial sums, in chunk order
@@ -231,7 +226,9 @@ pub struct ConvScratch<E> {
     partials: Vec<E>,
     /// The row offsets of the implicit patch matrix (see `forward_indirect`).
     offs: Vec<usize>,
-    /// The flipped, transposed weights of the implicit backward pass (see `backward_indirect`).
+    /// The flipped, transposed weights of the implicit backward pass (see `backward_indirect`),
+    /// or the Winograd path's transformed weights and, after its backward pass, the weight
+    /// gradient's taps (see `winograd::backward_winograd`).
     wt: Vec<E>,
 }
 
@@ -272,9 +269,8 @@ fn direct_compact<E: Elem>(d: &ConvDims, dx: bool) -> bool {
 /// Forward pass by the fastest path for `d` and `E`: one dense product where the input plane is no
 /// larger than the kernel window (small maps: [`forward_dense`]), Winograd's F(2×2, 3×3) for f32
 /// 3 × 3 kernels with stride 1 and padding 1 and enough channels `c` and filters `f`
-/// (`c·f ≥ 8·(c + f)`: [`forward_winograd`]), the direct
-/// loops' AVX-512 tiles
-/// for few input channels on wide maps, without a patch matrix where `backward` can do the same
+/// (`c·f ≥ 8·(c + f)`: [`forward_winograd`]), the direct loops' AVX-512 tiles for few input
+/// channels on wide maps, without a patch matrix where `backward` can do the same
 /// (f32 on AVX2, stride 1, "same" padding, output rows ≥ 8), through im2col + GEMM for ≥ 4 input
 /// channels ([`ConvDims::prefers_im2col`]), direct loops otherwise.
 pub fn forward<E: Elem>(d: &ConvDims, x: &[E], w: &[E], bias: Option<&[E]>, y: &mut [E], scratch: &mut ConvScratch<E>) {

@@ -34,10 +34,10 @@ mod lanes;
 mod ops;
 mod phases;
 
-use super::{ConvDims, ConvScratch, split_backward, unit_runs};
+use super::{ConvDims, ConvScratch, split_backward};
 use crate::kernels::matmul::gemm_small;
 use crate::kernels::{Elem, Strides, split_batch};
-use crate::threads::{chunk_count, run_chunks};
+use crate::threads::{chunk_count, run_chunks, split_unit_runs};
 
 /// Points of a transformed tile.
 const PTS: usize = 16;
@@ -309,12 +309,7 @@ pub fn forward_winograd<E: Elem>(
     transform_weights(&mut u, d.f * d.c, |j, k| w[j * 9 + k]);
     let parts = split_batch(d.n, ys * d.patch()).max(1);
     let unit = g.unit();
-    let mut rest = y;
-    let pieces = unit_runs(d.n, chunk_count(d.n.div_ceil(unit), parts), unit).map(|(lo, m)| {
-        let (head, tail) = core::mem::take(&mut rest).split_at_mut(m * ys);
-        rest = tail;
-        (lo, m, head)
-    });
+    let pieces = split_unit_runs(y, d.n, ys, chunk_count(d.n.div_ceil(unit), parts), unit);
     run_chunks(scratch.parts(parts), pieces, |buf, (lo, n, yc)| {
         let [v, m, tmp, yt] = buf;
         forward_samples(g, (d.c, d.f), &u, bias, &x[lo * xs..][..n * xs], yc, [v, m, tmp, yt]);
