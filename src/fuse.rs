@@ -5,7 +5,7 @@
 //! dead code after monomorphisation, and for a joined pair calls the functions of this module
 //! instead of the two layers' passes. They are thin: they reach the caches and parameters they
 //! need through [`Module`]'s fusion hooks ([`Module::fuse_pool_cache`], [`Module::fuse_bn_mut`],
-//! [`Module::fuse_gamma`], [`Module::fuse_bn_cache`]) and call one kernel of the table, compiled
+//! [`Module::fuse_affine`], [`Module::fuse_bn_cache`]) and call one kernel of the table, compiled
 //! once in this crate.
 //!
 //! | pair | forward (training, inference, reuse) | backward |
@@ -218,18 +218,17 @@ pub fn backward<E: Elem, A: Module<E>, B: Module<E>>(
             let nd = NormDims { n: x.n, c: x.ext.dim(0), inner: x.ext.dim(1) * x.ext.dim(2) };
             let c = A::fuse_bn_cache(&mut sa.cache).expect("fuse: a batch norm's cache");
             assert_eq!(c.mean.len(), nd.c, "batch norm: backward without a training forward pass");
-            let gamma = a.fuse_gamma().expect("fuse: batch norm parameters");
+            let affine = a.fuse_affine().expect("fuse: batch norm parameters");
             let g = ga.fuse_bn_mut().expect("fuse: batch norm gradients");
             E::k_batchnorm_relu_pool_backward(
                 nd,
                 &pd,
                 dyb,
                 argmax,
-                &sa.out,
                 x.data,
                 &c.mean,
                 &c.inv_std,
-                gamma,
+                affine,
                 g.gamma,
                 g.beta,
                 &mut sa.grad,

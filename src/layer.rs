@@ -181,8 +181,9 @@ pub trait Module<E: Elem>: Sized + Send + Sync {
         None
     }
 
-    /// Fusion hook: the batch-norm scale γ of a layer whose [`Module::FUSE`] is `Kind::BnRelu`.
-    fn fuse_gamma(&self) -> Option<&[E]> {
+    /// Fusion hook: the batch-norm scale γ and shift β of a layer whose [`Module::FUSE`] is
+    /// `Kind::BnRelu`.
+    fn fuse_affine(&self) -> Option<(&[E], &[E])> {
         None
     }
 

@@ -100,3 +100,47 @@ fn a_dense_matrix_too_large_is_refused_before_it_is_allocated() {
     let msg = msg.downcast_ref::<String>().map(String::as_str).unwrap_or_default();
     assert!(msg.contains("dense matrix of Some(281474976710656) entries"), "{msg}");
 }
+
+#[test]
+fn the_dense_path_gives_the_same_bits_on_used_scratch_and_at_two_threads() {
+    // One scratch through layers of other sizes and paths first (its buffers then hold other
+    // values, longer than this layer needs: the dense path writes every entry it reads), and the
+    // VGG's 64-channel 2×2 layer, whose matrix is built and folded split over two threads.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+    let big = ConvDims { n: 3, c: 8, h: 9, w: 9, f: 6, k: 3, stride: 1, pad: 1 };
+    let layers = [
+        ConvDims { n: 6, c: 64, h: 2, w: 2, f: 64, k: 3, stride: 1, pad: 1 },
+        ConvDims { n: 2, c: 3, h: 5, w: 5, f: 4, k: 5, stride: 2, pad: 0 },
+        ConvDims { n: 2, c: 2, h: 3, w: 2, f: 3, k: 3, stride: 2, pad: 1 },
+    ];
+    let mut shared = ConvScratch::default();
+    for d in layers {
+        let (x, w, b) = (
+            uniform(&mut rng, d.n * d.c * d.h * d.w),
+            uniform(&mut rng, d.f * d.c * d.k * d.k),
+            uniform(&mut rng, d.f),
+        );
+        let dy = uniform(&mut rng, d.n * d.f * d.oh() * d.ow());
+        let f32v = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        let (x, w, b, dy) = (f32v(&x), f32v(&w), f32v(&b), f32v(&dy));
+        let fresh = run(&d, true, &x, &w, &b, &dy);
+        // the shared scratch has served the im2col path of a larger layer just before
+        let (bx, bw) = (vec![0.5f32; big.n * big.c * big.h * big.w], vec![0.25f32; big.f * big.c * 9]);
+        let mut by = vec![0.0f32; big.n * big.f * big.oh() * big.ow()];
+        conv::forward_im2col(&big, &bx, &bw, None, &mut by, &mut shared);
+        for threads in [1, 2] {
+            shaped::threads::set_num_threads(threads);
+            let mut y = vec![0.0f32; dy.len()];
+            let (mut dw, mut db, mut dx) = (vec![0.0f32; w.len()], vec![0.0f32; d.f], vec![0.0f32; x.len()]);
+            conv::forward_dense(&d, &x, &w, Some(&b), &mut y, &mut shared);
+            conv::backward_dense(&d, &x, &w, &dy, &mut dw, Some(&mut db), Some(&mut dx), &mut shared);
+            for (name, (u, v)) in ["y", "dW", "db", "dX"].iter().zip(fresh.iter().zip([&y, &dw, &db, &dx])) {
+                assert!(
+                    u.iter().zip(v).all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{d:?} {name}: used scratch or {threads} threads changed the dense path's bits"
+                );
+            }
+        }
+        shaped::threads::set_num_threads(1);
+    }
+}

@@ -1,4 +1,5 @@
-//! Every kernel path this host can run: the kernel, dense- and Winograd-convolution, fusion (layers and pairs),
+//! Every kernel path this host can run: the kernel, dense- and Winograd-convolution, fusion (layers, pairs
+//! and the batch norm → pooling kernels),
 //! golden-value, gradient-check,
 //! breadth-layer and loss tests (included below as modules) run once in this process on the default (widest) path,
 //! then again in a child process per narrower instruction set, forced with `SHAPED_ISA`
@@ -23,6 +24,8 @@ mod kernels;
 mod layers_breadth;
 #[path = "losses.rs"]
 mod losses;
+#[path = "norm_pool.rs"]
+mod norm_pool;
 
 use shaped::kernels::conv::{self, ConvDims, ConvScratch};
 use shaped::kernels::{Isa, detected_isa, isa};

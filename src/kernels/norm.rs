@@ -14,6 +14,7 @@
 use super::cpu::{fmadd, sq_dev_lanes, sum_lanes};
 pub use super::layernorm::{layernorm_backward, layernorm_forward};
 pub use super::norm_pool::batchnorm_relu_pool_backward;
+use super::norm_pool::pooled_dx;
 use super::norm_pool::{Pooled, pooled_back_sums_into};
 use super::pool::{PoolDims, max_forward_one};
 use super::{Elem, multiversion};
@@ -102,9 +103,10 @@ pub fn batchnorm_relu_train<E: Elem>(
 
 /// [`batchnorm_relu_train`] followed by max pooling ([`pool::max_forward`](super::pool::max_forward)
 /// with argmax) of its output, fused: each sample is pooled right after it is normalised, while its
-/// values are still in cache, instead of in a pass of its own over the whole batch. `y` (the batch
-/// norm's output, which its backward pass reads as ReLU's mask) is still written; `py` and
-/// `argmax` are the pooling's output and positions, the same bits as the two calls.
+/// values are still in cache, instead of in a pass of its own over the whole batch. `y` (sized
+/// like `x`) is scratch: the batch norm's output is not kept (its backward pass,
+/// [`batchnorm_relu_pool_backward`], recomputes ReLU's mask from `x`); `py` and `argmax` are the
+/// pooling's output and positions, the same bits as the two calls.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_relu_pool_train<E: Elem>(
     d: NormDims,
@@ -169,15 +171,15 @@ fn bn_train<E: Elem>(
         run_chunks_on(parts, split_runs(partial, n, c, chunks), |(lo, m, p)| {
             sample_sums(inner, &x[lo * vals..][..m * vals], p)
         });
-        for (ch, mu) in mean.iter_mut().enumerate() {
-            *mu = column_sum(partial, c, ch) / count;
-        }
+        column_sums(partial, mean);
+        mean.iter_mut().for_each(|mu| *mu = *mu / count);
         let mean = &*mean;
         run_chunks_on(parts, split_runs(partial, n, c, chunks), |(lo, m, p)| {
             sample_sq_devs(c, inner, &x[lo * vals..][..m * vals], mean, p)
         });
+        column_sums(partial, inv_std); // Σ (x − μ)², then the inverse deviation in place
         for ch in 0..c {
-            let var = column_sum(partial, c, ch) / count;
+            let var = inv_std[ch] / count;
             inv_std[ch] = E::one() / (var + eps).sqrt();
             running_mean[ch] = momentum * running_mean[ch] + (E::one() - momentum) * mean[ch];
             running_var[ch] = momentum * running_var[ch] + (E::one() - momentum) * var;
@@ -195,9 +197,11 @@ fn bn_train<E: Elem>(
         let (pdc, q) = (PoolDims { planes: c, ..*pd }, c * pd.oh() * pd.ow());
         let pieces =
             split_runs(y, n, vals, chunks).zip(split_runs(py, n, q, chunks)).zip(split_runs(argmax, n, q, chunks));
+        // Only the chunk's first two samples of `y` are written, in turn (the backward pass
+        // recomputes ReLU's mask from `x`, so the batch norm's output is not kept).
         run_chunks_on(parts, pieces, |(((lo, m, ys), (_, _, pys)), (_, _, pas))| {
             let norm = |s: usize, ys: &mut [E]| {
-                let (xs, ys) = (&x[(lo + s) * vals..][..vals], &mut ys[s * vals..][..vals]);
+                let (xs, ys) = (&x[(lo + s) * vals..][..vals], &mut ys[(s % 2) * vals..][..vals]);
                 normalize(c, inner, xs, (mean, inv_std), (gamma, beta), ys, relu)
             };
             if m > 0 {
@@ -209,7 +213,7 @@ fn bn_train<E: Elem>(
                 }
                 max_forward_one(
                     &pdc,
-                    &ys[s * vals..][..vals],
+                    &ys[(s % 2) * vals..][..vals],
                     &mut pys[s * q..][..q],
                     Some(&mut pas[s * q..][..q]),
                     false,
@@ -219,9 +223,15 @@ fn bn_train<E: Elem>(
     });
 }
 
-/// `Σ_s partial[s·c + ch]` over the samples in order (the one-thread loop's order).
-fn column_sum<E: Elem>(partial: &[E], c: usize, ch: usize) -> E {
-    partial.iter().skip(ch).step_by(c).fold(E::zero(), |s, &v| s + v)
+/// `out[ch] = Σ_s partial[s·c + ch]` (`c = out.len()`) over the samples in order (the one-thread
+/// loop's order), a row at a time.
+fn column_sums<E: Elem>(partial: &[E], out: &mut [E]) {
+    out.fill(E::zero());
+    for row in partial.chunks_exact(out.len().max(1)) {
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o += v;
+        }
+    }
 }
 
 multiversion! {
@@ -394,13 +404,13 @@ pub(super) fn relu_grad<E: Elem>(dy: E, y: E) -> E {
 pub(super) enum Dy<'a, E> {
     /// `dy`; with ReLU, also the fused output `y` (ReLU's mask).
     Dense(&'a [E], Option<&'a [E]>),
-    /// A following max pooling's gradient, scattered plane by plane into the buffer `dr` where
-    /// the first pass reads it (the second reads `dr`).
+    /// A following max pooling's gradient, scattered plane by plane into the scratch `dr` where
+    /// each pass reads it, masked there by ReLU's mask recomputed from `x`.
     Pooled(Pooled<'a, E>),
 }
 
-/// With a pooled source, pass 1 writes the scattered gradient into `dr` (sized like `x`) and pass 2
-/// reads it back.
+/// With a pooled source, each pass scatters the gradient plane by plane into two planes of each
+/// chunk's part of the scratch `dr` (sized like `x`).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn bn_backward<E: Elem>(
     d: NormDims,
@@ -441,20 +451,33 @@ pub(super) fn bn_backward<E: Elem>(
                 (dy, mask)
             }
             (Dy::Pooled(p), Some(dr)) => {
+                // Each chunk scatters its planes into the first two planes of its part of `dr` (in
+                // L1), for the sums here and again for the input gradient below.
                 let dr = &mut dr[..len];
                 let pieces = pieces.zip(split_runs(dr, n, vals, chunks));
                 run_chunks_on(parts, pieces, |(((lo, m, b), (_, _, g)), (_, _, o))| {
                     let r = lo * vals..(lo + m) * vals;
-                    pooled_back_sums_into(c, inner, p.samples(lo, m, vals), &x[r], mean, b, g, o)
+                    pooled_back_sums_into(c, inner, p.samples(lo, m), &x[r], (mean, inv_std), b, g, o)
                 });
-                (&*dr, Some(p.y()))
+                column_sums(pb, dbeta);
+                column_sums(pg, dgamma);
+                dgamma.iter_mut().zip(inv_std).for_each(|(g, &s)| *g = *g * s);
+                if let Some(dx) = dx {
+                    let (db, dg) = (&*dbeta, &*dgamma);
+                    let pieces = split_runs(dx, n, vals, chunks).zip(split_runs(dr, n, vals, chunks));
+                    run_chunks_on(parts, pieces, |((lo, m, o), (_, _, slots))| {
+                        let r = lo * vals..(lo + m) * vals;
+                        let stats = (mean, inv_std, gamma, db, dg, count);
+                        pooled_dx(c, inner, p.samples(lo, m), &x[r], stats, slots, o)
+                    });
+                }
+                return;
             }
             (Dy::Pooled(_), None) => unreachable!("batch norm: a pooled gradient without its buffer"),
         };
-        for ch in 0..c {
-            dbeta[ch] = column_sum(pb, c, ch);
-            dgamma[ch] = column_sum(pg, c, ch) * inv_std[ch];
-        }
+        column_sums(pb, dbeta);
+        column_sums(pg, dgamma);
+        dgamma.iter_mut().zip(inv_std).for_each(|(g, &s)| *g = *g * s);
         if let Some(dx) = dx {
             let (db, dg) = (&*dbeta, &*dgamma);
             run_chunks_on(parts, split_runs(dx, n, vals, chunks), |(lo, m, o)| {
@@ -555,24 +578,35 @@ fn sample_dx_body<E: Elem, const FMA: bool>(
         let (mu, is, db, dg) = (mean[ch], inv_std[ch], dbeta[ch], dgamma[ch]);
         let k = gamma[ch] * is / m;
         match mask {
-            None => {
-                for ((o, &g), &xv) in o.iter_mut().zip(dys).zip(xs) {
-                    *o = k * (m * g - db - (xv - mu) * is * dg);
-                }
-            }
-            Some(y) => {
-                let ys = &y[i * inner.max(1)..][..dys.len()];
-                for (((o, &d), &xv), &yv) in o.iter_mut().zip(dys).zip(xs).zip(ys) {
-                    *o = k * (m * relu_grad(d, yv) - db - (xv - mu) * is * dg);
-                }
-            }
+            None => plain_dx(o, dys, xs, [mu, is, db, dg, k, m]),
+            Some(y) => masked_dx(o, dys, &y[i * inner.max(1)..][..dys.len()], xs, [mu, is, db, dg, k, m]),
         }
+    }
+}
+
+/// One run of [`sample_dx`] without a mask: `dx = k·(m·dy − db − (x − μ)·σ⁻¹·dg)` for
+/// `[μ, σ⁻¹, db, dg, k, m]` of its channel (shared with the pooled pass, `norm_pool.rs`, whose
+/// gradient is masked before, so that both give the same bits).
+#[inline(always)]
+pub(super) fn plain_dx<E: Elem>(dx: &mut [E], dy: &[E], x: &[E], [mu, is, db, dg, k, m]: [E; 6]) {
+    for ((o, &g), &xv) in dx.iter_mut().zip(dy).zip(x) {
+        *o = k * (m * g - db - (xv - mu) * is * dg);
+    }
+}
+
+/// One run of [`sample_dx`] with ReLU's mask `y`: `dx = k·(m·relu_grad(dy, y) − db − (x − μ)·σ⁻¹·dg)`
+/// for `[μ, σ⁻¹, db, dg, k, m]` of its channel (shared with the pooled pass, `norm_pool.rs`, so that
+/// both give the same bits).
+#[inline(always)]
+pub(super) fn masked_dx<E: Elem>(dx: &mut [E], dy: &[E], y: &[E], x: &[E], [mu, is, db, dg, k, m]: [E; 6]) {
+    for (((o, &d), &xv), &yv) in dx.iter_mut().zip(dy).zip(x).zip(y) {
+        *o = k * (m * relu_grad(d, yv) - db - (xv - mu) * is * dg);
     }
 }
 
 /// `Σ a·(x − m)`, with eight independent partial sums.
 #[inline(always)]
-fn dot_dev<E: Elem, const FMA: bool>(a: &[E], x: &[E], m: E) -> E {
+pub(super) fn dot_dev<E: Elem, const FMA: bool>(a: &[E], x: &[E], m: E) -> E {
     let len = a.len().min(x.len());
     let (a, x) = (&a[..len], &x[..len]);
     let mut lanes = [E::zero(); 8];

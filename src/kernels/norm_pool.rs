@@ -1,16 +1,18 @@
 //! The backward pass of `BatchNormReLU2d` followed by `MaxPool2d`, fused: the pooling's gradient
 //! is scattered (zeros, then each output gradient added at its argmax, in order: exactly
-//! [`max_backward`](super::pool::max_backward)'s values) plane by plane in batch norm's first
-//! backward pass, one plane ahead of the sums that read it, instead of in a pass of its own: the
-//! pooling's input gradient is written once and read once (by the second pass) instead of written
-//! and read twice.
+//! [`max_backward`](super::pool::max_backward)'s values) plane by plane into a plane that stays
+//! in L1, one plane ahead of the pass that reads it, in each of batch norm's two backward passes
+//! (the sums, then the input gradient): the pooling's input gradient, four times the size of its
+//! output gradient, is never written out whole, where the unfused passes write it once and read
+//! it twice.
 
-use super::norm::{Dy, NormDims, bn_backward, masked_sums};
+use super::cpu::{fmadd, sum_lanes};
+use super::norm::{Dy, NormDims, bn_backward, dot_dev, plain_dx, relu_grad};
 use super::pool::PoolDims;
 use super::{Elem, multiversion};
 
 /// A max pooling's output gradient `dy` (`q` values a plane) and argmax, over the planes of a
-/// batch norm whose fused ReLU output is `y`.
+/// batch norm with ReLU whose scale and shift are `gamma` and `beta`.
 #[derive(Clone, Copy)]
 pub(super) struct Pooled<'a, E> {
     /// Gradient values a plane.
@@ -19,24 +21,15 @@ pub(super) struct Pooled<'a, E> {
     c: usize,
     dy: &'a [E],
     argmax: &'a [u32],
-    y: &'a [E],
+    gamma: &'a [E],
+    beta: &'a [E],
 }
 
 impl<'a, E> Pooled<'a, E> {
-    /// Samples `lo .. lo + m` (`vals` values a sample in `y`).
-    pub(super) fn samples(&self, lo: usize, m: usize, vals: usize) -> Self {
+    /// Samples `lo .. lo + m`.
+    pub(super) fn samples(&self, lo: usize, m: usize) -> Self {
         let per = self.c * self.q;
-        Pooled {
-            dy: &self.dy[lo * per..(lo + m) * per],
-            argmax: &self.argmax[lo * per..(lo + m) * per],
-            y: &self.y[lo * vals..(lo + m) * vals],
-            ..*self
-        }
-    }
-
-    /// The batch norm's output (ReLU's mask).
-    pub(super) fn y(&self) -> &'a [E] {
-        self.y
+        Pooled { dy: &self.dy[lo * per..(lo + m) * per], argmax: &self.argmax[lo * per..(lo + m) * per], ..*self }
     }
 
     /// Writes plane `i`'s pooling input gradient into `plane`.
@@ -54,20 +47,20 @@ impl<'a, E> Pooled<'a, E> {
 
 /// [`batchnorm_relu_backward`](super::norm::batchnorm_relu_backward) of the input gradient of a
 /// max pooling `pd` over its output `y` — the pooling's output gradient `pdy` and `argmax` — with
-/// that gradient scattered into `dr` (sized like `x`) where batch norm's first pass reads it: the
-/// same values, sums and bits as [`max_backward`](super::pool::max_backward) into `dr` followed by
-/// `batchnorm_relu_backward`, one pass over the activation fewer.
+/// that gradient scattered plane by plane where each of batch norm's passes reads it: the same
+/// values, sums and bits as [`max_backward`](super::pool::max_backward) followed by
+/// `batchnorm_relu_backward`, without writing the pooling's input gradient out whole. `dr`
+/// (sized like `x`) is scratch: its contents afterwards are unspecified.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_relu_pool_backward<E: Elem>(
     d: NormDims,
     pd: &PoolDims,
     pdy: &[E],
     argmax: &[u32],
-    y: &[E],
     x: &[E],
     mean: &[E],
     inv_std: &[E],
-    gamma: &[E],
+    (gamma, beta): (&[E], &[E]),
     dgamma: &mut [E],
     dbeta: &mut [E],
     dr: &mut [E],
@@ -75,21 +68,54 @@ pub fn batchnorm_relu_pool_backward<E: Elem>(
 ) {
     super::norm::check_pools(d, pd);
     assert_eq!(dr.len(), x.len(), "pooling: input gradient length");
-    pd.check_lens(y.len(), pdy.len());
+    pd.check_lens(x.len(), pdy.len());
     assert_eq!(argmax.len(), pdy.len(), "pooling: argmax length");
-    assert_eq!(y.len(), x.len(), "batch norm: output length");
+    assert!(beta.len() >= d.c, "batch norm: {} shifts for {} channels", beta.len(), d.c);
     // (An argmax outside its plane would panic in the scatter, which indexes the plane with it.)
-    let p = Pooled { q: pd.oh() * pd.ow(), c: d.c, dy: pdy, argmax, y };
+    let p = Pooled { q: pd.oh() * pd.ow(), c: d.c, dy: pdy, argmax, gamma, beta };
     bn_backward(d, Dy::Pooled(p), Some(dr), x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
+}
+
+/// ReLU's backward select on `plane` (in place), its mask recomputed from the batch norm's input
+/// `x`: `g` where `γ·(x − μ)·σ⁻¹ + β > 0`, else 0, the forward pass's expression (`normalize`, the
+/// same multiply-adds on the same ISA), so the same select as on the output it did not keep.
+#[inline(always)]
+fn mask<E: Elem, const FMA: bool>(plane: &mut [E], x: &[E], [mu, is, g, b]: [E; 4]) {
+    for (d, &xv) in plane.iter_mut().zip(x) {
+        *d = relu_grad(*d, fmadd::<E, FMA>(g, (xv - mu) * is, b));
+    }
+}
+
+/// Runs `$body` with `$i` and `$plane` bound to each plane index of `$p` (`$planes` planes, in
+/// order) and that plane's pooling input gradient, scattered into one of the first two planes of
+/// `$slots` one plane ahead of its use: the body then reads values whose (scalar) stores have long
+/// retired, not ones still in the store buffer, which its vector loads could not take from it.
+/// (`$slots` holds at least `$planes` planes; one plane is scattered just before its use.) A macro,
+/// not a function taking a closure: the body stays inside the caller's `target_feature` function.
+macro_rules! each_plane {
+    ($p:expr, $inner:expr, $planes:expr, $slots:expr, |$i:ident, $plane:ident| $body:block) => {{
+        let (p, inner, planes) = ($p, $inner, $planes);
+        let slots = &mut $slots[..if planes > 1 { 2 } else { 1 } * inner];
+        p.scatter(0, &mut slots[..inner]);
+        for $i in 0..planes {
+            let (cur, next) = slots.split_at_mut(inner);
+            let (cur, next) = if $i % 2 == 0 { (cur, next) } else { (next, cur) };
+            if $i + 1 < planes {
+                p.scatter($i + 1, next);
+            }
+            let $plane: &mut [E] = cur;
+            $body
+        }
+    }};
 }
 
 multiversion! {
     /// Batch norm's first backward pass (`sample_back_sums` with ReLU's mask) over the pooling's
-    /// input gradient, scattered plane by plane into `dr` (a `(samples, C, inner)` block) just
-    /// before it is summed.
+    /// input gradient, scattered plane by plane into the first two planes of `slots` just before
+    /// it is summed.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn pooled_back_sums_into<E: Elem>(
-        c: usize, inner: usize, p: Pooled<'_, E>, x: &[E], mean: &[E], db: &mut [E], dg: &mut [E], dr: &mut [E],
+        c: usize, inner: usize, p: Pooled<'_, E>, x: &[E], stats: (&[E], &[E]), db: &mut [E], dg: &mut [E], slots: &mut [E],
     ) => pooled_back_sums_into_body
 }
 
@@ -100,24 +126,54 @@ fn pooled_back_sums_into_body<E: Elem, const FMA: bool>(
     inner: usize,
     p: Pooled<'_, E>,
     x: &[E],
-    mean: &[E],
+    (mean, inv_std): (&[E], &[E]),
     db: &mut [E],
     dg: &mut [E],
-    dr: &mut [E],
+    slots: &mut [E],
 ) {
     let planes = db.len().min(dg.len());
     if planes == 0 || inner == 0 {
         return;
     }
-    // One plane ahead: the sums then read values whose (scalar) stores have long retired, not ones
-    // still in the store buffer, which the vector loads could not take from it.
-    p.scatter(0, &mut dr[..inner]);
-    for i in 0..planes {
-        if i + 1 < planes {
-            p.scatter(i + 1, &mut dr[(i + 1) * inner..][..inner]);
-        }
-        let plane = &dr[i * inner..][..inner];
-        (db[i], dg[i]) =
-            masked_sums::<E, FMA>(plane, &p.y[i * inner..][..inner], &x[i * inner..][..inner], mean[i % c]);
+    each_plane!(p, inner, planes, slots, |i, plane| {
+        let (ch, xs) = (i % c, &x[i * inner..][..inner]);
+        mask::<E, FMA>(plane, xs, [mean[ch], inv_std[ch], p.gamma[ch], p.beta[ch]]);
+        // (`masked_sums` of the unmasked gradient: the same partial sums, folded the same way)
+        (db[i], dg[i]) = (sum_lanes(plane), dot_dev::<E, FMA>(plane, xs, mean[ch]));
+    });
+}
+
+multiversion! {
+    /// Batch norm's input gradient (`sample_dx` with ReLU's mask) from the pooling's gradient,
+    /// scattered plane by plane into the first two planes of `slots` again (as for the sums), with
+    /// the channel statistics `(μ, σ⁻¹, γ, dβ, dγ, count)`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn pooled_dx<E: Elem>(
+        c: usize, inner: usize, p: Pooled<'_, E>, x: &[E], stats: (&[E], &[E], &[E], &[E], &[E], E), slots: &mut [E], dx: &mut [E],
+    ) => pooled_dx_body
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn pooled_dx_body<E: Elem, const FMA: bool>(
+    c: usize,
+    inner: usize,
+    p: Pooled<'_, E>,
+    x: &[E],
+    (mean, inv_std, gamma, dbeta, dgamma, m): (&[E], &[E], &[E], &[E], &[E], E),
+    slots: &mut [E],
+    dx: &mut [E],
+) {
+    let planes = dx.len() / inner.max(1);
+    if planes == 0 || inner == 0 {
+        return;
     }
+    each_plane!(p, inner, planes, slots, |i, plane| {
+        let ch = i % c;
+        let (mu, is) = (mean[ch], inv_std[ch]);
+        let k = gamma[ch] * is / m;
+        let (o, xs) = (&mut dx[i * inner..][..inner], &x[i * inner..][..inner]);
+        mask::<E, FMA>(plane, xs, [mu, is, gamma[ch], p.beta[ch]]);
+        plain_dx(o, plane, xs, [mu, is, dbeta[ch], dgamma[ch], k, m]);
+    });
 }

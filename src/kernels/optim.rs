@@ -1,13 +1,26 @@
 //! The optimizers' element updates: RMSprop, Adam and AdamW.
 
+use super::split::split_pass;
 use super::{Elem, multiversion};
+use crate::threads::{chunk_count, run_chunks_on};
 
 multiversion! {
     /// RMSprop's element update with gradient `g = dw + reg·w` (the L2 term, `reg` = 0 for
     /// unregularised parameters): `c = ρ·c + (1−ρ)·g²; w −= lr·g/(√c + ε)` (plain multiplies and
     /// adds in both versions, so results do not depend on the CPU).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn rmsprop_update<E: Elem>(w: &mut [E], dw: &[E], c: &mut [E], lr: E, rho: E, eps: E, reg: E) => rmsprop_body
+    fn rmsprop_run<E: Elem>(w: &mut [E], dw: &[E], c: &mut [E], lr: E, rho: E, eps: E, reg: E) => rmsprop_body
+}
+
+/// [`rmsprop_run`] (RMSprop's element update, see there), large tensors split over the kernel
+/// threads (each element is updated by the same code wherever the cuts fall).
+pub(crate) fn rmsprop_update<E: Elem>(w: &mut [E], dw: &[E], c: &mut [E], lr: E, rho: E, eps: E, reg: E) {
+    let (parts, piece) = pieces(w.len());
+    if parts <= 1 {
+        return rmsprop_run(w, dw, c, lr, rho, eps, reg);
+    }
+    let chunks = w.chunks_mut(piece).zip(dw.chunks(piece)).zip(c.chunks_mut(piece));
+    run_chunks_on(parts, chunks, |((w, dw), c)| rmsprop_run(w, dw, c, lr, rho, eps, reg));
 }
 
 #[inline(always)]
@@ -45,7 +58,39 @@ multiversion! {
     /// that are not decayed, and for plain Adam). Plain multiplies and adds in every version, so
     /// results do not depend on the CPU.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn adamw_update<E: Elem>(w: &mut [E], dw: &[E], m: &mut [E], v: &mut [E], lr: E, b1: E, b2: E, eps: E, c1: E, c2: E, reg: E, keep: E) => adamw_body
+    fn adamw_run<E: Elem>(w: &mut [E], dw: &[E], m: &mut [E], v: &mut [E], lr: E, b1: E, b2: E, eps: E, c1: E, c2: E, reg: E, keep: E) => adamw_body
+}
+
+/// [`adamw_run`] (AdamW's element update, see there), large tensors split over the kernel threads
+/// (each element is updated by the same code wherever the cuts fall).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn adamw_update<E: Elem>(
+    w: &mut [E],
+    dw: &[E],
+    m: &mut [E],
+    v: &mut [E],
+    lr: E,
+    b1: E,
+    b2: E,
+    eps: E,
+    c1: E,
+    c2: E,
+    reg: E,
+    keep: E,
+) {
+    let (parts, piece) = pieces(w.len());
+    if parts <= 1 {
+        return adamw_run(w, dw, m, v, lr, b1, b2, eps, c1, c2, reg, keep);
+    }
+    let chunks = w.chunks_mut(piece).zip(dw.chunks(piece)).zip(m.chunks_mut(piece)).zip(v.chunks_mut(piece));
+    run_chunks_on(parts, chunks, |(((w, dw), m), v)| adamw_run(w, dw, m, v, lr, b1, b2, eps, c1, c2, reg, keep));
+}
+
+/// The parts and the piece length (a multiple of 64) of an optimizer update over `len` values.
+fn pieces(len: usize) -> (usize, usize) {
+    let parts = split_pass(len);
+    let units = len.div_ceil(64);
+    (parts, units.div_ceil(chunk_count(units, parts)).max(1) * 64)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -28,3 +28,67 @@ pub(crate) fn split_elementwise<E: Elem>(
     }
     crate::threads::for_chunks(out, 64, parts, |at, piece| f(at..at + piece.len(), piece));
 }
+
+/// How many parts a memory-bound pass over `elements` values splits into: every kernel thread
+/// from 16,384 values up (such a pass takes over 5 µs, a hand-over to a spinning worker 1–2 µs),
+/// else one. For the per-layer passes of a step that would otherwise run on one thread while the
+/// others wait: weight transforms, gradient folds, chunk reductions, optimizer updates.
+pub(crate) fn split_pass(elements: usize) -> usize {
+    let t = crate::threads::num_threads();
+    if t <= 1 || elements < 16_384 || crate::threads::in_part() { 1 } else { t }
+}
+
+/// A block of columns `lo..hi` of a row-major matrix of `n` columns, its rows reached one at a
+/// time: the views [`split_columns`] gives are disjoint, so kernel threads can each fill their own
+/// columns of every row (a transform that writes one row per point, 16 points far apart).
+pub(crate) struct Columns<'a, E> {
+    ptr: *mut E,
+    n: usize,
+    rows: usize,
+    lo: usize,
+    hi: usize,
+    _borrow: core::marker::PhantomData<&'a mut [E]>,
+}
+
+// SAFETY: a `Columns` is a unique borrow of its own entries (disjoint from every other view of the
+// same split, see `split_columns`), as `&mut [E]` is; it can move to another thread if `E` can.
+unsafe impl<E: Send> Send for Columns<'_, E> {}
+
+impl<E> Columns<'_, E> {
+    /// The first column of the block.
+    pub(crate) fn lo(&self) -> usize {
+        self.lo
+    }
+
+    /// The columns of the block.
+    pub(crate) fn width(&self) -> usize {
+        self.hi - self.lo
+    }
+
+    /// Row `r`'s entries in the block's columns.
+    pub(crate) fn row(&mut self, r: usize) -> &mut [E] {
+        assert!(r < self.rows, "columns: row {r} of {}", self.rows);
+        // SAFETY: `split_columns` asserted `rows·n ≤ len` of the borrowed slice and `lo ≤ hi ≤ n`,
+        // so `r·n + lo .. r·n + hi` is inside it; no other view of the split holds these columns,
+        // and `&mut self` keeps this view from lending the same row twice at once.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.add(r * self.n + self.lo), self.hi - self.lo) }
+    }
+}
+
+/// The first `rows·n` values of `m` (`rows` rows of `n`) as `parts` blocks of columns, cut at
+/// multiples of `unit` (the last block takes the rest): disjoint views, one per thread.
+pub(crate) fn split_columns<E>(
+    m: &mut [E],
+    (rows, n): (usize, usize),
+    parts: usize,
+    unit: usize,
+) -> impl Iterator<Item = Columns<'_, E>> {
+    assert!(rows.checked_mul(n).is_some_and(|len| len <= m.len()), "columns: {rows} × {n} in {}", m.len());
+    let (units, ptr) = (n.div_ceil(unit.max(1)), m.as_mut_ptr());
+    let parts = parts.clamp(1, units.max(1));
+    (0..parts).map(move |i| {
+        let (lo, hi) = ((i * units / parts * unit).min(n), ((i + 1) * units / parts * unit).min(n));
+        assert!(lo <= hi && hi <= n);
+        Columns { ptr, n, rows, lo, hi, _borrow: core::marker::PhantomData }
+    })
+}

@@ -111,7 +111,7 @@ kernel_table! {
     /// [`norm::batchnorm_relu_pool_train`].
     fn k_batchnorm_relu_pool_train(d: NormDims, pd: &PoolDims, x: &[Self], gamma: &[Self], beta: &[Self], running_mean: &mut [Self], running_var: &mut [Self], momentum: Self, eps: Self, y: &mut [Self], mean: &mut [Self], inv_std: &mut [Self], py: &mut [Self], argmax: &mut [u32]) => norm::batchnorm_relu_pool_train;
     /// [`norm::batchnorm_relu_pool_backward`].
-    fn k_batchnorm_relu_pool_backward(d: NormDims, pd: &PoolDims, pdy: &[Self], argmax: &[u32], y: &[Self], x: &[Self], mean: &[Self], inv_std: &[Self], gamma: &[Self], dgamma: &mut [Self], dbeta: &mut [Self], dr: &mut [Self], dx: Option<&mut [Self]>) => norm::batchnorm_relu_pool_backward;
+    fn k_batchnorm_relu_pool_backward(d: NormDims, pd: &PoolDims, pdy: &[Self], argmax: &[u32], x: &[Self], mean: &[Self], inv_std: &[Self], affine: (&[Self], &[Self]), dgamma: &mut [Self], dbeta: &mut [Self], dr: &mut [Self], dx: Option<&mut [Self]>) => norm::batchnorm_relu_pool_backward;
     /// [`norm::batchnorm_train`].
     fn k_batchnorm_train(d: NormDims, x: &[Self], gamma: &[Self], beta: &[Self], running_mean: &mut [Self], running_var: &mut [Self], momentum: Self, eps: Self, y: &mut [Self], mean: &mut [Self], inv_std: &mut [Self]) => norm::batchnorm_train;
     /// [`norm::batchnorm_eval`].

@@ -127,8 +127,8 @@ macro_rules! bn_module {
             type Cache = BnCache<E>;
             const FUSE: Kind = $fuse;
 
-            fn fuse_gamma(&self) -> Option<&[E]> {
-                Some(self.params.gamma.as_slice())
+            fn fuse_affine(&self) -> Option<(&[E], &[E])> {
+                Some((self.params.gamma.as_slice(), self.params.beta.as_slice()))
             }
             fn fuse_bn_mut(&mut self) -> Option<BnParamsMut<'_, E>> {
                 let p = &mut self.params;

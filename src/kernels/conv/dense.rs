@@ -10,7 +10,9 @@
 //! `dWd = Xᵀ · dY`, folded back onto the kernel's taps.
 
 use super::{ConvDims, ConvScratch, bias_grad};
+use crate::kernels::split::split_pass;
 use crate::kernels::{Elem, Strides, gemm};
+use crate::threads::for_chunks;
 
 /// The most entries of `Wd` this path builds (4 MiB in f32).
 const MAX_ENTRIES: usize = 1 << 20;
@@ -23,48 +25,81 @@ pub(super) fn dense_applies(d: &ConvDims) -> bool {
     d.h * d.w <= d.k * d.k && inputs.checked_mul(outputs).is_some_and(|e| e <= MAX_ENTRIES)
 }
 
-/// For every tap of the kernel inside the input and every output column, `visit(tap, at)`: the
-/// weight index `f·c·k·k + ky·k + kx` of input channel 0 and the index `col·(c·h·w) + iy·w + ix` of
-/// that entry of `Wdᵀ` (column `(f, oy, ox)`, row `(0, iy, ix)`); input channel `ci` adds `ci·k·k`
-/// and `ci·h·w` to them (the visitor runs over the channels, a long strided loop).
-#[inline(always)]
-fn for_each_tap(d: &ConvDims, mut visit: impl FnMut(usize, usize)) {
-    let (oh, ow, k, s, pad) = (d.oh(), d.ow(), d.k, d.stride, d.pad);
-    let inputs = d.c * d.h * d.w;
-    // the kernel offsets `lo..hi` that land inside an input extent `len` from output position `o`
-    let span = |o: usize, len: usize| {
-        let lo = pad.saturating_sub(o * s);
-        let hi = (len + pad).saturating_sub(o * s).min(k);
-        (lo, hi.max(lo))
-    };
-    for fi in 0..d.f {
-        for oy in 0..oh {
-            let (ky0, ky1) = span(oy, d.h);
-            for ox in 0..ow {
-                let (kx0, kx1) = span(ox, d.w);
-                let col = (fi * oh + oy) * ow + ox;
-                for ky in ky0..ky1 {
-                    // (iy, ix) = (oy·s + ky − pad, ox·s + kx − pad), inside the input (`ky ≥ ky0`,
-                    // `kx ≥ kx0`: no subtraction goes below zero)
-                    let row = col * inputs + (oy * s + ky - pad) * d.w;
-                    for kx in kx0..kx1 {
-                        visit(fi * d.c * k * k + ky * k + kx, row + ox * s + kx - pad);
-                    }
-                }
-            }
+/// Marks an input pixel outside the kernel window of an output position in [`tap_map`].
+const NO_TAP: usize = usize::MAX;
+
+/// `map[r·hw + p]`: the kernel tap `ky·k + kx` that output position `r = oy·ow + ox` applies to
+/// input pixel `p = iy·w + ix` (`iy = oy·s + ky − pad`, `ix = ox·s + kx − pad`), or [`NO_TAP`]. The
+/// same for every channel and filter, so `Wd` is built and folded from it with short contiguous
+/// loops (in `map`, the layer's `offs` scratch, grown once).
+fn tap_map(d: &ConvDims, map: &mut Vec<usize>) {
+    let (ow, hw, k) = (d.ow(), d.h * d.w, d.k);
+    let len = d.oh() * ow * hw;
+    if map.len() < len {
+        map.resize(len, NO_TAP);
+    }
+    // the kernel offset that puts input index `i` under output position `o`, if inside the kernel
+    let tap = |i: usize, o: usize| (i + d.pad).checked_sub(o * d.stride).filter(|&t| t < k);
+    for (r, row) in map[..len].chunks_exact_mut(hw).enumerate() {
+        let (oy, ox) = (r / ow, r % ow);
+        for (p, t) in row.iter_mut().enumerate() {
+            *t = match (tap(p / d.w, oy), tap(p % d.w, ox)) {
+                (Some(ky), Some(kx)) => ky * k + kx,
+                _ => NO_TAP,
+            };
         }
     }
 }
 
-/// Builds `Wdᵀ` (`f·oh·ow × c·h·w`, row-major: each row the kernel taps one output reads) in `buf`.
-fn dense_weights_t<E: Elem>(d: &ConvDims, w: &[E], buf: &mut Vec<E>) {
-    let (inputs, outputs) = (d.c * d.h * d.w, d.f * d.oh() * d.ow());
-    buf.clear();
-    buf.resize(inputs * outputs, E::zero());
-    let (kk, hw) = (d.k * d.k, d.h * d.w);
-    for_each_tap(d, |tap, at| {
-        for (o, &v) in buf[at..].iter_mut().step_by(hw).zip(w[tap..].iter().step_by(kk)).take(d.c) {
-            *o = v;
+/// How many parts the per-filter loops over `Wd` (building it, folding its gradient) split into.
+fn filter_parts(d: &ConvDims) -> usize {
+    split_pass(d.f * d.oh() * d.ow() * d.c * d.h * d.w)
+}
+
+/// Builds `Wdᵀ` (`f·oh·ow × c·h·w`, row-major: each row the kernel taps one output reads) in `buf`,
+/// every entry written (no zero fill), split over the filters.
+fn dense_weights_t<E: Elem>(d: &ConvDims, w: &[E], buf: &mut Vec<E>, map: &mut Vec<usize>) {
+    let (inputs, q, hw, ck) = (d.c * d.h * d.w, d.oh() * d.ow(), d.h * d.w, d.c * d.k * d.k);
+    let len = inputs * d.f * q;
+    if buf.len() < len {
+        buf.resize(len, E::zero());
+    }
+    tap_map(d, map);
+    let map = &map[..q * hw];
+    for_chunks(&mut buf[..len], q * inputs, filter_parts(d), |at, rows| {
+        let f0 = at / (q * inputs);
+        for (fi, rows) in rows.chunks_exact_mut(q * inputs).enumerate() {
+            let kernels = &w[(f0 + fi) * ck..][..ck];
+            for (row, m) in rows.chunks_exact_mut(inputs).zip(map.chunks_exact(hw)) {
+                for (seg, kern) in row.chunks_exact_mut(hw).zip(kernels.chunks_exact(d.k * d.k)) {
+                    for (o, &t) in seg.iter_mut().zip(m) {
+                        *o = if t == NO_TAP { E::zero() } else { kern[t] };
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `dW` from `dWdᵀ` (`f·oh·ow × c·h·w`): each tap's entries summed onto it over the output
+/// positions in order, split over the filters.
+fn fold_weight_gradient<E: Elem>(d: &ConvDims, dwdt: &[E], map: &[usize], dw: &mut [E]) {
+    let (inputs, q, hw, kk) = (d.c * d.h * d.w, d.oh() * d.ow(), d.h * d.w, d.k * d.k);
+    let map = &map[..q * hw];
+    for_chunks(dw, d.c * kk, filter_parts(d), |at, dwf| {
+        let f0 = at / (d.c * kk);
+        for (fi, g) in dwf.chunks_exact_mut(d.c * kk).enumerate() {
+            g.fill(E::zero());
+            let rows = &dwdt[(f0 + fi) * q * inputs..][..q * inputs];
+            for (row, m) in rows.chunks_exact(inputs).zip(map.chunks_exact(hw)) {
+                for (gk, seg) in g.chunks_exact_mut(kk).zip(row.chunks_exact(hw)) {
+                    for (&t, &v) in m.iter().zip(seg) {
+                        if t != NO_TAP {
+                            gk[t] += v;
+                        }
+                    }
+                }
+            }
         }
     });
 }
@@ -86,7 +121,7 @@ pub fn forward_dense<E: Elem>(
     let q = d.oh() * d.ow();
     let (inputs, outputs) = (d.c * d.h * d.w, d.f * q);
     let mut wdt = core::mem::take(&mut scratch.wt);
-    dense_weights_t(d, w, &mut wdt);
+    dense_weights_t(d, w, &mut wdt, &mut scratch.offs);
     let ym = &mut y[..d.n * outputs];
     let (rm_in, rm_out) = (Strides::row_major(inputs), Strides::row_major(outputs));
     gemm(d.n, outputs, inputs, x, rm_in, &wdt, Strides::transposed(inputs), ym, rm_out, false);
@@ -122,22 +157,18 @@ pub fn backward_dense<E: Elem>(
     }
     if let Some(dx) = dx {
         let mut wdt = core::mem::take(&mut scratch.wt);
-        dense_weights_t(d, w, &mut wdt);
+        dense_weights_t(d, w, &mut wdt, &mut scratch.offs);
         gemm(d.n, inputs, outputs, dy, rm_out, &wdt, rm_in, dx, rm_in, false);
         scratch.wt = wdt;
     }
-    // dWdᵀ (outputs × inputs) = dYᵀ · X, then each tap's entries summed onto it
+    // dWdᵀ (outputs × inputs) = dYᵀ · X (every entry written), then each tap's entries summed
     let mut dwdt = core::mem::take(&mut scratch.partials);
-    dwdt.clear();
-    dwdt.resize(inputs * outputs, E::zero());
+    if dwdt.len() < inputs * outputs {
+        dwdt.resize(inputs * outputs, E::zero());
+    }
     gemm(outputs, inputs, d.n, dy, Strides::transposed(outputs), x, rm_in, &mut dwdt, rm_in, false);
-    dw.fill(E::zero());
-    let (kk, hw) = (d.k * d.k, d.h * d.w);
-    for_each_tap(d, |tap, at| {
-        for (g, &v) in dw[tap..].iter_mut().step_by(kk).zip(dwdt[at..].iter().step_by(hw)).take(d.c) {
-            *g += v;
-        }
-    });
+    tap_map(d, &mut scratch.offs);
+    fold_weight_gradient(d, &dwdt, &scratch.offs, dw);
     scratch.partials = dwdt;
 }
 

@@ -24,7 +24,7 @@ pub use winograd::{backward_winograd, forward_winograd};
 
 use super::Elem;
 use super::cpu;
-use super::split::split_elementwise;
+use super::split::split_pass;
 use crate::threads::{chunk_count, run_chunks, unit_runs};
 use dense::dense_applies;
 use im2col::patch_matrix_backward;
@@ -193,7 +193,9 @@ fn reduce_chunks<E: Elem>(partials: &mut [E], len: usize, chunks: usize) {
     }
     let (first, rest) = partials[..chunks * len].split_at_mut(len);
     let rest = &*rest;
-    split_elementwise(first, 64 * chunks, |r, out| {
+    let parts = split_pass(len * chunks);
+    crate::threads::for_chunks(first, 64, parts, |at, out| {
+        let r = at..at + out.len();
         for c in 0..chunks - 1 {
             for (o, &v) in out.iter_mut().zip(&rest[c * len + r.start..][..r.len()]) {
                 *o += v;

@@ -36,8 +36,9 @@ mod phases;
 
 use super::{ConvDims, ConvScratch, split_backward};
 use crate::kernels::matmul::gemm_small;
+use crate::kernels::split::{split_columns, split_pass};
 use crate::kernels::{Elem, Strides, split_batch};
-use crate::threads::{chunk_count, run_chunks, split_unit_runs};
+use crate::threads::{chunk_count, for_chunks, run_chunks, run_chunks_on, split_unit_runs};
 
 /// Points of a transformed tile.
 const PTS: usize = 16;
@@ -125,17 +126,33 @@ impl Geo {
 
 /// `u[p·n + j] = (G g Gᵀ)[p]` for `n` kernels `g[s][v] = tap(j, 3s + v)` (`j = r·cols + q` for
 /// output row `r`, column `q` of the 16 products). The taps are first laid out tap-major after
-/// the points (`u[16n ..]`), then transformed 16 kernels at a time (`ops::weights`).
-fn transform_weights<E: Elem>(u: &mut Vec<E>, n: usize, tap: impl Fn(usize, usize) -> E) {
-    u.clear();
-    u.resize((PTS + 9) * n, E::zero());
-    let (points, taps) = u.split_at_mut(PTS * n);
-    for (k, row) in taps.chunks_exact_mut(n).enumerate() {
-        for (j, t) in row.iter_mut().enumerate() {
-            *t = tap(j, k);
-        }
+/// the points (`u[16n ..]`), then transformed 16 kernels at a time (`ops::weights`), the kernels
+/// split over the threads (every entry written: `u` is only grown).
+fn transform_weights<E: Elem>(u: &mut Vec<E>, n: usize, tap: impl Fn(usize, usize) -> E + Sync) {
+    if u.len() < (PTS + 9) * n {
+        u.resize((PTS + 9) * n, E::zero());
     }
-    ops::weights(taps, n, points);
+    let (points, taps) = u[..(PTS + 9) * n].split_at_mut(PTS * n);
+    let parts = split_pass((PTS + 9) * n);
+    let blocks = split_columns(taps, (9, n), parts, 16).zip(split_columns(points, (PTS, n), parts, 16));
+    run_chunks_on(parts, blocks, |(mut taps, mut points)| {
+        for k in 0..9 {
+            let lo = taps.lo();
+            for (j, t) in taps.row(k).iter_mut().enumerate() {
+                *t = tap(lo + j, k);
+            }
+        }
+        ops::weights(&mut taps, &mut points);
+    });
+}
+
+/// `dw[j·9 + 3s + v] = (Gᵀ m G)[s][v]` of the summed transformed products `m[i][b] =
+/// points[(4i + b)·n + j]` of the `n = dw.len()/9` kernels, split over the threads.
+fn fold_weight_gradient<E: Elem>(points: &[E], dw: &mut [E]) {
+    let n = dw.len() / 9;
+    for_chunks(dw, 9 * 16, split_pass((PTS + 9) * n), |at, block| {
+        ops::weight_gradient(points, n, at / 9, block);
+    });
 }
 
 /// Where value `t` of row `r` of point `p` of a block's `V`, `Z` or `M` is: `r·rs + p·ps + t`.
@@ -171,19 +188,19 @@ fn products<E: Elem>(
     }
 }
 
-/// `mw[p] (f × c) += Z[p] (f × tb) · V[p]ᵀ (tb × c)` for the 16 points, `Z` and `V` laid out as
+/// `mw[p] (f × c) += Z[p] (f × tb) · V[p]ᵀ (tb × c)` (`=` for the `first` block) for the 16 points, `Z` and `V` laid out as
 /// `lz` and `lv` say.
 fn weight_products<E: Elem>(
     (f, c, tb): (usize, usize, usize),
     (z, lz): (&[E], Layout),
     (v, lv): (&[E], Layout),
-    mw: &mut [E],
+    (mw, first): (&mut [E], bool),
 ) {
     assert!(z.len() >= (f - 1) * lz.rs + 15 * lz.ps + tb && v.len() >= (c - 1) * lv.rs + 15 * lv.ps + tb);
     for p in 0..PTS {
         let (sz, sv) = (Strides { rs: lz.rs, cs: 1 }, Strides { rs: 1, cs: lv.rs });
         let mwp = &mut mw[p * f * c..][..f * c];
-        gemm_small(f, c, tb, &z[p * lz.ps..], sz, &v[p * lv.ps..], sv, mwp, Strides::row_major(c), true);
+        gemm_small(f, c, tb, &z[p * lz.ps..], sz, &v[p * lv.ps..], sv, mwp, Strides::row_major(c), !first);
     }
 }
 
@@ -254,7 +271,10 @@ fn weight_gradient<E: Elem>(
 ) {
     let (xs, ys) = (c * g.h * g.w, f * g.h * g.w);
     let n = x.len() / xs;
-    mw.fill(E::zero());
+    if n == 0 {
+        return mw.fill(E::zero());
+    }
+    // The first block's products overwrite `mw` (no zero fill of a partial sum per chunk).
     if g.phases() {
         let sb = g.samples(c, f);
         grow(tmp, g.tmp());
@@ -265,7 +285,7 @@ fn weight_gradient<E: Elem>(
             grow(z, PTS * f * ld);
             phases::input_tiles(&x[s0 * xs..][..sn * xs], c, g, ld, v, tmp);
             phases::gradient_tiles(&dy[s0 * ys..][..sn * ys], f, g, ld, z, tmp);
-            weight_products((f, c, tb), (z, Layout::new(true, f, ld)), (v, Layout::new(true, c, ld)), mw);
+            weight_products((f, c, tb), (z, Layout::new(true, f, ld)), (v, Layout::new(true, c, ld)), (mw, s0 == 0));
         }
         return;
     }
@@ -283,7 +303,12 @@ fn weight_gradient<E: Elem>(
             grow(z, PTS * f * tb);
             lanes::input_tiles(tmp, c, g, (pos0, tp), v);
             lanes::gradient_tiles(dyt, f, g, (pos0, tp), z);
-            weight_products((f, c, tb), (z, Layout::new(false, f, tb)), (v, Layout::new(false, c, tb)), mw);
+            weight_products(
+                (f, c, tb),
+                (z, Layout::new(false, f, tb)),
+                (v, Layout::new(false, c, tb)),
+                (mw, s0 == 0 && pos0 == 0),
+            );
         }
     }
 }
@@ -353,15 +378,8 @@ pub fn backward_winograd<E: Elem>(
     let mut partials = core::mem::take(&mut scratch.partials);
     let bufs = scratch.parts(split_batch(d.n, ys * d.patch() * 2).max(1));
     split_backward(d, dy, (dx, db), (bufs, g.unit()), (&mut partials, plen), run);
-    // dW[fi, ci] = Gᵀ Mw G (3 × 3) from the summed transformed products, tap-major in `u`'s room.
-    u.resize(u.len().max(9 * f * c), E::zero());
-    let taps = &mut u[..9 * f * c];
-    ops::weight_gradient(&partials[..PTS * f * c], f * c, taps);
-    for (j, dwj) in dw.chunks_exact_mut(9).enumerate() {
-        for (k, g) in dwj.iter_mut().enumerate() {
-            *g = taps[k * f * c + j];
-        }
-    }
+    // dW[fi, ci] = Gᵀ Mw G (3 × 3) from the summed transformed products.
+    fold_weight_gradient(&partials[..PTS * f * c], dw);
     scratch.partials = partials;
     scratch.wt = u;
 }

@@ -1,6 +1,7 @@
 //! The arithmetic of the transforms on `[E; N]` vectors (the compiler keeps them in registers of
 //! the caller's width), and unaligned loads and stores of them through raw pointers.
 
+use crate::kernels::split::Columns;
 use crate::kernels::{Elem, multiversion};
 
 #[inline(always)]
@@ -83,54 +84,58 @@ fn gt4<E: Elem, const N: usize>([x0, x1, x2, x3]: [[E; N]; 4]) -> [[E; N]; 3] {
 }
 
 multiversion! {
-    /// `points[p·n + j] = (G g Gᵀ)[p]` of the kernels `g[s][v] = taps[(3s + v)·n + j]`, `j < n`.
-    pub(super) fn weights<E: Elem>(taps: &[E], n: usize, points: &mut [E]) => weights_body
+    /// `points[p][j] = (G g Gᵀ)[p]` of the kernels `g[s][v] = taps[3s + v][j]` for the columns `j`
+    /// of `points` (rows of `n`, its own block of columns of the 16 rows of `U`; `taps` the same
+    /// columns of 9 rows).
+    pub(super) fn weights<E: Elem>(taps: &mut Columns<'_, E>, points: &mut Columns<'_, E>) => weights_body
 }
 
 #[inline(always)]
-fn weights_body<E: Elem, const FMA: bool>(taps: &[E], n: usize, points: &mut [E]) {
-    let mut j = 0;
+fn weights_body<E: Elem, const FMA: bool>(taps: &mut Columns<'_, E>, points: &mut Columns<'_, E>) {
+    let (mut j, n) = (0, points.width());
     while j + 16 <= n {
-        weights_n::<E, 16>(taps, n, points, j);
+        weights_n::<E, 16>(taps, points, j);
         j += 16;
     }
     for j in j..n {
-        weights_n::<E, 1>(taps, n, points, j);
+        weights_n::<E, 1>(taps, points, j);
     }
 }
 
 #[inline(always)]
-fn weights_n<E: Elem, const N: usize>(taps: &[E], n: usize, points: &mut [E], j: usize) {
-    let tap = |k: usize| -> [E; N] { taps[k * n + j..][..N].try_into().expect("N kernels") };
+fn weights_n<E: Elem, const N: usize>(taps: &mut Columns<'_, E>, points: &mut Columns<'_, E>, j: usize) {
+    let mut tap = |k: usize| -> [E; N] { taps.row(k)[j..][..N].try_into().expect("N kernels") };
     // t[i][v] = (G g)[i][v], column v of g at a time; then row i of t through G.
     let cols = [g3([tap(0), tap(3), tap(6)]), g3([tap(1), tap(4), tap(7)]), g3([tap(2), tap(5), tap(8)])];
-    for i in 0..4 {
-        for (b, x) in g3([cols[0][i], cols[1][i], cols[2][i]]).iter().enumerate() {
-            points[(4 * i + b) * n + j..][..N].copy_from_slice(x);
+    for (i, ((&c0, &c1), &c2)) in cols[0].iter().zip(&cols[1]).zip(&cols[2]).enumerate() {
+        for (b, x) in g3([c0, c1, c2]).iter().enumerate() {
+            points.row(4 * i + b)[j..][..N].copy_from_slice(x);
         }
     }
 }
 
 multiversion! {
-    /// `taps[(3s + v)·n + j] = (Gᵀ m G)[s][v]` of the 4 × 4 transformed gradients
-    /// `m[i][b] = points[(4i + b)·n + j]`, `j < n`.
-    pub(super) fn weight_gradient<E: Elem>(points: &[E], n: usize, taps: &mut [E]) => weight_gradient_body
+    /// `dw[(j − j0)·9 + 3s + v] = (Gᵀ m G)[s][v]` of the 4 × 4 transformed gradients
+    /// `m[i][b] = points[(4i + b)·n + j]`, for the kernels `j0 ≤ j < j0 + dw.len()/9` (`n` in all).
+    pub(super) fn weight_gradient<E: Elem>(points: &[E], n: usize, j0: usize, dw: &mut [E]) => weight_gradient_body
 }
 
 #[inline(always)]
-fn weight_gradient_body<E: Elem, const FMA: bool>(points: &[E], n: usize, taps: &mut [E]) {
-    let mut j = 0;
-    while j + 16 <= n {
-        weight_gradient_n::<E, 16>(points, n, taps, j);
+fn weight_gradient_body<E: Elem, const FMA: bool>(points: &[E], n: usize, j0: usize, dw: &mut [E]) {
+    let mut blocks = dw.chunks_exact_mut(9 * 16);
+    let mut j = j0;
+    for block in &mut blocks {
+        weight_gradient_n::<E, 16>(points, n, j, block);
         j += 16;
     }
-    for j in j..n {
-        weight_gradient_n::<E, 1>(points, n, taps, j);
+    for one in blocks.into_remainder().chunks_exact_mut(9) {
+        weight_gradient_n::<E, 1>(points, n, j, one);
+        j += 1;
     }
 }
 
 #[inline(always)]
-fn weight_gradient_n<E: Elem, const N: usize>(points: &[E], n: usize, taps: &mut [E], j: usize) {
+fn weight_gradient_n<E: Elem, const N: usize>(points: &[E], n: usize, j: usize, dw: &mut [E]) {
     let pt = |p: usize| -> [E; N] { points[p * n + j..][..N].try_into().expect("N kernels") };
     // t[i][v] = (m G)[i][v], row i of m at a time; then column v of t through Gᵀ.
     let rows = [
@@ -139,9 +144,12 @@ fn weight_gradient_n<E: Elem, const N: usize>(points: &[E], n: usize, taps: &mut
         gt4([pt(8), pt(9), pt(10), pt(11)]),
         gt4([pt(12), pt(13), pt(14), pt(15)]),
     ];
+    let dw: &mut [E] = &mut dw[..9 * N];
     for v in 0..3 {
         for (s, x) in gt4([rows[0][v], rows[1][v], rows[2][v], rows[3][v]]).iter().enumerate() {
-            taps[(3 * s + v) * n + j..][..N].copy_from_slice(x);
+            for (l, &g) in x.iter().enumerate() {
+                dw[l * 9 + 3 * s + v] = g;
+            }
         }
     }
 }
