@@ -70,12 +70,25 @@ where
     (times[times.len() / 2], shaped::flops::step_flops::<M, f32>(batch).total())
 }
 
+/// Prints `problem` (if any) and the usage, and exits: with status 2 after a problem, 0 for `--help`.
+fn usage(problem: &str) -> ! {
+    let text = "usage: bench [1a|1b|2a|2b|3a|3b|4a|4b|5] [--threads N] [--steps K] [--reps R] [--gather] \
+                [--isa portable|avx2|avx512] [--json]";
+    if problem.is_empty() {
+        println!("{text}");
+        std::process::exit(0);
+    }
+    eprintln!("bench: {problem}\n{text}");
+    std::process::exit(2);
+}
+
 fn main() {
     let mut o = Opts { experiment: "4a".into(), threads: 1, steps: 0, reps: 5, gather: false, json: false };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> usize {
-            args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} needs a number"))
+            let v = args.next().unwrap_or_default();
+            v.parse().unwrap_or_else(|_| usage(&format!("{name} needs a whole number, not {v:?}")))
         };
         match a.as_str() {
             "--threads" => o.threads = num("--threads"),
@@ -85,15 +98,23 @@ fn main() {
             "--gather" => o.gather = true,
             "--isa" => {
                 let v = args.next().unwrap_or_default();
-                let want = Isa::ALL
-                    .into_iter()
-                    .find(|i| i.name() == v)
-                    .unwrap_or_else(|| panic!("--isa portable|avx2|avx512"));
-                set_isa(want);
+                match Isa::ALL.into_iter().find(|i| i.name() == v) {
+                    Some(want) if want <= shaped::kernels::detected_isa() => {
+                        set_isa(want);
+                    }
+                    Some(_) => {
+                        usage(&format!("--isa {v}: this CPU's widest is {}", shaped::kernels::detected_isa().name()))
+                    }
+                    None => usage(&format!("--isa takes portable, avx2 or avx512, not {v:?}")),
+                }
             }
+            "-h" | "--help" => usage(""),
             s if !s.starts_with('-') => o.experiment = s.into(),
-            other => panic!("unknown option {other}"),
+            other => usage(&format!("unknown option {other}")),
         }
+    }
+    if !["1a", "1b", "2a", "2b", "3a", "3b", "4a", "4b", "5"].contains(&o.experiment.as_str()) {
+        usage(&format!("unknown experiment {:?}", o.experiment));
     }
     shaped::set_num_threads(o.threads);
     let img = |n| synthetic::random_images(1, n, &[1, 28, 28], 10);
@@ -169,7 +190,7 @@ fn main() {
                 synthetic::random_images(1, 5000, &[3, 32, 32], 10),
             ),
         ),
-        other => panic!("unknown experiment {other}"),
+        other => usage(&format!("unknown experiment {other:?}")),
     };
     let sps = batch as f64 / t;
     if o.json {
