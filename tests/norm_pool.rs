@@ -96,7 +96,11 @@ fn check<E: Elem>(seed: u64) {
             // a channel whose every value is exactly at ReLU's edge (γ·x̂ + β = 0: masked out)
             (gamma[0], beta[0]) = (E::zero(), E::zero());
         }
-        let pdy = values::<E>(&mut rng, n * c * pd.oh() * pd.ow());
+        let mut pdy = values::<E>(&mut rng, n * c * pd.oh() * pd.ow());
+        pdy[0] = E::lit(-0.0); // signed zeros among the gradients: the same bits both ways
+        if pdy.len() > 1 {
+            pdy[1] = E::zero();
+        }
         for threads in [1, 2] {
             shaped::set_num_threads(threads);
             let (a, b) = (run(true, d, &pd, &x, (&gamma, &beta), &pdy), run(false, d, &pd, &x, (&gamma, &beta), &pdy));

@@ -585,10 +585,9 @@ fn sample_dx_body<E: Elem, const FMA: bool>(
 }
 
 /// One run of [`sample_dx`] without a mask: `dx = k·(m·dy − db − (x − μ)·σ⁻¹·dg)` for
-/// `[μ, σ⁻¹, db, dg, k, m]` of its channel (shared with the pooled pass, `norm_pool.rs`, whose
-/// gradient is masked before, so that both give the same bits).
+/// `[μ, σ⁻¹, db, dg, k, m]` of its channel.
 #[inline(always)]
-pub(super) fn plain_dx<E: Elem>(dx: &mut [E], dy: &[E], x: &[E], [mu, is, db, dg, k, m]: [E; 6]) {
+fn plain_dx<E: Elem>(dx: &mut [E], dy: &[E], x: &[E], [mu, is, db, dg, k, m]: [E; 6]) {
     for ((o, &g), &xv) in dx.iter_mut().zip(dy).zip(x) {
         *o = k * (m * g - db - (xv - mu) * is * dg);
     }
@@ -606,7 +605,7 @@ pub(super) fn masked_dx<E: Elem>(dx: &mut [E], dy: &[E], y: &[E], x: &[E], [mu, 
 
 /// `Σ a·(x − m)`, with eight independent partial sums.
 #[inline(always)]
-pub(super) fn dot_dev<E: Elem, const FMA: bool>(a: &[E], x: &[E], m: E) -> E {
+fn dot_dev<E: Elem, const FMA: bool>(a: &[E], x: &[E], m: E) -> E {
     let len = a.len().min(x.len());
     let (a, x) = (&a[..len], &x[..len]);
     let mut lanes = [E::zero(); 8];

@@ -6,8 +6,8 @@
 //! output gradient, is never written out whole, where the unfused passes write it once and read
 //! it twice.
 
-use super::cpu::{fmadd, sum_lanes};
-use super::norm::{Dy, NormDims, bn_backward, dot_dev, plain_dx, relu_grad};
+use super::cpu::fmadd;
+use super::norm::{Dy, NormDims, bn_backward, relu_grad};
 use super::pool::PoolDims;
 use super::{Elem, multiversion};
 
@@ -23,6 +23,9 @@ pub(super) struct Pooled<'a, E> {
     argmax: &'a [u32],
     gamma: &'a [E],
     beta: &'a [E],
+    /// Whether the windows are disjoint (stride ≥ window): each input is then the argmax of at
+    /// most one output, and the scatter stores instead of adding (no load just after the fill).
+    disjoint: bool,
 }
 
 impl<'a, E> Pooled<'a, E> {
@@ -39,8 +42,16 @@ impl<'a, E> Pooled<'a, E> {
         E: Elem,
     {
         plane.fill(E::zero());
-        for (&g, &a) in self.dy[i * self.q..][..self.q].iter().zip(&self.argmax[i * self.q..][..self.q]) {
-            plane[a as usize] += g;
+        let (dy, argmax) = (&self.dy[i * self.q..][..self.q], &self.argmax[i * self.q..][..self.q]);
+        if self.disjoint {
+            // `0 + g`: the bits of the addition below (−0 becomes +0)
+            for (&g, &a) in dy.iter().zip(argmax) {
+                plane[a as usize] = E::zero() + g;
+            }
+        } else {
+            for (&g, &a) in dy.iter().zip(argmax) {
+                plane[a as usize] += g;
+            }
         }
     }
 }
@@ -72,18 +83,44 @@ pub fn batchnorm_relu_pool_backward<E: Elem>(
     assert_eq!(argmax.len(), pdy.len(), "pooling: argmax length");
     assert!(beta.len() >= d.c, "batch norm: {} shifts for {} channels", beta.len(), d.c);
     // (An argmax outside its plane would panic in the scatter, which indexes the plane with it.)
-    let p = Pooled { q: pd.oh() * pd.ow(), c: d.c, dy: pdy, argmax, gamma, beta };
+    let p = Pooled { q: pd.oh() * pd.ow(), c: d.c, dy: pdy, argmax, gamma, beta, disjoint: pd.stride >= pd.p };
     bn_backward(d, Dy::Pooled(p), Some(dr), x, (mean, inv_std), gamma, (dgamma, dbeta), dx)
 }
 
-/// ReLU's backward select on `plane` (in place), its mask recomputed from the batch norm's input
-/// `x`: `g` where `γ·(x − μ)·σ⁻¹ + β > 0`, else 0, the forward pass's expression (`normalize`, the
-/// same multiply-adds on the same ISA), so the same select as on the output it did not keep.
+/// `[μ, σ⁻¹, γ, β]` of a channel: ReLU's mask at `x` is `γ·(x − μ)·σ⁻¹ + β > 0`, the forward
+/// pass's expression (`normalize`: the same multiply-adds on the same ISA), so the same select as
+/// on the output it did not keep (`y > 0` exactly where that value is, `y` being it through ReLU).
+type Affine<E> = [E; 4];
+
+/// ReLU's backward select of `dy` at input `x`, its mask recomputed (see [`Affine`]).
 #[inline(always)]
-fn mask<E: Elem, const FMA: bool>(plane: &mut [E], x: &[E], [mu, is, g, b]: [E; 4]) {
-    for (d, &xv) in plane.iter_mut().zip(x) {
-        *d = relu_grad(*d, fmadd::<E, FMA>(g, (xv - mu) * is, b));
+fn select<E: Elem, const FMA: bool>(dy: E, x: E, [mu, is, g, b]: Affine<E>) -> E {
+    relu_grad(dy, fmadd::<E, FMA>(g, (x - mu) * is, b))
+}
+
+/// `(Σ g, Σ g·(x − μ))` with `g` ReLU's select of `dy` at `x` ([`select`]): `masked_sums`'s
+/// partial sums, folded the same way, so the same bits as over the kept output. (The select is
+/// computed, not stored back: a conditional store becomes a masked store on AVX2, slow on AMD.)
+#[inline(always)]
+fn selected_sums<E: Elem, const FMA: bool>(dy: &[E], x: &[E], a: Affine<E>) -> (E, E) {
+    let len = dy.len().min(x.len());
+    let (dy, x, mu) = (&dy[..len], &x[..len], a[0]);
+    let (mut sl, mut dl) = ([E::zero(); 8], [E::zero(); 8]);
+    let (cd, cx) = (dy.chunks_exact(8), x.chunks_exact(8));
+    let (rd, rx) = (cd.remainder(), cx.remainder());
+    for (d, xv) in cd.zip(cx) {
+        for l in 0..8 {
+            let g = select::<E, FMA>(d[l], xv[l], a);
+            sl[l] += g;
+            dl[l] = fmadd::<E, FMA>(g, xv[l] - mu, dl[l]);
+        }
     }
+    let st: E = rd.iter().zip(rx).map(|(&d, &xv)| select::<E, FMA>(d, xv, a)).sum();
+    let mut dt = E::zero();
+    for (&d, &xv) in rd.iter().zip(rx) {
+        dt = fmadd::<E, FMA>(select::<E, FMA>(d, xv, a), xv - mu, dt);
+    }
+    (sl.iter().copied().fold(st, |s, v| s + v), dl.iter().copied().fold(dt, |s, v| s + v))
 }
 
 /// Runs `$body` with `$i` and `$plane` bound to each plane index of `$p` (`$planes` planes, in
@@ -103,7 +140,7 @@ macro_rules! each_plane {
             if $i + 1 < planes {
                 p.scatter($i + 1, next);
             }
-            let $plane: &mut [E] = cur;
+            let $plane: &[E] = cur;
             $body
         }
     }};
@@ -137,9 +174,7 @@ fn pooled_back_sums_into_body<E: Elem, const FMA: bool>(
     }
     each_plane!(p, inner, planes, slots, |i, plane| {
         let (ch, xs) = (i % c, &x[i * inner..][..inner]);
-        mask::<E, FMA>(plane, xs, [mean[ch], inv_std[ch], p.gamma[ch], p.beta[ch]]);
-        // (`masked_sums` of the unmasked gradient: the same partial sums, folded the same way)
-        (db[i], dg[i]) = (sum_lanes(plane), dot_dev::<E, FMA>(plane, xs, mean[ch]));
+        (db[i], dg[i]) = selected_sums::<E, FMA>(plane, xs, [mean[ch], inv_std[ch], p.gamma[ch], p.beta[ch]]);
     });
 }
 
@@ -173,7 +208,10 @@ fn pooled_dx_body<E: Elem, const FMA: bool>(
         let (mu, is) = (mean[ch], inv_std[ch]);
         let k = gamma[ch] * is / m;
         let (o, xs) = (&mut dx[i * inner..][..inner], &x[i * inner..][..inner]);
-        mask::<E, FMA>(plane, xs, [mu, is, gamma[ch], p.beta[ch]]);
-        plain_dx(o, plane, xs, [mu, is, dbeta[ch], dgamma[ch], k, m]);
+        let (a, db, dg) = ([mu, is, gamma[ch], p.beta[ch]], dbeta[ch], dgamma[ch]);
+        // `sample_dx`'s expression with ReLU's mask
+        for ((o, &d), &xv) in o.iter_mut().zip(plane).zip(xs) {
+            *o = k * (m * select::<E, FMA>(d, xv, a) - db - (xv - mu) * is * dg);
+        }
     });
 }
