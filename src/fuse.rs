@@ -142,7 +142,8 @@ pub fn forward_reuse<E: Elem, A: Module<E>, B: Module<E>>(
 }
 
 /// Training forward pass of the pair `a → b` from `x` into `yb`, keeping what the backward pass
-/// needs in `a`'s step `sa` and `b`'s cache `cb`.
+/// needs in `a`'s step `sa` and `b`'s cache `cb`. `sa.out`, `a`'s output, is scratch here: the
+/// fused kernels do not keep it (the backward pass recomputes what it needs from `x`).
 pub fn forward_train<E: Elem, A: Module<E>, B: Module<E>>(
     a: &mut A,
     x: Act<'_, E>,
@@ -186,7 +187,7 @@ pub fn forward_train<E: Elem, A: Module<E>, B: Module<E>>(
 /// Backward pass of the pair `a → b` (after [`forward_train`]): given `b`'s output `yb` and its
 /// gradient `dyb`, writes the parameter gradients into `ga`, `gb` and, when `dx` is given, the
 /// gradient of `a`'s input `x` into it. `sa.grad` (the gradient between the two) is sized, and
-/// written only when the pair's backward is not fused.
+/// used as scratch.
 ///
 /// Panics on a backward pass without a training forward pass, or buffers of the wrong lengths.
 #[allow(clippy::too_many_arguments)]

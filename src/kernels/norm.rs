@@ -405,7 +405,7 @@ pub(super) enum Dy<'a, E> {
     /// `dy`; with ReLU, also the fused output `y` (ReLU's mask).
     Dense(&'a [E], Option<&'a [E]>),
     /// A following max pooling's gradient, scattered plane by plane into the scratch `dr` where
-    /// each pass reads it, masked there by ReLU's mask recomputed from `x`.
+    /// each pass reads it, with ReLU's select made on a mask recomputed from `x`.
     Pooled(Pooled<'a, E>),
 }
 
