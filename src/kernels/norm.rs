@@ -13,9 +13,9 @@
 
 use super::cpu::{fmadd, sq_dev_lanes, sum_lanes};
 pub use super::layernorm::{layernorm_backward, layernorm_forward};
-pub use super::norm_pool::batchnorm_relu_pool_backward;
 use super::norm_pool::pooled_dx;
 use super::norm_pool::{Pooled, pooled_back_sums_into};
+pub use super::norm_pool::{batchnorm_relu_pool_backward, batchnorm_relu_pool_train};
 use super::pool::{PoolDims, max_forward_one};
 use super::{Elem, multiversion};
 use crate::threads::{chunk_count, run_chunks_on, split_runs};
@@ -101,52 +101,14 @@ pub fn batchnorm_relu_train<E: Elem>(
     bn_train(d, x, (gamma, beta), stats, (momentum, eps), y, true, None)
 }
 
-/// [`batchnorm_relu_train`] followed by max pooling ([`pool::max_forward`](super::pool::max_forward)
-/// with argmax) of its output, fused: each sample is pooled right after it is normalised, while its
-/// values are still in cache, instead of in a pass of its own over the whole batch. `y` (sized
-/// like `x`) is scratch: the batch norm's output is not kept (its backward pass,
-/// [`batchnorm_relu_pool_backward`], recomputes ReLU's mask from `x`); `py` and `argmax` are the
-/// pooling's output and positions, the same bits as the two calls.
-#[allow(clippy::too_many_arguments)]
-pub fn batchnorm_relu_pool_train<E: Elem>(
-    d: NormDims,
-    pd: &PoolDims,
-    x: &[E],
-    gamma: &[E],
-    beta: &[E],
-    running_mean: &mut [E],
-    running_var: &mut [E],
-    momentum: E,
-    eps: E,
-    y: &mut [E],
-    mean: &mut [E],
-    inv_std: &mut [E],
-    py: &mut [E],
-    argmax: &mut [u32],
-) {
-    check_pools(d, pd);
-    pd.check_lens(y.len(), py.len());
-    assert_eq!(argmax.len(), py.len(), "pooling: argmax length");
-    let stats = (running_mean, running_var, mean, inv_std);
-    bn_train(d, x, (gamma, beta), stats, (momentum, eps), y, true, Some((pd, py, argmax)))
-}
-
-/// A pooling fused after a batch norm pools exactly its planes (each sample's channels).
-pub(super) fn check_pools(d: NormDims, pd: &PoolDims) {
-    assert!(
-        pd.planes == d.n * d.c && pd.h.checked_mul(pd.w) == Some(d.inner),
-        "batch norm and pooling: {pd:?} does not pool {d:?}"
-    );
-}
-
 /// Running mean and variance, batch mean and inverse deviation.
-type BnStats<'a, E> = (&'a mut [E], &'a mut [E], &'a mut [E], &'a mut [E]);
+pub(super) type BnStats<'a, E> = (&'a mut [E], &'a mut [E], &'a mut [E], &'a mut [E]);
 
 /// A max pooling fused after the normalisation: its sizes, output and argmax.
 type PoolAfter<'a, E> = Option<(&'a PoolDims, &'a mut [E], &'a mut [u32])>;
 
 #[allow(clippy::too_many_arguments)]
-fn bn_train<E: Elem>(
+pub(super) fn bn_train<E: Elem>(
     d: NormDims,
     x: &[E],
     (gamma, beta): (&[E], &[E]),
@@ -526,7 +488,7 @@ fn sample_back_sums_body<E: Elem, const FMA: bool>(
 /// `(Σ g, Σ g·(x − m))` with `g = relu_grad(dy, y)`: [`sum_lanes`] and [`dot_dev`] of `g`, the
 /// same eight partial sums folded the same way.
 #[inline(always)]
-pub(super) fn masked_sums<E: Elem, const FMA: bool>(dy: &[E], y: &[E], x: &[E], m: E) -> (E, E) {
+fn masked_sums<E: Elem, const FMA: bool>(dy: &[E], y: &[E], x: &[E], m: E) -> (E, E) {
     let len = dy.len().min(y.len()).min(x.len());
     let (dy, y, x) = (&dy[..len], &y[..len], &x[..len]);
     let (mut sl, mut dl) = ([E::zero(); 8], [E::zero(); 8]);
@@ -578,28 +540,18 @@ fn sample_dx_body<E: Elem, const FMA: bool>(
         let (mu, is, db, dg) = (mean[ch], inv_std[ch], dbeta[ch], dgamma[ch]);
         let k = gamma[ch] * is / m;
         match mask {
-            None => plain_dx(o, dys, xs, [mu, is, db, dg, k, m]),
-            Some(y) => masked_dx(o, dys, &y[i * inner.max(1)..][..dys.len()], xs, [mu, is, db, dg, k, m]),
+            None => {
+                for ((o, &g), &xv) in o.iter_mut().zip(dys).zip(xs) {
+                    *o = k * (m * g - db - (xv - mu) * is * dg);
+                }
+            }
+            Some(y) => {
+                let ys = &y[i * inner.max(1)..][..dys.len()];
+                for (((o, &d), &xv), &yv) in o.iter_mut().zip(dys).zip(xs).zip(ys) {
+                    *o = k * (m * relu_grad(d, yv) - db - (xv - mu) * is * dg);
+                }
+            }
         }
-    }
-}
-
-/// One run of [`sample_dx`] without a mask: `dx = k·(m·dy − db − (x − μ)·σ⁻¹·dg)` for
-/// `[μ, σ⁻¹, db, dg, k, m]` of its channel.
-#[inline(always)]
-fn plain_dx<E: Elem>(dx: &mut [E], dy: &[E], x: &[E], [mu, is, db, dg, k, m]: [E; 6]) {
-    for ((o, &g), &xv) in dx.iter_mut().zip(dy).zip(x) {
-        *o = k * (m * g - db - (xv - mu) * is * dg);
-    }
-}
-
-/// One run of [`sample_dx`] with ReLU's mask `y`: `dx = k·(m·relu_grad(dy, y) − db − (x − μ)·σ⁻¹·dg)`
-/// for `[μ, σ⁻¹, db, dg, k, m]` of its channel (shared with the pooled pass, `norm_pool.rs`, so that
-/// both give the same bits).
-#[inline(always)]
-pub(super) fn masked_dx<E: Elem>(dx: &mut [E], dy: &[E], y: &[E], x: &[E], [mu, is, db, dg, k, m]: [E; 6]) {
-    for (((o, &d), &xv), &yv) in dx.iter_mut().zip(dy).zip(x).zip(y) {
-        *o = k * (m * relu_grad(d, yv) - db - (xv - mu) * is * dg);
     }
 }
 

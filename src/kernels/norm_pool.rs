@@ -1,4 +1,5 @@
-//! The backward pass of `BatchNormReLU2d` followed by `MaxPool2d`, fused: the pooling's gradient
+//! `BatchNormReLU2d` followed by `MaxPool2d`, fused. The training forward pass pools each sample
+//! right after normalising it and keeps no batch-norm output. The backward pass: the pooling's gradient
 //! is scattered (zeros, then each output gradient added at its argmax, in order: exactly
 //! [`max_backward`](super::pool::max_backward)'s values) plane by plane into a plane that stays
 //! in L1, one plane ahead of the pass that reads it, in each of batch norm's two backward passes
@@ -7,7 +8,7 @@
 //! it twice.
 
 use super::cpu::fmadd;
-use super::norm::{Dy, NormDims, bn_backward, relu_grad};
+use super::norm::{Dy, NormDims, bn_backward, bn_train, relu_grad};
 use super::pool::PoolDims;
 use super::{Elem, multiversion};
 
@@ -56,6 +57,44 @@ impl<'a, E> Pooled<'a, E> {
     }
 }
 
+/// [`batchnorm_relu_train`](super::norm::batchnorm_relu_train) followed by max pooling ([`pool::max_forward`](super::pool::max_forward)
+/// with argmax) of its output, fused: each sample is pooled right after it is normalised, while its
+/// values are still in cache, instead of in a pass of its own over the whole batch. `y` (sized
+/// like `x`) is scratch: the batch norm's output is not kept (its backward pass,
+/// [`batchnorm_relu_pool_backward`], recomputes ReLU's mask from `x`); `py` and `argmax` are the
+/// pooling's output and positions, the same bits as the two calls.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_relu_pool_train<E: Elem>(
+    d: NormDims,
+    pd: &PoolDims,
+    x: &[E],
+    gamma: &[E],
+    beta: &[E],
+    running_mean: &mut [E],
+    running_var: &mut [E],
+    momentum: E,
+    eps: E,
+    y: &mut [E],
+    mean: &mut [E],
+    inv_std: &mut [E],
+    py: &mut [E],
+    argmax: &mut [u32],
+) {
+    check_pools(d, pd);
+    pd.check_lens(y.len(), py.len());
+    assert_eq!(argmax.len(), py.len(), "pooling: argmax length");
+    let stats = (running_mean, running_var, mean, inv_std);
+    bn_train(d, x, (gamma, beta), stats, (momentum, eps), y, true, Some((pd, py, argmax)))
+}
+
+/// A pooling fused after a batch norm pools exactly its planes (each sample's channels).
+fn check_pools(d: NormDims, pd: &PoolDims) {
+    assert!(
+        pd.planes == d.n * d.c && pd.h.checked_mul(pd.w) == Some(d.inner),
+        "batch norm and pooling: {pd:?} does not pool {d:?}"
+    );
+}
+
 /// [`batchnorm_relu_backward`](super::norm::batchnorm_relu_backward) of the input gradient of a
 /// max pooling `pd` over its output `y` — the pooling's output gradient `pdy` and `argmax` — with
 /// that gradient scattered plane by plane where each of batch norm's passes reads it: the same
@@ -77,7 +116,7 @@ pub fn batchnorm_relu_pool_backward<E: Elem>(
     dr: &mut [E],
     dx: Option<&mut [E]>,
 ) {
-    super::norm::check_pools(d, pd);
+    check_pools(d, pd);
     assert_eq!(dr.len(), x.len(), "pooling: input gradient length");
     pd.check_lens(x.len(), pdy.len());
     assert_eq!(argmax.len(), pdy.len(), "pooling: argmax length");
