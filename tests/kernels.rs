@@ -289,11 +289,12 @@ fn im2col_paths_equal_the_direct_convolution() {
 #[test]
 fn vectorised_2x2_pool_equals_the_general_loop() {
     // The f32 2×2 kernel (eight windows per AVX2 step; rows of 9–15 windows end with an
-    // overlapping step, rows under 8 run the scalar loop) must pick the same maximum and the same
-    // first-maximum index as the general loop, ties included.
+    // overlapping step, rows under 8 run the scalar loop) must pick the same maximum and the
+    // same first-maximum index as the general loop, ties included, and with ReLU first the same
+    // as the general loop of `max(x, 0)`.
     use shaped::kernels::pool::{self, PoolDims};
     let mut rng = rand::rngs::StdRng::seed_from_u64(17);
-    for (h, w) in [(32, 32), (16, 16), (22, 22), (9, 35), (2, 2), (4, 18)] {
+    for (h, w) in [(32, 32), (16, 16), (22, 22), (9, 35), (2, 2), (4, 18), (6, 34), (2, 64), (3, 67)] {
         let d = PoolDims { planes: 3, h, w, p: 2, stride: 2, pad: 0 };
         // few distinct values, so that windows often hold ties
         let x: Vec<f32> = (0..d.planes * h * w).map(|_| rng.random_range(0..4) as f32 - 1.5).collect();
@@ -304,6 +305,12 @@ fn vectorised_2x2_pool_equals_the_general_loop() {
         pool::max_forward_general(&d, &x, &mut yg, Some(&mut ag));
         assert_eq!(a, ag, "{h}×{w}: argmax differs");
         assert_eq!(y, yg, "{h}×{w}: maxima differ");
+        let relu: Vec<f32> = x.iter().map(|&v| if v > 0.0 { v } else { 0.0 }).collect();
+        pool::relu_max_forward(&d, &x, &mut y, Some(&mut a));
+        pool::max_forward_general(&d, &relu, &mut yg, Some(&mut ag));
+        assert_eq!(a, ag, "{h}×{w}: argmax of max(x, 0) differs");
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&y), bits(&yg), "{h}×{w}: maxima of max(x, 0) differ");
     }
 }
 
@@ -316,7 +323,7 @@ fn vectorised_2x2_pool_backward_equals_zeroing_and_adding() {
     use shaped::kernels::pool::{self, PoolDims};
     let mut rng = rand::rngs::StdRng::seed_from_u64(19);
     let special = [0.0f32, -0.0, f32::NAN, 1.5, -2.0];
-    for (h, w) in [(22, 22), (32, 32), (9, 35), (4, 18), (17, 16), (16, 33), (3, 5)] {
+    for (h, w) in [(22, 22), (32, 32), (9, 35), (4, 18), (17, 16), (16, 33), (3, 5), (6, 34), (2, 64), (3, 67)] {
         let d = PoolDims { planes: 3, h, w, p: 2, stride: 2, pad: 0 };
         let x: Vec<f32> = (0..d.planes * h * w).map(|_| rng.random_range(0..4) as f32 - 1.5).collect();
         let q = d.planes * d.oh() * d.ow();
