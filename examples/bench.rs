@@ -91,7 +91,12 @@ fn main() {
             v.parse().unwrap_or_else(|_| usage(&format!("{name} needs a whole number, not {v:?}")))
         };
         match a.as_str() {
-            "--threads" => o.threads = num("--threads"),
+            "--threads" => {
+                o.threads = num("--threads");
+                if !(1..=shaped::threads::MAX_THREADS).contains(&o.threads) {
+                    usage(&format!("--threads takes 1 to {}, not {}", shaped::threads::MAX_THREADS, o.threads));
+                }
+            }
             "--steps" => o.steps = num("--steps"),
             "--reps" => o.reps = num("--reps").max(1),
             "--json" => o.json = true,

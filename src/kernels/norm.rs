@@ -102,7 +102,7 @@ pub fn batchnorm_relu_train<E: Elem>(
 }
 
 /// Running mean and variance, batch mean and inverse deviation.
-pub(super) type BnStats<'a, E> = (&'a mut [E], &'a mut [E], &'a mut [E], &'a mut [E]);
+type BnStats<'a, E> = (&'a mut [E], &'a mut [E], &'a mut [E], &'a mut [E]);
 
 /// A max pooling fused after the normalisation: its sizes, output and argmax.
 type PoolAfter<'a, E> = Option<(&'a PoolDims, &'a mut [E], &'a mut [u32])>;

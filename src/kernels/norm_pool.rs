@@ -1,11 +1,11 @@
 //! `BatchNormReLU2d` followed by `MaxPool2d`, fused. The training forward pass pools each sample
-//! right after normalising it and keeps no batch-norm output. The backward pass: the pooling's gradient
-//! is scattered (zeros, then each output gradient added at its argmax, in order: exactly
-//! [`max_backward`](super::pool::max_backward)'s values) plane by plane into a plane that stays
-//! in L1, one plane ahead of the pass that reads it, in each of batch norm's two backward passes
-//! (the sums, then the input gradient): the pooling's input gradient, four times the size of its
-//! output gradient, is never written out whole, where the unfused passes write it once and read
-//! it twice.
+//! right after normalising it and keeps no batch-norm output. The backward pass recomputes ReLU's
+//! mask from the batch norm's input, and scatters the pooling's gradient (zeros, then each output
+//! gradient added at its argmax, in order: exactly [`max_backward`](super::pool::max_backward)'s
+//! values) plane by plane into a plane that stays in L1, one plane ahead of the pass that reads
+//! it, in each of batch norm's two backward passes (the sums, then the input gradient): the
+//! pooling's input gradient, four times the size of its output gradient, is never written out
+//! whole, where the unfused passes write it once and read it twice.
 
 use super::cpu::fmadd;
 use super::norm::{Dy, NormDims, bn_backward, bn_train, relu_grad};
@@ -57,12 +57,12 @@ impl<'a, E> Pooled<'a, E> {
     }
 }
 
-/// [`batchnorm_relu_train`](super::norm::batchnorm_relu_train) followed by max pooling ([`pool::max_forward`](super::pool::max_forward)
-/// with argmax) of its output, fused: each sample is pooled right after it is normalised, while its
-/// values are still in cache, instead of in a pass of its own over the whole batch. `y` (sized
-/// like `x`) is scratch: the batch norm's output is not kept (its backward pass,
-/// [`batchnorm_relu_pool_backward`], recomputes ReLU's mask from `x`); `py` and `argmax` are the
-/// pooling's output and positions, the same bits as the two calls.
+/// [`batchnorm_relu_train`](super::norm::batchnorm_relu_train) followed by max pooling
+/// ([`pool::max_forward`](super::pool::max_forward) with argmax) of its output, fused: each sample
+/// is pooled right after it is normalised, while its values are still in cache, instead of in a
+/// pass of its own over the whole batch. `y` (sized like `x`) is scratch: the batch norm's output
+/// is not kept (its backward pass, [`batchnorm_relu_pool_backward`], recomputes ReLU's mask from
+/// `x`); `py` and `argmax` are the pooling's output and positions, the same bits as the two calls.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_relu_pool_train<E: Elem>(
     d: NormDims,
@@ -96,7 +96,8 @@ fn check_pools(d: NormDims, pd: &PoolDims) {
 }
 
 /// [`batchnorm_relu_backward`](super::norm::batchnorm_relu_backward) of the input gradient of a
-/// max pooling `pd` over its output `y` — the pooling's output gradient `pdy` and `argmax` — with
+/// max pooling `pd` over the batch norm's output — the pooling's output gradient `pdy` and
+/// `argmax`, the batch norm's input `x`, statistics and `(γ, β)` — with
 /// that gradient scattered plane by plane where each of batch norm's passes reads it: the same
 /// values, sums and bits as [`max_backward`](super::pool::max_backward) followed by
 /// `batchnorm_relu_backward`, without writing the pooling's input gradient out whole. `dr`

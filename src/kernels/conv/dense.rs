@@ -56,15 +56,14 @@ fn filter_parts(d: &ConvDims) -> usize {
     split_pass(d.f * d.oh() * d.ow() * d.c * d.h * d.w)
 }
 
-/// Builds `Wdᵀ` (`f·oh·ow × c·h·w`, row-major: each row the kernel taps one output reads) in `buf`,
-/// every entry written (no zero fill), split over the filters.
-fn dense_weights_t<E: Elem>(d: &ConvDims, w: &[E], buf: &mut Vec<E>, map: &mut Vec<usize>) {
+/// Builds `Wdᵀ` (`f·oh·ow × c·h·w`, row-major: each row the kernel taps one output reads) in `buf`
+/// from the [`tap_map`] `map`, every entry written (no zero fill), split over the filters.
+fn dense_weights_t<E: Elem>(d: &ConvDims, w: &[E], buf: &mut Vec<E>, map: &[usize]) {
     let (inputs, q, hw, ck) = (d.c * d.h * d.w, d.oh() * d.ow(), d.h * d.w, d.c * d.k * d.k);
     let len = inputs * d.f * q;
     if buf.len() < len {
         buf.resize(len, E::zero());
     }
-    tap_map(d, map);
     let map = &map[..q * hw];
     for_chunks(&mut buf[..len], q * inputs, filter_parts(d), |at, rows| {
         let f0 = at / (q * inputs);
@@ -121,7 +120,8 @@ pub fn forward_dense<E: Elem>(
     let q = d.oh() * d.ow();
     let (inputs, outputs) = (d.c * d.h * d.w, d.f * q);
     let mut wdt = core::mem::take(&mut scratch.wt);
-    dense_weights_t(d, w, &mut wdt, &mut scratch.offs);
+    tap_map(d, &mut scratch.offs);
+    dense_weights_t(d, w, &mut wdt, &scratch.offs);
     let ym = &mut y[..d.n * outputs];
     let (rm_in, rm_out) = (Strides::row_major(inputs), Strides::row_major(outputs));
     gemm(d.n, outputs, inputs, x, rm_in, &wdt, Strides::transposed(inputs), ym, rm_out, false);
@@ -155,9 +155,10 @@ pub fn backward_dense<E: Elem>(
     if let Some(db) = db {
         bias_grad(d, dy, db);
     }
+    tap_map(d, &mut scratch.offs);
     if let Some(dx) = dx {
         let mut wdt = core::mem::take(&mut scratch.wt);
-        dense_weights_t(d, w, &mut wdt, &mut scratch.offs);
+        dense_weights_t(d, w, &mut wdt, &scratch.offs);
         gemm(d.n, inputs, outputs, dy, rm_out, &wdt, rm_in, dx, rm_in, false);
         scratch.wt = wdt;
     }
@@ -167,7 +168,6 @@ pub fn backward_dense<E: Elem>(
         dwdt.resize(inputs * outputs, E::zero());
     }
     gemm(outputs, inputs, d.n, dy, Strides::transposed(outputs), x, rm_in, &mut dwdt, rm_in, false);
-    tap_map(d, &mut scratch.offs);
     fold_weight_gradient(d, &dwdt, &scratch.offs, dw);
     scratch.partials = dwdt;
 }

@@ -226,11 +226,11 @@ pub struct ConvScratch<E> {
     parts: Vec<[Vec<E>; 4]>,
     /// One weight-gradient partial sum per chunk of the batch (see `split_backward`).
     partials: Vec<E>,
-    /// The row offsets of the implicit patch matrix (see `forward_indirect`).
+    /// The row offsets of the implicit patch matrix (see `forward_indirect`), or the dense path's
+    /// map of kernel taps (see `dense::tap_map`).
     offs: Vec<usize>,
     /// The flipped, transposed weights of the implicit backward pass (see `backward_indirect`),
-    /// or the Winograd path's transformed weights and, after its backward pass, the weight
-    /// gradient's taps (see `winograd::backward_winograd`).
+    /// the Winograd path's transformed weights, or the dense path's `Wdᵀ`.
     wt: Vec<E>,
 }
 

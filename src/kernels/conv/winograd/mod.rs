@@ -188,8 +188,8 @@ fn products<E: Elem>(
     }
 }
 
-/// `mw[p] (f × c) += Z[p] (f × tb) · V[p]ᵀ (tb × c)` (`=` for the `first` block) for the 16 points, `Z` and `V` laid out as
-/// `lz` and `lv` say.
+/// `mw[p] (f × c) += Z[p] (f × tb) · V[p]ᵀ (tb × c)` (`=` for the `first` block) for the 16
+/// points, `Z` and `V` laid out as `lz` and `lv` say.
 fn weight_products<E: Elem>(
     (f, c, tb): (usize, usize, usize),
     (z, lz): (&[E], Layout),
