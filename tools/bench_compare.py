@@ -3,9 +3,13 @@
 count, and prints a Markdown table of medians and their ratio (numbers for BENCHMARKS.md).
 
 Usage: python3 tools/bench_compare.py [--models 1a,1b,...] [--threads 1,2] [--rounds N] [--torch-venv DIR]
+                                     [--isa avx2]
 With --rounds N, each model and thread count runs N times (PyTorch, then shaped, back to back); the
 table gives the median step times and the median of the N per-round ratios, and the range of those
 ratios, so that one noisy moment on a shared machine does not decide a figure.
+With --isa avx2, both sides are held to AVX2 on an AVX-512 host (shaped's `--isa avx2`; PyTorch's
+ATEN_CPU_CAPABILITY=avx2 and oneDNN's ONEDNN_MAX_CPU_ISA=AVX2): the same core as an AVX2-only host
+would have, for the "AVX2 hosts alike" comparison when no such host is at hand.
 Needs: `cargo build --release --example bench`, and the PyTorch baseline installed by
 ../shared/bench/setup.sh (a virtualenv under ~/.venvs/torch-anchor). Both sides run through
 ../shared/bench/bench_exec.sh, one after the other, so they see the same machine state.
@@ -26,12 +30,13 @@ def run(cmd, env=None):
     return out.stdout
 
 
-def shaped(model, threads):
-    line = run([os.path.join(ROOT, "target", "release", "examples", "bench"), model, "--threads", str(threads), "--json"])
+def shaped(model, threads, isa):
+    cmd = [os.path.join(ROOT, "target", "release", "examples", "bench"), model, "--threads", str(threads), "--json"]
+    line = run(cmd + (["--isa", isa] if isa else []))
     return json.loads(line.strip().splitlines()[-1])["step_us"]
 
 
-def torch(model, threads, venv):
+def torch(model, threads, venv, isa):
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "r.json")
         cmd = [os.path.join(venv, "bin", "python"), os.path.join(SHARED, "pytorch_seed_models.py"),
@@ -43,6 +48,8 @@ def torch(model, threads, venv):
         else:
             cmd += ["--limit-train", "20000"]
         env = dict(os.environ, PIXEL_SCALE="1")
+        if isa == "avx2":
+            env.update(ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2")
         run(cmd, env)
         r = json.load(open(out))
         if model in TINY:
@@ -56,6 +63,7 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--torch-venv", default=os.path.expanduser("~/.venvs/torch-anchor"))
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--isa", choices=["avx2"], help="hold both sides to this instruction set")
     a = ap.parse_args()
     print("| model | threads | batch | PyTorch step (µs) | shaped step (µs) | shaped samples/s | speed-up | ratio range |")
     print("|---|---|---|---|---|---|---|---|")
@@ -64,8 +72,8 @@ def main():
         for t in [int(x) for x in a.threads.split(",")]:
             pts, shs = [], []
             for _ in range(max(1, a.rounds)):
-                pts.append(torch(m, t, a.torch_venv))
-                shs.append(shaped(m, t))
+                pts.append(torch(m, t, a.torch_venv, a.isa))
+                shs.append(shaped(m, t, a.isa))
             ratios = [p / s for p, s in zip(pts, shs)]
             pt, sh, r = statistics.median(pts), statistics.median(shs), statistics.median(ratios)
             print(f"| {m} | {t} | {batch} | {pt:.1f} | {sh:.1f} | {batch / sh * 1e6:,.0f} | {r:.1f}× "

@@ -2,9 +2,16 @@
 //! holds `L` consecutive output positions of the `oh × ow` map itself (not of the full-width rows
 //! of `simd.rs`, whose `k − 1` wrap-around columns per row are computed and dropped: 21 % of 4a's
 //! multiply-adds). A vector that crosses into the next output row reads its input with two masked
-//! loads, one per row, merged (`Simd::or`); rows of at least 16 mean a vector spans at most two.
+//! loads, one per row, merged (`Simd::select`); rows of at least 16 mean a vector spans at most two.
 //! So no multiply-add is spent on a dropped column, unpadded planes are read where they lie, the
 //! output is written in place and the output gradient read in place (no full-width copies).
+//!
+//! The forward tiles hold `G` filters × `NV` vectors of positions (`G·NV` accumulators, up to
+//! 5 × 4 or 8 × 3 on AVX-512), so each merged input vector feeds `G` multiply-adds and each weight
+//! broadcast `NV`: with 2 vectors, as in the first form, the loads bound the tile (8 filters × 4
+//! vectors against × 2, this project's Zen 4: 4b's first layer 0.94 of the time, the CIFAR VGG's
+//! first 0.95; 4a's 0.99). The weight gradient of more than 5 filters runs on column-shifted copies
+//! of the input instead (`shifted.rs`), where its tiles are short of registers here.
 //!
 //! AVX-512 only (see [`applies`]); the code is generic over the width and written for 16 partial
 //! sums per weight whatever the width. The forward pass sums each output over `(c, ky, kx)` in the
@@ -12,8 +19,8 @@
 //! keeps 16 partial sums per weight (lane `j` sums the positions `≡ j (mod 16)` of the compact map,
 //! not of the full-width rows), so its bits differ from the full-width tiles' by rounding.
 
-use super::ConvDims;
 use super::simd::{DwTile, balanced, dw_dispatch, dw_limits, padded};
+use super::{ConvDims, shifted};
 use crate::kernels::simd::Simd;
 
 /// Partial sums per weight in the weight gradient (whatever the width).
@@ -50,17 +57,18 @@ pub(super) fn forward<S: Simd>(
         for (f0, g) in balanced(d.f, S::MR) {
             let a = (s, d, f0, planes, xl, w, bias, &mut *yn);
             // SAFETY: the token's features (inlined into their function); `fw_tile` asserts its
-            // bounds.
+            // bounds. (`G·NV` accumulators, `NV` merged vectors with their two loads and a
+            // broadcast fit the 32 AVX-512 registers; AVX2 never comes here, see `applies`.)
             unsafe {
                 match g {
-                    8 if S::MR >= 8 => fw_tile::<S, 8>(a),
-                    7 if S::MR >= 7 => fw_tile::<S, 7>(a),
-                    1 => fw_tile::<S, 1>(a),
-                    2 => fw_tile::<S, 2>(a),
-                    3 => fw_tile::<S, 3>(a),
-                    4 => fw_tile::<S, 4>(a),
-                    5 => fw_tile::<S, 5>(a),
-                    _ => fw_tile::<S, 6>(a),
+                    8 if S::MR >= 8 => fw_tile::<S, 8, 3>(a),
+                    7 if S::MR >= 7 => fw_tile::<S, 7, 3>(a),
+                    1 => fw_tile::<S, 1, 4>(a),
+                    2 => fw_tile::<S, 2, 4>(a),
+                    3 => fw_tile::<S, 3, 4>(a),
+                    4 => fw_tile::<S, 4, 4>(a),
+                    5 => fw_tile::<S, 5, 4>(a),
+                    _ => fw_tile::<S, 6, 3>(a),
                 }
             }
         }
@@ -83,9 +91,27 @@ fn sample_planes<'a>(d: &ConvDims, x: &'a [f32], ni: usize, scratch: &'a mut [f3
 
 /// Weight gradient of a batch (`simd::weight_grad_f32` at width `S`, where [`applies`] says):
 /// `acc[((f·c + ci)·k·k + ky·k + kx)·ow] += dW`, 16 partial sums per weight kept across the batch
-/// and summed once at the end.
+/// and summed once at the end; on the shifted copies where `shifted::pays` (the same sums, so the
+/// same bits), else on merged loads ([`weight_grad_merged`]).
 #[inline(always)]
 pub(super) fn weight_grad<S: Simd>(s: S, d: &ConvDims, x: &[f32], dy: &[f32], acc: &mut [f32], scratch: &mut Vec<f32>) {
+    if shifted::pays(d) {
+        shifted::weight_grad(s, d, x, dy, acc, scratch)
+    } else {
+        weight_grad_merged(s, d, x, dy, acc, scratch)
+    }
+}
+
+/// [`weight_grad`] on merged loads: tiles of up to 6 filters × 4 kernel columns of one kernel row.
+#[inline(always)]
+pub(super) fn weight_grad_merged<S: Simd>(
+    s: S,
+    d: &ConvDims,
+    x: &[f32],
+    dy: &[f32],
+    acc: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
     let (k, plane, ys) = (d.k, (d.h + 2 * d.pad) * (d.w + 2 * d.pad), d.f * d.oh() * d.ow());
     let xl = if d.pad > 0 { d.c * plane } else { 0 };
     let vl = d.f * d.c * k * k * PS;
@@ -180,19 +206,19 @@ unsafe fn gather<S: Simd>(s: S, xp: *const f32, off: usize, sp: &Span<S::M>) -> 
     unsafe {
         let a = s.load_masked(xp.wrapping_add(off + sp.at_a), sp.ma);
         let b = s.load_masked(xp.wrapping_add(off + sp.at_b), sp.mb);
-        s.or(a, b)
+        s.select(sp.mb, a, b)
     }
 }
 
-/// Forward pass of one sample: `y[f0+g] = b + Σ_{c,ky,kx} w ⋆ x` for `G` filters, tiles of `2L`
-/// positions (`L` for the last one when it fits), written in place into `y` (the sample's
-/// `f × oh × ow` outputs). `planes` holds the sample's input planes (padded, `hp × wp`) at stride `xl`.
+/// Forward pass of one sample: `y[f0+g] = b + Σ_{c,ky,kx} w ⋆ x` for `G` filters, tiles of `NV`
+/// vectors of positions (then single vectors for the last few), written in place into `y` (the
+/// sample's `f × oh × ow` outputs). `planes` holds the sample's input planes (padded, `hp × wp`) at stride `xl`.
 ///
 /// # Safety
 /// The token's features, inlined into a function compiled with them. (Bounds are asserted.)
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn fw_tile<S: Simd, const G: usize>(
+unsafe fn fw_tile<S: Simd, const G: usize, const NV: usize>(
     (s, d, f0, planes, xl, w, bias, y): (S, &ConvDims, usize, &[f32], usize, &[f32], Option<&[f32]>, &mut [f32]),
 ) {
     let (k, oh, ow, l) = (d.k, d.oh(), d.ow(), S::LANES);
@@ -200,18 +226,18 @@ unsafe fn fw_tile<S: Simd, const G: usize>(
     assert!(applies::<S>(d) && k >= 1 && d.c >= 1 && xl >= hp * wp && (d.c - 1) * xl + hp * wp <= planes.len());
     assert!((f0 + G) * d.c * kk <= w.len() && (f0 + G) * q <= y.len() && oh + k - 1 == hp && ow + k - 1 == wp);
     let b: [f32; G] = core::array::from_fn(|g| bias.map_or(0.0, |b| b[f0 + g]));
-    let mut p0 = 0;
-    while p0 < q {
-        let a = (d, f0, planes, xl, w, &b, &mut *y);
-        // SAFETY: the asserts above (`fw_positions`' contract); `p0 < q`.
-        unsafe {
-            if q - p0 <= l {
-                fw_positions::<S, G, 1>(s, p0, a);
-                break;
-            }
-            fw_positions::<S, G, 2>(s, p0, a);
+    let vecs = q.div_ceil(l);
+    let mut v0 = 0;
+    // SAFETY: the asserts above (`fw_positions`' contract); every tile starts below `q`.
+    unsafe {
+        while v0 + NV <= vecs {
+            fw_positions::<S, G, NV>(s, v0 * l, (d, f0, planes, xl, w, &b, &mut *y));
+            v0 += NV;
         }
-        p0 += 2 * l;
+        while v0 < vecs {
+            fw_positions::<S, G, 1>(s, v0 * l, (d, f0, planes, xl, w, &b, &mut *y));
+            v0 += 1;
+        }
     }
 }
 

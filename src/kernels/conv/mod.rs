@@ -13,6 +13,7 @@ mod dense;
 mod direct;
 mod im2col;
 mod implicit;
+mod shifted;
 #[cfg(target_arch = "x86_64")]
 mod simd;
 mod winograd;

@@ -49,8 +49,8 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// `p + lane` must be valid for writing one `f32` for every lane of `m`.
     unsafe fn store_masked(self, p: *mut f32, v: Self::V, m: Self::M);
-    /// Bitwise `a | b` (merges two masked loads of disjoint lanes, exactly).
-    fn or(self, a: Self::V, b: Self::V) -> Self::V;
+    /// The lanes of `m` from `b`, the others from `a` (exact: no arithmetic).
+    fn select(self, m: Self::M, a: Self::V, b: Self::V) -> Self::V;
 }
 
 /// AVX2 and FMA: 8 lanes (`__m256`), 16 registers.
@@ -129,8 +129,9 @@ impl Simd for Avx2 {
         unsafe { _mm256_maskstore_ps(p, m, v) }
     }
     #[inline(always)]
-    fn or(self, a: __m256, b: __m256) -> __m256 {
-        unsafe { _mm256_or_ps(a, b) }
+    fn select(self, m: __m256i, a: __m256, b: __m256) -> __m256 {
+        // (`lanes` sets every bit of a lane in the set, so its sign bit)
+        unsafe { _mm256_blendv_ps(a, b, _mm256_castsi256_ps(m)) }
     }
 }
 
@@ -180,7 +181,7 @@ impl Simd for Avx512 {
         unsafe { _mm512_mask_storeu_ps(p, m, v) }
     }
     #[inline(always)]
-    fn or(self, a: __m512, b: __m512) -> __m512 {
-        unsafe { _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a), _mm512_castps_si512(b))) }
+    fn select(self, m: __mmask16, a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_mask_blend_ps(m, a, b) }
     }
 }
