@@ -28,10 +28,15 @@ const PS: usize = 16;
 /// the last vector of positions reads up to `L − 1` values past the copies.
 const TAIL: usize = 16;
 
-/// Whether the weight gradient of `d` (where `compact.rs` applies at width `S`) is faster on the
-/// copies: more than 5 filters (measured, above).
+/// The most values a sample's copies may take (256 KiB of f32, a quarter of this project's L2):
+/// beyond it they would not stay in cache between the tiles that reread them, and the scratch
+/// would grow `k`-fold over the input planes (a kernel as tall as the plane).
+const MAX_COPIES: usize = 1 << 16;
+
+/// Whether the weight gradient of `d` (where `compact.rs` applies) is faster on the copies: more
+/// than 5 filters (measured, above), and copies of at most [`MAX_COPIES`] values a sample.
 pub(super) fn pays(d: &ConvDims) -> bool {
-    d.f > 5
+    d.f > 5 && d.c.saturating_mul(d.k).saturating_mul(copy_stride(d)) <= MAX_COPIES
 }
 
 /// Floats of slack in front of the copies, to start them on a 64-byte boundary.
@@ -50,7 +55,8 @@ fn copies_len(d: &ConvDims) -> usize {
     d.c * d.k * copy_stride(d) + TAIL + padded
 }
 
-/// The scratch [`weight_grad`] resizes to (so that a caller can size every thread's buffer up front).
+/// The scratch [`weight_grad`] resizes to (so that a caller can size every thread's buffer up
+/// front; only asked where [`pays`], so at most [`MAX_COPIES`] values and the partial sums).
 pub(super) fn scratch_len(d: &ConvDims) -> usize {
     ALIGN + copies_len(d) + d.f * d.c * d.k * d.k * PS
 }
@@ -262,6 +268,16 @@ mod tests {
     unsafe fn wide(s: Avx512, d: &ConvDims, x: &[f32], dy: &[f32], acc: &mut [f32], merged: &mut [f32]) {
         weight_grad(s, d, x, dy, acc, &mut vec![f32::NAN; 9]);
         super::super::compact::weight_grad_merged(s, d, x, dy, merged, &mut vec![f32::NAN; 5]);
+    }
+
+    /// The copies are taken for more than 5 filters, and only while a sample's copies stay small:
+    /// a kernel nearly as tall as a large plane keeps the merged loads (and its scratch).
+    #[test]
+    fn copies_are_bounded() {
+        let d = |f, c, hw, k, pad| ConvDims { n: 100, c, h: hw, w: hw, f, k, stride: 1, pad };
+        assert!(pays(&d(8, 1, 28, 7, 0)) && pays(&d(16, 3, 32, 3, 1)));
+        assert!(!pays(&d(5, 1, 28, 7, 0)) && !pays(&d(8, 1, 300, 200, 0)) && !pays(&d(8, 3, 256, 3, 1)));
+        assert!(scratch_len(&d(8, 1, 28, 7, 0)) <= ALIGN + MAX_COPIES + TAIL + 8 * 49 * PS);
     }
 
     /// The copies give the bits of the merged loads (the same sums in the same order) and the same
