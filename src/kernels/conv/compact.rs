@@ -211,7 +211,7 @@ unsafe fn gather<S: Simd>(s: S, xp: *const f32, off: usize, sp: &Span<S::M>) -> 
 }
 
 /// Forward pass of one sample: `y[f0+g] = b + Σ_{c,ky,kx} w ⋆ x` for `G` filters, tiles of `NV`
-/// vectors of positions (then single vectors for the last few), written in place into `y` (the
+/// vectors of positions (then one tile of the `< NV` left), written in place into `y` (the
 /// sample's `f × oh × ow` outputs). `planes` holds the sample's input planes (padded, `hp × wp`) at stride `xl`.
 ///
 /// # Safety
@@ -234,9 +234,14 @@ unsafe fn fw_tile<S: Simd, const G: usize, const NV: usize>(
             fw_positions::<S, G, NV>(s, v0 * l, (d, f0, planes, xl, w, &b, &mut *y));
             v0 += NV;
         }
-        while v0 < vecs {
-            fw_positions::<S, G, 1>(s, v0 * l, (d, f0, planes, xl, w, &b, &mut *y));
-            v0 += 1;
+        // the last `vecs − v0 < NV` vectors as one narrower tile (three single-vector tiles were
+        // 4a's last three of 31 vectors, at a third of the multiply-adds per load)
+        let a = (d, f0, planes, xl, w, &b, &mut *y);
+        match vecs - v0 {
+            0 => {}
+            1 => fw_positions::<S, G, 1>(s, v0 * l, a),
+            2 => fw_positions::<S, G, 2>(s, v0 * l, a),
+            _ => fw_positions::<S, G, 3>(s, v0 * l, a),
         }
     }
 }
