@@ -62,7 +62,9 @@ pub(super) fn forward_scratch_len(d: &ConvDims) -> usize {
 /// The scratch [`weight_grad_f32`] resizes to for `d` (see [`forward_scratch_len`]).
 pub(super) fn weight_grad_scratch_len(d: &ConvDims) -> usize {
     let full = d.f * round16(d.oh() * (d.w + 2 * d.pad)) + d.c * xbuf_len(d) + d.f * d.c * d.k * d.k * PS + ALIGN;
-    if compact_applies(d) && super::shifted::pays(d) { full.max(super::shifted::scratch_len(d)) } else { full }
+    // (whatever the chosen instruction set: `pays` bounds the copies, and a later `set_isa` must
+    // not make a step allocate)
+    if super::shifted::pays(d) { full.max(super::shifted::scratch_len(d)) } else { full }
 }
 
 /// Forward pass: all input planes of a sample are padded once, then tiles of up to `MR` filters ×
