@@ -8,10 +8,11 @@
 //!
 //! The forward tiles hold `G` filters × `NV` vectors of positions (`G·NV` accumulators, up to
 //! 5 × 4 or 8 × 3 on AVX-512), so each merged input vector feeds `G` multiply-adds and each weight
-//! broadcast `NV`: with 2 vectors, as in the first form, the loads bound the tile (8 filters × 4
-//! vectors against × 2, this project's Zen 4: 4b's first layer 0.94 of the time, the CIFAR VGG's
-//! first 0.95; 4a's 0.99). The weight gradient of more than 5 filters runs on column-shifted copies
-//! of the input instead (`shifted.rs`), where its tiles are short of registers here.
+//! broadcast `NV`: with 2 vectors, as in the first form, the loads bound the tile (this project's
+//! Zen 4, `examples/conv_layers.rs`: 4b's first layer, 8 × 3, 0.935 of the time, the CIFAR VGG's
+//! first 0.96; 4a's, 5 × 4, 0.97 with the last three vectors as one tile). The weight gradient of
+//! more than 5 filters runs on column-shifted copies of the input instead (`shifted.rs`), where
+//! the merged tiles are short of registers.
 //!
 //! AVX-512 only (see [`applies`]); the code is generic over the width and written for 16 partial
 //! sums per weight whatever the width. The forward pass sums each output over `(c, ky, kx)` in the
@@ -241,7 +242,8 @@ unsafe fn fw_tile<S: Simd, const G: usize, const NV: usize>(
             0 => {}
             1 => fw_positions::<S, G, 1>(s, v0 * l, a),
             2 => fw_positions::<S, G, 2>(s, v0 * l, a),
-            _ => fw_positions::<S, G, 3>(s, v0 * l, a),
+            3 => fw_positions::<S, G, 3>(s, v0 * l, a),
+            n => unreachable!("{n} vectors left after tiles of {NV}"),
         }
     }
 }

@@ -309,12 +309,13 @@ mod tests {
             unsafe { narrow(s2, &d, &x, &dy, &mut a2) };
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             if let Some(s16) = s16 {
+                // SAFETY: the token proves the features.
                 unsafe { wide(s16, &d, &x, &dy, &mut a16, &mut am) };
                 let first = |a: &[u32], b: &[u32]| a.iter().zip(b).position(|(x, y)| x != y);
                 assert_eq!(first(&bits(&a2), &bits(&a16)), None, "widths differ: {d:?}");
                 assert_eq!(first(&bits(&a16), &bits(&am)), None, "copies and merged loads differ: {d:?}");
             }
-            let (oh, hp) = (d.oh(), hw + 2 * pad);
+            let oh = d.oh();
             let x_at = |x: &[f32], ni: usize, ci: usize, r: usize, col: usize| -> f64 {
                 let (iy, ix) = (r as isize - pad as isize, col as isize - pad as isize);
                 if iy < 0 || ix < 0 || iy >= hw as isize || ix >= hw as isize {
@@ -339,10 +340,11 @@ mod tests {
                 }
             }
             // an infinity at the last input row's first column of the last sample's last channel:
-            // only offsets `(ky, kx)` with `oy + ky = hp − 1 − pad`... (within the map) see it
+            // only the offsets whose windows reach it from some output position see it
             let (r, col) = (hw - 1, 0);
             x[((n - 1) * c + c - 1) * hw * hw + r * hw + col] = f32::INFINITY;
             let mut b2 = vec![0.0; len];
+            // SAFETY: as above.
             unsafe { narrow(s2, &d, &x, &dy, &mut b2) };
             for fi in 0..f {
                 for t in 0..k * k {
@@ -354,7 +356,6 @@ mod tests {
                     assert_eq!(got.is_finite(), !sees, "{d:?} [{fi},{t}]: {got} (sees the infinity: {sees})");
                 }
             }
-            let _ = hp;
         }
     }
 }
