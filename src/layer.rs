@@ -168,6 +168,14 @@ pub trait Module<E: Elem>: Sized + Send + Sync {
     /// several threads); a derived model's is true when every field's is.
     const PER_SAMPLE: bool = false;
 
+    /// Whether the layer's output is its input, reinterpreted: the same values in the same order
+    /// under other extents (`Flatten`, `Identity`), with no parameters and no cache. A derived model's training
+    /// passes then do not call it (unless it is the last field): the next field reads the buffer
+    /// before it, and writes its input gradient where the view's input gradient would go, so
+    /// neither pass copies the activation (4a's 242 KB, twice a step). `false` unless a layer says
+    /// so; its step's `out` and `grad` stay empty ([`Step::prepare_view`]).
+    const VIEW: bool = false;
+
     /// Fusion hook: the max-pooling cache inside `cache`, for a layer whose [`Module::FUSE`] is
     /// `Kind::MaxPool`.
     fn fuse_pool_cache(cache: &mut Self::Cache) -> Option<&mut PoolCache> {
@@ -445,7 +453,8 @@ pub trait Layer<In: Shape, E: Elem>: Module<E> {
 }
 
 /// One step of a derived model's cache: the layer's output, the loss gradient with respect to it
-/// (written by the next layer's backward pass) and the layer's own cache.
+/// (written by the next layer's backward pass) and the layer's own cache. (A view's step,
+/// [`Module::VIEW`], keeps its extents only: its output is the step before it.)
 #[derive(Clone, Debug, Default)]
 pub struct Step<C, E> {
     /// The layer's output in the last training pass.
@@ -464,6 +473,12 @@ impl<C, E: Elem> Step<C, E> {
     pub fn prepare(&mut self, rule: &Rule, input: Extents, n: usize) {
         self.ext = out_extents(rule, input);
         self.out.resize(n * self.ext.numel(), E::zero());
+    }
+
+    /// Sets the step's extents to `rule`'s output over `input`, for a view ([`Module::VIEW`]): its
+    /// output is the previous step's buffer, so it keeps none of its own.
+    pub fn prepare_view(&mut self, rule: &Rule, input: Extents) {
+        self.ext = out_extents(rule, input);
     }
 
     /// Sizes the gradient like the output.

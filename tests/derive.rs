@@ -73,6 +73,29 @@ struct Nested {
     fc: Linear<144, 3, f64>,
 }
 
+/// A view (`Flatten`, `Module::VIEW`) as the first field: the next field reads `x` itself and
+/// writes the caller's input gradient.
+#[derive(Sequential)]
+#[sequential(input = (2, 3, 3), elem = f64)]
+struct ViewFirst {
+    flat: Flatten,
+    fc: Linear<18, 4, f64>,
+    relu: ReLU,
+    out: Linear<4, 3, f64>,
+}
+
+/// Two views in a row between layers, and a view as the last field (which writes `y`, so it is
+/// called).
+#[derive(Sequential)]
+#[sequential(input = (1, 6, 6), elem = f64)]
+struct ViewsBetween {
+    conv: Conv2d<1, 3, 3, 1, 0, true, f64>,
+    flat1: Flatten,
+    flat2: Flatten,
+    fc: Linear<48, 5, f64>,
+    flat3: Flatten,
+}
+
 fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
@@ -405,3 +428,31 @@ trait CloneViaParams: Module<f32> {
     }
 }
 impl<M: Module<f32>> CloneViaParams for M {}
+
+/// Views are handed on, not called: their steps keep no buffer, and the gradients through them
+/// (the input's included, where a view is first) match centred differences.
+#[test]
+fn views_hand_their_input_on() {
+    let mut r = rng(54);
+    let mut first = ViewFirst::init(&mut r, Init::Gaussian(0.5));
+    let x = distinct::<(Const<2>, Const<2>, Const<3>, Const<3>)>(&mut r, Const);
+    check("view first", &mut first, &x, 7);
+    let mut y = Tensor::<(Const<2>, Const<3>), f64>::zeros(Const);
+    let mut cache = Default::default();
+    first.apply_train(&x, &mut y, &mut cache);
+    let (flat, (fc, _)) = &cache;
+    assert!(flat.out.is_empty() && flat.grad.is_empty() && !fc.out.is_empty(), "the view kept a buffer");
+
+    let mut between = ViewsBetween::init(&mut r, Init::Gaussian(0.5));
+    let x = distinct::<(Const<2>, Const<1>, Const<6>, Const<6>)>(&mut r, Const);
+    let report = check("views between", &mut between, &x, 8);
+    assert_eq!(checked_names(&report), ["conv.weight", "conv.bias", "fc.weight", "fc.bias"]);
+    let mut y = Tensor::<(Const<2>, Const<5>), f64>::zeros(Const);
+    let mut cache = Default::default();
+    between.apply_train(&x, &mut y, &mut cache);
+    let (conv, (flat1, (flat2, (fc, _)))) = &cache;
+    assert!(flat1.out.is_empty() && flat2.out.is_empty(), "a view kept a buffer");
+    assert_eq!((conv.out.len(), fc.out.len(), flat2.ext.numel()), (2 * 48, 2 * 5, 48));
+    // the last field, a view, wrote `y`: the same values as the layer before it
+    assert_eq!(y.as_slice(), &fc.out[..]);
+}

@@ -107,15 +107,48 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
     }
     let last_rest = rest;
 
+    // Views (`Module::VIEW`, e.g. `Flatten`): a field whose output is its input, reinterpreted, is
+    // not called in the training passes (unless it is the last field, which writes `y`): the next
+    // field reads the buffer before it, and writes its input gradient where the view's own input
+    // gradient would go. `view(i)` is a constant, so the branch not taken is dead code.
+    let view = |i: usize| -> TokenStream {
+        if i + 1 < n {
+            let c = &module[i];
+            quote!(const { #c::VIEW })
+        } else {
+            quote!(false)
+        }
+    };
+    // The values of field i's output in the training passes (i < n − 1): its step's buffer, or
+    // for a view the values before it.
+    let mut data: Vec<TokenStream> = Vec::new();
+    for i in 0..n.saturating_sub(1) {
+        let prev = if i == 0 { quote!(x.data) } else { data[i - 1].clone() };
+        let (sid, v) = (&sids[i], view(i));
+        data.push(quote!(if #v { #prev } else { &#sid.out[..] }));
+    }
     // Input of field i in the training passes: `x` or the previous step's output.
     let act_in = |i: usize| {
         if i == 0 {
             quote!(x)
         } else {
-            let p = &sids[i - 1];
-            quote!(#sh::layer::Act::new(&#p.out, x.n, #p.ext))
+            let (p, d) = (&sids[i - 1], &data[i - 1]);
+            quote!(#sh::layer::Act::new(#d, x.n, #p.ext))
         }
     };
+    // Where the gradient with respect to field j's output goes (an `Option<&mut [E]>`; for a view,
+    // where the gradient with respect to its input goes), and the call that sizes that buffer.
+    let (mut target, mut fit): (Vec<TokenStream>, Vec<TokenStream>) = (Vec::new(), Vec::new());
+    for j in 0..n.saturating_sub(1) {
+        let (prev_t, prev_f) = if j == 0 {
+            (quote!(dx.as_deref_mut()), TokenStream::new())
+        } else {
+            (target[j - 1].clone(), fit[j - 1].clone())
+        };
+        let (sid, v) = (&sids[j], view(j));
+        target.push(quote!(if #v { #prev_t } else { ::core::option::Option::Some(&mut #sid.grad[..]) }));
+        fit.push(quote!(if #v { #prev_f } else { #sid.fit_grad(); }));
+    }
 
     // Fusion (`shaped::fuse`): `joined[i]` is a constant saying whether fields i and i + 1 are one
     // fused pair. The pair's call replaces the second field's, and the first field makes none; the
@@ -198,8 +231,10 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
                 quote!(#p.ext)
             };
             let prep = quote!(#sid.prepare(&#c::RULE, #prev, x.n););
-            fwd_train.extend(prep.clone());
-            fwd_reuse.extend(prep);
+            let v = view(i);
+            let skip = quote!(#sid.prepare_view(&#c::RULE, #prev););
+            fwd_train.extend(quote!(if #v { #skip } else { #prep }));
+            fwd_reuse.extend(quote!(if #v { #skip } else { #prep }));
             (quote!(&mut #sid.out), quote!(&mut #sid.cache))
         };
         let (train_pair, reuse_pair) = if i > 0 {
@@ -211,18 +246,18 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
         } else {
             Default::default()
         };
-        fwd_train.extend(choose(i, train_pair, quote!(#c::forward_train_raw(&mut self.#name, #input, #out, #cache))));
-        fwd_reuse.extend(choose(i, reuse_pair, quote!(#c::forward_reuse(&self.#name, #input, #out, #cache))));
+        let v = view(i);
+        let (train, reuse) = (
+            choose(i, train_pair, quote!(#c::forward_train_raw(&mut self.#name, #input, #out, #cache))),
+            choose(i, reuse_pair, quote!(#c::forward_reuse(&self.#name, #input, #out, #cache))),
+        );
+        fwd_train.extend(quote!(if !#v { #train }));
+        fwd_reuse.extend(quote!(if !#v { #reuse }));
     }
 
     // backward, last layer first.
     let dx_of = |i: usize| {
-        if i == 0 {
-            quote!(dx.as_deref_mut())
-        } else {
-            let p = &sids[i - 1];
-            quote!(::core::option::Option::Some(&mut #p.grad[..]))
-        }
+        if i == 0 { quote!(dx.as_deref_mut()) } else { target[i - 1].clone() }
     };
     let mut bwd = TokenStream::new();
     for i in (0..n).rev() {
@@ -234,16 +269,10 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
         } else {
             (quote!(&#sid.out), quote!(&#sid.grad), quote!(&mut #sid.cache))
         };
-        if i > 0 {
-            let p = &sids[i - 1];
-            bwd.extend(quote!(#p.fit_grad();));
-        }
+        let own_fit = if i > 0 { fit[i - 1].clone() } else { TokenStream::new() };
         let pair = (i > 0).then(|| {
             let ((a, an), p, pin, pdx, c) = (head(i), &sids[i - 1], act_in(i - 1), dx_of(i - 1), tys[i]);
-            let fit = (i > 1).then(|| {
-                let q = &sids[i - 2];
-                quote!(#q.fit_grad();)
-            });
+            let fit = (i > 1).then(|| fit[i - 2].clone());
             quote! {
                 #fit
                 #sh::fuse::backward::<#elem, #a, #c>(
@@ -251,11 +280,13 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
                 )
             }
         });
-        bwd.extend(choose(
+        let own = choose(
             i,
             pair.unwrap_or_default(),
             quote!(#c::backward_raw(&self.#name, #input, #out, #dy, #cache, #dx, &mut grads.#name)),
-        ));
+        );
+        let v = view(i);
+        bwd.extend(quote!(if !#v { #own_fit #own }));
     }
 
     let seeds: Vec<u64> = (0..n as u64).collect();

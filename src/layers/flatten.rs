@@ -18,6 +18,7 @@ impl<E: Elem> Module<E> for Flatten {
     const RULE: Rule = Rule::Flatten;
     type Cache = ();
     const PER_SAMPLE: bool = true;
+    const VIEW: bool = true;
 
     fn zeros() -> Self {
         Flatten

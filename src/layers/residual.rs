@@ -16,6 +16,7 @@ impl<E: Elem> Module<E> for Identity {
     const RULE: Rule = Rule::Identity;
     type Cache = ();
     const PER_SAMPLE: bool = true;
+    const VIEW: bool = true;
 
     fn zeros() -> Self {
         Identity
