@@ -169,11 +169,13 @@ pub trait Module<E: Elem>: Sized + Send + Sync {
     const PER_SAMPLE: bool = false;
 
     /// Whether the layer's output is its input, reinterpreted: the same values in the same order
-    /// under other extents (`Flatten`, `Identity`), with no parameters and no cache. A derived model's training
-    /// passes then do not call it (unless it is the last field): the next field reads the buffer
-    /// before it, and writes its input gradient where the view's input gradient would go, so
-    /// neither pass copies the activation (4a's 242 KB, twice a step). `false` unless a layer says
-    /// so; its step's `out` and `grad` stay empty ([`Step::prepare_view`]).
+    /// under other extents (`Flatten`, `Identity`), with no parameters and no cache (a layer that
+    /// says so wrongly would not be trained: its backward pass is not called). A derived model's
+    /// training passes then do not call it, unless it is the last field or follows another view:
+    /// the next field reads the buffer before it, and writes its input gradient where the view's
+    /// input gradient would go, so neither pass copies the activation (4a's 242 KB, twice a step).
+    /// `false` unless a layer says so; a skipped view's step keeps its extents only
+    /// ([`Step::prepare_view`]).
     const VIEW: bool = false;
 
     /// Fusion hook: the max-pooling cache inside `cache`, for a layer whose [`Module::FUSE`] is

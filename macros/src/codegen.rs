@@ -113,8 +113,8 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
     // buffer before it, and writes its input gradient where the view's own input gradient would
     // go. `view(i)` is a constant, so the branch not taken is dead code; `None` where the field
     // cannot be a view that is skipped: the last field, and this crate's layers that are not views
-    // (named in `NOT_VIEWS`), for which no branch is emitted at all (on a 20-field model the
-    // branches for every field made an incremental release build 20 % slower).
+    // (named in `NOT_VIEWS`), for which no branch is emitted at all (branches for every field
+    // made `cargo check` of the 20-field `examples/deep20.rs` 0.24–0.30 s against 0.19–0.21 s).
     let view = |i: usize| -> Option<TokenStream> {
         let c = &module[i];
         if i + 1 >= n || !could_be_view(tys[i]) {

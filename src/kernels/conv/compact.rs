@@ -20,7 +20,7 @@
 //! keeps 16 partial sums per weight (lane `j` sums the positions `≡ j (mod 16)` of the compact map,
 //! not of the full-width rows), so its bits differ from the full-width tiles' by rounding.
 
-use super::simd::{DwTile, balanced, dw_dispatch, dw_limits, padded};
+use super::simd::{DwTile, add_partials, balanced, dw_dispatch, dw_limits, fold_partials, padded};
 use super::{ConvDims, shifted};
 use crate::kernels::simd::Simd;
 
@@ -136,9 +136,7 @@ pub(super) fn weight_grad_merged<S: Simd>(
             }
         }
     }
-    for (wi, lanes) in vacc.chunks_exact(PS).enumerate() {
-        acc[wi * d.ow()] += lanes.iter().sum::<f32>();
-    }
+    fold_partials(vacc, acc, d.ow());
 }
 
 /// [`dw_tile`]'s arguments.
@@ -353,15 +351,6 @@ unsafe fn dw_tile<S: Simd, const G: usize, const KX: usize>(
         }
         p0 += PS;
     }
-    for (g, row) in acc.iter().enumerate() {
-        for (j, a) in row.iter().enumerate() {
-            // SAFETY: below `(f0 + G)·c·kk·16 ≤ vacc.len()`.
-            unsafe {
-                let vw = vp.add((((f0 + g) * d.c + ci) * kk + ky * k + kx0 + j) * PS);
-                for (v, &av) in a.iter().enumerate().take(nv) {
-                    s.store(vw.add(v * l), s.add(s.load(vw.add(v * l)), av));
-                }
-            }
-        }
-    }
+    // SAFETY: the token's features; below `(f0 + G)·c·kk·16 ≤ vacc.len()` (asserted above).
+    unsafe { add_partials(s, &acc, vp, ((f0 * d.c + ci) * kk + ky * k + kx0, d.c * kk)) }
 }

@@ -19,7 +19,7 @@
 //! gradient, so the same bits.
 
 use super::ConvDims;
-use super::simd::balanced;
+use super::simd::{ALIGN, add_partials, aligned, balanced, fold_partials, round16};
 use crate::kernels::simd::Simd;
 
 /// Partial sums per weight (whatever the width).
@@ -39,13 +39,10 @@ pub(super) fn pays(d: &ConvDims) -> bool {
     d.f > 5 && d.c.saturating_mul(d.k).saturating_mul(copy_stride(d)) <= MAX_COPIES
 }
 
-/// Floats of slack in front of the copies, to start them on a 64-byte boundary.
-const ALIGN: usize = 16;
-
 /// Stride of the shifted copies: `hp·ow` rounded up to 16 floats, so that each starts on a
 /// 64-byte boundary when the first does.
 fn copy_stride(d: &ConvDims) -> usize {
-    ((d.h + 2 * d.pad) * d.ow()).div_ceil(PS) * PS
+    round16((d.h + 2 * d.pad) * d.ow())
 }
 
 /// Length of one sample's shifted copies (`c·k` of [`copy_stride`]) with their zero tail, and of
@@ -59,14 +56,6 @@ fn copies_len(d: &ConvDims) -> usize {
 /// front; only asked where [`pays`], so at most [`MAX_COPIES`] values and the partial sums).
 pub(super) fn scratch_len(d: &ConvDims) -> usize {
     ALIGN + copies_len(d) + d.f * d.c * d.k * d.k * PS
-}
-
-/// The part of `scratch` (resized to `len` after the alignment slack) that starts on a 64-byte
-/// boundary.
-fn aligned(scratch: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    scratch.resize(ALIGN + len, 0.0);
-    let at = scratch.as_ptr().align_offset(4 * ALIGN).min(ALIGN);
-    &mut scratch[at..][..len]
 }
 
 /// Writes sample `ni`'s shifted copies into `buf` (`copies_len(d)` values). Row `r` of copy
@@ -148,9 +137,7 @@ pub(super) fn weight_grad<S: Simd>(s: S, d: &ConvDims, x: &[f32], dy: &[f32], ac
             }
         }
     }
-    for (wi, lanes) in vacc.chunks_exact(PS).enumerate() {
-        acc[wi * d.ow()] += lanes.iter().sum::<f32>();
-    }
+    fold_partials(vacc, acc, d.ow());
 }
 
 /// The arguments of [`dw_tile`]: dims, (first filter, input channel, first kernel offset), the
@@ -240,17 +227,8 @@ unsafe fn dw_tile<S: Simd, const G: usize, const T: usize>(s: S, (d, (f0, ci, t0
         }
         p0 += PS;
     }
-    for (g, row) in acc.iter().enumerate() {
-        for (j, a) in row.iter().enumerate() {
-            // SAFETY: below `(f0 + G)·c·kk·16 ≤ vacc.len()`.
-            unsafe {
-                let vw = vp.add((((f0 + g) * d.c + ci) * kk + t0 + j) * PS);
-                for (v, &av) in a.iter().enumerate().take(nv) {
-                    s.store(vw.add(v * l), s.add(s.load(vw.add(v * l)), av));
-                }
-            }
-        }
-    }
+    // SAFETY: the token's features; below `(f0 + G)·c·kk·16 ≤ vacc.len()` (asserted above).
+    unsafe { add_partials(s, &acc, vp, ((f0 * d.c + ci) * kk + t0, d.c * kk)) }
 }
 
 #[cfg(test)]

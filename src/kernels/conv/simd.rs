@@ -18,12 +18,54 @@ pub(super) fn compact_applies(d: &ConvDims) -> bool {
 /// Partial sums per weight in the weight gradient (whatever the width).
 const PS: usize = 16;
 /// Floats of slack in the scratch buffers, to start their first part on a 64-byte boundary.
-const ALIGN: usize = 16;
+pub(super) const ALIGN: usize = 16;
 /// The widest forward tile's positions (`2L` on AVX-512): the padding the buffers leave for it.
 const P_MAX: usize = 32;
 
-fn round16(n: usize) -> usize {
+/// `n` rounded up to a multiple of 16.
+pub(super) fn round16(n: usize) -> usize {
     n.div_ceil(PS) * PS
+}
+
+/// The part of `scratch` (resized to `ALIGN + len`) that starts on a 64-byte boundary, `len` long.
+pub(super) fn aligned(scratch: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    scratch.resize(ALIGN + len, 0.0);
+    let at = scratch.as_ptr().align_offset(4 * ALIGN).min(ALIGN);
+    &mut scratch[at..][..len]
+}
+
+/// Adds a weight-gradient tile's sums to the 16 partial sums per weight at `vp`: filter `g`,
+/// column or offset `j` goes to weight `base + g·gstride + j` (`16/L` vectors each).
+///
+/// # Safety
+/// The token's features, inlined into a function compiled with them; `vp` valid for reads and
+/// writes of `(base + (G − 1)·gstride + KX)·16` values (the callers assert it).
+#[inline(always)]
+pub(super) unsafe fn add_partials<S: Simd, const G: usize, const KX: usize>(
+    s: S,
+    acc: &[[[S::V; 2]; KX]; G],
+    vp: *mut f32,
+    (base, gstride): (usize, usize),
+) {
+    let l = S::LANES;
+    for (g, row) in acc.iter().enumerate() {
+        for (j, a) in row.iter().enumerate() {
+            // SAFETY: below `(base + (G − 1)·gstride + KX)·16` (the caller's contract).
+            unsafe {
+                let vw = vp.add((base + g * gstride + j) * PS);
+                for (v, &av) in a.iter().enumerate().take(PS / l) {
+                    s.store(vw.add(v * l), s.add(s.load(vw.add(v * l)), av));
+                }
+            }
+        }
+    }
+}
+
+/// `acc[w·ow] += Σ` of weight `w`'s 16 partial sums in `vacc` (in lane order).
+pub(super) fn fold_partials(vacc: &[f32], acc: &mut [f32], ow: usize) {
+    for (wi, lanes) in vacc.chunks_exact(PS).enumerate() {
+        acc[wi * ow] += lanes.iter().sum::<f32>();
+    }
 }
 
 /// Copies input plane `(ni, ci)` into `buf` with `pad` zeros around and a zero tail, so that the
@@ -128,9 +170,7 @@ fn forward<S: Simd>(
     let ys = len.div_ceil(p) * p;
     // each padded plane, plus what the last tile can read past it
     let xl = xbuf_len(d) + 2 * P_MAX;
-    scratch.resize(d.f * ys + d.c * xl + ALIGN, 0.0);
-    let at = scratch.as_ptr().align_offset(4 * ALIGN).min(ALIGN);
-    let (yfull, xbuf) = scratch[at..].split_at_mut(d.f * ys);
+    let (yfull, xbuf) = aligned(scratch, d.f * ys + d.c * xl).split_at_mut(d.f * ys);
     let plane = d.h * d.w;
     // how far past its first plane a sample's tiles read
     let reach = (d.c - 1) * plane + ys + (d.k - 1) * (wp + 1);
@@ -301,11 +341,8 @@ fn weight_grad<S: Simd>(s: S, d: &ConvDims, x: &[f32], dy: &[f32], acc: &mut [f3
     let vl = d.f * d.c * kk * PS;
     // dY's rows start on 64-byte boundaries (`ys` is a multiple of 16 floats), so that its loads
     // never straddle a cache line: the buffer's start is aligned inside the vector.
-    scratch.resize(d.f * ys + d.c * xl + vl + ALIGN, 0.0);
-    let at = scratch.as_ptr().align_offset(4 * ALIGN).min(ALIGN);
-    let (dyfull, rest) = scratch[at..].split_at_mut(d.f * ys);
+    let (dyfull, rest) = aligned(scratch, d.f * ys + d.c * xl + vl).split_at_mut(d.f * ys);
     let (xbuf, vacc) = rest.split_at_mut(d.c * xl);
-    let vacc = &mut vacc[..vl];
     vacc.fill(0.0);
     for ni in 0..d.n {
         dyfull.fill(0.0);
@@ -332,9 +369,7 @@ fn weight_grad<S: Simd>(s: S, d: &ConvDims, x: &[f32], dy: &[f32], acc: &mut [f3
             }
         }
     }
-    for (wi, lanes) in vacc.chunks_exact(PS).enumerate() {
-        acc[wi * ow] += lanes.iter().sum::<f32>();
-    }
+    fold_partials(vacc, acc, ow);
 }
 
 /// The most filters and kernel columns of one weight-gradient tile at width `S`: `G·KX` partial-sum
@@ -450,13 +485,6 @@ unsafe fn dw_tile<S: Simd, const G: usize, const KX: usize>(
             }
             pos += PS;
         }
-        for (g, row) in acc.iter().enumerate() {
-            for (j, a) in row.iter().enumerate() {
-                let vw = vp.add((((f0 + g) * d.c + ci) * kk + ky * k + kx0 + j) * PS);
-                for (v, &av) in a.iter().enumerate().take(nv) {
-                    s.store(vw.add(v * l), s.add(s.load(vw.add(v * l)), av));
-                }
-            }
-        }
+        add_partials(s, &acc, vp, ((f0 * d.c + ci) * kk + ky * k + kx0, d.c * kk));
     }
 }
