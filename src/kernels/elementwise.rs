@@ -97,20 +97,42 @@ pub fn copy<E: Elem>(src: &[E], dst: &mut [E]) {
     split_elementwise(dst, 64 * 8, |r, piece| piece.copy_from_slice(&src[r]));
 }
 
-/// `dst = src` for short rows (feature-map rows, GEMM tile rows, 20-feature samples), in 8-element
-/// moves and a plain loop: a `memcpy` call per row of 2–16 elements costs more than the copy.
-/// (Copies `min(len)` elements; a negative zero in the tail may come out positive.)
+/// `dst = src` for short rows (feature-map rows, GEMM tile rows, 20-feature samples), in 8- or
+/// 4-element moves, the last one overlapping the one before: a `memcpy` call per row of 2–16
+/// elements costs more than the copy. Copies `min(len)` elements, exactly (signed zeros too).
 #[inline(always)]
 pub(crate) fn copy_short<E: Elem>(dst: &mut [E], src: &[E]) {
-    let mut dc = dst.chunks_exact_mut(8);
-    let mut sc = src.chunks_exact(8);
-    for (d, s) in (&mut dc).zip(&mut sc) {
-        let v: [E; 8] = s.try_into().expect("8 wide");
-        d.copy_from_slice(&v);
+    let n = dst.len().min(src.len());
+    let (dst, src) = (&mut dst[..n], &src[..n]);
+    // Whole chunks, then the last chunk again where a partial one is left (an overlapping copy:
+    // exact, and no loop of single values that would become a `memcpy` call again).
+    macro_rules! chunks {
+        ($k:expr) => {{
+            for (d, s) in dst.chunks_exact_mut($k).zip(src.chunks_exact($k)) {
+                let v: [E; $k] = s.try_into().expect("whole chunk");
+                d.copy_from_slice(&v);
+            }
+            if n % $k != 0 {
+                let v: [E; $k] = src[n - $k..].try_into().expect("last chunk");
+                dst[n - $k..].copy_from_slice(&v);
+            }
+        }};
     }
-    for (d, &s) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
-        // `+ 0` keeps this a loop (an identical copy loop would become a `memcpy` call again)
-        *d = s + E::zero();
+    match n {
+        8.. => chunks!(8),
+        4.. => chunks!(4),
+        _ => {
+            // (Three at most, written out.)
+            if n > 0 {
+                dst[0] = src[0];
+            }
+            if n > 1 {
+                dst[1] = src[1];
+            }
+            if n > 2 {
+                dst[2] = src[2];
+            }
+        }
     }
 }
 

@@ -80,6 +80,124 @@ fn deinterleave<E: Elem>(row: &[E], first: &mut [E], second: &mut [E]) {
     }
 }
 
+/// One input plane (`h × w`) into its eight phase arrays (`pp` values each, rows of `tw`): phase
+/// `(ry, rx)` shifted by `sh`, row `i`, column `j` is the padded plane's value at
+/// `(2i + ry, 2(j + sh) + rx)`, in array `(2·ry + rx)·2 + sh`. Every plane writes the same rows;
+/// the padding rows, zeroed once by the caller, stay zero, and so do the padding columns (written
+/// as zeros on AVX-512, never written by the generic form).
+#[inline(always)]
+fn split_plane<E: Elem>(plane: &[E], g: Geo, phases: &mut [E]) {
+    #[cfg(target_arch = "x86_64")]
+    if core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>()
+        && crate::kernels::isa() == crate::kernels::Isa::Avx512
+    {
+        use crate::kernels::matmul::{as_f32, as_f32_mut};
+        // SAFETY: the CPU has AVX-512 F and VL (`isa()` never exceeds the detected ISA).
+        return unsafe { split_plane_avx512(as_f32(plane), g, as_f32_mut(phases)) };
+    }
+    split_plane_generic(plane, g, phases)
+}
+
+/// [`split_plane`] on any CPU: a deinterleave of each row into two of its phase rows, and two
+/// short copies for the shifted ones.
+#[inline(always)]
+fn split_plane_generic<E: Elem>(plane: &[E], g: Geo, phases: &mut [E]) {
+    let (tw, pp) = (g.tw, g.phase());
+    for (y, row) in plane.chunks_exact(g.w).enumerate() {
+        let (i, ry) = (y.div_ceil(2), (y + 1) % 2);
+        // Column x sits at padded column x + 1: x = 0, 2, … are the odd padded columns.
+        let (rx0, rx1) = phases[4 * ry * pp..][..4 * pp].split_at_mut(2 * pp);
+        let ((e0, e1), (o0, o1)) = (rx0.split_at_mut(pp), rx1.split_at_mut(pp));
+        let r = i * tw;
+        deinterleave(row, &mut o0[r..][..tw], &mut e1[r..][..tw]);
+        // The unshifted even phase and the shifted odd one, from those two (their first and
+        // last values are padding). `copy_short`: a `copy_from_slice` of a few values would be a
+        // `memcpy` call.
+        copy_short(&mut e0[r + 1..][..tw - 1], &e1[r..][..tw - 1]);
+        copy_short(&mut o1[r..][..tw - 1], &o0[r + 1..][..tw - 1]);
+    }
+}
+
+/// [`split_plane`] on AVX-512: each row's four phase rows `[e0, e1, o0, o1]` (`e0[j] = p[2j]`,
+/// `e1[j] = p[2j + 2]`, `o0[j] = p[2j + 1]`, `o1[j] = p[2j + 3]` of the padded row `p`) 8 (then 4)
+/// columns at a time from one load of 16 (8) values, as two two-source permutes, `[o0 | o1]` and
+/// `[e0 | e1]`, whose second source holds the values either side of the load (`row[2j − 1]`,
+/// `row[2j + 16]`, zero outside the row), and four stores; the last `w mod 8` values one by one.
+/// (The generic form's short copies, scalar, were three quarters of the input transform's time
+/// in the VGG's step.)
+///
+/// # Safety
+/// The CPU must support AVX-512 F and VL.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl")]
+unsafe fn split_plane_avx512(plane: &[f32], g: Geo, phases: &mut [f32]) {
+    use core::arch::x86_64::*;
+    let (w, tw, pp) = (g.w, g.tw, g.phase());
+    assert!(
+        w >= 1 && tw == w.div_ceil(2) && plane.len() == g.h * w && g.th == g.h.div_ceil(2) && pp == (g.th + 1) * tw
+    );
+    assert!(phases.len() >= 8 * pp);
+    // Lanes 16.. of the permutes select the second source: 16 = `row[2j − 1]`, 24 = the value after.
+    let (io, ie) = (
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 2, 4, 6, 8, 10, 12, 14, 24),
+        _mm512_setr_epi32(16, 1, 3, 5, 7, 9, 11, 13, 1, 3, 5, 7, 9, 11, 13, 15),
+    );
+    let (io4, ie4) = (
+        _mm512_setr_epi32(0, 2, 4, 6, 2, 4, 6, 24, 0, 0, 0, 0, 0, 0, 0, 0),
+        _mm512_setr_epi32(16, 1, 3, 5, 1, 3, 5, 7, 0, 0, 0, 0, 0, 0, 0, 0),
+    );
+    let high = |v: __m512| _mm512_castpd_ps(_mm512_castpd256_pd512(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))));
+    for (y, row) in plane.chunks_exact(w).enumerate() {
+        // Row `y` is padded row `y + 1`: phase row `⌈y/2⌉` of the phases `ry = (y + 1) mod 2`.
+        let at = |x: usize| if x < w { row[x] } else { 0.0 };
+        let sides = |j: usize, after: usize| {
+            let before = if j == 0 { 0.0 } else { row[2 * j - 1] };
+            _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(before), _mm512_set1_ps(at(after)))
+        };
+        let base = 4 * ((y + 1) % 2) * pp + y.div_ceil(2) * tw;
+        // SAFETY: `base + 3·pp + tw ≤ 4·pp + th·tw + 3·pp + tw = 8·pp` (`⌈y/2⌉ ≤ th`, `pp =
+        // (th + 1)·tw`, asserted): every `[e0, e1, o0, o1]` row below is in `phases`.
+        let [e0, e1, o0, o1] = [0, 1, 2, 3].map(|k| unsafe { phases.as_mut_ptr().add(base + k * pp) });
+        let mut j = 0;
+        while 2 * j + 16 <= w {
+            // SAFETY: `2j + 16 ≤ w` values of `row`, `j + 8 ≤ tw` of each phase row.
+            unsafe {
+                let v = _mm512_loadu_ps(row.as_ptr().add(2 * j));
+                let c = sides(j, 2 * j + 16);
+                let (o, e) = (_mm512_permutex2var_ps(v, io, c), _mm512_permutex2var_ps(v, ie, c));
+                _mm256_storeu_ps(o0.add(j), _mm512_castps512_ps256(o));
+                _mm256_storeu_ps(o1.add(j), _mm512_castps512_ps256(high(o)));
+                _mm256_storeu_ps(e0.add(j), _mm512_castps512_ps256(e));
+                _mm256_storeu_ps(e1.add(j), _mm512_castps512_ps256(high(e)));
+            }
+            j += 8;
+        }
+        if 2 * j + 8 <= w {
+            // SAFETY: `2j + 8 ≤ w` values of `row` (lanes 8.. of `v` are never selected), `j + 4
+            // ≤ tw` of each phase row.
+            unsafe {
+                let v = _mm512_castps256_ps512(_mm256_loadu_ps(row.as_ptr().add(2 * j)));
+                let c = sides(j, 2 * j + 8);
+                let (o, e) = (_mm512_permutex2var_ps(v, io4, c), _mm512_permutex2var_ps(v, ie4, c));
+                _mm_storeu_ps(o0.add(j), _mm512_castps512_ps128(o));
+                _mm_storeu_ps(o1.add(j), _mm512_extractf32x4_ps::<1>(o));
+                _mm_storeu_ps(e0.add(j), _mm512_castps512_ps128(e));
+                _mm_storeu_ps(e1.add(j), _mm512_extractf32x4_ps::<1>(e));
+            }
+            j += 4;
+        }
+        for j in j..tw {
+            // SAFETY: `j < tw`: in each phase row.
+            unsafe {
+                *e0.add(j) = if j == 0 { 0.0 } else { row[2 * j - 1] };
+                *e1.add(j) = at(2 * j + 1);
+                *o0.add(j) = row[2 * j];
+                *o1.add(j) = at(2 * j + 2);
+            }
+        }
+    }
+}
+
 /// `row[2j] = first[j] + bias`, `row[2j + 1] = second[j] + bias` (an odd row's last value from
 /// `first`): 8 and 4 pairs at a time as two loads, a constant shuffle and one store.
 #[inline(always)]
@@ -120,22 +238,7 @@ fn input_tiles_body<E: Elem, const FMA: bool>(x: &[E], c: usize, g: Geo, tb: usi
     phases.fill(E::zero());
     for (s, xs) in x.chunks_exact(c * g.h * g.w).enumerate() {
         for (ci, plane) in xs.chunks_exact(g.h * g.w).enumerate() {
-            // Phase (ry, rx) shifted by sh, row i, column j: the padded plane's value at
-            // (2i + ry, 2(j + sh) + rx), in array (2·ry + rx)·2 + sh. Every plane writes the same
-            // positions: the padding, zeroed once, stays zero.
-            for (y, row) in plane.chunks_exact(g.w).enumerate() {
-                let (i, ry) = (y.div_ceil(2), (y + 1) % 2);
-                // Column x sits at padded column x + 1: x = 0, 2, … are the odd padded columns.
-                let (rx0, rx1) = phases[4 * ry * pp..][..4 * pp].split_at_mut(2 * pp);
-                let ((e0, e1), (o0, o1)) = (rx0.split_at_mut(pp), rx1.split_at_mut(pp));
-                let r = i * tw;
-                deinterleave(row, &mut o0[r..][..tw], &mut e1[r..][..tw]);
-                // The unshifted even phase and the shifted odd one, from those two (their first
-                // and last values are padding). `copy_short`: a `copy_from_slice` of a few values
-                // would be a `memcpy` call.
-                copy_short(&mut e0[r + 1..][..tw - 1], &e1[r..][..tw - 1]);
-                copy_short(&mut o1[r..][..tw - 1], &o0[r + 1..][..tw - 1]);
-            }
+            split_plane(plane, g, phases);
             let (stride, base) = (tb, ci * PTS * tb + s * per);
             assert!(phases.len() >= 8 * pp && per + tw == pp && v.len() >= 15 * stride + base + per);
             let (ph, vp) = (phases.as_ptr(), v.as_mut_ptr());
@@ -307,6 +410,59 @@ unsafe fn tile_out<E: Elem, const N: usize>(
         for (r, v) in at([s[0][e], s[1][e], s[2][e], s[3][e]]).into_iter().enumerate() {
             // SAFETY: `(2r + e)·per + t + N ≤ 4·per`.
             unsafe { store(phases, (2 * r + e) * per + t, v) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Array `(2·ry + rx)·2 + sh`, row `i`, column `j` of the phases: the padded plane's value at
+    /// `(2i + ry, 2(j + sh) + rx)`, zero in the padding.
+    fn phases_by_definition(plane: &[f32], g: Geo) -> Vec<f32> {
+        let (pp, mut out) = (g.phase(), vec![0.0; g.tmp()]);
+        let padded = |y: usize, x: usize| {
+            if (1..=g.h).contains(&y) && (1..=g.w).contains(&x) { plane[(y - 1) * g.w + x - 1] } else { 0.0 }
+        };
+        for (ry, rx, sh) in (0..8).map(|a| (a / 4, a / 2 % 2, a % 2)) {
+            for (i, j) in (0..=g.th).flat_map(|i| (0..g.tw).map(move |j| (i, j))) {
+                out[((2 * ry + rx) * 2 + sh) * pp + i * g.tw + j] = padded(2 * i + ry, 2 * (j + sh) + rx);
+            }
+        }
+        out
+    }
+
+    /// Both forms of `split_plane` (the generic one, and AVX-512's where the CPU has it) give the
+    /// phases of the definition, to the bit: even and odd sizes, rows of 8, 16 and more (and
+    /// their `w mod 8` tails), a second plane into the same scratch (AVX-512 writes the padding
+    /// columns: stale values would show), NaN and signed zeros carried as they are.
+    #[test]
+    fn planes_split_into_their_phases() {
+        for (h, w) in [(8, 8), (16, 16), (7, 9), (5, 8), (9, 17), (4, 31), (3, 32), (6, 40), (2, 13)] {
+            let geo = Geo { h, w, th: h.div_ceil(2), tw: w.div_ceil(2) };
+            let plane = |k: usize| -> Vec<f32> {
+                let mut p: Vec<f32> = (0..h * w).map(|i| ((i * 7919 + k * 31) % 1000) as f32 - 500.0).collect();
+                (p[0], p[h * w - 1]) = (f32::NAN, -0.0);
+                p
+            };
+            let (first, second) = (plane(1), plane(2));
+            let want = phases_by_definition(&second, geo);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let mut generic = vec![0.0f32; geo.tmp()];
+            for p in [&first, &second] {
+                split_plane_generic(p, geo, &mut generic);
+            }
+            assert_eq!(bits(&generic), bits(&want), "generic, {h} × {w}");
+            #[cfg(target_arch = "x86_64")]
+            if crate::kernels::detected_isa() == crate::kernels::Isa::Avx512 {
+                let mut wide = vec![0.0f32; geo.tmp()];
+                for p in [&first, &second] {
+                    // SAFETY: the CPU has AVX-512 (detected just above).
+                    unsafe { split_plane_avx512(p, geo, &mut wide) };
+                }
+                assert_eq!(bits(&wide), bits(&want), "AVX-512, {h} × {w}");
+            }
         }
     }
 }
