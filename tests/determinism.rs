@@ -1,11 +1,16 @@
 //! The same seed and thread count give bit-identical parameters after training, for a CNN with
-//! batch norm and dropout whose convolutions split the batch over threads. (A test binary of its
-//! own: the thread count is process-wide.)
+//! batch norm and dropout whose convolutions split the batch over threads; the SGD updates of a
+//! large layer give the same bits split over threads as on one. (A test binary of its own: the
+//! thread count is process-wide; its tests take `THREADS` in turn.)
 
 use shaped::data::{Dataset, synthetic};
-use shaped::optim::UpdateRule;
+use shaped::optim::{Optimizer, Sgd, SgdMomentum, UpdateRule};
 use shaped::prelude::*;
 use shaped::solver::Solver;
+use std::sync::Mutex;
+
+/// Held by each test for its whole run: the thread count is process-wide.
+static THREADS: Mutex<()> = Mutex::new(());
 
 #[derive(Sequential)]
 #[sequential(input = (1, 28, 28))]
@@ -45,6 +50,7 @@ fn run(threads: usize, seed: u64, train: &Dataset, val: &Dataset) -> (Vec<u32>, 
 
 #[test]
 fn same_seed_and_threads_give_bit_identical_parameters() {
+    let _turn = THREADS.lock().unwrap_or_else(|e| e.into_inner());
     let mut data = synthetic::random_images(3, 240, &[1, 28, 28], 10);
     data.scale(1.0 / 255.0);
     let (train, val) = data.split_at(200);
@@ -57,4 +63,56 @@ fn same_seed_and_threads_give_bit_identical_parameters() {
         assert!(a.0 != c.0, "{threads} thread(s): the seed has no effect");
     }
     shaped::set_num_threads(1);
+}
+
+type Wide = Linear<256, 128>;
+
+/// Three steps of `opt` on a layer of 32,768 weights (split over the kernel threads when there are
+/// two) from fixed values, as bits.
+fn three_steps<O: Optimizer<Wide, f32>>(mut opt: O, threads: usize) -> Vec<u32> {
+    shaped::set_num_threads(threads);
+    let val = |i: usize, k: usize| ((i * 7919 + k * 104_729) % 2001) as f32 / 1000.0 - 1.0;
+    let (mut m, mut g) = (Wide::zeros(), Wide::zeros());
+    m.weight.as_mut_slice().iter_mut().enumerate().for_each(|(i, w)| *w = val(i, 0));
+    for k in 1..=3 {
+        g.weight.as_mut_slice().iter_mut().enumerate().for_each(|(i, w)| *w = val(i, k));
+        opt.step_l2(&mut m, &g, 0.1, 0.01);
+    }
+    shaped::set_num_threads(1);
+    m.weight.as_slice().iter().map(|w| w.to_bits()).collect()
+}
+
+/// SGD, momentum and Nesterov on a layer large enough to split: one and two threads give the
+/// same bits, those of the formulas computed here value by value in the same order.
+#[test]
+fn sgd_updates_split_over_threads_keep_their_bits() {
+    let _turn = THREADS.lock().unwrap_or_else(|e| e.into_inner());
+    let val = |i: usize, k: usize| ((i * 7919 + k * 104_729) % 2001) as f32 / 1000.0 - 1.0;
+    let (lr, reg, mu) = (0.1f32, 0.01f32, 0.9f32);
+    for (name, nesterov) in [("sgd", None), ("momentum", Some(false)), ("nesterov", Some(true))] {
+        let want: Vec<u32> = (0..256 * 128)
+            .map(|i| {
+                let (mut w, mut v) = (val(i, 0), 0.0f32);
+                for k in 1..=3 {
+                    let step = lr * (val(i, k) + reg * w);
+                    match nesterov {
+                        None => w = w - step,
+                        Some(n) => {
+                            v = mu * v - step;
+                            w += if n { mu * v - step } else { v };
+                        }
+                    }
+                }
+                w.to_bits()
+            })
+            .collect();
+        for threads in [1, 2] {
+            let got = match nesterov {
+                None => three_steps(Sgd::new(), threads),
+                Some(false) => three_steps(SgdMomentum::new(), threads),
+                Some(true) => three_steps(SgdMomentum::nesterov(mu), threads),
+            };
+            assert!(got == want, "{name}, {threads} thread(s): other bits than the formula's");
+        }
+    }
 }

@@ -31,7 +31,7 @@ pub use table::Kernels;
 pub(crate) use cpu::multiversion;
 pub(crate) use elementwise::copy_short;
 pub(crate) use loss::{bce_logits_rows, huber_rows, l1_rows, logistic_rows, mse_rows};
-pub(crate) use optim::{adam_update, adamw_update, rmsprop_update};
+pub(crate) use optim::{adam_update, adamw_update, momentum_update, rmsprop_update, sgd_update};
 pub(crate) use split::split_batch;
 
 use elem::sealed;

@@ -1,4 +1,4 @@
-//! The optimizers' element updates: RMSprop, Adam and AdamW.
+//! The optimizers' element updates: SGD (plain and with momentum), RMSprop, Adam and AdamW.
 
 use super::split::split_pass;
 use super::{Elem, multiversion};
@@ -31,6 +31,60 @@ fn rmsprop_body<E: Elem, const FMA: bool>(w: &mut [E], dw: &[E], c: &mut [E], lr
         *c = rho * *c + one_minus * g * g;
         *w = *w - lr * g / (c.sqrt() + eps);
     }
+}
+
+multiversion! {
+    /// Plain SGD's element update with gradient `g = dw + reg·w`: `w −= lr·g` (plain multiplies
+    /// and adds in every version, so results do not depend on the CPU).
+    fn sgd_run<E: Elem>(w: &mut [E], dw: &[E], lr: E, reg: E) => sgd_body
+}
+
+/// [`sgd_run`] (plain SGD's element update, see there), large tensors split over the kernel
+/// threads (each element is updated by the same code wherever the cuts fall).
+pub(crate) fn sgd_update<E: Elem>(w: &mut [E], dw: &[E], lr: E, reg: E) {
+    let (parts, piece) = pieces(w.len());
+    if parts <= 1 {
+        return sgd_run(w, dw, lr, reg);
+    }
+    run_chunks_on(parts, w.chunks_mut(piece).zip(dw.chunks(piece)), |(w, dw)| sgd_run(w, dw, lr, reg));
+}
+
+#[inline(always)]
+fn sgd_body<E: Elem, const FMA: bool>(w: &mut [E], dw: &[E], lr: E, reg: E) {
+    for (w, &g) in w.iter_mut().zip(dw) {
+        *w = *w - lr * (g + reg * *w);
+    }
+}
+
+multiversion! {
+    /// SGD with momentum's element update with gradient `g = dw + reg·w`: `v = μ·v − lr·g`, then
+    /// `w += v`, or `w += μ·v − lr·g` (Nesterov). Plain multiplies and adds in every version, so
+    /// results do not depend on the CPU.
+    fn momentum_run<E: Elem>(w: &mut [E], dw: &[E], v: &mut [E], lr: E, mu: E, reg: E, nesterov: bool) => momentum_body
+}
+
+/// [`momentum_run`] (SGD with momentum's element update, see there), large tensors split over the
+/// kernel threads (each element is updated by the same code wherever the cuts fall).
+pub(crate) fn momentum_update<E: Elem>(w: &mut [E], dw: &[E], v: &mut [E], lr: E, mu: E, reg: E, nesterov: bool) {
+    let (parts, piece) = pieces(w.len());
+    if parts <= 1 {
+        return momentum_run(w, dw, v, lr, mu, reg, nesterov);
+    }
+    let chunks = w.chunks_mut(piece).zip(dw.chunks(piece)).zip(v.chunks_mut(piece));
+    run_chunks_on(parts, chunks, |((w, dw), v)| momentum_run(w, dw, v, lr, mu, reg, nesterov));
+}
+
+#[inline(always)]
+fn momentum_body<E: Elem, const FMA: bool>(w: &mut [E], dw: &[E], v: &mut [E], lr: E, mu: E, reg: E, nesterov: bool) {
+    // (One loop per form: the choice is not made per element.)
+    fn each<E: Elem, const NESTEROV: bool>(w: &mut [E], dw: &[E], v: &mut [E], lr: E, mu: E, reg: E) {
+        for ((w, &g), v) in w.iter_mut().zip(dw).zip(v.iter_mut()) {
+            let step = lr * (g + reg * *w);
+            *v = mu * *v - step;
+            *w += if NESTEROV { mu * *v - step } else { *v };
+        }
+    }
+    if nesterov { each::<E, true>(w, dw, v, lr, mu, reg) } else { each::<E, false>(w, dw, v, lr, mu, reg) }
 }
 
 /// Adam's element update with gradient `g = dw + reg·w` and bias corrections `c1 = 1−β₁ᵗ`,

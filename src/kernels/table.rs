@@ -90,6 +90,10 @@ kernel_table! {
     fn k_huber_rows(scores: &[Self], targets: &[Self], d: &mut [Self], inv_n: Self, delta: Self) -> Self => super::huber_rows;
     /// `super::bce_logits_rows`: binary cross-entropy on logits' sum; writes `(σ(s) − t)·inv_n`.
     fn k_bce_logits_rows(scores: &[Self], targets: &[Self], d: &mut [Self], inv_n: Self) -> Self => super::bce_logits_rows;
+    /// `super::sgd_update`.
+    fn k_sgd_update(w: &mut [Self], dw: &[Self], lr: Self, reg: Self) => super::sgd_update;
+    /// `super::momentum_update`.
+    fn k_momentum_update(w: &mut [Self], dw: &[Self], v: &mut [Self], lr: Self, mu: Self, reg: Self, nesterov: bool) => super::momentum_update;
     /// `super::rmsprop_update`.
     fn k_rmsprop_update(w: &mut [Self], dw: &[Self], c: &mut [Self], lr: Self, rho: Self, eps: Self, reg: Self) => super::rmsprop_update;
     /// `super::adam_update`.

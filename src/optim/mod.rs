@@ -268,9 +268,7 @@ impl<M: Module<E>, E: Elem> Optimizer<M, E> for Sgd<M> {
         model.zip_params_mut(grads, &Path::ROOT, &mut |info, w, dw| {
             if info.kind.trainable() {
                 let r = if info.kind.regularised() { reg } else { E::zero() };
-                for (w, &g) in w.iter_mut().zip(dw) {
-                    *w = *w - lr * (g + r * *w);
-                }
+                E::k_sgd_update(w, dw, lr, r);
             }
         });
     }
@@ -362,11 +360,7 @@ impl<M: Module<E>, E: Elem> Optimizer<M, E> for SgdMomentum<M, E> {
     fn step_l2(&mut self, model: &mut M, grads: &M, lr: E, reg: E) {
         let (mu, nesterov) = (self.momentum, self.nesterov);
         self.state.update(model, grads, &MOMENTUM_KINDS, reg, |w, dw, [v], r, _| {
-            for ((w, &g), v) in w.iter_mut().zip(dw).zip(v.iter_mut()) {
-                let step = lr * (g + r * *w);
-                *v = mu * *v - step;
-                *w += if nesterov { mu * *v - step } else { *v };
-            }
+            E::k_momentum_update(w, dw, v, lr, mu, r, nesterov);
         });
     }
     fn name(&self) -> &'static str {
