@@ -96,7 +96,7 @@ fn sgd_updates_split_over_threads_keep_their_bits() {
                 for k in 1..=3 {
                     let step = lr * (val(i, k) + reg * w);
                     match nesterov {
-                        None => w = w - step,
+                        None => w -= step,
                         Some(n) => {
                             v = mu * v - step;
                             w += if n { mu * v - step } else { v };
