@@ -26,16 +26,65 @@ fn zip_hi<E: Elem>(a: [E; S], b: [E; S]) -> [E; S] {
 
 /// The transpose of a 16 × 16 block: four rounds of the perfect shuffle of row `i` with row
 /// `i + 8` (two constant two-source shuffles per pair and round, 64 in all).
+/// (Each round builds a new array from the old one, written out: a loop over the rounds copying
+/// the block into a temporary compiled to a 1 KiB `memmove` per round, 1 % of the VGG's step.)
 #[inline(always)]
-fn transpose<E: Elem>(mut r: [[E; S]; S]) -> [[E; S]; S] {
-    for _ in 0..4 {
-        let old = r;
-        for i in 0..S / 2 {
-            r[2 * i] = zip_lo(old[i], old[i + S / 2]);
-            r[2 * i + 1] = zip_hi(old[i], old[i + S / 2]);
-        }
+fn transpose<E: Elem>(r: [[E; S]; S]) -> [[E; S]; S] {
+    #[inline(always)]
+    fn round<E: Elem>(o: [[E; S]; S]) -> [[E; S]; S] {
+        let (lo, hi) = (|i: usize| zip_lo(o[i], o[i + 8]), |i: usize| zip_hi(o[i], o[i + 8]));
+        [lo(0), hi(0), lo(1), hi(1), lo(2), hi(2), lo(3), hi(3), lo(4), hi(4), lo(5), hi(5), lo(6), hi(6), lo(7), hi(7)]
     }
-    r
+    round(round(round(round(r))))
+}
+
+/// `(src, dst)` as f32 slices when `E` is `f32` and the kernels run AVX-512 (for
+/// [`transpose_avx512`]).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn wide_f32<'a, 'b, E: Elem>(src: &'a [E], dst: &'b mut [E]) -> Option<(&'a [f32], &'b mut [f32])> {
+    use crate::kernels::matmul::{as_f32, as_f32_mut};
+    let wide = core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>()
+        && crate::kernels::isa() == crate::kernels::Isa::Avx512;
+    wide.then(|| (as_f32(src), as_f32_mut(dst)))
+}
+
+/// [`transpose`] on AVX-512, loads and stores included: row `l < rows` of the block is
+/// `src[base + l·stride ..][..16]` (rows past `rows` are zero), and column `k < cols` of the
+/// transpose goes to `dst[offs[k] ..][..16]`. The same four perfect-shuffle rounds, each pair of
+/// rows two `vpermt2ps`, all in registers (the generic form kept the block in memory between
+/// rounds, through a `memcpy` and scalar spills).
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_avx512(
+    src: &[f32],
+    (base, stride, rows): (usize, usize, usize),
+    dst: &mut [f32],
+    (offs, cols): (&[usize; S], usize),
+) {
+    use core::arch::x86_64::*;
+    assert!(rows <= S && cols <= S && (rows == 0 || base + (rows - 1) * stride + S <= src.len()));
+    assert!(offs[..cols].iter().all(|&o| o + S <= dst.len()));
+    let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    // SAFETY: rows `l < rows` are inside `src` (asserted).
+    let mut r: [__m512; S] = core::array::from_fn(|l| {
+        if l < rows { unsafe { _mm512_loadu_ps(src.as_ptr().add(base + l * stride)) } } else { _mm512_setzero_ps() }
+    });
+    for _ in 0..4 {
+        let o = r;
+        r = core::array::from_fn(|k| {
+            let i = k / 2;
+            _mm512_permutex2var_ps(o[i], if k % 2 == 0 { lo } else { hi }, o[i + S / 2])
+        });
+    }
+    for (k, v) in r.into_iter().enumerate().take(cols) {
+        // SAFETY: `offs[k] + 16 ≤ dst.len()` for `k < cols` (asserted).
+        unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(offs[k]), v) };
+    }
 }
 
 multiversion! {
@@ -62,6 +111,14 @@ fn gather_body<E: Elem, const FMA: bool>(
     for ci in 0..ch {
         let mut pix = 0;
         while pix + S <= plane {
+            #[cfg(target_arch = "x86_64")]
+            if let Some((src, dst)) = wide_f32(src, dst) {
+                let offs = core::array::from_fn(|k| at(ci, pix + k));
+                // SAFETY: the CPU has AVX-512 F (`wide_f32`).
+                unsafe { transpose_avx512(src, (ci * plane + pix, ch * plane, sn), dst, (&offs, S)) };
+                pix += S;
+                continue;
+            }
             let mut rows = [[E::zero(); S]; S];
             for (l, row) in rows.iter_mut().enumerate().take(sn) {
                 row.copy_from_slice(&src[(l * ch + ci) * plane + pix..][..S]);
@@ -95,6 +152,14 @@ fn scatter_body<E: Elem, const FMA: bool>(yt: &[E], f: usize, g: Geo, y: &mut [E
         let src = &yt[fi * plane * S..][..plane * S];
         let mut pix = 0;
         while pix + S <= plane {
+            #[cfg(target_arch = "x86_64")]
+            if let Some((src, y)) = wide_f32(src, y) {
+                let offs = core::array::from_fn(|l| (l * f + fi) * plane + pix);
+                // SAFETY: the CPU has AVX-512 F (`wide_f32`).
+                unsafe { transpose_avx512(src, (pix * S, S, S), y, (&offs, sn)) };
+                pix += S;
+                continue;
+            }
             let mut cols = [[E::zero(); S]; S];
             for (k, col) in cols.iter_mut().enumerate() {
                 col.copy_from_slice(&src[(pix + k) * S..][..S]);
@@ -232,5 +297,45 @@ fn output_body<E: Elem, const FMA: bool>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX-512 block transpose (where the CPU has it) gives the generic one's values: a full
+    /// block, fewer rows (the rest read as zeros), fewer columns written (the rest of `dst` left
+    /// alone), scattered and overlapping-free offsets, NaN and −0 carried as they are.
+    #[test]
+    fn the_avx512_transpose_is_the_transpose() {
+        #[cfg(target_arch = "x86_64")]
+        if crate::kernels::detected_isa() == crate::kernels::Isa::Avx512 {
+            let src: Vec<f32> = (0..40 * 20).map(|i| ((i * 7919) % 1000) as f32 - 500.0).collect();
+            let mut src = src;
+            (src[3], src[45]) = (f32::NAN, -0.0);
+            for (base, stride, rows, cols) in
+                [(0, 40, 16, 16), (3, 41, 5, 16), (7, 16, 16, 9), (0, 20, 1, 1), (2, 17, 0, 4)]
+            {
+                let offs: [usize; S] = core::array::from_fn(|k| 5 + 23 * k);
+                let mut block = [[0.0f32; S]; S];
+                for (l, row) in block.iter_mut().enumerate().take(rows) {
+                    row.copy_from_slice(&src[base + l * stride..][..S]);
+                }
+                let mut want = vec![1.5f32; 5 + 23 * S];
+                for (k, col) in transpose(block).iter().enumerate().take(cols) {
+                    want[offs[k]..][..S].copy_from_slice(col);
+                }
+                let mut got = vec![1.5f32; 5 + 23 * S];
+                // SAFETY: the CPU has AVX-512 (detected just above).
+                unsafe { transpose_avx512(&src, (base, stride, rows), &mut got, (&offs, cols)) };
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "rows {rows}, columns {cols}");
+            }
+        }
+        // The generic transpose is one: element (i, j) goes to (j, i).
+        let block: [[f32; S]; S] = core::array::from_fn(|i| core::array::from_fn(|j| (i * S + j) as f32));
+        let t = transpose(block);
+        assert!((0..S).all(|i| (0..S).all(|j| t[j][i] == block[i][j])));
     }
 }
