@@ -33,6 +33,7 @@
 mod lanes;
 mod ops;
 mod phases;
+mod rows;
 
 use super::{ConvDims, ConvScratch, split_backward};
 use crate::kernels::matmul::gemm_small;
