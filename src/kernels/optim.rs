@@ -76,7 +76,9 @@ pub(crate) fn momentum_update<E: Elem>(w: &mut [E], dw: &[E], v: &mut [E], lr: E
 
 #[inline(always)]
 fn momentum_body<E: Elem, const FMA: bool>(w: &mut [E], dw: &[E], v: &mut [E], lr: E, mu: E, reg: E, nesterov: bool) {
-    // (One loop per form: the choice is not made per element.)
+    // (One loop per form: the choice is not made per element. Inlined, so that it is compiled
+    // with the caller's target features.)
+    #[inline(always)]
     fn each<E: Elem, const NESTEROV: bool>(w: &mut [E], dw: &[E], v: &mut [E], lr: E, mu: E, reg: E) {
         for ((w, &g), v) in w.iter_mut().zip(dw).zip(v.iter_mut()) {
             let step = lr * (g + reg * *w);

@@ -52,8 +52,8 @@ fn wide_f32<'a, 'b, E: Elem>(src: &'a [E], dst: &'b mut [E]) -> Option<(&'a [f32
 /// [`transpose`] on AVX-512, loads and stores included: row `l < rows` of the block is
 /// `src[base + l·stride ..][..16]` (rows past `rows` are zero), and column `k < cols` of the
 /// transpose goes to `dst[offs[k] ..][..16]`. The same four perfect-shuffle rounds, each pair of
-/// rows two `vpermt2ps`, all in registers (the generic form kept the block in memory between
-/// rounds, through a `memcpy` and scalar spills).
+/// rows two `vpermt2ps`, all in registers (the generic form, compiled from arrays, keeps the
+/// block in memory between rounds and spills value by value).
 ///
 /// # Safety
 /// The CPU must support AVX-512 F.
@@ -311,8 +311,7 @@ mod tests {
     fn the_avx512_transpose_is_the_transpose() {
         #[cfg(target_arch = "x86_64")]
         if crate::kernels::detected_isa() == crate::kernels::Isa::Avx512 {
-            let src: Vec<f32> = (0..40 * 20).map(|i| ((i * 7919) % 1000) as f32 - 500.0).collect();
-            let mut src = src;
+            let mut src: Vec<f32> = (0..40 * 20).map(|i| ((i * 7919) % 1000) as f32 - 500.0).collect();
             (src[3], src[45]) = (f32::NAN, -0.0);
             for (base, stride, rows, cols) in
                 [(0, 40, 16, 16), (3, 41, 5, 16), (7, 16, 16, 9), (0, 20, 1, 1), (2, 17, 0, 4)]
