@@ -67,16 +67,24 @@ fn same_seed_and_threads_give_bit_identical_parameters() {
 
 type Wide = Linear<256, 128>;
 
+/// The learning rate and L2 factor of [`three_steps`].
+const LR: f32 = 0.1;
+const REG: f32 = 0.01;
+
+/// Weight `i`'s start (`k = 0`) and its gradient at step `k`: values in [−1, 1].
+fn value(i: usize, k: usize) -> f32 {
+    ((i * 7919 + k * 104_729) % 2001) as f32 / 1000.0 - 1.0
+}
+
 /// Three steps of `opt` on a layer of 32,768 weights (split over the kernel threads when there are
 /// two) from fixed values, as bits.
 fn three_steps<O: Optimizer<Wide, f32>>(mut opt: O, threads: usize) -> Vec<u32> {
     shaped::set_num_threads(threads);
-    let val = |i: usize, k: usize| ((i * 7919 + k * 104_729) % 2001) as f32 / 1000.0 - 1.0;
     let (mut m, mut g) = (Wide::zeros(), Wide::zeros());
-    m.weight.as_mut_slice().iter_mut().enumerate().for_each(|(i, w)| *w = val(i, 0));
+    m.weight.as_mut_slice().iter_mut().enumerate().for_each(|(i, w)| *w = value(i, 0));
     for k in 1..=3 {
-        g.weight.as_mut_slice().iter_mut().enumerate().for_each(|(i, w)| *w = val(i, k));
-        opt.step_l2(&mut m, &g, 0.1, 0.01);
+        g.weight.as_mut_slice().iter_mut().enumerate().for_each(|(i, w)| *w = value(i, k));
+        opt.step_l2(&mut m, &g, LR, REG);
     }
     shaped::set_num_threads(1);
     m.weight.as_slice().iter().map(|w| w.to_bits()).collect()
@@ -87,14 +95,13 @@ fn three_steps<O: Optimizer<Wide, f32>>(mut opt: O, threads: usize) -> Vec<u32> 
 #[test]
 fn sgd_updates_split_over_threads_keep_their_bits() {
     let _turn = THREADS.lock().unwrap_or_else(|e| e.into_inner());
-    let val = |i: usize, k: usize| ((i * 7919 + k * 104_729) % 2001) as f32 / 1000.0 - 1.0;
-    let (lr, reg, mu) = (0.1f32, 0.01f32, 0.9f32);
+    let mu = 0.9f32;
     for (name, nesterov) in [("sgd", None), ("momentum", Some(false)), ("nesterov", Some(true))] {
         let want: Vec<u32> = (0..256 * 128)
             .map(|i| {
-                let (mut w, mut v) = (val(i, 0), 0.0f32);
+                let (mut w, mut v) = (value(i, 0), 0.0f32);
                 for k in 1..=3 {
-                    let step = lr * (val(i, k) + reg * w);
+                    let step = LR * (value(i, k) + REG * w);
                     match nesterov {
                         None => w -= step,
                         Some(n) => {

@@ -9,6 +9,8 @@
 //! stores go through raw pointers whose ranges the callers assert once per call.
 
 use super::ops::{add, at, ax, bt, load, store};
+#[cfg(target_arch = "x86_64")]
+use super::wide_f32;
 use super::{Geo, PTS, S};
 use crate::kernels::{Elem, multiversion};
 
@@ -36,17 +38,6 @@ fn transpose<E: Elem>(r: [[E; S]; S]) -> [[E; S]; S] {
         [lo(0), hi(0), lo(1), hi(1), lo(2), hi(2), lo(3), hi(3), lo(4), hi(4), lo(5), hi(5), lo(6), hi(6), lo(7), hi(7)]
     }
     round(round(round(round(r))))
-}
-
-/// `(src, dst)` as f32 slices when `E` is `f32` and the kernels run AVX-512 (for
-/// [`transpose_avx512`]).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn wide_f32<'a, 'b, E: Elem>(src: &'a [E], dst: &'b mut [E]) -> Option<(&'a [f32], &'b mut [f32])> {
-    use crate::kernels::matmul::{as_f32, as_f32_mut};
-    let wide = core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>()
-        && crate::kernels::isa() == crate::kernels::Isa::Avx512;
-    wide.then(|| (as_f32(src), as_f32_mut(dst)))
 }
 
 /// [`transpose`] on AVX-512, loads and stores included: row `l < rows` of the block is

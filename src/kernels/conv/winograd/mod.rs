@@ -73,6 +73,18 @@ fn fits(d: &ConvDims) -> bool {
     d.k == 3 && d.stride == 1 && d.pad == 1 && d.n > 0
 }
 
+/// `(src, dst)` as f32 slices when `E` is `f32` and the kernels run AVX-512 (`isa()` never
+/// exceeds the detected ISA): the condition of the transforms' AVX-512 forms (`rows.rs`,
+/// `lanes.rs`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn wide_f32<'a, 'b, E: Elem>(src: &'a [E], dst: &'b mut [E]) -> Option<(&'a [f32], &'b mut [f32])> {
+    use crate::kernels::matmul::{as_f32, as_f32_mut};
+    let wide = core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>()
+        && crate::kernels::isa() == crate::kernels::Isa::Avx512;
+    wide.then(|| (as_f32(src), as_f32_mut(dst)))
+}
+
 /// The tiling of an `h × w` map.
 #[derive(Clone, Copy, Debug)]
 struct Geo {

@@ -7,7 +7,11 @@
 
 use super::Geo;
 use super::ops::add;
+#[cfg(target_arch = "x86_64")]
+use super::wide_f32;
 use crate::kernels::{Elem, copy_short};
+#[cfg(target_arch = "x86_64")]
+use core::arch::x86_64::*;
 
 /// `N` consecutive values of `s` from `at`.
 #[inline(always)]
@@ -50,12 +54,9 @@ fn deinterleave<E: Elem>(row: &[E], first: &mut [E], second: &mut [E]) {
 #[inline(always)]
 pub(super) fn split_plane<E: Elem>(plane: &[E], g: Geo, phases: &mut [E]) {
     #[cfg(target_arch = "x86_64")]
-    if core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>()
-        && crate::kernels::isa() == crate::kernels::Isa::Avx512
-    {
-        use crate::kernels::matmul::{as_f32, as_f32_mut};
-        // SAFETY: the CPU has AVX-512 F and VL (`isa()` never exceeds the detected ISA).
-        return unsafe { split_plane_avx512(as_f32(plane), g, as_f32_mut(phases)) };
+    if let Some((plane, phases)) = wide_f32(plane, phases) {
+        // SAFETY: the CPU has AVX-512 F and VL (`wide_f32`).
+        return unsafe { split_plane_avx512(plane, g, phases) };
     }
     split_plane_generic(plane, g, phases)
 }
@@ -93,7 +94,6 @@ fn split_plane_generic<E: Elem>(plane: &[E], g: Geo, phases: &mut [E]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl")]
 unsafe fn split_plane_avx512(plane: &[f32], g: Geo, phases: &mut [f32]) {
-    use core::arch::x86_64::*;
     let (w, tw, pp) = (g.w, g.tw, g.phase());
     assert!(
         w >= 1 && tw == w.div_ceil(2) && plane.len() == g.h * w && g.th == g.h.div_ceil(2) && pp == (g.th + 1) * tw
@@ -108,7 +108,6 @@ unsafe fn split_plane_avx512(plane: &[f32], g: Geo, phases: &mut [f32]) {
         _mm512_setr_epi32(0, 2, 4, 6, 2, 4, 6, 24, 0, 0, 0, 0, 0, 0, 0, 0),
         _mm512_setr_epi32(16, 1, 3, 5, 1, 3, 5, 7, 0, 0, 0, 0, 0, 0, 0, 0),
     );
-    let high = |v: __m512| _mm512_castpd_ps(_mm512_castpd256_pd512(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))));
     for (y, row) in plane.chunks_exact(w).enumerate() {
         // Row `y` is padded row `y + 1`: phase row `⌈y/2⌉` of the phases `ry = (y + 1) mod 2`.
         let at = |x: usize| if x < w { row[x] } else { 0.0 };
@@ -160,18 +159,23 @@ unsafe fn split_plane_avx512(plane: &[f32], g: Geo, phases: &mut [f32]) {
     }
 }
 
+/// Lanes 8..16 of `v` in lanes 0..8 (the upper 256 bits, as a 512-bit value: `extractf64x4`,
+/// which needs only AVX-512 F).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn high(v: __m512) -> __m512 {
+    _mm512_castpd_ps(_mm512_castpd256_pd512(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))))
+}
+
 /// One output-gradient plane (`h × w`) into its four phases (`per` values each, rows of `tw`):
 /// phase `(r, e)`, row `i`, column `j` is `dY` at `(2i + r, 2j + e)` (an odd map's last column of
 /// the odd phases, zeroed once by the caller, is never written).
 #[inline(always)]
 pub(super) fn split_dy_plane<E: Elem>(plane: &[E], g: Geo, phases: &mut [E]) {
     #[cfg(target_arch = "x86_64")]
-    if core::any::TypeId::of::<E>() == core::any::TypeId::of::<f32>()
-        && crate::kernels::isa() == crate::kernels::Isa::Avx512
-    {
-        use crate::kernels::matmul::{as_f32, as_f32_mut};
-        // SAFETY: the CPU has AVX-512 F and VL (`isa()` never exceeds the detected ISA).
-        return unsafe { split_dy_plane_avx512(as_f32(plane), g, as_f32_mut(phases)) };
+    if let Some((plane, phases)) = wide_f32(plane, phases) {
+        // SAFETY: the CPU has AVX-512 F and VL (`wide_f32`).
+        return unsafe { split_dy_plane_avx512(plane, g, phases) };
     }
     split_dy_plane_generic(plane, g, phases)
 }
@@ -197,13 +201,11 @@ fn split_dy_plane_generic<E: Elem>(plane: &[E], g: Geo, phases: &mut [E]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl")]
 unsafe fn split_dy_plane_avx512(plane: &[f32], g: Geo, phases: &mut [f32]) {
-    use core::arch::x86_64::*;
     let (w, tw, per) = (g.w, g.tw, g.per());
     assert!(w >= 1 && tw == w.div_ceil(2) && plane.len() == g.h * w && per == g.h.div_ceil(2) * tw);
     assert!(phases.len() >= 4 * per);
     let split = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
     let split8 = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-    let high = |v: __m512| _mm512_castpd_ps(_mm512_castpd256_pd512(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))));
     for (y, row) in plane.chunks_exact(w).enumerate() {
         let at = 2 * (y % 2) * per + y / 2 * tw;
         // SAFETY: `at + per + tw ≤ 2·per + (⌈h/2⌉ − 1)·tw + per + tw = 4·per` (asserted `per`):
