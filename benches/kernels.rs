@@ -1,7 +1,7 @@
 //! Kernel benchmarks on the workload's shapes: GEMM (the FC layers), convolution forward and
 //! backward through the direct loop, through im2col + GEMM with an explicit patch matrix and through
-//! the implicit im2col (so the choices of `conv::forward` are measured, not guessed), max pooling
-//! and batch norm.
+//! the implicit im2col (so the choices of `conv::forward` are measured, not guessed), max pooling,
+//! batch norm, and the fused batch norm → ReLU → max pooling backward.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use shaped::kernels::conv::{self, ConvDims};
@@ -108,6 +108,37 @@ fn bench_pool_norm(c: &mut Criterion) {
     c.bench_function("batchnorm2d train (100,8,22,22)", |b| {
         b.iter(|| {
             norm::batchnorm_train(nd, &x, &g, &be, &mut rm, &mut rv, 0.9, 1e-5, black_box(&mut y), &mut mean, &mut is)
+        })
+    });
+    // 4b's fused batch norm → ReLU → max pooling backward (the pooling's gradient scattered
+    // inside batch norm's first pass)
+    let pd = PoolDims { planes: 100 * 8, h: 22, w: 22, p: 2, stride: 2, pad: 0 };
+    let q = pd.planes * pd.oh() * pd.ow();
+    let (mut py, mut arg) = (vec![0.0f32; q], vec![0u32; q]);
+    let gamma = vec![1.1f32; 8];
+    norm::batchnorm_relu_pool_train(
+        nd, &pd, &x, &gamma, &be, &mut rm, &mut rv, 0.9, 1e-5, &mut y, &mut mean, &mut is, &mut py, &mut arg,
+    );
+    let pdy = data(q);
+    let (mut dg, mut db, mut dr, mut dx) =
+        (vec![0.0f32; 8], vec![0.0f32; 8], vec![0.0f32; x.len()], vec![0.0f32; x.len()]);
+    c.bench_function("batchnorm2d relu maxpool backward (100,8,22,22)", |b| {
+        b.iter(|| {
+            let (stats, affine) = ((&mean[..], &is[..]), (&gamma[..], &be[..]));
+            norm::batchnorm_relu_pool_backward(
+                nd,
+                &pd,
+                &pdy,
+                &arg,
+                &x,
+                stats.0,
+                stats.1,
+                affine,
+                &mut dg,
+                &mut db,
+                &mut dr,
+                Some(black_box(&mut dx)),
+            )
         })
     });
 }

@@ -2,9 +2,10 @@
 //! and `batchnorm_relu_pool_backward`) against the unfused kernels they replace
 //! (`batchnorm_relu_train` then `pool::max_forward`; `pool::max_backward` then
 //! `batchnorm_relu_backward`), bit for bit: the fused forward keeps no batch-norm output and the
-//! fused backward never writes the pooling's input gradient whole (it recomputes ReLU's mask from
-//! the input), so their scratch buffers start filled with garbage here, and the sizes include one
-//! channel, one sample, odd planes, overlapping windows with padding, NaN inputs, and two threads.
+//! fused backward writes the pooling's input gradient inside batch norm's first pass (and
+//! recomputes ReLU's mask from the input), so their buffers start filled with garbage here, and
+//! the sizes include one channel, one sample, odd planes, overlapping windows with padding, NaN
+//! inputs, and two threads.
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use shaped::kernels::Elem;
@@ -20,7 +21,7 @@ fn bits<E: Elem>(v: &[E]) -> Vec<u64> {
 }
 
 /// Everything both ways compute, for one batch: pooled output, argmax, running statistics, saved
-/// statistics, parameter gradients and input gradient.
+/// statistics, parameter gradients, input gradient and the pooling's input gradient.
 fn run<E: Elem>(fused: bool, d: NormDims, pd: &PoolDims, x: &[E], affine: (&[E], &[E]), pdy: &[E]) -> Vec<Vec<u64>> {
     let (gamma, beta) = affine;
     let (len, c, q) = (x.len(), d.c, pd.oh() * pd.ow() * pd.planes);
@@ -30,6 +31,7 @@ fn run<E: Elem>(fused: bool, d: NormDims, pd: &PoolDims, x: &[E], affine: (&[E],
     let (mut y, mut py, mut argmax) = (vec![garbage; len], vec![E::zero(); q], vec![0u32; q]);
     let (mut dg, mut db, mut dx) = (vec![garbage; c], vec![garbage; c], vec![garbage; len]);
     let (m, eps) = (E::lit(0.9), E::lit(1e-5));
+    let mut dr = vec![garbage; len];
     if fused {
         norm::batchnorm_relu_pool_train(
             d,
@@ -47,7 +49,6 @@ fn run<E: Elem>(fused: bool, d: NormDims, pd: &PoolDims, x: &[E], affine: (&[E],
             &mut py,
             &mut argmax,
         );
-        let mut dr = vec![garbage; len];
         norm::batchnorm_relu_pool_backward(
             d,
             pd,
@@ -65,12 +66,12 @@ fn run<E: Elem>(fused: bool, d: NormDims, pd: &PoolDims, x: &[E], affine: (&[E],
     } else {
         norm::batchnorm_relu_train(d, x, gamma, beta, &mut rm, &mut rv, m, eps, &mut y, &mut mean, &mut inv_std);
         pool::max_forward(pd, &y, &mut py, Some(&mut argmax));
-        let mut dr = vec![garbage; len];
         pool::max_backward(pd, pdy, &argmax, &mut dr);
         norm::batchnorm_relu_backward(d, &dr, &y, x, &mean, &inv_std, gamma, &mut dg, &mut db, Some(&mut dx));
     }
     let argmax: Vec<u64> = argmax.iter().map(|&a| a as u64).collect();
-    vec![bits(&py), argmax, bits(&rm), bits(&rv), bits(&mean), bits(&inv_std), bits(&dg), bits(&db), bits(&dx)]
+    let (py, rm, rv, mean, inv_std) = (bits(&py), bits(&rm), bits(&rv), bits(&mean), bits(&inv_std));
+    vec![py, argmax, rm, rv, mean, inv_std, bits(&dg), bits(&db), bits(&dx), bits(&dr)]
 }
 
 fn check<E: Elem>(seed: u64) {
@@ -105,7 +106,8 @@ fn check<E: Elem>(seed: u64) {
         for threads in [1, 2] {
             shaped::set_num_threads(threads);
             let (a, b) = (run(true, d, &pd, &x, (&gamma, &beta), &pdy), run(false, d, &pd, &x, (&gamma, &beta), &pdy));
-            let names = ["pooled", "argmax", "running mean", "running var", "mean", "inv_std", "dγ", "dβ", "dx"];
+            let names =
+                ["pooled", "argmax", "running mean", "running var", "mean", "inv_std", "dγ", "dβ", "dx", "pool dx"];
             for ((name, u), v) in names.iter().zip(&a).zip(&b) {
                 assert_eq!(u, v, "{name} differs fused/unfused for {d:?} {pd:?} at {threads} threads");
             }

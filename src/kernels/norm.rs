@@ -13,8 +13,7 @@
 
 use super::cpu::{fmadd, sq_dev_lanes, sum_lanes};
 pub use super::layernorm::{layernorm_backward, layernorm_forward};
-use super::norm_pool::pooled_dx;
-use super::norm_pool::{Pooled, pooled_back_sums_into};
+use super::norm_pool::{Pooled, pooled_back_sums_into, pooled_dx};
 pub use super::norm_pool::{batchnorm_relu_pool_backward, batchnorm_relu_pool_train};
 use super::pool::{PoolDims, max_forward_one};
 use super::{Elem, multiversion};
@@ -366,13 +365,13 @@ pub(super) fn relu_grad<E: Elem>(dy: E, y: E) -> E {
 pub(super) enum Dy<'a, E> {
     /// `dy`; with ReLU, also the fused output `y` (ReLU's mask).
     Dense(&'a [E], Option<&'a [E]>),
-    /// A following max pooling's gradient, scattered plane by plane into the scratch `dr` where
-    /// each pass reads it, with ReLU's select made on a mask recomputed from `x`.
+    /// A following max pooling's gradient, scattered plane by plane into `dr` by the first pass
+    /// and read back by the second, with ReLU's select made on a mask recomputed from `x`.
     Pooled(Pooled<'a, E>),
 }
 
-/// With a pooled source, each pass scatters the gradient plane by plane into two planes of each
-/// chunk's part of the scratch `dr` (sized like `x`).
+/// With a pooled source, the first pass scatters the gradient plane by plane into `dr` (sized like
+/// `x`), where the second reads it.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn bn_backward<E: Elem>(
     d: NormDims,
@@ -413,8 +412,8 @@ pub(super) fn bn_backward<E: Elem>(
                 (dy, mask)
             }
             (Dy::Pooled(p), Some(dr)) => {
-                // Each chunk scatters its planes into the first two planes of its part of `dr` (in
-                // L1), for the sums here and again for the input gradient below.
+                // Each chunk scatters its planes into its part of `dr` as it sums them, and reads
+                // them back for the input gradient below.
                 let dr = &mut dr[..len];
                 let pieces = pieces.zip(split_runs(dr, n, vals, chunks));
                 run_chunks_on(parts, pieces, |(((lo, m, b), (_, _, g)), (_, _, o))| {
@@ -427,10 +426,10 @@ pub(super) fn bn_backward<E: Elem>(
                 if let Some(dx) = dx {
                     let (db, dg) = (&*dbeta, &*dgamma);
                     let pieces = split_runs(dx, n, vals, chunks).zip(split_runs(dr, n, vals, chunks));
-                    run_chunks_on(parts, pieces, |((lo, m, o), (_, _, slots))| {
+                    run_chunks_on(parts, pieces, |((lo, m, o), (_, _, g))| {
                         let r = lo * vals..(lo + m) * vals;
-                        let stats = (mean, inv_std, gamma, db, dg, count);
-                        pooled_dx(c, inner, p.samples(lo, m), &x[r], stats, slots, o)
+                        let stats = (mean, inv_std, gamma, p.beta(), db, dg, count);
+                        pooled_dx(c, inner, &x[r], stats, g, o)
                     });
                 }
                 return;

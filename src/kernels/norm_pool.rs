@@ -1,11 +1,13 @@
 //! `BatchNormReLU2d` followed by `MaxPool2d`, fused. The training forward pass pools each sample
 //! right after normalising it and keeps no batch-norm output. The backward pass recomputes ReLU's
-//! mask from the batch norm's input, and scatters the pooling's gradient (zeros, then each output
-//! gradient added at its argmax, in order: exactly [`max_backward`](super::pool::max_backward)'s
-//! values) plane by plane into a plane that stays in L1, one plane ahead of the pass that reads
-//! it, in each of batch norm's two backward passes (the sums, then the input gradient): the
-//! pooling's input gradient, four times the size of its output gradient, is never written out
-//! whole, where the unfused passes write it once and read it twice.
+//! mask from the batch norm's input, and writes the pooling's input gradient (zeros, then each
+//! output gradient added at its argmax, in order: exactly [`max_backward`](super::pool::max_backward)'s
+//! values) plane by plane inside batch norm's first backward pass, one plane ahead of the sums that
+//! read it; the second pass (the input gradient) reads it back. The unfused passes write it in a
+//! pass of their own and read it twice. (Scattering it again in the second pass instead, into two
+//! planes kept in L1, as an earlier form did, was slower: a scatter, a fill and a scalar store per
+//! output, is bound by the stores — 4b's planes, this project's Zen 4: 1.25× the time at one
+//! thread, 1.3× at two.)
 
 use super::cpu::fmadd;
 use super::norm::{Dy, NormDims, bn_backward, bn_train, relu_grad};
@@ -34,6 +36,11 @@ impl<'a, E> Pooled<'a, E> {
     pub(super) fn samples(&self, lo: usize, m: usize) -> Self {
         let per = self.c * self.q;
         Pooled { dy: &self.dy[lo * per..(lo + m) * per], argmax: &self.argmax[lo * per..(lo + m) * per], ..*self }
+    }
+
+    /// The batch norm's shifts.
+    pub(super) fn beta(&self) -> &'a [E] {
+        self.beta
     }
 
     /// Writes plane `i`'s pooling input gradient into `plane`.
@@ -97,11 +104,11 @@ fn check_pools(d: NormDims, pd: &PoolDims) {
 
 /// [`batchnorm_relu_backward`](super::norm::batchnorm_relu_backward) of the input gradient of a
 /// max pooling `pd` over the batch norm's output — the pooling's output gradient `pdy` and
-/// `argmax`, the batch norm's input `x`, statistics and `(γ, β)` — with
-/// that gradient scattered plane by plane where each of batch norm's passes reads it: the same
-/// values, sums and bits as [`max_backward`](super::pool::max_backward) followed by
-/// `batchnorm_relu_backward`, without writing the pooling's input gradient out whole. `dr`
-/// (sized like `x`) is scratch: its contents afterwards are unspecified.
+/// `argmax`, the batch norm's input `x`, statistics and `(γ, β)` — with that gradient scattered
+/// plane by plane inside batch norm's first pass: the same values, sums and bits as
+/// [`max_backward`](super::pool::max_backward) followed by `batchnorm_relu_backward`, one pass
+/// over the batch fewer. `dr` (sized like `x`) receives the pooling's input gradient
+/// (`max_backward`'s values).
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_relu_pool_backward<E: Elem>(
     d: NormDims,
@@ -163,36 +170,14 @@ fn selected_sums<E: Elem, const FMA: bool>(dy: &[E], x: &[E], a: Affine<E>) -> (
     (sl.iter().copied().fold(st, |s, v| s + v), dl.iter().copied().fold(dt, |s, v| s + v))
 }
 
-/// Runs `$body` with `$i` and `$plane` bound to each plane index of `$p` (`$planes` planes, in
-/// order) and that plane's pooling input gradient, scattered into one of the first two planes of
-/// `$slots` one plane ahead of its use: the body then reads values whose (scalar) stores have long
-/// retired, not ones still in the store buffer, which its vector loads could not take from it.
-/// (`$slots` holds at least `$planes` planes; one plane is scattered just before its use.) A macro,
-/// not a function taking a closure: the body stays inside the caller's `target_feature` function.
-macro_rules! each_plane {
-    ($p:expr, $inner:expr, $planes:expr, $slots:expr, |$i:ident, $plane:ident| $body:block) => {{
-        let (p, inner, planes) = ($p, $inner, $planes);
-        let slots = &mut $slots[..if planes > 1 { 2 } else { 1 } * inner];
-        p.scatter(0, &mut slots[..inner]);
-        for $i in 0..planes {
-            let (cur, next) = slots.split_at_mut(inner);
-            let (cur, next) = if $i % 2 == 0 { (cur, next) } else { (next, cur) };
-            if $i + 1 < planes {
-                p.scatter($i + 1, next);
-            }
-            let $plane: &[E] = cur;
-            $body
-        }
-    }};
-}
-
 multiversion! {
     /// Batch norm's first backward pass (`sample_back_sums` with ReLU's mask) over the pooling's
-    /// input gradient, scattered plane by plane into the first two planes of `slots` just before
-    /// it is summed.
+    /// input gradient, which it writes into `dr` (sized like `x`) plane by plane, one plane ahead
+    /// of the sums: a plane's scalar stores have long retired when the sums' vector loads read it
+    /// (they could not take the values from the store buffer).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn pooled_back_sums_into<E: Elem>(
-        c: usize, inner: usize, p: Pooled<'_, E>, x: &[E], stats: (&[E], &[E]), db: &mut [E], dg: &mut [E], slots: &mut [E],
+        c: usize, inner: usize, p: Pooled<'_, E>, x: &[E], stats: (&[E], &[E]), db: &mut [E], dg: &mut [E], dr: &mut [E],
     ) => pooled_back_sums_into_body
 }
 
@@ -206,25 +191,32 @@ fn pooled_back_sums_into_body<E: Elem, const FMA: bool>(
     (mean, inv_std): (&[E], &[E]),
     db: &mut [E],
     dg: &mut [E],
-    slots: &mut [E],
+    dr: &mut [E],
 ) {
     let planes = db.len().min(dg.len());
     if planes == 0 || inner == 0 {
         return;
     }
-    each_plane!(p, inner, planes, slots, |i, plane| {
+    let dr = &mut dr[..planes * inner];
+    p.scatter(0, &mut dr[..inner]);
+    for i in 0..planes {
+        let (done, ahead) = dr.split_at_mut((i + 1) * inner);
+        if i + 1 < planes {
+            p.scatter(i + 1, &mut ahead[..inner]);
+        }
         let (ch, xs) = (i % c, &x[i * inner..][..inner]);
-        (db[i], dg[i]) = selected_sums::<E, FMA>(plane, xs, [mean[ch], inv_std[ch], p.gamma[ch], p.beta[ch]]);
-    });
+        let a = [mean[ch], inv_std[ch], p.gamma[ch], p.beta[ch]];
+        (db[i], dg[i]) = selected_sums::<E, FMA>(&done[i * inner..], xs, a);
+    }
 }
 
 multiversion! {
-    /// Batch norm's input gradient (`sample_dx` with ReLU's mask) from the pooling's gradient,
-    /// scattered plane by plane into the first two planes of `slots` again (as for the sums), with
-    /// the channel statistics `(μ, σ⁻¹, γ, dβ, dγ, count)`.
+    /// Batch norm's input gradient (`sample_dx` with ReLU's mask) from the pooling's input
+    /// gradient `dr` that [`pooled_back_sums_into`] wrote, with the channel statistics
+    /// `(μ, σ⁻¹, γ, β, dβ, dγ, count)`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn pooled_dx<E: Elem>(
-        c: usize, inner: usize, p: Pooled<'_, E>, x: &[E], stats: (&[E], &[E], &[E], &[E], &[E], E), slots: &mut [E], dx: &mut [E],
+        c: usize, inner: usize, x: &[E], stats: (&[E], &[E], &[E], &[E], &[E], &[E], E), dr: &[E], dx: &mut [E],
     ) => pooled_dx_body
 }
 
@@ -233,25 +225,23 @@ multiversion! {
 fn pooled_dx_body<E: Elem, const FMA: bool>(
     c: usize,
     inner: usize,
-    p: Pooled<'_, E>,
     x: &[E],
-    (mean, inv_std, gamma, dbeta, dgamma, m): (&[E], &[E], &[E], &[E], &[E], E),
-    slots: &mut [E],
+    (mean, inv_std, gamma, beta, dbeta, dgamma, m): (&[E], &[E], &[E], &[E], &[E], &[E], E),
+    dr: &[E],
     dx: &mut [E],
 ) {
-    let planes = dx.len() / inner.max(1);
-    if planes == 0 || inner == 0 {
+    if inner == 0 {
         return;
     }
-    each_plane!(p, inner, planes, slots, |i, plane| {
+    for i in 0..dx.len() / inner {
         let ch = i % c;
         let (mu, is) = (mean[ch], inv_std[ch]);
         let k = gamma[ch] * is / m;
-        let (o, xs) = (&mut dx[i * inner..][..inner], &x[i * inner..][..inner]);
-        let (a, db, dg) = ([mu, is, gamma[ch], p.beta[ch]], dbeta[ch], dgamma[ch]);
+        let (o, xs, g) = (&mut dx[i * inner..][..inner], &x[i * inner..][..inner], &dr[i * inner..][..inner]);
+        let (a, db, dg) = ([mu, is, gamma[ch], beta[ch]], dbeta[ch], dgamma[ch]);
         // `sample_dx`'s expression with ReLU's mask
-        for ((o, &d), &xv) in o.iter_mut().zip(plane).zip(xs) {
+        for ((o, &d), &xv) in o.iter_mut().zip(g).zip(xs) {
             *o = k * (m * select::<E, FMA>(d, xv, a) - db - (xv - mu) * is * dg);
         }
-    });
+    }
 }

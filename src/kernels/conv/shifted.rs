@@ -20,7 +20,7 @@
 
 use super::ConvDims;
 use super::simd::{ALIGN, add_partials, aligned, balanced, fold_partials, round16};
-use crate::kernels::simd::Simd;
+use crate::kernels::simd::{Avx512, Simd};
 
 /// Partial sums per weight (whatever the width).
 const PS: usize = 16;
@@ -104,6 +104,33 @@ fn shift_copies<S: Simd>(s: S, d: &ConvDims, x: &[f32], ni: usize, buf: &mut [f3
     copies[d.c * d.k * cs..].fill(0.0);
 }
 
+/// [`shift_copies`] in a function of its own, compiled with the token's features: inlined into
+/// the weight gradient's loop nest, its loop reloaded its pointers from the stack at every vector
+/// (this project's Zen 4, `examples/conv_layers.rs`: 4b's first layer, backward 505 → 472 µs).
+/// (Whole aligned vectors, each one two-source permute of two loads, were slower again: 494 µs;
+/// the stores wait on their lines, which the tiles' reads of the output gradient and the partial
+/// sums have evicted from L1 since the last sample.)
+///
+/// # Safety
+/// The CPU must have the features of `S`'s width (a token proves them).
+#[inline(always)]
+unsafe fn copies<S: Simd>(s: S, d: &ConvDims, x: &[f32], ni: usize, buf: &mut [f32]) {
+    #[target_feature(enable = "avx2,fma")]
+    #[inline(never)]
+    unsafe fn narrow<S: Simd>(s: S, d: &ConvDims, x: &[f32], ni: usize, buf: &mut [f32]) {
+        shift_copies(s, d, x, ni, buf)
+    }
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+    #[inline(never)]
+    unsafe fn wide<S: Simd>(s: S, d: &ConvDims, x: &[f32], ni: usize, buf: &mut [f32]) {
+        shift_copies(s, d, x, ni, buf)
+    }
+    // SAFETY: the caller's contract (any token has AVX2 and FMA); AVX-512 where its token exists.
+    unsafe {
+        if S::LANES >= PS && Avx512::try_new().is_some() { wide(s, d, x, ni, buf) } else { narrow(s, d, x, ni, buf) }
+    }
+}
+
 /// The most filters per weight-gradient tile at width `S`, and the most kernel offsets for a tile
 /// of `g` filters: `g·t` accumulators of 16 lanes (`16/L` registers each), `g` of dY and one of X
 /// fit the register file (32 AVX-512 registers: 5 × 5 uses 31, 6 × 4 uses 31; 16 AVX2 registers,
@@ -124,7 +151,8 @@ pub(super) fn weight_grad<S: Simd>(s: S, d: &ConvDims, x: &[f32], dy: &[f32], ac
     vacc.fill(0.0);
     let (gm, _) = limits::<S>(1);
     for ni in 0..d.n {
-        shift_copies(s, d, x, ni, xs);
+        // SAFETY: the token proves its features.
+        unsafe { copies(s, d, x, ni, xs) };
         let dyn_ = &dy[ni * ys..][..ys];
         for (f0, g) in balanced(d.f, gm) {
             for ci in 0..d.c {
