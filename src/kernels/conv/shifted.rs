@@ -60,9 +60,14 @@ pub(super) fn scratch_len(d: &ConvDims) -> usize {
 
 /// Writes sample `ni`'s shifted copies into `buf` (`copies_len(d)` values). Row `r` of copy
 /// `(ci, kx)` is `ow` consecutive values of the (padded) plane from `r·wp + kx`: copied a vector at a
-/// time, rows in order, each row's last vector spilling into the next row's place (overwritten
-/// next) or into the tail. (Vectors assembled from two rows, to be stored aligned, took twice as
-/// long on this project's Zen 4: the masked or blended loads' latency.)
+/// time, rows in order, each row's last vector (a half-width one when the row's last values fit
+/// it) spilling into the next row's place (overwritten next) or into the tail. (This project's
+/// Zen 4, rows of 22 values: a 16- and an 8-value copy per row took 0.65 of the time of two
+/// 16-value ones, whose second store wrote 10 values the next row rewrote; with the row's full
+/// vectors in a loop of their own, 4b's first layer's backward went 472 → 447 µs in
+/// `examples/conv_layers.rs`, the copies from 13 % to 8 % of it. Vectors assembled from
+/// two rows, to be stored aligned, were slower: the masked or blended loads' latency, and later a
+/// two-source permute's.)
 #[inline(always)]
 fn shift_copies<S: Simd>(s: S, d: &ConvDims, x: &[f32], ni: usize, buf: &mut [f32]) {
     let (hp, wp, ow, l) = (d.h + 2 * d.pad, d.w + 2 * d.pad, d.ow(), S::LANES);
@@ -78,25 +83,36 @@ fn shift_copies<S: Simd>(s: S, d: &ConvDims, x: &[f32], ni: usize, buf: &mut [f3
             super::simd::padded(d, x, ni, ci, &mut pbuf[..hp * wp]);
             &pbuf[..]
         };
+        assert!(src.len() >= hp * wp);
         for kx in 0..d.k {
             let dst = copies[(ci * d.k + kx) * cs..].as_mut_ptr();
             for r in 0..hp {
+                let (at, to) = (r * wp + kx, r * ow);
                 let mut j = 0;
-                while j < ow {
-                    let at = r * wp + kx + j;
-                    // SAFETY: `L` values are read only when they lie in `src` (else the `ow − j`
-                    // left in the row, which do); the store ends below
-                    // `(ci·k + kx)·cs + (hp − 1)·ow + ow − 1 + L ≤ c·k·cs + TAIL`, inside `copies`.
-                    unsafe {
-                        if at + l <= src.len() {
-                            s.store(dst.add(r * ow + j), s.load(src.as_ptr().add(at)));
-                        } else {
-                            for (i, &v) in src[at..][..ow - j].iter().enumerate() {
-                                *dst.add(r * ow + j + i) = v;
-                            }
+                // SAFETY: each full vector reads `at + j .. at + j + L`, inside the row
+                // (`j + L ≤ ow`, `at + ow ≤ hp·wp ≤ src.len()`), and stores below `to + ow`.
+                while j + l <= ow {
+                    unsafe { s.store(dst.add(to + j), s.load(src.as_ptr().add(at + j))) };
+                    j += l;
+                }
+                if j == ow {
+                    continue;
+                }
+                // The row's last `ow − j` values: as a half (or full) vector where it can be
+                // read from `src`, else one by one. SAFETY: the loads lie in `src` (checked); the
+                // stores end below `to + j + L ≤ (ci·k + kx)·cs + (hp − 1)·ow + ow − 1 + L ≤
+                // c·k·cs + TAIL`, inside `copies`.
+                let (from, left) = (at + j, ow - j);
+                unsafe {
+                    if left <= l / 2 && from + l / 2 <= src.len() {
+                        s.copy_half(dst.add(to + j), src.as_ptr().add(from));
+                    } else if from + l <= src.len() {
+                        s.store(dst.add(to + j), s.load(src.as_ptr().add(from)));
+                    } else {
+                        for (i, &v) in src[from..][..left].iter().enumerate() {
+                            *dst.add(to + j + i) = v;
                         }
                     }
-                    j += l;
                 }
             }
         }

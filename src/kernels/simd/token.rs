@@ -34,6 +34,11 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// `p` must be valid for writing `LANES` `f32`.
     unsafe fn store(self, p: *mut f32, v: Self::V);
+    /// Copies `LANES / 2` values from `src` to `dst` (unaligned; one half-width load and store).
+    ///
+    /// # Safety
+    /// `src` must be valid for reading `LANES / 2` `f32`, `dst` for writing them.
+    unsafe fn copy_half(self, dst: *mut f32, src: *const f32);
     /// A set of lanes.
     type M: Copy;
     /// Lanes `lo..hi` (`lo ≤ hi ≤ LANES`; empty when `lo ≥ hi`).
@@ -108,6 +113,10 @@ impl Simd for Avx2 {
     unsafe fn store(self, p: *mut f32, v: __m256) {
         unsafe { _mm256_storeu_ps(p, v) }
     }
+    #[inline(always)]
+    unsafe fn copy_half(self, dst: *mut f32, src: *const f32) {
+        unsafe { _mm_storeu_ps(dst, _mm_loadu_ps(src)) }
+    }
     type M = __m256i;
     #[inline(always)]
     fn lanes(self, lo: usize, hi: usize) -> __m256i {
@@ -165,6 +174,10 @@ impl Simd for Avx512 {
     #[inline(always)]
     unsafe fn store(self, p: *mut f32, v: __m512) {
         unsafe { _mm512_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn copy_half(self, dst: *mut f32, src: *const f32) {
+        unsafe { _mm256_storeu_ps(dst, _mm256_loadu_ps(src)) }
     }
     type M = __mmask16;
     #[inline(always)]
