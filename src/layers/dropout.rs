@@ -161,8 +161,10 @@ impl<P: Probability, F: DropoutForm, E: Elem> Module<E> for Dropout<P, F> {
         let keep = P::KEEP;
         let s = E::lit(F::train_scale(keep));
         cache.mask.resize(x.data.len(), E::zero());
+        // the mask picked by index, not by a branch on a coin toss (mispredicted half the time)
+        let pick = [E::zero(), s];
         for ((o, m), &v) in y.iter_mut().zip(cache.mask.iter_mut()).zip(x.data) {
-            *m = if self.rng.random::<f64>() < keep { s } else { E::zero() };
+            *m = pick[usize::from(self.rng.random::<f64>() < keep)];
             *o = v * *m;
         }
     }
