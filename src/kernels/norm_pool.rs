@@ -6,8 +6,8 @@
 //! read it; the second pass (the input gradient) reads it back. The unfused passes write it in a
 //! pass of their own and read it twice. (Scattering it again in the second pass instead, into two
 //! planes kept in L1, as an earlier form did, was slower: a scatter, a fill and a scalar store per
-//! output, is bound by the stores — 4b's planes, this project's Zen 4: 1.25× the time at one
-//! thread, 1.3× at two.)
+//! output, is bound by the stores — 4b's planes, this project's Zen 4: 1.1–1.2× the time,
+//! `cargo bench --bench kernels -- "relu maxpool backward"`.)
 
 use super::cpu::fmadd;
 use super::norm::{Dy, NormDims, bn_backward, bn_train, relu_grad};
