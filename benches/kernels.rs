@@ -124,15 +124,15 @@ fn bench_pool_norm(c: &mut Criterion) {
         (vec![0.0f32; 8], vec![0.0f32; 8], vec![0.0f32; x.len()], vec![0.0f32; x.len()]);
     c.bench_function("batchnorm2d relu maxpool backward (100,8,22,22)", |b| {
         b.iter(|| {
-            let (stats, affine) = ((&mean[..], &is[..]), (&gamma[..], &be[..]));
+            let affine = (&gamma[..], &be[..]);
             norm::batchnorm_relu_pool_backward(
                 nd,
                 &pd,
                 &pdy,
                 &arg,
                 &x,
-                stats.0,
-                stats.1,
+                &mean,
+                &is,
                 affine,
                 &mut dg,
                 &mut db,

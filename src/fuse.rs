@@ -11,7 +11,7 @@
 //! | pair | forward (training, inference, reuse) | backward |
 //! |---|---|---|
 //! | [`ReLU`](crate::layers::ReLU) → [`MaxPool2d`](crate::layers::MaxPool2d) | one pass over `x`: pooling of `max(x, 0)`, ReLU's output not written | one pass: each gradient added at its argmax where the pooled output is positive (ReLU's select; the pooled output is ReLU's input there through that select), ReLU's backward skipped |
-//! | [`BatchNormReLU2d`](crate::layers::BatchNormReLU2d) → `MaxPool2d` | training: each sample pooled right after it is normalised (while in cache); inference: the two layers | the pooling's gradient scattered plane by plane in batch norm's first backward pass, just ahead of the sums that read it (written once, read once by the second pass, instead of written and read twice) |
+//! | [`BatchNormReLU2d`](crate::layers::BatchNormReLU2d) → `MaxPool2d` | training: each sample pooled right after it is normalised (while in cache); inference: the two layers | the pooling's gradient scattered plane by plane in batch norm's first backward pass, just ahead of the sums that read it (written there once and read by both passes, one pass fewer than the two layers) |
 //!
 //! Every fused pass gives the same bits as the two layers, for every input (NaN included: ReLU
 //! maps it to +0 before the pooling compares anything, and the fused kernels apply ReLU's exact

@@ -63,6 +63,13 @@ fn run<E: Elem>(fused: bool, d: NormDims, pd: &PoolDims, x: &[E], affine: (&[E],
             &mut dr,
             Some(&mut dx),
         );
+        // without the input gradient (a first layer): the same parameter gradients, and `dr`
+        // still receives the pooling's input gradient
+        let (mut dg1, mut db1, mut dr1) = (vec![garbage; c], vec![garbage; c], vec![garbage; len]);
+        norm::batchnorm_relu_pool_backward(
+            d, pd, pdy, &argmax, x, &mean, &inv_std, affine, &mut dg1, &mut db1, &mut dr1, None,
+        );
+        assert_eq!((bits(&dg1), bits(&db1), bits(&dr1)), (bits(&dg), bits(&db), bits(&dr)), "no dx: {d:?} {pd:?}");
     } else {
         norm::batchnorm_relu_train(d, x, gamma, beta, &mut rm, &mut rv, m, eps, &mut y, &mut mean, &mut inv_std);
         pool::max_forward(pd, &y, &mut py, Some(&mut argmax));

@@ -1,9 +1,10 @@
 //! `BatchNormReLU2d` followed by `MaxPool2d`, fused. The training forward pass pools each sample
 //! right after normalising it and keeps no batch-norm output. The backward pass recomputes ReLU's
 //! mask from the batch norm's input, and writes the pooling's input gradient (zeros, then each
-//! output gradient added at its argmax, in order: exactly [`max_backward`](super::pool::max_backward)'s
-//! values) plane by plane inside batch norm's first backward pass, one plane ahead of the sums that
-//! read it; the second pass (the input gradient) reads it back. The unfused passes write it in a
+//! output gradient added at its argmax, in order: exactly
+//! [`max_backward`](super::pool::max_backward)'s values) plane by plane inside batch norm's first
+//! backward pass, one plane ahead of the sums that read it; the second pass (the input gradient)
+//! reads it back. The unfused passes write it in a
 //! pass of their own and read it twice. (Scattering it again in the second pass instead, into two
 //! planes kept in L1, as an earlier form did, was slower: a scatter, a fill and a scalar store per
 //! output, is bound by the stores — 4b's planes, this project's Zen 4: 1.1–1.2× the time,
@@ -177,7 +178,8 @@ multiversion! {
     /// (they could not take the values from the store buffer).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn pooled_back_sums_into<E: Elem>(
-        c: usize, inner: usize, p: Pooled<'_, E>, x: &[E], stats: (&[E], &[E]), db: &mut [E], dg: &mut [E], dr: &mut [E],
+        c: usize, inner: usize, p: Pooled<'_, E>, x: &[E], stats: (&[E], &[E]),
+        db: &mut [E], dg: &mut [E], dr: &mut [E],
     ) => pooled_back_sums_into_body
 }
 

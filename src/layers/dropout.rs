@@ -161,7 +161,7 @@ impl<P: Probability, F: DropoutForm, E: Elem> Module<E> for Dropout<P, F> {
         let keep = P::KEEP;
         let s = E::lit(F::train_scale(keep));
         cache.mask.resize(x.data.len(), E::zero());
-        // the mask picked by index, not by a branch on a coin toss (mispredicted half the time)
+        // the mask picked by index, not by a branch on a coin toss (which no predictor learns)
         let pick = [E::zero(), s];
         for ((o, m), &v) in y.iter_mut().zip(cache.mask.iter_mut()).zip(x.data) {
             *m = pick[usize::from(self.rng.random::<f64>() < keep)];

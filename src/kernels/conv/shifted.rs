@@ -4,10 +4,11 @@
 //! that the input of output position `p` at kernel offset `(ky, kx)` lies at `p + ky·ow` of copy
 //! `kx`, a plain load of `L` consecutive values whatever rows the vector spans. A tile of `G`
 //! filters × `T` kernel offsets then loads `G + T` vectors per `G·T` multiply-adds (the merged
-//! form loads `G + 2·KX`). The copies cost stores (`k·hp·ow` values per input channel and sample,
-//! ~12 % of 4b's weight gradient on this project's Zen 4, bound by the store bandwidth), so they
-//! pay only where the merged tiles are short of registers, for more filters than one merged tile
-//! takes ([`pays`]; `examples/conv_layers.rs`, one thread, AVX-512): 4b's first layer (8 filters)
+//! form loads `G + 2·KX`). The copies cost stores (`k·hp·ow` values per input channel and sample:
+//! 8 % of 4b's weight gradient on this project's Zen 4 since the ninth session of 2026-12-07, see
+//! [`write_copies`]), so they pay only where the merged tiles are short of registers, for more
+//! filters than one merged tile takes ([`pays`]; `examples/conv_layers.rs`, one thread, AVX-512,
+//! seventh session, when the copies cost twice as much): 4b's first layer (8 filters)
 //! 0.96–0.97 of the merged form's time (0.86 in another build: 4b's working set, copies, dY and
 //! partial sums, exceeds L1, and where the buffers land moves it), the CIFAR VGG's first (3 → 16)
 //! 0.99; 4a's (5 filters) 1.02, so 4a keeps the merged form. (A forward pass on the copies was
@@ -130,7 +131,7 @@ fn shift_copies<S: Simd>(s: S, d: &ConvDims, x: &[f32], ni: usize, buf: &mut [f3
 /// # Safety
 /// The CPU must have the features of `S`'s width (a token proves them).
 #[inline(always)]
-unsafe fn copies<S: Simd>(s: S, d: &ConvDims, x: &[f32], ni: usize, buf: &mut [f32]) {
+unsafe fn write_copies<S: Simd>(s: S, d: &ConvDims, x: &[f32], ni: usize, buf: &mut [f32]) {
     #[target_feature(enable = "avx2,fma")]
     #[inline(never)]
     unsafe fn narrow<S: Simd>(s: S, d: &ConvDims, x: &[f32], ni: usize, buf: &mut [f32]) {
@@ -168,7 +169,7 @@ pub(super) fn weight_grad<S: Simd>(s: S, d: &ConvDims, x: &[f32], dy: &[f32], ac
     let (gm, _) = limits::<S>(1);
     for ni in 0..d.n {
         // SAFETY: the token proves its features.
-        unsafe { copies(s, d, x, ni, xs) };
+        unsafe { write_copies(s, d, x, ni, xs) };
         let dyn_ = &dy[ni * ys..][..ys];
         for (f0, g) in balanced(d.f, gm) {
             for ci in 0..d.c {

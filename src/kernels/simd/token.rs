@@ -84,7 +84,7 @@ impl Avx512 {
 
 // SAFETY (every `unsafe` block below): an `Avx2` exists only where the CPU has AVX2 and FMA
 // (`Avx2::try_new`); pointer validity is the caller's contract, stated on `load`, `store`,
-// `load_masked` and `store_masked`.
+// `copy_half`, `load_masked` and `store_masked`.
 impl Simd for Avx2 {
     type V = __m256;
     const LANES: usize = 8;
@@ -146,7 +146,7 @@ impl Simd for Avx2 {
 
 // SAFETY (every `unsafe` block below): an `Avx512` exists only where the CPU has AVX-512F
 // (`Avx512::try_new`); pointer validity is the caller's contract, stated on `load`, `store`,
-// `load_masked` and `store_masked`.
+// `copy_half`, `load_masked` and `store_masked`.
 impl Simd for Avx512 {
     type V = __m512;
     const LANES: usize = 16;
