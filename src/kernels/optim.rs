@@ -15,12 +15,19 @@ multiversion! {
 /// [`rmsprop_run`] (RMSprop's element update, see there), large tensors split over the kernel
 /// threads (each element is updated by the same code wherever the cuts fall).
 pub(crate) fn rmsprop_update<E: Elem>(w: &mut [E], dw: &[E], c: &mut [E], lr: E, rho: E, eps: E, reg: E) {
+    with_state(w, dw, c, |w, dw, c| rmsprop_run(w, dw, c, lr, rho, eps, reg))
+}
+
+/// Runs an update of one state buffer `s` on `(w, dw, s)` whole, or on matching pieces split over
+/// the kernel threads for large tensors.
+#[inline(always)]
+fn with_state<E: Elem>(w: &mut [E], dw: &[E], s: &mut [E], run: impl Fn(&mut [E], &[E], &mut [E]) + Sync) {
     let (parts, piece) = pieces(w.len());
     if parts <= 1 {
-        return rmsprop_run(w, dw, c, lr, rho, eps, reg);
+        return run(w, dw, s);
     }
-    let chunks = w.chunks_mut(piece).zip(dw.chunks(piece)).zip(c.chunks_mut(piece));
-    run_chunks_on(parts, chunks, |((w, dw), c)| rmsprop_run(w, dw, c, lr, rho, eps, reg));
+    let chunks = w.chunks_mut(piece).zip(dw.chunks(piece)).zip(s.chunks_mut(piece));
+    run_chunks_on(parts, chunks, |((w, dw), s)| run(w, dw, s));
 }
 
 #[inline(always)]
@@ -66,12 +73,7 @@ multiversion! {
 /// [`momentum_run`] (SGD with momentum's element update, see there), large tensors split over the
 /// kernel threads (each element is updated by the same code wherever the cuts fall).
 pub(crate) fn momentum_update<E: Elem>(w: &mut [E], dw: &[E], v: &mut [E], lr: E, mu: E, reg: E, nesterov: bool) {
-    let (parts, piece) = pieces(w.len());
-    if parts <= 1 {
-        return momentum_run(w, dw, v, lr, mu, reg, nesterov);
-    }
-    let chunks = w.chunks_mut(piece).zip(dw.chunks(piece)).zip(v.chunks_mut(piece));
-    run_chunks_on(parts, chunks, |((w, dw), v)| momentum_run(w, dw, v, lr, mu, reg, nesterov));
+    with_state(w, dw, v, |w, dw, v| momentum_run(w, dw, v, lr, mu, reg, nesterov))
 }
 
 #[inline(always)]
