@@ -119,5 +119,7 @@
 //! - Hand-written layers implement [`Module`](crate::Module) (parameters, a shape rule, the passes)
 //!   and are checked against centred differences with [`gradcheck`](crate::gradcheck). A layer
 //!   whose training passes treat every sample on its own and change nothing in it says so with
-//!   `const PER_SAMPLE: bool = true`: models made only of such layers train on several kernel
-//!   threads one share of the batch per thread ([`TrainStep`](crate::step::TrainStep)).
+//!   `const PER_SAMPLE: bool = true`: models made only of such layers (and of the crate's batch
+//!   norms and dropout, which meet across the shares where they need the whole batch:
+//!   [`Module::IN_PARTS`](crate::Module::IN_PARTS)) train on several kernel threads one share of
+//!   the batch per thread ([`TrainStep`](crate::step::TrainStep)).

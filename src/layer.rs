@@ -168,6 +168,16 @@ pub trait Module<E: Elem>: Sized + Send + Sync {
     /// several threads); a derived model's is true when every field's is.
     const PER_SAMPLE: bool = false;
 
+    /// Whether a training step on two or more kernel threads may run the model in parts, one per
+    /// thread, that meet where a layer needs the whole batch: [`Module::PER_SAMPLE`] layers, and
+    /// the crate's batch norms (their statistics and backward sums are summed over every part's
+    /// samples, in sample order, the whole batch's bits) and dropout (its masks drawn for the
+    /// whole batch, in order, the whole step's masks). The parts of such a step run at once, and
+    /// every part must reach the same meetings, so a layer that meets (through the crate's
+    /// internals) must say so; others keep the default, [`Module::PER_SAMPLE`]. A derived model's
+    /// is true when every field's is.
+    const IN_PARTS: bool = Self::PER_SAMPLE;
+
     /// Whether the layer's output is its input, reinterpreted: the same values in the same order
     /// under other extents (`Flatten`, `Identity`), with no parameters and no cache (a layer that
     /// says so wrongly would not be trained: its backward pass is not called). A derived model's

@@ -22,11 +22,13 @@ mod parts;
 /// `clip_grad_norm_`.
 ///
 /// On two or more kernel threads ([`crate::set_num_threads`]), a step of a model whose layers all
-/// treat samples on their own ([`Module::PER_SAMPLE`]: no batch norm, no dropout) runs in parts:
-/// each thread runs the whole forward and backward pass on its share of the batch and the parts'
-/// gradients are summed in order, so the step hands work over once instead of once per layer
-/// (the same result up to rounding, and the same bits from run to run at one thread count;
-/// [`TrainStep::parts`]). Other models' steps run whole, each kernel splitting its own work.
+/// treat samples on their own ([`Module::PER_SAMPLE`]) or are the crate's batch norms and dropout
+/// ([`Module::IN_PARTS`]) runs in parts: each thread runs the whole forward and backward pass on
+/// its share of the batch and the parts' gradients are summed in order, so the step hands work
+/// over once instead of once per layer (the same result up to rounding, and the same bits from
+/// run to run at one thread count; [`TrainStep::parts`]). Batch norm's statistics and sums are
+/// the whole batch's (the parts meet to add them up, in sample order) and dropout's masks those of
+/// a whole step. Other models' steps run whole, each kernel splitting its own work.
 pub struct TrainStep<S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
     pub(crate) x: Tensor<S, f32>,
     pub(crate) labels: Vec<usize>,
@@ -115,7 +117,7 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
 
     /// How many parts the last step ran in: 1 when it ran whole (its kernels splitting their own
     /// work over the kernel threads), else one per kernel thread, each thread running the whole
-    /// model on its part of the batch (for models whose layers are all [`Module::PER_SAMPLE`],
+    /// model on its part of the batch (for models whose layers are all [`Module::IN_PARTS`],
     /// with enough work per step, at least 8 samples per part and at most 4 Mi parameters, each
     /// part keeping its own copy of them and of their gradients); 0 before the first step. A
     /// distributed step ([`TrainStep::step_shard`]) runs whole.
@@ -250,13 +252,11 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         let n = x.batch_size();
         let parts = if targets.len() % n.max(1) == 0 { self.parts_for(model, n) } else { 1 };
         self.last_parts = parts;
-        let passes = if parts > 1 {
-            // A loss that refuses its targets says so for the whole batch (the positions in its
-            // message are the batch's, not a part's).
-            self.passes_in_parts(model, loss, x, targets, parts).or_else(|_| self.passes(model, loss, x, targets))
-        } else {
-            self.passes(model, loss, x, targets)
-        };
+        let in_parts = if parts > 1 { self.passes_in_parts(model, loss, x, targets, parts) } else { None };
+        if in_parts.is_none() {
+            self.last_parts = 1;
+        }
+        let passes = in_parts.unwrap_or_else(|| self.passes(model, loss, x, targets));
         (self.x, self.labels, self.values) = (x_own, labels, values);
         let mut l = passes?;
         if self.reg != 0.0 {

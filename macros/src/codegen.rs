@@ -339,6 +339,7 @@ pub fn expand(m: &Model<'_>) -> TokenStream {
                 const RULE: #sh::shape::Rule = #rule;
                 type Cache = #cache_ty;
                 const PER_SAMPLE: bool = true #( && #module::PER_SAMPLE )*;
+                const IN_PARTS: bool = true #( && #module::IN_PARTS )*;
 
                 fn zeros() -> Self {
                     #ident { #( #names: #module::zeros(), )* }

@@ -10,6 +10,13 @@
 //! one; going channel by channel was also slower on one thread, with its 576-value runs 18 KiB
 //! apart.) The sums do not depend on how the samples are split: the results do not depend on the
 //! thread count.
+//!
+//! In a training step run in parts, one per thread (`threads::group`), each part calls these
+//! kernels on its own samples; the per-sample partials of every part are then summed in part
+//! order, which is sample order (`batch_sums`), so every part gets the whole batch's statistics
+//! and backward sums, the same bits as a whole step, and divides by the whole batch's count. Only
+//! the last part (the one holding the trained model's gradients) writes `dγ` and `dβ`: the others
+//! write zeros, so the step's sum of the parts' gradients is the batch's.
 
 use super::cpu::{fmadd, sq_dev_lanes, sum_lanes};
 pub use super::layernorm::{layernorm_backward, layernorm_forward};
@@ -17,6 +24,7 @@ use super::norm_pool::{Pooled, pooled_back_sums_into, pooled_dx};
 pub use super::norm_pool::{batchnorm_relu_pool_backward, batchnorm_relu_pool_train};
 use super::pool::{PoolDims, max_forward_one};
 use super::{Elem, multiversion};
+use crate::threads::group::member;
 use crate::threads::{chunk_count, run_chunks_on, split_runs};
 
 /// Sizes of a batch-norm call.
@@ -51,9 +59,17 @@ impl NormDims {
         (parts, chunk_count(self.n, parts))
     }
 
-    /// The number of values per channel, as `E` (at least 1).
+    /// The number of values per channel in the whole batch (every part's, in a step in parts),
+    /// as `E` (at least 1).
     fn count<E: Elem>(&self) -> E {
-        E::from(self.n * self.inner).unwrap_or_else(E::one).max(E::one())
+        let n = match member() {
+            Some(m) => {
+                assert_eq!(m.n(), self.n, "batch norm in a step in parts: {} samples in a part of {}", self.n, m.n());
+                m.total()
+            }
+            None => self.n,
+        };
+        E::from(n * self.inner).unwrap_or_else(E::one).max(E::one())
     }
 }
 
@@ -132,13 +148,13 @@ pub(super) fn bn_train<E: Elem>(
         run_chunks_on(parts, split_runs(partial, n, c, chunks), |(lo, m, p)| {
             sample_sums(inner, &x[lo * vals..][..m * vals], p)
         });
-        column_sums(partial, mean);
+        batch_sums([partial, &[]], [mean, &mut []]);
         mean.iter_mut().for_each(|mu| *mu = *mu / count);
         let mean = &*mean;
         run_chunks_on(parts, split_runs(partial, n, c, chunks), |(lo, m, p)| {
             sample_sq_devs(c, inner, &x[lo * vals..][..m * vals], mean, p)
         });
-        column_sums(partial, inv_std); // Σ (x − μ)², then the inverse deviation in place
+        batch_sums([partial, &[]], [inv_std, &mut []]); // Σ (x − μ)², then the inverse deviation
         for ch in 0..c {
             let var = inv_std[ch] / count;
             inv_std[ch] = E::one() / (var + eps).sqrt();
@@ -184,14 +200,23 @@ pub(super) fn bn_train<E: Elem>(
     });
 }
 
-/// `out[ch] = Σ_s partial[s·c + ch]` (`c = out.len()`) over the samples in order (the one-thread
-/// loop's order), a row at a time.
-fn column_sums<E: Elem>(partial: &[E], out: &mut [E]) {
-    out.fill(E::zero());
-    for row in partial.chunks_exact(out.len().max(1)) {
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o += v;
+/// `outs[k][ch] = Σ_s partials[k][s·c + ch]` (`c = outs[k].len()`) over the samples in order
+/// (the one-thread loop's order), a row at a time; in a step in parts, over every part's rows in
+/// part order (see the module docs).
+fn batch_sums<E: Elem>(partials: [&[E]; 2], mut outs: [&mut [E]; 2]) {
+    let add = |outs: &mut [&mut [E]; 2], rows: [&[E]; 2]| {
+        for (out, rows) in outs.iter_mut().zip(rows) {
+            for row in rows.chunks_exact(out.len().max(1)) {
+                for (o, &v) in out.iter_mut().zip(row) {
+                    *o += v;
+                }
+            }
         }
+    };
+    outs.iter_mut().for_each(|o| o.fill(E::zero()));
+    match member() {
+        None => add(&mut outs, partials),
+        Some(m) => m.exchange(partials, |get| (0..m.parts()).for_each(|p| add(&mut outs, get(p)))),
     }
 }
 
@@ -420,8 +445,7 @@ pub(super) fn bn_backward<E: Elem>(
                     let r = lo * vals..(lo + m) * vals;
                     pooled_back_sums_into(c, inner, p.samples(lo, m), &x[r], (mean, inv_std), b, g, o)
                 });
-                column_sums(pb, dbeta);
-                column_sums(pg, dgamma);
+                batch_sums([pb, pg], [dbeta, dgamma]);
                 dgamma.iter_mut().zip(inv_std).for_each(|(g, &s)| *g = *g * s);
                 if let Some(dx) = dx {
                     let (db, dg) = (&*dbeta, &*dgamma);
@@ -436,8 +460,7 @@ pub(super) fn bn_backward<E: Elem>(
             }
             (Dy::Pooled(_), None) => unreachable!("batch norm: a pooled gradient without its buffer"),
         };
-        column_sums(pb, dbeta);
-        column_sums(pg, dgamma);
+        batch_sums([pb, pg], [dbeta, dgamma]);
         dgamma.iter_mut().zip(inv_std).for_each(|(g, &s)| *g = *g * s);
         if let Some(dx) = dx {
             let (db, dg) = (&*dbeta, &*dgamma);
@@ -448,6 +471,11 @@ pub(super) fn bn_backward<E: Elem>(
             });
         }
     });
+    // In a step in parts, the batch's dγ and dβ are the last part's (see the module docs).
+    if member().is_some_and(|m| m.index() + 1 != m.parts()) {
+        dgamma.fill(E::zero());
+        dbeta.fill(E::zero());
+    }
 }
 
 multiversion! {

@@ -126,6 +126,8 @@ macro_rules! bn_module {
             const RULE: Rule = $rule;
             type Cache = BnCache<E>;
             const FUSE: Kind = $fuse;
+            // The kernels sum the statistics over every part's samples (`kernels::norm`).
+            const IN_PARTS: bool = true;
 
             fn fuse_affine(&self) -> Option<(&[E], &[E])> {
                 Some((self.params.gamma.as_slice(), self.params.beta.as_slice()))

@@ -124,6 +124,8 @@ impl<P: Probability, F: DropoutForm> Dropout<P, F> {
 #[derive(Clone, Debug, Default)]
 pub struct DropoutCache<E> {
     mask: Vec<E>,
+    /// In a step in parts, the whole batch's masks (drawn by the last part).
+    full: Vec<E>,
 }
 
 impl<E> DropoutCache<E> {
@@ -136,6 +138,8 @@ impl<E> DropoutCache<E> {
 impl<P: Probability, F: DropoutForm, E: Elem> Module<E> for Dropout<P, F> {
     const RULE: Rule = P::RULE;
     type Cache = DropoutCache<E>;
+    // In a step in parts the masks are drawn for the whole batch (below).
+    const IN_PARTS: bool = true;
 
     fn zeros() -> Self {
         Dropout { rng: SmallRng::seed_from_u64(0), _p: PhantomData }
@@ -163,8 +167,27 @@ impl<P: Probability, F: DropoutForm, E: Elem> Module<E> for Dropout<P, F> {
         cache.mask.resize(x.data.len(), E::zero());
         // the mask picked by index, not by a branch on a coin toss (which no predictor learns)
         let pick = [E::zero(), s];
-        for ((o, m), &v) in y.iter_mut().zip(cache.mask.iter_mut()).zip(x.data) {
-            *m = pick[usize::from(self.rng.random::<f64>() < keep)];
+        let mut draw =
+            |out: &mut [E]| out.iter_mut().for_each(|m| *m = pick[usize::from(self.rng.random::<f64>() < keep)]);
+        match crate::threads::group::member() {
+            None => draw(&mut cache.mask),
+            Some(me) => {
+                // A step in parts: the last part, whose generator is the trained model's, draws the
+                // whole batch's masks in order (a whole step's masks) and each part takes its own.
+                let per = x.data.len() / x.n.max(1);
+                let last = me.parts() - 1;
+                cache.full.clear();
+                if me.index() == last {
+                    cache.full.resize(me.total() * per, E::zero());
+                    draw(&mut cache.full);
+                }
+                let mask = &mut cache.mask;
+                me.exchange([&cache.full[..], &[]], |get| {
+                    mask.copy_from_slice(&get(last)[0][me.lo() * per..][..me.n() * per])
+                });
+            }
+        }
+        for ((o, m), &v) in y.iter_mut().zip(&cache.mask).zip(x.data) {
             *o = v * *m;
         }
     }

@@ -79,6 +79,7 @@ impl<B: Module<E>, P: Module<E>, E: Elem> Module<E> for Residual<B, P> {
     const RULE: Rule = Rule::Residual { main: &B::RULE, shortcut: &P::RULE };
     type Cache = ResidualCache<E, B::Cache, P::Cache>;
     const PER_SAMPLE: bool = B::PER_SAMPLE && P::PER_SAMPLE;
+    const IN_PARTS: bool = B::IN_PARTS && P::IN_PARTS;
 
     fn zeros() -> Self {
         Residual { block: B::zeros(), shortcut: P::zeros() }

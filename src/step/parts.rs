@@ -1,7 +1,12 @@
 //! A training step in parts: for a model whose training passes treat every sample on its own
-//! ([`Module::PER_SAMPLE`](crate::layer::Module::PER_SAMPLE)), each kernel thread runs the whole
-//! forward pass, loss and backward pass on its own part of the batch, and the parts' parameter
-//! gradients are summed in a fixed order.
+//! ([`Module::PER_SAMPLE`](crate::layer::Module::PER_SAMPLE)), or meet the other parts where they
+//! need the whole batch ([`Module::IN_PARTS`](crate::layer::Module::IN_PARTS): batch norm,
+//! dropout), each kernel thread runs the whole forward pass, loss and backward pass on its own
+//! part of the batch, and the parts' parameter gradients are summed in a fixed order.
+//!
+//! Parts that meet run at once (`threads::group`): between the loss and the backward pass they
+//! agree on whether every part's loss was finite, so that all of them run the backward pass (and
+//! its meetings) or none does.
 //!
 //! A step split layer by layer hands work to the other threads (and waits for them) once per
 //! layer, and each layer's parameters, gradients and activations travel between the cores' caches;
@@ -10,7 +15,7 @@
 //! crosses cores is one copy of the parameters and of the gradients.
 
 use super::TrainStep;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::layer::{Act, Layer, Path};
 use crate::loss::Loss;
 use crate::shape::{Dyn, Shape};
@@ -56,11 +61,11 @@ struct Part<'a, S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
 
 impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     /// How many parts a step of `model` on `n` samples runs in: the kernel threads when the model
-    /// is [`Module::PER_SAMPLE`](crate::layer::Module::PER_SAMPLE), each part has
+    /// may run in parts ([`Module::IN_PARTS`](crate::layer::Module::IN_PARTS)), each part has
     /// [`MIN_PART_SAMPLES`], the step enough work and the model at most [`MAX_PART_PARAMS`];
     /// else 1 (the step runs whole, its kernels splitting their own work).
     pub(crate) fn parts_for(&mut self, model: &M, n: usize) -> usize {
-        if !M::PER_SAMPLE || crate::threads::in_part() {
+        if !M::IN_PARTS || crate::threads::in_part() {
             return 1;
         }
         let t = crate::threads::num_threads().min(n / MIN_PART_SAMPLES);
@@ -80,7 +85,10 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     /// into `self.grads` (the last part's gradients, then the others' added in part order);
     /// returns the batch's data loss (the parts' losses weighted by their shares of the batch,
     /// which is the mean over the batch for a loss that is a mean over samples, as [`Loss`]
-    /// requires).
+    /// requires). A loss that refuses a part's targets is asked again on the whole batch's
+    /// targets (with zero outputs), so that its message names the batch's positions. `None`,
+    /// having run nothing, when the parts of a model that is not per-sample cannot run at once
+    /// (`threads::group::run_together`): the step then runs whole.
     pub(crate) fn passes_in_parts<L: Loss<M::Out, f32>>(
         &mut self,
         model: &mut M,
@@ -88,7 +96,7 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         x: &Tensor<S, f32>,
         targets: &[L::Target],
         parts: usize,
-    ) -> Result<f32> {
+    ) -> Option<Result<f32>> {
         let n = x.batch_size();
         let per = targets.len() / n.max(1);
         while self.replicas.len() + 1 < parts {
@@ -139,7 +147,8 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         // lines the other core held: on one host state that made RMSprop's update of 3b five
         // times slower). It takes the last samples, as the last part of every kernel split
         // (the batch gather's included) does, so each thread reads the rows it gathered.
-        crate::threads::run_parts(rest.chain(core::iter::once(head)), |p: Part<'_, S, M>| {
+        let payloads = rest.chain(core::iter::once(head));
+        let run = |p: Part<'_, S, M>| {
             let xa = Act::new(&xs[p.lo * len..][..p.n * len], p.n, S::SAMPLE);
             p.y.set_batch(Dyn(p.n));
             p.model.forward_train_raw(xa, p.y.as_mut_slice(), p.cache);
@@ -148,17 +157,42 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
                 p.dy.as_mut_slice().iter_mut().for_each(|g| *g *= share);
                 l * share
             });
-            if matches!(p.loss, Ok(l) if l.is_finite()) {
+            let mut go = matches!(p.loss, Ok(l) if l.is_finite());
+            if let Some(me) = crate::threads::group::member() {
+                go = me.all(go);
+            }
+            if go {
                 p.model.backward_raw(xa, p.y.as_slice(), p.dy.as_slice(), p.cache, None, p.grads);
             }
-        });
-        let mut l = own?;
+        };
+        if M::PER_SAMPLE {
+            crate::threads::run_parts(payloads, run);
+        } else {
+            let spans: [(usize, usize); crate::threads::MAX_THREADS] = core::array::from_fn(bounds);
+            if !crate::threads::group::run_together(n, &spans[..parts], payloads, run) {
+                return None;
+            }
+        }
+        let mut l = match own {
+            Ok(l) => l,
+            Err(e) => return Some(Err(self.whole_batch_error(loss, targets, n).unwrap_or(e))),
+        };
         for r in self.replicas[..parts - 1].iter_mut() {
-            l += core::mem::replace(&mut r.loss, Ok(0.0))?;
+            match core::mem::replace(&mut r.loss, Ok(0.0)) {
+                Ok(v) => l += v,
+                Err(e) => return Some(Err(self.whole_batch_error(loss, targets, n).unwrap_or(e))),
+            }
             self.grads.zip_params_mut(&r.grads, &Path::ROOT, &mut |_, g, h| {
                 g.iter_mut().zip(h).for_each(|(g, h)| *g += *h);
             });
         }
-        Ok(l)
+        Some(Ok(l))
+    }
+
+    /// The error `loss` gives for the whole batch's `targets` (`n` samples), with zero outputs:
+    /// a part's refusal, named with the batch's positions (an error path: it allocates).
+    fn whole_batch_error<L: Loss<M::Out, f32>>(&self, loss: &L, targets: &[L::Target], n: usize) -> Option<Error> {
+        let (y, mut dy) = (Tensor::<M::Out, f32>::zeros(Dyn(n)), Tensor::<M::Out, f32>::zeros(Dyn(n)));
+        loss.loss(&y, targets, &mut dy).err()
     }
 }

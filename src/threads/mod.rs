@@ -14,6 +14,7 @@
 //! training step), before it parks.
 
 mod chunks;
+pub(crate) mod group;
 
 #[allow(unused_imports)] // used by tests and the kernels' docs
 pub(crate) use chunks::{CHUNKS_PER_THREAD, MAX_CHUNKS};
@@ -297,10 +298,16 @@ fn run_indexed(threads: usize, n: usize, f: &(dyn Fn(usize) + Sync)) {
     if want == 0 || n == 1 || in_part() || BUSY.swap(true, Ordering::Acquire) {
         return as_part(|| (0..n).for_each(f));
     }
+    run_posted(start_workers(want).min(want).min(n - 1), n, f)
+}
+
+/// With `BUSY` taken by the caller (released here): runs `f(i)` for `i < workers` on the workers
+/// (which must have been started) and the rest on this thread, all finished when this returns; a
+/// panic in a part is resumed here, after every part has finished.
+fn run_posted(workers: usize, n: usize, f: &(dyn Fn(usize) + Sync)) {
     // Declared before the `Waiter`, so it outlives the wait for the workers that read it.
     let ctx: &(dyn Fn(usize) + Sync) = f;
     let mut waiter = Waiter { posted: 0 };
-    let workers = start_workers(want).min(want).min(n - 1);
     SPLITS.fetch_add(1, Ordering::Relaxed);
     for (i, w) in WORKERS[..workers].iter().enumerate() {
         // SAFETY: worker i is idle (its previous part finished before the last `Waiter` returned);
