@@ -57,6 +57,8 @@ pub struct TrainStep<S: Shape<Batch = Dyn>, M: Layer<S, f32>> {
     pub(crate) parts_memo: (usize, bool),
     /// How many parts the last step ran in.
     pub(crate) last_parts: usize,
+    /// The model's running statistics before the step (put back when the step fails).
+    pub(crate) stats: Vec<f32>,
 }
 
 impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
@@ -82,6 +84,7 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
             replicas: Vec::new(),
             parts_memo: (0, false),
             last_parts: 0,
+            stats: Vec::new(),
         }
     }
 
@@ -137,7 +140,8 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
 
     /// Trains `model` on the examples `batch` (indices into `data`) with learning rate `lr`; returns
     /// the loss (data loss + L2 penalty). A data set whose samples do not fit the model, an index
-    /// past its end and a non-finite loss are errors and leave the parameters unchanged.
+    /// past its end, a non-finite loss and a non-finite gradient are errors and leave the
+    /// parameters and running statistics unchanged.
     pub fn step<L: Loss<M::Out, f32>>(
         &mut self,
         model: &mut M,
@@ -153,8 +157,10 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     /// class or 0/1 labels `labels`, learning rate `lr`; returns the loss as [`TrainStep::step`]
     /// does. For batches prepared once (with [`Dataset::batch`]) outside the timed or hot loop: the
     /// copy of the examples out of the data set is then not part of the step. Labels that do not
-    /// match the batch size or the model's classes are an error, and so is a non-finite loss; the
-    /// parameters are then unchanged. A loss on real-valued targets takes them through
+    /// match the batch size or the model's classes are an error, and so are a non-finite loss and
+    /// a non-finite gradient (named after the first NaN or infinity among the inputs when there is
+    /// one: a data set's inputs are checked when it is made, a tensor's are not); the parameters
+    /// and running statistics are then unchanged. A loss on real-valued targets takes them through
     /// [`TrainStep::step_targets`] (here it finds no values and returns an error).
     pub fn step_batch<L: Loss<M::Out, f32>>(
         &mut self,
@@ -246,6 +252,46 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         batch: Option<(&Tensor<S, f32>, &[L::Target])>,
         lr: f32,
     ) -> Result<f32> {
+        self.save_stats(model);
+        let l = self.passes_and_checks(model, loss, batch);
+        match l {
+            Ok(l) => {
+                // The L2 gradient `reg·W` is added inside the update (one pass over the parameters).
+                self.opt.step_l2(model, &self.grads, lr, self.reg);
+                Ok(l)
+            }
+            Err(e) => {
+                self.restore_stats(model);
+                // A NaN or an infinity among a batch tensor's inputs is the cause to name (ReLU
+                // makes a NaN 0 and batch norm spreads it over the batch, so the loss can stay
+                // finite while the gradients are not; a data set's inputs are checked when it is
+                // made). Looked for only when a step fails: the scan would cost a tiny model's step
+                // a tenth of its time.
+                let x = batch.map(|(x, _)| x.as_slice()).unwrap_or_default();
+                Err(match crate::kernels::first_non_finite(x) {
+                    Some(k) => {
+                        let len = S::SAMPLE.numel().max(1);
+                        Error::Shape(format!(
+                            "input value {} of sample {} is {}: a training batch's inputs must be finite ({e})",
+                            k % len,
+                            k / len,
+                            x[k]
+                        ))
+                    }
+                    None => e,
+                })
+            }
+        }
+    }
+
+    /// Forward, loss, backward (whole or in parts), the L2 penalty, the checks that the loss and
+    /// the gradients are finite, and clipping: everything of a step before its update.
+    fn passes_and_checks<L: Loss<M::Out, f32>>(
+        &mut self,
+        model: &mut M,
+        loss: &L,
+        batch: Option<(&Tensor<S, f32>, &[L::Target])>,
+    ) -> Result<f32> {
         let x_own = core::mem::take(&mut self.x);
         let (labels, values) = (core::mem::take(&mut self.labels), core::mem::take(&mut self.values));
         let (x, targets) = batch.unwrap_or((&x_own, L::Target::pick(&labels, &values)));
@@ -265,12 +311,44 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         if !l.is_finite() {
             return Err(Error::Training(format!("the loss became {l}")));
         }
+        let mut bad = None;
+        self.grads.visit_params(&Path::ROOT, &mut |info, g| {
+            if bad.is_none()
+                && info.kind.trainable()
+                && let Some(k) = crate::kernels::first_non_finite(g)
+            {
+                bad = Some(format!("the gradient of `{}` became {} (at {k})", info.path, g[k]));
+            }
+        });
+        if let Some(msg) = bad {
+            return Err(Error::Training(msg));
+        }
         if let Some(max) = self.clip {
             self.grad_norm = clip_grad_norm(&mut self.grads, max);
         }
-        // The L2 gradient `reg·W` is added inside the update (one pass over the parameters).
-        self.opt.step_l2(model, &self.grads, lr, self.reg);
         Ok(l)
+    }
+
+    /// Keeps a copy of `model`'s running statistics (batch norm's), put back by
+    /// [`TrainStep::restore_stats`] when the step fails (its forward pass has updated them).
+    fn save_stats(&mut self, model: &M) {
+        self.stats.clear();
+        model.visit_params(&Path::ROOT, &mut |info, v| {
+            if !info.kind.trainable() {
+                self.stats.extend_from_slice(v);
+            }
+        });
+    }
+
+    /// Puts back the running statistics [`TrainStep::save_stats`] kept.
+    fn restore_stats(&mut self, model: &mut M) {
+        let mut at = 0;
+        model.visit_params_mut(&Path::ROOT, &mut |info, v| {
+            if !info.kind.trainable() {
+                v.copy_from_slice(&self.stats[at..at + v.len()]);
+                at += v.len();
+            }
+        });
     }
 
     /// Forward, loss and backward of the whole batch `x` (the kernels splitting their own work over

@@ -109,8 +109,9 @@ fn which_models_are_per_sample() {
 }
 
 /// A hand-written layer (identity) that says it treats samples on their own when `PER` is set,
-/// panics on a sample whose first value is 1234, and writes a NaN when [`NAN_ON_WORKER`] is set and
-/// it runs on a kernel worker (the first part of a two-part step).
+/// panics on a sample whose first value is 1234, writes a NaN when [`NAN_ON_WORKER`] is set and
+/// it runs on a kernel worker (the first part of a two-part step), and a NaN into its input
+/// gradient when [`NAN_GRADIENT`] is set.
 #[derive(Clone, Debug)]
 struct Probe<const PER: bool = false>;
 
@@ -139,6 +140,9 @@ impl<const PER: bool> Module<f32> for Probe<PER> {
     fn backward_raw(&self, _: Act<'_, f32>, _: &[f32], dy: &[f32], _: &mut (), dx: Option<&mut [f32]>, _: &mut Self) {
         if let Some(dx) = dx {
             dx.copy_from_slice(dy);
+            if NAN_GRADIENT.load(std::sync::atomic::Ordering::Relaxed) {
+                dx[dx.len() - 1] = f32::NAN;
+            }
         }
     }
 }
@@ -148,6 +152,7 @@ impl<S: Shape, const PER: bool> Layer<S, f32> for Probe<PER> {
 }
 
 static NAN_ON_WORKER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static NAN_GRADIENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// 4b's model with a probe on its scores.
 #[derive(Sequential)]
@@ -259,6 +264,41 @@ fn a_failing_part_ends_the_others() {
 }
 
 #[test]
+fn non_finite_inputs_and_gradients_are_refused_whole_and_in_parts() {
+    let _one = serial();
+    let data = synthetic::random_images(3, 100, &[1, 28, 28], 10);
+    let idx: Vec<usize> = (0..100).collect();
+    let (mut x, y) = data.batch::<Img>(&idx).unwrap();
+    let loss = SoftmaxCrossEntropy::<10>;
+    for threads in [1, 2] {
+        shaped::set_num_threads(threads);
+        let mut m = Scored::init(&mut rand::rngs::StdRng::seed_from_u64(5), Init::He);
+        let mut step = TrainStep::<Img, Scored>::new(UpdateRule::Sgd, 0.0, 100);
+        step.step_batch(&mut m, &loss, &x, &y, 1e-3).unwrap();
+        let before = values(&m); // parameters and running statistics
+        // A NaN input: ReLU would make it 0 and batch norm spread it, with a finite loss.
+        for bad in [f32::NAN, f32::NEG_INFINITY] {
+            x.as_mut_slice()[80 * 784 + 300] = bad;
+            let err = step.step_batch(&mut m, &loss, &x, &y, 1e-3).unwrap_err().to_string();
+            assert!(err.contains(&format!("input value 300 of sample 80 is {bad}")), "{err}");
+            assert!(values(&m) == before, "{threads} thread(s): a refused step changed the model");
+        }
+        x.as_mut_slice()[80 * 784 + 300] = 0.0;
+        // A NaN gradient with a finite loss: refused after the passes, the running statistics
+        // (which the forward pass updated) put back.
+        NAN_GRADIENT.store(true, std::sync::atomic::Ordering::Relaxed);
+        let err = step.step_batch(&mut m, &loss, &x, &y, 1e-3).map_err(|e| e.to_string());
+        NAN_GRADIENT.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert!(err.as_ref().is_err_and(|e| e.contains("the gradient of `net.") && e.contains("NaN")), "{err:?}");
+        assert_eq!(step.parts(), threads);
+        assert!(values(&m) == before, "{threads} thread(s): a refused step changed the model");
+        step.step_batch(&mut m, &loss, &x, &y, 1e-3).expect("the next step trains");
+        assert!(values(&m) != before);
+    }
+    shaped::set_num_threads(1);
+}
+
+#[test]
 fn a_cnn_in_parts_trains_as_on_one_thread() {
     let _one = serial();
     let data = synthetic::random_images(3, 300, &[1, 28, 28], 10);
@@ -324,7 +364,8 @@ fn bad_targets_and_non_finite_inputs_in_parts() {
     let err = step.step_batch(&mut m, &SoftmaxCrossEntropy::<10>, &x, &y, 1e-3).unwrap_err().to_string();
     assert!(err.contains("label 10 at position 73"), "the position is the batch's: {err}");
     assert!(values(&m) == before, "a refused step changed the parameters");
-    // A NaN in the second part's input: the loss is NaN, the parameters stay.
+    // A NaN in the second part's input: the loss is NaN, the step fails naming the input, the
+    // parameters stay.
     let data = regression(100);
     let mut r = Reg::init(&mut rand::rngs::StdRng::seed_from_u64(5), Init::He);
     let before = values(&r);
@@ -332,8 +373,16 @@ fn bad_targets_and_non_finite_inputs_in_parts() {
     let (mut x, t) = data.batch_values::<(Dyn, Const<64>)>(&idx).unwrap();
     x.as_mut_slice()[80 * 64 + 5] = f32::NAN;
     let err = step.step_targets(&mut r, &Mse, &x, &t, 1e-3).unwrap_err().to_string();
-    assert!(err.contains("NaN"), "{err}");
-    assert_eq!(step.parts(), 2, "the NaN step ran in parts");
+    assert!(err.contains("input value 5 of sample 80 is NaN"), "{err}");
+    assert!(values(&r) == before, "a failed step changed the parameters");
+    // A loss that overflows in the second part (finite inputs and targets): the loss is infinite,
+    // the step ran in parts, the parameters stay.
+    x.as_mut_slice()[80 * 64 + 5] = 0.5;
+    let mut t = t;
+    t[80 * 3] = 1e30;
+    let err = step.step_targets(&mut r, &Mse, &x, &t, 1e-3).unwrap_err().to_string();
+    assert!(err.contains("the loss became"), "{err}");
+    assert_eq!(step.parts(), 2, "the step ran in parts");
     assert!(values(&r) == before, "a failed step changed the parameters");
     shaped::set_num_threads(1);
 }

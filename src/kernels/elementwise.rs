@@ -185,3 +185,45 @@ pub fn add_into<E: Elem>(y: &mut [E], a: &[E], b: &[E]) {
         *o = p + q;
     }
 }
+
+/// The first value of `x` that is a NaN or an infinity, if any. The scan keeps a flag per lane
+/// (an exponent field of all ones), which vectorises, and looks for the position only when the
+/// flag is set.
+pub(crate) fn first_non_finite(x: &[f32]) -> Option<usize> {
+    let mut bad = false;
+    any_non_finite(x, &mut bad);
+    if bad { x.iter().position(|v| !v.is_finite()) } else { None }
+}
+
+multiversion! {
+    /// Sets `*bad` to whether `x` holds a NaN or an infinity.
+    fn any_non_finite<E: Elem>(x: &[E], bad: &mut bool) => any_non_finite_body
+}
+
+#[inline(always)]
+fn any_non_finite_body<E: Elem, const FMA: bool>(x: &[E], bad: &mut bool) {
+    // `|v| < ∞` is false for a NaN and for an infinity: one compare per value, which vectorises.
+    let inf = E::infinity();
+    *bad = !x.iter().fold(true, |a, &v| a & (v.abs() < inf));
+}
+
+#[cfg(test)]
+mod finite_tests {
+    #[test]
+    fn the_first_nan_or_infinity_is_found() {
+        let mut x = vec![1.0f32; 1000];
+        x[3] = f32::MAX;
+        x[4] = -0.0;
+        x[5] = f32::MIN_POSITIVE / 2.0;
+        assert_eq!(super::first_non_finite(&x), None);
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -f32::NAN] {
+            x[700] = bad;
+            x[900] = f32::NAN;
+            assert_eq!(super::first_non_finite(&x), Some(700), "{bad}");
+            x[700] = 1.0;
+            assert_eq!(super::first_non_finite(&x), Some(900));
+            x[900] = 1.0;
+        }
+        assert_eq!(super::first_non_finite(&[]), None);
+    }
+}

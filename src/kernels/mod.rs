@@ -29,7 +29,7 @@ pub use simd::{Isa, detected_isa, isa, set_isa};
 pub use table::Kernels;
 
 pub(crate) use cpu::multiversion;
-pub(crate) use elementwise::copy_short;
+pub(crate) use elementwise::{copy_short, first_non_finite};
 pub(crate) use loss::{bce_logits_rows, huber_rows, l1_rows, logistic_rows, mse_rows};
 pub(crate) use optim::{adam_update, adamw_update, momentum_update, rmsprop_update, sgd_update};
 pub(crate) use split::split_batch;

@@ -154,7 +154,15 @@ fn start_workers(want: usize) -> usize {
     have
 }
 
-/// Spins (with a CPU hint) until `ready()`; after [`PATIENCE`], yields the core now and then.
+/// Whether more kernel threads are set than the process has CPUs (`available_parallelism`: its
+/// affinity and quota): a spinning thread may then hold the CPU of the thread it waits for.
+fn oversubscribed() -> bool {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    num_threads() > *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Spins (with a CPU hint) until `ready()`; after [`PATIENCE`] (at once when there are more kernel
+/// threads than CPUs: [`oversubscribed`]), yields the core now and then.
 /// Returns early, with `false`, when `give_up(spun)` says so.
 fn spin_until(ready: impl Fn() -> bool, give_up: impl Fn(Duration) -> bool) -> bool {
     let start = Instant::now();
@@ -166,7 +174,7 @@ fn spin_until(ready: impl Fn() -> bool, give_up: impl Fn(Duration) -> bool) -> b
             if give_up(spun) {
                 return false;
             }
-            if spun > PATIENCE {
+            if spun > PATIENCE || oversubscribed() {
                 std::thread::yield_now();
             }
         }
