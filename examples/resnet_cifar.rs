@@ -4,7 +4,7 @@
 //! best epoch.
 //!
 //! ```sh
-//! cargo run --release --example resnet_cifar -- DIR [--epochs N] [--batch N] [--limit N] [--save FILE]
+//! cargo run --release --example resnet_cifar -- DIR [--epochs N] [--batch N] [--limit N] [--threads N] [--save FILE]
 //! ```
 //!
 //! `DIR` holds `data_batch_1.bin` … `data_batch_5.bin` and `test_batch.bin` (the "CIFAR-10 binary
@@ -90,6 +90,10 @@ pub struct Args {
     /// Print the per-epoch losses as one JSON line at the end (for scripts and tests).
     #[arg(long)]
     json: bool,
+    /// Kernel threads (on two or more, each step runs in parts, one per thread, that meet at the
+    /// batch norms).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    threads: u64,
 }
 
 /// What a run measured.
@@ -101,6 +105,7 @@ pub struct Report {
 }
 
 pub fn run(args: &Args) -> shaped::Result<Report> {
+    shaped::set_num_threads(args.threads as usize);
     let (mut train, mut test) = load_cifar10_dir(&args.dir, Pixels::Unit)?;
     if let Some(n) = args.limit {
         train = train.slice(0..n.min(train.len()));
