@@ -174,8 +174,9 @@ pub trait Module<E: Elem>: Sized + Send + Sync {
     /// samples, in sample order, the whole batch's bits) and dropout (its masks drawn for the
     /// whole batch, in order, the whole step's masks). The parts of such a step run at once, and
     /// every part must reach the same meetings, so a layer that meets (through the crate's
-    /// internals) must say so; others keep the default, [`Module::PER_SAMPLE`]. A derived model's
-    /// is true when every field's is.
+    /// internals) must say so; others keep the default, [`Module::PER_SAMPLE`] (a hand-written
+    /// layer that needs the whole batch cannot meet the other parts: it keeps `false`, and its
+    /// models train whole). A derived model's is true when every field's is.
     const IN_PARTS: bool = Self::PER_SAMPLE;
 
     /// Whether the layer's output is its input, reinterpreted: the same values in the same order

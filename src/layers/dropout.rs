@@ -174,12 +174,14 @@ impl<P: Probability, F: DropoutForm, E: Elem> Module<E> for Dropout<P, F> {
             Some(me) => {
                 // A step in parts: the last part, whose generator is the trained model's, draws the
                 // whole batch's masks in order (a whole step's masks) and each part takes its own.
+                assert_eq!(x.n, me.n(), "dropout in a step in parts: {} samples in a part of {}", x.n, me.n());
                 let per = x.data.len() / x.n.max(1);
                 let last = me.parts() - 1;
-                cache.full.clear();
                 if me.index() == last {
                     cache.full.resize(me.total() * per, E::zero());
                     draw(&mut cache.full);
+                } else {
+                    cache.full.clear();
                 }
                 let mask = &mut cache.mask;
                 me.exchange([&cache.full[..], &[]], |get| {

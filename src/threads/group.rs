@@ -9,9 +9,10 @@
 //! them (in part order, so a sum over them is the one a whole step would make over its samples)
 //! and waits again before any part may change what it published. Every part must make the same
 //! exchanges in the same order, which holds when they run the same model's passes; a part that
-//! panics poisons the group, so the others leave their next wait (with a panic of their own that
-//! is not reported) instead of waiting for ever, and the first part's panic is resumed in the
-//! caller.
+//! panics poisons the group, so the others leave their next wait before an exchange (with a panic
+//! of their own, an echo that is not reported) instead of waiting for ever, and the first panic
+//! that is not an echo is resumed in the caller. A panic while reading an exchange waits for the
+//! other parts to finish reading before it unwinds (what it published stays alive until then).
 
 use super::{BUSY, MAX_THREADS, Staged, in_part, run_posted, spin_until, start_workers};
 use std::any::{Any, TypeId};
@@ -63,8 +64,9 @@ impl Group {
         }
     }
 
-    /// Waits until every part has arrived here; panics (with [`Poisoned`]) when a part failed.
-    fn wait(&self) {
+    /// Waits until every part has arrived here; with `poisonable`, panics (with [`Poisoned`])
+    /// instead when a part failed before arriving.
+    fn wait(&self, poisonable: bool) {
         let generation = self.generation.load(Ordering::Acquire);
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.parts {
             self.arrived.store(0, Ordering::Relaxed);
@@ -72,7 +74,7 @@ impl Group {
             return;
         }
         let moved = || self.generation.load(Ordering::Acquire) != generation;
-        spin_until(|| moved() || self.poisoned.load(Ordering::Acquire), |_| false);
+        spin_until(|| moved() || (poisonable && self.poisoned.load(Ordering::Acquire)), |_| false);
         if !moved() {
             resume_unwind(Box::new(Poisoned));
         }
@@ -156,7 +158,7 @@ impl Member {
             slot.len[k].store(s.len(), Ordering::Relaxed);
         }
         *slot.ty.lock().unwrap_or_else(|e| e.into_inner()) = Some(TypeId::of::<T>());
-        g.wait();
+        g.wait(true);
         let get = |p: usize| -> [&[T]; 2] {
             let s = &g.slots[p];
             let ty = *s.ty.lock().unwrap_or_else(|e| e.into_inner());
@@ -169,9 +171,11 @@ impl Member {
                 unsafe { core::slice::from_raw_parts(ptr as *const T, len) }
             })
         };
-        let r = read(&get);
-        g.wait();
-        r
+        // Every part has passed the wait above, so every part reaches this one, even one whose
+        // `read` panicked (its panic is held until then: others may still read its slices).
+        let r = catch_unwind(AssertUnwindSafe(|| read(&get)));
+        g.wait(false);
+        r.unwrap_or_else(|p| resume_unwind(p))
     }
 
     /// Whether `ok` holds in every part (each part calls this at the same point).
@@ -195,23 +199,26 @@ pub(crate) fn run_together<P: Send, F: Fn(P) + Sync>(
 ) -> bool {
     let n = spans.len();
     assert!((2..=MAX_THREADS).contains(&n), "parts run together: {n} parts");
+    // Staged (and counted) before `BUSY` is taken: nothing below may fail while it is held, except
+    // inside the parts, where a panic is caught.
+    let mut staged = Staged([const { UnsafeCell::new(None) }; MAX_THREADS]);
+    let mut parts = parts.into_iter();
+    let mut count = 0;
+    for (cell, p) in staged.0.iter_mut().zip(parts.by_ref().take(n)) {
+        *cell.get_mut() = Some(p);
+        count += 1;
+    }
+    assert!(count == n && parts.next().is_none(), "parts run together: one payload per span");
     if in_part() || start_workers(n - 1) < n - 1 || BUSY.swap(true, Ordering::Acquire) {
         return false;
     }
-    let mut staged = Staged([const { UnsafeCell::new(None) }; MAX_THREADS]);
-    let mut count = 0;
-    for p in parts.into_iter().take(n) {
-        *staged.0[count].get_mut() = Some(p);
-        count += 1;
-    }
-    assert_eq!(count, n, "parts run together: one payload per span");
     let group = Group::new(n, total);
     let (staged, group_ref) = (&staged, &group);
     let body = |i: usize| {
-        // SAFETY: `run_posted` runs index `i` once (see `Staged`).
-        let p = unsafe { (*staged.0[i].get()).take() }.expect("a staged payload runs once");
         let me = Member { group: group_ref, index: i, lo: spans[i].0, n: spans[i].1 };
         let run = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: `run_posted` runs index `i` once (see `Staged`).
+            let p = unsafe { (*staged.0[i].get()).take() }.expect("a staged payload runs once");
             CURRENT.with(|c| c.set(Some(me)));
             f(p)
         }));
@@ -283,6 +290,38 @@ mod tests {
         assert_eq!(msg.ok(), Some("part zero failed"));
         // The workers are free again: a second group runs.
         together(4, &[(0, 2), (2, 2)], &[0usize, 1], |_| assert!(member().unwrap().all(true)));
+        crate::threads::set_num_threads(1);
+    }
+
+    /// A part whose `read` panics leaves the exchange only once the others have read what it
+    /// published.
+    #[test]
+    fn a_panic_while_reading_waits_for_the_other_readers() {
+        crate::threads::set_num_threads(2);
+        let read_done = AtomicBool::new(false);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            together(4, &[(0, 2), (2, 2)], &[0usize, 1], |i| {
+                let me = member().unwrap();
+                let mine = [i as u64 + 7; 64];
+                if i == 0 {
+                    // (`resume_unwind`: no panic hook, whose message would take long enough for
+                    // the other part to finish reading.)
+                    let r = catch_unwind(AssertUnwindSafe(|| {
+                        me.exchange([&mine[..], &[]], |_| -> () { resume_unwind(Box::new("read failed")) })
+                    }));
+                    assert!(read_done.load(Ordering::Acquire), "left the exchange while the other part read");
+                    resume_unwind(r.expect_err("the read panics"));
+                } else {
+                    me.exchange([&mine[..], &[]], |get| {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        assert_eq!(get(0)[0], [7; 64]);
+                        read_done.store(true, Ordering::Release);
+                    });
+                }
+            })
+        }));
+        let msg = r.expect_err("the panic is resumed").downcast::<&str>().map(|s| *s);
+        assert_eq!(msg.ok(), Some("read failed"));
         crate::threads::set_num_threads(1);
     }
 }

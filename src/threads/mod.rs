@@ -257,12 +257,12 @@ pub(crate) fn run_parts<P: Send, F: Fn(P) + Sync>(parts: impl IntoIterator<Item 
     run_parts_on(num_threads(), parts, f)
 }
 
-/// The payloads of one [`run_parts_on`] call, each taken by the one call of the split that runs
-/// its index.
+/// The payloads of one [`run_parts_on`] (or `group::run_together`) call, each taken by the one
+/// call of the split that runs its index.
 struct Staged<P>([UnsafeCell<Option<P>>; MAX_THREADS]);
 
-// SAFETY: `run_indexed` calls its function once per index, so each cell is taken by one thread
-// only; the payloads are `Send`.
+// SAFETY: `run_indexed` and `run_posted` call their function once per index, so each cell is
+// taken by one thread only; the payloads are `Send`.
 unsafe impl<P: Send> Sync for Staged<P> {}
 
 /// [`run_parts`] with `threads` threads (the caller and `threads − 1` workers): stages the payloads
@@ -328,6 +328,8 @@ fn run_posted(workers: usize, n: usize, f: &(dyn Fn(usize) + Sync)) {
         w.posted.fetch_add(1, Ordering::SeqCst);
         wake(w);
     }
+    // (It can fail only by running out of memory, which aborts: a panic here would leave a group
+    // of `group::run_together`'s parts waiting for this thread's part.)
     crate::kernels::presize_scratch();
     let mine = catch_unwind(AssertUnwindSafe(|| as_part(|| (workers..n).for_each(f))));
     let posted = waiter.posted;
