@@ -519,8 +519,9 @@ fn split_images(
 fn main() -> ExitCode {
     // Usage errors exit with 2 and --help with 0 (clap's own exits).
     let args = Args::parse();
-    // Kernels split their work over this many threads, or each thread trains the whole model on its
-    // share of every batch (models without batch norm or dropout: `TrainStep::parts`).
+    // Each thread trains the whole model on its share of every batch, the threads meeting at batch
+    // norm (`TrainStep::parts`), or, for a model too small or too large for that, the kernels split
+    // their work over the threads.
     shaped::set_num_threads(usize::from(args.threads));
     if args.distributed {
         return distributed::main(args);
