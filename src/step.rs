@@ -297,11 +297,8 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         let (x, targets) = batch.unwrap_or((&x_own, L::Target::pick(&labels, &values)));
         let n = x.batch_size();
         let parts = if targets.len() % n.max(1) == 0 { self.parts_for(model, n) } else { 1 };
-        self.last_parts = parts;
         let in_parts = if parts > 1 { self.passes_in_parts(model, loss, x, targets, parts) } else { None };
-        if in_parts.is_none() {
-            self.last_parts = 1;
-        }
+        self.last_parts = if in_parts.is_some() { parts } else { 1 };
         let passes = in_parts.unwrap_or_else(|| self.passes(model, loss, x, targets));
         (self.x, self.labels, self.values) = (x_own, labels, values);
         let mut l = passes?;

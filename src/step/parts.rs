@@ -16,6 +16,7 @@
 
 use super::TrainStep;
 use crate::error::{Error, Result};
+use crate::kernels::Kernels;
 use crate::layer::{Act, Layer, Path};
 use crate::loss::Loss;
 use crate::shape::{Dyn, Shape};
@@ -182,9 +183,7 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
                 Ok(v) => l += v,
                 Err(e) => return Some(Err(self.whole_batch_error(loss, targets, n).unwrap_or(e))),
             }
-            self.grads.zip_params_mut(&r.grads, &Path::ROOT, &mut |_, g, h| {
-                g.iter_mut().zip(h).for_each(|(g, h)| *g += *h);
-            });
+            self.grads.zip_params_mut(&r.grads, &Path::ROOT, &mut |_, g, h| f32::k_add_assign(g, h));
         }
         Some(Ok(l))
     }
