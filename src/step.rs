@@ -10,6 +10,7 @@ use crate::optim::{AnyOptimizer, Optimizer, UpdateRule};
 use crate::shape::{Dyn, Shape};
 use crate::tensor::Tensor;
 
+mod floor;
 mod parts;
 
 /// The buffers of a training step (input batch, targets, output, output gradient, cache, parameter
@@ -140,8 +141,9 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
 
     /// Trains `model` on the examples `batch` (indices into `data`) with learning rate `lr`; returns
     /// the loss (data loss + L2 penalty). A data set whose samples do not fit the model, an index
-    /// past its end, a non-finite loss and a non-finite gradient are errors and leave the
-    /// parameters and running statistics unchanged.
+    /// past its end, an empty batch or one smaller than [`TrainStep::min_batch`], a learning rate
+    /// that is not a finite value ≥ 0, a non-finite loss and a non-finite gradient are errors and
+    /// leave the parameters and running statistics unchanged.
     pub fn step<L: Loss<M::Out, f32>>(
         &mut self,
         model: &mut M,
@@ -157,7 +159,8 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
     /// class or 0/1 labels `labels`, learning rate `lr`; returns the loss as [`TrainStep::step`]
     /// does. For batches prepared once (with [`Dataset::batch`]) outside the timed or hot loop: the
     /// copy of the examples out of the data set is then not part of the step. Labels that do not
-    /// match the batch size or the model's classes are an error, and so are a non-finite loss and
+    /// match the batch size or the model's classes are an error, and so are the batches and
+    /// learning rates [`TrainStep::step`] refuses, a non-finite loss and
     /// a non-finite gradient (named after the first NaN or infinity among the inputs when there is
     /// one: a data set's inputs are checked when it is made, a tensor's are not); the parameters
     /// and running statistics are then unchanged. A loss on real-valued targets takes them through
@@ -252,6 +255,8 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
         batch: Option<(&Tensor<S, f32>, &[L::Target])>,
         lr: f32,
     ) -> Result<f32> {
+        let n = batch.map_or_else(|| self.x.batch_size(), |(x, _)| x.batch_size());
+        Self::check_step(n, lr)?;
         self.save_stats(model);
         let l = self.passes_and_checks(model, loss, batch);
         match l {
@@ -282,6 +287,38 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
                 })
             }
         }
+    }
+
+    /// The smallest batch this model trains on, and the layer that sets it when that is more than
+    /// 1: batch norm with one value per channel and sample (`BatchNorm1d`, or `BatchNorm2d` on 1×1
+    /// maps) needs 2 samples, as in PyTorch (at batch size 1 it outputs zeros and drives its
+    /// running variance to 0). [`Solver`](crate::solver::Solver) refuses a smaller batch size and
+    /// leaves out an epoch's last batch when it is smaller.
+    pub fn min_batch() -> (usize, Option<String>) {
+        floor::min_train_batch(&M::RULE, S::SAMPLE)
+    }
+
+    /// Refuses what no step trains on: a learning rate that is not a finite value ≥ 0, an empty
+    /// batch, a batch smaller than the model's [`TrainStep::min_batch`].
+    fn check_step(n: usize, lr: f32) -> Result<()> {
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(Error::Training(format!("the learning rate is {lr:e}: it must be a finite value ≥ 0")));
+        }
+        if n == 0 {
+            return Err(Error::Shape("an empty batch: a training step needs at least one sample".into()));
+        }
+        if n < 2 {
+            // (Only here: the rule's walk allocates, and steps allocate nothing.)
+            if let (min, Some(layer)) = Self::min_batch()
+                && n < min
+            {
+                return Err(Error::Shape(format!(
+                    "a batch of {n} sample is too small to train {layer}: batch norm needs more than one value \
+                     per channel in training (batches of at least {min} samples)"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Forward, loss, backward (whole or in parts), the L2 penalty, the checks that the loss and

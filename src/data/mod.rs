@@ -185,6 +185,24 @@ impl Dataset {
         Ok(())
     }
 
+    /// Checks that every class label is one the model's `outputs` scores can take — below
+    /// `outputs`, or below 2 for a model with one output (a logistic or hinge score) — naming the
+    /// first that is not, the loss and the set (`what`: "training", "validation", …). Real-valued
+    /// targets pass. A scan of the labels: for the checks before a run, not for every step.
+    pub(crate) fn check_labels_fit(&self, outputs: usize, loss_name: &str, what: &str) -> Result<()> {
+        let limit = outputs.max(2);
+        if let Targets::Classes(y) = &self.y
+            && let Some((i, &l)) = y.iter().enumerate().find(|&(_, &l)| l >= limit)
+        {
+            return Err(Error::Label(format!(
+                "label {l} of sample {i} of the {what} data is not a class of the {loss_name} loss on the model's \
+                 {outputs} output(s), which takes labels 0..{limit} (the data set has {} classes)",
+                self.classes
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether the data set has no samples.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

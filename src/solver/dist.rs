@@ -180,6 +180,9 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>, L: Loss<M::Out, f32>> Trainee for 
     fn set_step_seed(&mut self, seed: u64) {
         self.job.set_step_seed(seed);
     }
+    fn min_batch(&self) -> (usize, Option<String>) {
+        self.job.min_batch()
+    }
     fn kind(&self) -> TargetKind {
         self.job.kind()
     }

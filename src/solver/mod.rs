@@ -402,6 +402,11 @@ impl Solver {
         let (kind, outputs) = (<L::Target as Target>::KIND, <M::Out as Shape>::SAMPLE_NUMEL);
         train.check_targets(kind, outputs, loss.name(), "training")?;
         val.check_targets(kind, outputs, loss.name(), "validation")?;
+        train.check_labels_fit(outputs, loss.name(), "training")?;
+        val.check_labels_fit(outputs, loss.name(), "validation")?;
+        if train.is_empty() {
+            return Err(Error::Shape("the training data has no samples".into()));
+        }
         self.check_outputs()?;
         let bs = self.batch_size.min(train.len());
         // The step's buffers (batch, outputs, cache, gradients, optimizer state) live as long as the run.
@@ -450,6 +455,7 @@ where
 {
     data.check_fits::<S>("evaluation")?;
     data.check_targets(<L::Target as Target>::KIND, <M::Out as Shape>::SAMPLE_NUMEL, loss.name(), "evaluation")?;
+    check_eval_batch(batch, "mean_loss")?;
     let mut y = Tensor::<M::Out, f32>::zeros(Dyn(0));
     let mut dy = Tensor::<M::Out, f32>::zeros(Dyn(0));
     let (per, w) = (data.sample_len(), data.target_width());
@@ -468,7 +474,16 @@ where
     Ok(total / data.len().max(1) as f64)
 }
 
-/// Fraction of `data` that `model` (in inference mode) classifies correctly, in batches of `batch`.
+/// Refuses an evaluation in batches of 0 samples (`what`: the function's name).
+fn check_eval_batch(batch: usize, what: &str) -> Result<()> {
+    if batch == 0 {
+        return Err(Error::Shape(format!("{what}: batches of 0 samples (the batch size must be at least 1)")));
+    }
+    Ok(())
+}
+
+/// Fraction of `data` that `model` (in inference mode) classifies correctly, in batches of `batch`
+/// (at least 1). Labels the model's outputs cannot take are an error.
 pub fn accuracy<M, L>(model: &M, loss: &L, data: &Dataset, batch: usize) -> Result<f64>
 where
     M: Model<f32>,
@@ -484,6 +499,8 @@ where
     M: Layer<S, f32>,
     L: Loss<M::Out, f32>,
 {
+    check_eval_batch(batch, "accuracy")?;
+    data.check_labels_fit(<M::Out as Shape>::SAMPLE_NUMEL, loss.name(), "evaluation")?;
     if data.is_empty() {
         return Ok(0.0);
     }
@@ -509,6 +526,7 @@ where
     L: Loss<M::Out, f32>,
 {
     data.check_fits::<S>("prediction")?;
+    check_eval_batch(batch, "predict")?;
     let mut out = Vec::with_capacity(data.len());
     let mut y = Tensor::<M::Out, f32>::zeros(Dyn(0));
     let per = data.sample_len();

@@ -28,6 +28,9 @@ use std::time::Instant;
 pub(super) trait Trainee {
     /// One training step on samples `idx` of `data` with learning rate `lr`; the loss.
     fn step(&mut self, data: &Dataset, idx: &[usize], lr: f32) -> Result<f32>;
+    /// The smallest batch the model trains on, and the layer that sets it
+    /// ([`TrainStep::min_batch`]).
+    fn min_batch(&self) -> (usize, Option<String>);
     /// Sets the seed of the next step's augmentation ([`TrainStep::set_augment_seed`]).
     fn set_step_seed(&mut self, seed: u64);
     /// What the loss compares the outputs with.
@@ -81,6 +84,9 @@ pub(super) struct Job<'a, S: Shape<Batch = Dyn>, M: Layer<S, f32>, L> {
 impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>, L: Loss<M::Out, f32>> Trainee for Job<'_, S, M, L> {
     fn step(&mut self, data: &Dataset, idx: &[usize], lr: f32) -> Result<f32> {
         self.step.step(self.model, self.loss, data, idx, lr)
+    }
+    fn min_batch(&self) -> (usize, Option<String>) {
+        TrainStep::<S, M>::min_batch()
     }
     fn set_step_seed(&mut self, seed: u64) {
         self.step.set_augment_seed(seed);
@@ -190,6 +196,20 @@ impl Solver {
     /// Before the first epoch: the facts, the resumed state, the training-accuracy sample, the
     /// metrics CSV so far.
     fn start(&self, job: &mut dyn Trainee, train: &Dataset, val: &Dataset) -> Result<RunState> {
+        if !(self.lr.is_finite() && self.lr >= 0.0) {
+            return Err(Error::Training(format!("Solver::lr({:e}): the learning rate must be a finite value ≥ 0", self.lr)));
+        }
+        let bs = self.batch_size.min(train.len());
+        let (min_batch, layer) = job.min_batch();
+        if let Some(layer) = layer.filter(|_| bs < min_batch) {
+            return Err(Error::Training(format!(
+                "batches of {bs} sample(s) (Solver::batch_size({}), {} training samples) are too small to train \
+                 {layer}: batch norm needs more than one value per channel in training; use batches of at least \
+                 {min_batch}",
+                self.batch_size,
+                train.len()
+            )));
+        }
         let last_path = self.last_checkpoint_file();
         let facts = if self.resume.is_some() || last_path.is_some() { self.run_facts(train, val) } else { Vec::new() };
         let mut hist = History { best_val_acc: -1.0, best_val_loss: f64::INFINITY, ..History::default() };
@@ -213,7 +233,6 @@ impl Solver {
             Some(p) => Some((p.clone(), metrics_start(p, done, kind)?)),
             None => None,
         };
-        let bs = self.batch_size.min(train.len());
         Ok(RunState {
             hist,
             best,
@@ -225,7 +244,9 @@ impl Solver {
             last_path,
             schedule: self.schedule_in_effect(),
             bs,
-            steps_per_epoch: train.len().div_ceil(bs),
+            // An epoch's last batch, when smaller than the model trains on, is left out (another
+            // epoch's shuffle puts its samples in full batches).
+            steps_per_epoch: train.len() / bs + usize::from(train.len() % bs >= min_batch),
             kind,
         })
     }
@@ -242,7 +263,7 @@ impl Solver {
         let first_lr = st.schedule.lr(self.lr, &at(0));
         let bar = self.progress_bar(spe as u64, epoch);
         let (mut sum, mut secs) = (0.0f64, 0.0f64);
-        for (step_no, chunk) in st.order.chunks(st.bs).enumerate() {
+        for (step_no, chunk) in st.order.chunks(st.bs).take(spe).enumerate() {
             let lr = if st.schedule.per_step() { st.schedule.lr(self.lr, &at(step_no)) } else { first_lr };
             let t0 = Instant::now();
             job.set_step_seed(mix_seed(mix_seed(epoch_seed, 2), step_no as u64));
