@@ -197,7 +197,10 @@ impl Solver {
     /// metrics CSV so far.
     fn start(&self, job: &mut dyn Trainee, train: &Dataset, val: &Dataset) -> Result<RunState> {
         if !(self.lr.is_finite() && self.lr >= 0.0) {
-            return Err(Error::Training(format!("Solver::lr({:e}): the learning rate must be a finite value ≥ 0", self.lr)));
+            return Err(Error::Training(format!(
+                "Solver::lr({:e}): the learning rate must be a finite value ≥ 0",
+                self.lr
+            )));
         }
         let bs = self.batch_size.min(train.len());
         let (min_batch, layer) = job.min_batch();
