@@ -98,6 +98,7 @@ pub mod prelude {
     pub use crate::solver::{Solver, accuracy, predict};
     pub use crate::tensor::Tensor;
     pub use rand::SeedableRng;
+    pub use rand::rngs::StdRng;
 }
 
 /// The README's Rust blocks, compiled and run as doctests (`cargo test --doc`).

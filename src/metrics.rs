@@ -27,6 +27,11 @@ pub fn top_k_accuracy(scores: &[f32], classes: usize, labels: &[usize], k: usize
     if k == 0 {
         return Err(Error::Shape("top-k accuracy needs k ≥ 1".into()));
     }
+    if k > classes {
+        return Err(Error::Shape(format!(
+            "top-{k} accuracy of {classes} classes: k must be at most the number of classes"
+        )));
+    }
     if labels.is_empty() {
         return Ok(0.0);
     }
@@ -164,13 +169,16 @@ where
     M: Layer<S, f32>,
 {
     data.check_fits::<S>("evaluation")?;
+    if batch == 0 {
+        return Err(Error::Shape("evaluate: batches of 0 samples (the batch size must be at least 1)".into()));
+    }
     let classes = <M::Out as Shape>::SAMPLE_NUMEL;
     let labels = data.labels();
     let per = data.sample_len();
     let mut scores = Vec::with_capacity(data.len() * classes);
     let mut y = Tensor::<M::Out, f32>::zeros(Dyn(0));
-    for start in (0..data.len()).step_by(batch.max(1)) {
-        let end = (start + batch.max(1)).min(data.len());
+    for start in (0..data.len()).step_by(batch) {
+        let end = (start + batch).min(data.len());
         let x = Tensor::<S, f32>::from_slice(&data.features()[start * per..end * per])?;
         model.forward(&x, &mut y);
         scores.extend_from_slice(y.as_slice());

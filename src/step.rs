@@ -351,7 +351,7 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
                 && info.kind.trainable()
                 && let Some(k) = crate::kernels::first_non_finite(g)
             {
-                bad = Some(format!("the gradient of `{}` became {} (at {k})", info.path, g[k]));
+                bad = Some(format!("the gradient of `{}` became {} at index {k}", info.path, g[k]));
             }
         });
         if let Some(msg) = bad {

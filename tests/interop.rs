@@ -92,6 +92,12 @@ fn torch_export_names_layouts_and_round_trip() {
     // shaped's own loader refuses the PyTorch layout, naming what differs.
     let err = io::load(&mut Small::zeros(), &p).unwrap_err().to_string();
     assert!(err.contains("bn.gamma") && err.contains("missing"), "{err}");
+    // ... and points to the loader that reads it.
+    assert!(err.contains("load it with `io::load_torch`"), "{err}");
+    // Another model's state_dict gets no such pointer.
+    io::save_torch(&distinct::<OtherHead>(), &p).unwrap();
+    let err = io::load(&mut Small::zeros(), &p).unwrap_err().to_string();
+    assert!(!err.contains("load_torch"), "{err}");
 }
 
 #[test]

@@ -22,6 +22,8 @@ fn top_k_counts_the_label_among_the_k_best() {
     assert_eq!(top_k_accuracy(&[0.5, 0.5], 2, &[0], 1).unwrap(), 1.0);
     // errors name what is wrong
     assert!(top_k_accuracy(&scores, 4, &labels, 0).unwrap_err().to_string().contains("k ≥ 1"));
+    let err = top_k_accuracy(&scores, 4, &labels, 5).unwrap_err().to_string();
+    assert!(err.contains("top-5 accuracy of 4 classes"), "{err}");
     assert!(top_k_accuracy(&scores, 4, &[0, 3], 1).unwrap_err().to_string().contains("12 scores"));
     assert!(top_k_accuracy(&scores, 4, &[0, 3, 4], 1).unwrap_err().to_string().contains("label 4"));
 }

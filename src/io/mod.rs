@@ -187,7 +187,7 @@ fn save_inner<E: Elem>(
 pub fn load<E: Elem, M: Module<E>>(model: &mut M, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let parsed = parse(path)?;
-    let (_, staged) = validate(&parsed, &*model, false)?;
+    let (_, staged) = validate(&parsed, &*model, false).map_err(|e| torch::hint_torch(e, &parsed, &*model))?;
     write_model(staged, model);
     Ok(())
 }

@@ -35,7 +35,8 @@ pub enum Naming {
 pub struct LoadReport {
     /// Parameters loaded from the file (model paths).
     pub loaded: Vec<String>,
-    /// Parameters the file does not hold under their name: left unchanged.
+    /// Parameters left unchanged: the file does not hold them under their name, or holds them
+    /// with another shape or dtype (listed in `skipped` with the reason).
     pub missing: Vec<String>,
     /// Tensors of the file that were not loaded, with the reason (another shape or dtype, no such
     /// parameter in the model).
@@ -46,7 +47,7 @@ impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "loaded {} tensors", self.loaded.len())?;
         if !self.missing.is_empty() {
-            write!(f, "; kept {} not in the file: {}", self.missing.len(), self.missing.join(", "))?;
+            write!(f, "; kept {} as they were: {}", self.missing.len(), self.missing.join(", "))?;
         }
         for (name, why) in &self.skipped {
             write!(f, "; skipped `{name}`: {why}")?;
@@ -142,6 +143,24 @@ pub fn load_partial<E: Elem, M: Module<E>>(model: &mut M, path: impl AsRef<Path>
 /// [`load_partial`] for a file in PyTorch's naming and layout.
 pub fn load_torch_partial<E: Elem, M: Module<E>>(model: &mut M, path: impl AsRef<Path>) -> Result<LoadReport> {
     load_named(model, path.as_ref(), Naming::Torch, false)
+}
+
+/// `e` (an error loading `parsed` in shaped's own naming into `model`) with a pointer to
+/// [`load_torch`] when every parameter is in the file under PyTorch's name with PyTorch's shape.
+pub(super) fn hint_torch<E: Elem>(e: Error, parsed: &super::read::Parsed, model: &dyn ParamTree<E>) -> Error {
+    let fits = slots(model, Naming::Torch)
+        .iter()
+        .all(|s| parsed.tensors.get(&s.file_name).is_some_and(|t| t.shape == s.shape));
+    match e {
+        Error::Checkpoint { path, msg } if fits => Error::Checkpoint {
+            path,
+            msg: format!(
+                "{msg}\n  (the file's tensors are named and laid out as a PyTorch state_dict of this model: \
+                 load it with `io::load_torch`)"
+            ),
+        },
+        e => e,
+    }
 }
 
 fn load_named<E: Elem>(model: &mut dyn ParamTree<E>, path: &Path, naming: Naming, strict: bool) -> Result<LoadReport> {
