@@ -267,10 +267,10 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
             }
             Err(e) => {
                 self.restore_stats(model);
-                // A NaN or an infinity among a batch tensor's inputs is the cause to name (ReLU
-                // makes a NaN 0 and batch norm spreads it over the batch, so the loss can stay
-                // finite while the gradients are not; a data set's inputs are checked when it is
-                // made). Looked for only when a step fails: the scan would cost a tiny model's step
+                // A NaN or an infinity among a batch tensor's inputs is the cause to name (batch
+                // norm spreads it over the batch, and a layer may map it to a finite value, so the
+                // loss or the gradients fail far from it; a data set's inputs are checked when it
+                // is made). Looked for only when a step fails: the scan would cost a tiny model's step
                 // a tenth of its time.
                 let x = batch.map(|(x, _)| x.as_slice()).unwrap_or_default();
                 Err(match crate::kernels::first_non_finite(x) {

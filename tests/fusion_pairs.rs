@@ -188,8 +188,9 @@ fn relu_pool_and_bn_relu_pool_fused_equal_unfused_bit_for_bit() {
     all::<f64>(&|_| {}, true, &|n, seed| same::<f64, Relu3p, Relu3pSplit>(n, Extents::map(3, 9, 11), seed, &|_| {}));
 }
 
-/// NaN inputs: ReLU maps NaN to +0 before the pooling compares anything, and the fused ReLU →
-/// MaxPool2d applies that select to each value it reads, so the results stay identical. (NaN into
+/// NaN inputs: ReLU passes a NaN and the pooling takes a window's last NaN, and the fused ReLU →
+/// MaxPool2d applies that select to each value it reads before the same comparisons, so the
+/// results stay identical. (NaN into
 /// a batch norm makes its statistics NaN either way; the BN pair is left out here.)
 #[test]
 fn relu_pool_fused_equals_unfused_with_nan_inputs() {

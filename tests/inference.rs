@@ -134,3 +134,68 @@ fn augmentation_that_cannot_apply_is_refused_before_training() {
         .to_string();
     assert!(err.contains("crop padding 28") && err.contains("28×28"), "{err}");
 }
+
+/// A NaN in a sample's input reaches that sample's scores, as in PyTorch (ReLU passes a NaN, a
+/// max-pooling window with a NaN pools to NaN), instead of vanishing into finite scores; the
+/// other samples' scores are untouched. Through the spec's CNN (convolution → ReLU → pooling,
+/// fused) and the batch-norm CNN (batch norm → ReLU → pooling fused), whatever the NaN's place.
+#[test]
+fn a_nan_input_gives_nan_scores() {
+    let data = synthetic::random_images(3, 6, &[1, 28, 28], 10);
+    let (cnn, cnn_bn) = (Cnn::init(&mut rng(1), Init::He), CnnBn::init(&mut rng(2), Init::He));
+    for at in [0, 1, 29, 300, 783] {
+        let (mut x, _) = data.batch::<<Cnn as Model>::Input>(&[0, 1, 2]).unwrap();
+        x.as_mut_slice()[784 + at] = f32::NAN; // sample 1
+        for y in [cnn.predict(&x), cnn_bn.predict(&x)] {
+            let rows: Vec<&[f32]> = y.as_slice().chunks_exact(10).collect();
+            assert!(rows[1].iter().all(|v| v.is_nan()), "NaN at {at}: {:?}", rows[1]);
+            assert!(rows[0].iter().chain(rows[2]).all(|v| v.is_finite()), "NaN at {at}: other samples");
+        }
+    }
+    // A flat model: Linear → ReLU → Linear.
+    #[derive(Sequential)]
+    #[sequential(input = (4,))]
+    struct Flat {
+        fc1: Linear<4, 8>,
+        act: ReLU,
+        fc2: Linear<8, 3>,
+    }
+    let m = Flat::init(&mut rng(3), Init::He);
+    let x = Tensor::<(Dyn, Const<4>)>::from_vec(vec![f32::NAN; 4]).unwrap();
+    assert!(m.predict(&x).as_slice().iter().all(|v| v.is_nan()));
+}
+
+/// Max pooling with a NaN in a window: the window pools to its last NaN (row-major), on the
+/// 2×2 path (vector lanes and scalar tail) and the general path, with and without ReLU before.
+#[test]
+fn max_pooling_keeps_nan() {
+    use shaped::kernels::pool::{self, PoolDims};
+    for (p, stride, w) in [(2, 2, 40), (2, 2, 6), (3, 2, 21)] {
+        let d = PoolDims { planes: 2, h: 6, w, p, stride, pad: 0 };
+        let mut x: Vec<f32> = (0..d.planes * d.h * w).map(|i| (i % 17) as f32 - 8.0).collect();
+        let nan_at = [w + 1, 3 * w + 7, 6 * w + 2 * w + 3]; // rows 1, 3 of plane 0; row 2 of plane 1
+        for &i in &nan_at {
+            x[i] = f32::NAN;
+        }
+        let q = d.planes * d.oh() * d.ow();
+        for relu in [false, true] {
+            let (mut y, mut a) = (vec![0.0f32; q], vec![0u32; q]);
+            if relu {
+                pool::relu_max_forward(&d, &x, &mut y, Some(&mut a));
+            } else {
+                pool::max_forward(&d, &x, &mut y, Some(&mut a));
+            }
+            for (o, (&v, &k)) in y.iter().zip(&a).enumerate() {
+                let (pl, oy, ox) = (o / (d.oh() * d.ow()), o / d.ow() % d.oh(), o % d.ow());
+                let covered: Vec<usize> = (oy * stride..oy * stride + p)
+                    .flat_map(|iy| (ox * stride..ox * stride + p).map(move |ix| iy * w + ix))
+                    .collect();
+                let nan = covered.iter().rev().find(|&&i| x[pl * d.h * w + i].is_nan());
+                match nan {
+                    Some(&i) => assert!(v.is_nan() && k as usize == i, "{d:?} relu {relu}: window {o}"),
+                    None => assert!(!v.is_nan(), "{d:?} relu {relu}: window {o}"),
+                }
+            }
+        }
+    }
+}

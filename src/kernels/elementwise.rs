@@ -155,7 +155,8 @@ multiversion! {
 #[inline(always)]
 fn relu_forward_body<E: Elem, const FMA: bool>(x: &[E], y: &mut [E]) {
     for (o, &v) in y.iter_mut().zip(x) {
-        *o = if v > E::zero() { v } else { E::zero() };
+        // (`v ≤ 0` rather than `v > 0`: a NaN passes, as in PyTorch, instead of becoming 0.)
+        *o = if v <= E::zero() { E::zero() } else { v };
     }
 }
 

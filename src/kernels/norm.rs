@@ -268,7 +268,7 @@ fn normalize_body<E: Elem, const FMA: bool>(
         if relu {
             for (yv, &xv) in ys.iter_mut().zip(xs) {
                 let v = fmadd::<E, FMA>(g, (xv - mu) * is, b);
-                *yv = if v > E::zero() { v } else { E::zero() };
+                *yv = if v <= E::zero() { E::zero() } else { v }; // (a NaN passes)
             }
         } else {
             for (yv, &xv) in ys.iter_mut().zip(xs) {
@@ -334,7 +334,7 @@ fn bn_eval<E: Elem>(
                 let (a, b) = (scale[i % c], shift[i % c]);
                 for (o, &v) in yr.iter_mut().zip(xr) {
                     let t = v * a + b;
-                    *o = if !relu || t > E::zero() { t } else { E::zero() };
+                    *o = if relu && t <= E::zero() { E::zero() } else { t }; // (a NaN passes)
                 }
             }
         });

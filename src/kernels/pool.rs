@@ -61,9 +61,9 @@ pub fn max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&
 }
 
 /// ReLU followed by max pooling, in one pass over `x`: `y` and `argmax` are exactly
-/// [`max_forward`] of `max(x, 0)` (every value goes through ReLU's select `x > 0 ? x : 0` as it is
-/// read, so ties, ±0 and NaN — which ReLU maps to +0 — give the same bits and positions), without
-/// writing `max(x, 0)`.
+/// [`max_forward`] of ReLU's output (every value goes through ReLU's select `x ≤ 0 ? +0 : x` as it
+/// is read, so ties, ±0 — which ReLU maps to +0 — and NaN — which it passes — give the same bits
+/// and positions), without writing that output.
 pub fn relu_max_forward<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argmax: Option<&mut [u32]>) {
     max_forward_split(d, x, y, argmax, true)
 }
@@ -105,10 +105,10 @@ pub(crate) fn max_forward_one<E: Elem>(d: &PoolDims, x: &[E], y: &mut [E], argma
     }
 }
 
-/// ReLU's select, `v > 0 ? v : 0`, when `RELU`; `v` otherwise.
+/// ReLU's select, `v ≤ 0 ? 0 : v` (a NaN passes), when `RELU`; `v` otherwise.
 #[inline(always)]
 fn relu_if<E: Elem, const RELU: bool>(v: E) -> E {
-    if !RELU || v > E::zero() { v } else { E::zero() }
+    if RELU && v <= E::zero() { E::zero() } else { v }
 }
 
 multiversion! {
@@ -155,22 +155,30 @@ fn max2_scalar<E: Elem, const RELU: bool>(d: &PoolDims, x: &[E], y: &mut [E], ar
 
 /// Maximum and in-plane index of the 2×2 window `ox` on input rows `r0`, `r1` (row `r0` starting at
 /// index `i0` of a plane `w` wide): the first maximum in row-major order, a later element winning
-/// only when strictly larger (with `RELU`, of the values through ReLU's select).
+/// only when strictly larger or a NaN (with `RELU`, of the values through ReLU's select).
 #[inline(always)]
 fn window2<E: Elem, const RELU: bool>(r0: &[E], r1: &[E], ox: usize, w: usize, i0: u32) -> (E, u32) {
     let r = relu_if::<E, RELU>;
     let (a, b, c, e) = (r(r0[2 * ox]), r(r0[2 * ox + 1]), r(r1[2 * ox]), r(r1[2 * ox + 1]));
-    let (m1, k1) = if b > a { (b, 1u32) } else { (a, 0u32) };
-    let (m2, k2) = if e > c { (e, 1u32) } else { (c, 0u32) };
-    let (m, k) = if m2 > m1 { (m2, w as u32 + k2) } else { (m1, k1) };
+    let (m1, k1) = if wins(b, a) { (b, 1u32) } else { (a, 0u32) };
+    let (m2, k2) = if wins(e, c) { (e, 1u32) } else { (c, 0u32) };
+    let (m, k) = if wins(m2, m1) { (m2, w as u32 + k2) } else { (m1, k1) };
     (m, i0 + 2 * ox as u32 + k)
+}
+
+/// Whether a later value `v` takes a window's maximum from `best`: when it is larger, or a NaN (a
+/// window with a NaN pools to NaN, its last NaN in row-major order, as in PyTorch).
+#[inline(always)]
+#[allow(clippy::eq_op)] // `v != v`: whether `v` is a NaN, for any `Elem`
+fn wins<E: Elem>(v: E, best: E) -> bool {
+    v > best || v != v
 }
 
 /// [`max2_forward`] for `f32` with AVX2: eight windows per step (their two input rows split into
 /// even and odd columns), the same comparisons as the scalar loop, which takes the ends of rows
 /// under eight windows (a longer row ends with an overlapping step).
-/// With `RELU`, every value first goes through ReLU's select (`v > 0 ? v : +0`, as an AND with the
-/// ordered `v > 0` mask: +0 for ±0, negatives and NaN, like the scalar select).
+/// With `RELU`, every value first goes through ReLU's select (`v ≤ 0 ? +0 : v`, as an AND with the
+/// unordered `!(v ≤ 0)` mask: +0 for ±0 and negatives, a NaN unchanged, like the scalar select).
 ///
 /// # Safety
 /// The CPU must support AVX2. (Every row is bounds-checked before its vector loads.)
@@ -193,7 +201,8 @@ unsafe fn max2_forward_f32<const RELU: bool>(d: &PoolDims, x: &[f32], y: &mut [f
     unsafe {
         // even and odd columns of 16 consecutive values, in order
         let zero = _mm256_setzero_ps();
-        let relu = |v: __m256| if RELU { _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_GT_OQ>(v, zero)) } else { v };
+        // (`!(v ≤ 0)`, true for a NaN too: it passes, as the scalar select's.)
+        let relu = |v: __m256| if RELU { _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_NLE_UQ>(v, zero)) } else { v };
         let split = |p: *const f32| {
             let (lo, hi) = (relu(_mm256_loadu_ps(p)), relu(_mm256_loadu_ps(p.add(8))));
             let ev = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
@@ -216,11 +225,15 @@ unsafe fn max2_forward_f32<const RELU: bool>(d: &PoolDims, x: &[f32], y: &mut [f
                 for ox in (0..vec_end).step_by(8).chain(tail) {
                     let (a, b) = split(r0.as_ptr().add(2 * ox));
                     let (c, e) = split(r1.as_ptr().add(2 * ox));
-                    let g1 = _mm256_cmp_ps::<_CMP_GT_OQ>(b, a);
+                    // `wins`: larger, or a NaN
+                    let wins = |v: __m256, best: __m256| {
+                        _mm256_or_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, best), _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v))
+                    };
+                    let g1 = wins(b, a);
                     let m1 = _mm256_blendv_ps(a, b, g1);
-                    let g2 = _mm256_cmp_ps::<_CMP_GT_OQ>(e, c);
+                    let g2 = wins(e, c);
                     let m2 = _mm256_blendv_ps(c, e, g2);
-                    let g3 = _mm256_cmp_ps::<_CMP_GT_OQ>(m2, m1);
+                    let g3 = wins(m2, m1);
                     let m = _mm256_blendv_ps(m1, m2, g3);
                     let k1 = _mm256_and_si256(_mm256_castps_si256(g1), one);
                     let k2 = _mm256_add_epi32(wv, _mm256_and_si256(_mm256_castps_si256(g2), one));
@@ -263,7 +276,7 @@ fn general<E: Elem, const RELU: bool>(d: &PoolDims, x: &[E], y: &mut [E], mut ar
                 for iy in rows.clone() {
                     for ix in cols.clone() {
                         let v = relu_if::<E, RELU>(xp[iy * d.w + ix]);
-                        if v > bv {
+                        if wins(v, bv) {
                             bv = v;
                             best = iy * d.w + ix;
                         }

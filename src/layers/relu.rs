@@ -6,7 +6,8 @@ use crate::layer::{Act, Layer, Module};
 use crate::layers::{check_grads, check_io, no_params};
 use crate::shape::{Rule, Shape};
 
-/// Rectified linear unit, elementwise `y = max(x, 0)`; no parameters.
+/// Rectified linear unit, elementwise `y = max(x, 0)`; no parameters. A NaN passes (as in
+/// PyTorch), so a NaN in an input reaches the scores instead of vanishing; ±0 give +0.
 ///
 /// # Shapes
 /// - any input `S`, output `S`.

@@ -303,8 +303,8 @@ impl Solver {
     /// is the best epoch so far (highest validation accuracy, or lowest validation loss); whether
     /// it is.
     fn evaluate(&self, job: &mut dyn Trainee, val: &Dataset, st: &mut RunState, epoch: usize, lr: f32) -> Result<bool> {
-        // A finite loss does not prove finite parameters (the last update may overflow, and
-        // ReLU hides NaN): never evaluate or save a broken model.
+        // A finite loss does not prove finite parameters (the last update may overflow): never
+        // evaluate or save a broken model.
         if let Some(name) = first_non_finite(job.params()) {
             let what = format!(
                 "parameter `{name}` became NaN or infinite at epoch {epoch}, in one of its {} steps (the loss \
