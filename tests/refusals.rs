@@ -100,6 +100,8 @@ fn the_solver_refuses_batches_too_small_and_leaves_out_a_short_last_batch() {
     assert!(err.contains("Solver::batch_size(1)") && err.contains("`bn` (BatchNorm1d<8>)"), "{err}");
     let err = Solver::new().lr(f32::NAN).epochs(1).train(&mut m, &SoftmaxCrossEntropy::<4>, &train, &val);
     assert!(err.unwrap_err().to_string().contains("Solver::lr(NaN)"));
+    let err = Solver::new().batch_size(0).epochs(1).train(&mut m, &SoftmaxCrossEntropy::<4>, &train, &val);
+    assert!(err.unwrap_err().to_string().contains("Solver::batch_size(0)"));
     assert_eq!(values(&m), before);
     // 17 samples in batches of 16: the 1-sample rest is left out, each epoch one step.
     let h = Solver::new().batch_size(16).epochs(3).lr(0.01).train(&mut m, &SoftmaxCrossEntropy::<4>, &train, &val);

@@ -258,6 +258,7 @@ fn divergence_stops_with_an_error_and_keeps_the_best_checkpoint() {
     let msg = err.to_string();
     assert!(matches!(err, Error::Training(_)), "{msg}");
     assert!(msg.contains("epoch 1") && msg.contains("step ") && msg.contains("lower the learning rate"), "{msg}");
+    assert!(msg.contains("(learning rate 1e30)"), "{msg}");
     assert!(!best.exists() && !last.exists(), "{msg}");
 
     // Two good epochs, then a resumed run with a huge learning rate diverges in epoch 3.

@@ -257,9 +257,9 @@ impl Solver {
         self.patience = Some(patience.max(1));
         self
     }
-    /// Examples per step.
+    /// Examples per step (at least 1: a run with 0 is refused before the first epoch).
     pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n.max(1);
+        self.batch_size = n;
         self
     }
     /// Passes over the training data.

@@ -202,6 +202,9 @@ impl Solver {
                 self.lr
             )));
         }
+        if self.batch_size == 0 {
+            return Err(Error::Training("Solver::batch_size(0): a step needs at least one sample".into()));
+        }
         let bs = self.batch_size.min(train.len());
         let (min_batch, layer) = job.min_batch();
         if let Some(layer) = layer.filter(|_| bs < min_batch) {
@@ -388,7 +391,7 @@ impl Solver {
 
     /// The error for a diverged run: what happened, the advice, and which checkpoints survive.
     fn diverged(&self, what: String, lr: f32, completed: usize, last: Option<&FsPath>) -> Error {
-        let mut msg = format!("{what} (learning rate {lr}); lower the learning rate");
+        let mut msg = format!("{what} (learning rate {}); lower the learning rate", show_lr(lr));
         if let Some(p) = &self.checkpoint
             && completed > 0
         {
@@ -444,4 +447,10 @@ fn metrics_start(p: &FsPath, done: usize, kind: TargetKind) -> Result<String> {
         })
         .map(|(_, l)| format!("{l}\n"))
         .collect())
+}
+
+/// A learning rate for a message: plain between 1e-4 and 1e6, in scientific notation outside
+/// (`1e30`, not thirty-one digits).
+fn show_lr(lr: f32) -> String {
+    if lr == 0.0 || (1e-4..1e6).contains(&lr.abs()) { format!("{lr}") } else { format!("{lr:e}") }
 }
