@@ -99,6 +99,7 @@ pub mod prelude {
     pub use crate::tensor::Tensor;
     pub use rand::SeedableRng;
     pub use rand::rngs::StdRng;
+    pub use rand::Rng;
 }
 
 /// The README's Rust blocks, compiled and run as doctests (`cargo test --doc`).

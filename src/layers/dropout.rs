@@ -10,6 +10,8 @@ use rand::{Rng, SeedableRng};
 
 /// A dropout probability, spelled in the type so that keep and drop cannot be confused:
 /// [`Keep<80>`] keeps 80 % of activations, [`Drop<20>`] drops 20 % of them (the same layer).
+/// (`Keep` is in the prelude; `Drop` is not, as it would hide the standard `Drop` trait: write
+/// `shaped::layers::Drop<20>` or import it by name.)
 pub trait Probability: Send + Sync + 'static {
     /// Probability that an activation is kept, in `[0, 1]` (a percentage over 100 is a compile
     /// error of the model that uses it, through [`Probability::RULE`]).

@@ -330,6 +330,9 @@ pub const fn apply(rule: &Rule, x: Extents, path: &Msg) -> Result<Extents, Msg> 
             if keep && percent == 0 {
                 return Err(head(path, rule).s(" keeps no activation; use Keep<P> with P from 1 to 100"));
             }
+            if !keep && percent == 100 {
+                return Err(head(path, rule).s(" drops every activation; use Drop<P> with P from 0 to 99"));
+            }
             Ok(x)
         }
         Rule::Dense { i, o } => {
