@@ -56,6 +56,18 @@ pub trait Schedule: Send + Sync + Debug {
     fn depends_on_epochs(&self) -> bool {
         false
     }
+    /// What is wrong with the schedule's parameters for base rate `base`, if anything: the solver
+    /// asks before the first epoch, so that a bad factor or floor is refused then, not when the
+    /// rate it gives goes wrong mid-run. (Default: nothing.)
+    fn check(&self, base: f32) -> Result<(), String> {
+        let _ = base;
+        Ok(())
+    }
+}
+
+/// Refuses a decay factor that is not a finite value ≥ 0.
+fn check_gamma(gamma: f32) -> Result<(), String> {
+    if gamma.is_finite() && gamma >= 0.0 { Ok(()) } else { Err(format!("gamma = {gamma}: the factor must be a finite value ≥ 0")) }
 }
 
 /// `base · γⁿ` as `n` repeated `f32` multiplications.
@@ -96,6 +108,12 @@ impl Schedule for StepDecay {
     fn describe(&self) -> String {
         format!("step(every={}, gamma={})", self.every, self.gamma)
     }
+    fn check(&self, _: f32) -> Result<(), String> {
+        if self.every == 0 {
+            return Err("every = 0: the rate decays every 1 or more epochs".into());
+        }
+        check_gamma(self.gamma)
+    }
 }
 
 /// Multiplies the rate by `gamma` every epoch: `lr·γ^(k−1)` in epoch `k`.
@@ -111,6 +129,9 @@ impl Schedule for Exponential {
     }
     fn describe(&self) -> String {
         format!("exponential(gamma={})", self.gamma)
+    }
+    fn check(&self, _: f32) -> Result<(), String> {
+        check_gamma(self.gamma)
     }
 }
 
@@ -157,5 +178,17 @@ impl Schedule for WarmupCosine {
     }
     fn depends_on_epochs(&self) -> bool {
         self.epochs.is_none()
+    }
+    fn check(&self, base: f32) -> Result<(), String> {
+        if !(self.min_lr.is_finite() && self.min_lr >= 0.0) {
+            return Err(format!("min_lr = {}: the floor must be a finite value ≥ 0", self.min_lr));
+        }
+        if self.min_lr > base {
+            return Err(format!("min_lr = {} is above the learning rate {base}: the cosine would raise the rate", self.min_lr));
+        }
+        if self.epochs == Some(0) {
+            return Err("epochs = Some(0): the warm-up and cosine span at least one epoch".into());
+        }
+        Ok(())
     }
 }

@@ -138,3 +138,44 @@ fn evaluations_refuse_batches_of_zero_and_labels_the_model_cannot_take() {
     assert!(err.contains("of the training data") && err.contains("softmax cross-entropy"), "{err}");
     assert_eq!(values(&t), before, "refused before training");
 }
+
+/// A schedule whose rate goes wrong after a number of epochs.
+#[derive(Debug)]
+struct GoesNan;
+
+impl shaped::schedule::Schedule for GoesNan {
+    fn lr(&self, base: f32, at: &shaped::schedule::Progress) -> f32 {
+        if at.epoch >= 2 { f32::NAN } else { base }
+    }
+    fn describe(&self) -> String {
+        "goes-nan".into()
+    }
+}
+
+#[test]
+fn the_solver_refuses_bad_schedules_before_training() {
+    use shaped::schedule::{Exponential, StepDecay, WarmupCosine};
+    let (train, val) = (data(32, 6, 4), data(8, 6, 4));
+    let loss = SoftmaxCrossEntropy::<4>;
+    let mut m = feat();
+    let before = values(&m);
+    let solver = || Solver::new().lr(0.01).batch_size(8).epochs(3);
+    let cases: Vec<(Solver, &str)> = vec![
+        (solver().schedule(StepDecay { every: 0, gamma: 0.5 }), "every = 0"),
+        (solver().schedule(StepDecay { every: 1, gamma: -1.0 }), "gamma = -1"),
+        (solver().schedule(Exponential { gamma: f32::NAN }), "gamma = NaN"),
+        (solver().lr_decay(f32::INFINITY), "gamma = inf"),
+        (solver().schedule(WarmupCosine { warmup: 2, min_lr: 1.0, epochs: None }), "above the learning rate"),
+        (solver().schedule(WarmupCosine { warmup: 2, min_lr: -0.1, epochs: None }), "min_lr = -0.1"),
+        (solver().schedule(WarmupCosine { warmup: 2, min_lr: 0.0, epochs: Some(0) }), "epochs = Some(0)"),
+    ];
+    for (s, want) in cases {
+        let err = s.train(&mut m, &loss, &train, &val).unwrap_err().to_string();
+        assert!(err.contains("learning-rate schedule") && err.contains(want), "{want}: {err}");
+    }
+    assert_eq!(values(&m), before, "refused before the first step");
+    // A schedule that goes wrong mid-run is named, not blamed on a rate too high.
+    let err = solver().schedule(GoesNan).train(&mut m, &loss, &train, &val).unwrap_err().to_string();
+    assert!(err.contains("goes-nan gave NaN at epoch 2, step 1 of 4"), "{err}");
+    assert!(!err.contains("lower the learning rate"), "{err}");
+}

@@ -205,6 +205,10 @@ impl Solver {
         if self.batch_size == 0 {
             return Err(Error::Training("Solver::batch_size(0): a step needs at least one sample".into()));
         }
+        let schedule = self.schedule_in_effect();
+        if let Err(why) = schedule.check(self.lr) {
+            return Err(Error::Training(format!("the learning-rate schedule {}: {why}", schedule.describe())));
+        }
         let bs = self.batch_size.min(train.len());
         let (min_batch, layer) = job.min_batch();
         if let Some(layer) = layer.filter(|_| bs < min_batch) {
@@ -271,6 +275,17 @@ impl Solver {
         let (mut sum, mut secs) = (0.0f64, 0.0f64);
         for (step_no, chunk) in st.order.chunks(st.bs).take(spe).enumerate() {
             let lr = if st.schedule.per_step() { st.schedule.lr(self.lr, &at(step_no)) } else { first_lr };
+            if !(lr.is_finite() && lr >= 0.0) {
+                if let Some(b) = &bar {
+                    b.abandon();
+                }
+                return Err(Error::Training(format!(
+                    "the learning-rate schedule {} gave {lr} at epoch {epoch}, step {} of {spe}: a learning rate \
+                     must be a finite value ≥ 0",
+                    st.schedule.describe(),
+                    step_no + 1
+                )));
+            }
             let t0 = Instant::now();
             job.set_step_seed(mix_seed(mix_seed(epoch_seed, 2), step_no as u64));
             let l = match job.step(train, chunk, lr) {
