@@ -160,6 +160,15 @@ fn resume_restores_the_best_epoch_even_when_no_epoch_is_left() {
         .unwrap();
     assert_eq!(bits(&again), bits(&net));
     assert_eq!(untimed(&h2), untimed(&h));
+    // Fewer epochs than the checkpoint holds: refused (it used to return the 3-epoch run as if
+    // it were a 2-epoch one).
+    let mut fewer = fresh_net(3);
+    let r = solver(UpdateRule::SgdMomentum, 0.3)
+        .epochs(2)
+        .resume_from(last_checkpoint_path(&best))
+        .train(&mut fewer, &Logistic, &train, &val);
+    checkpoint_err(r, "b.last.safetensors", &["already trained 3 epochs, more than the 2"]);
+    assert_eq!(bits(&fewer), bits(&fresh_net(3)), "the model is unchanged");
 }
 
 #[track_caller]

@@ -97,6 +97,13 @@ impl Solver {
             )));
         }
         let epoch: usize = meta_value(&meta, RESUME_EPOCH, path)?;
+        if epoch > self.epochs {
+            return Err(err(format!(
+                "the checkpoint has already trained {epoch} epochs, more than the {} this run asks for: nothing to \
+                 resume (ask for more than {epoch} epochs to train further)",
+                self.epochs
+            )));
+        }
         let mut differences = Vec::new();
         for f in facts {
             if f.key == RESUME_LR0 && self.allow_lr_change {
