@@ -540,3 +540,29 @@ fn mutated_files_never_panic() {
         }
     }
 }
+
+/// A gzip stream corrupted near its start decompresses into a header that makes no sense: the
+/// header reader (which `hw1` calls first) blames the stream, as the full reader does, not the
+/// sizes it misread.
+#[test]
+fn idx_header_of_a_corrupt_gzip_names_the_corruption() {
+    let d = tmpdir("idx-corrupt-gz-header");
+    let pixels: Vec<u8> = (0..50 * 28 * 28).map(|i| (i * 7 % 251) as u8).collect();
+    let good = gz(&idx_images(50, 28, 28, &pixels));
+    let (mut blamed, mut misread) = (0, Vec::new());
+    for at in 10..good.len().min(60) {
+        let mut bad = good.clone();
+        bad[at] ^= 0xa5;
+        let p = write(&d.0, &format!("corrupt-{at}.gz"), &bad);
+        if let Err(e) = read_idx_image_header(&p) {
+            let msg = e.to_string();
+            if msg.contains("corrupt or truncated gzip data") {
+                blamed += 1;
+            } else {
+                misread.push(format!("byte {at}: {msg}"));
+            }
+        }
+    }
+    assert!(misread.is_empty(), "{misread:#?}");
+    assert!(blamed > 0, "no corruption made the header unreadable");
+}

@@ -101,11 +101,15 @@ fn read_idx(path: &Path, rank: u8, what: &str, describe: fn(&[u64]) -> String) -
     let (mut reader, gz, file_len) = open_idx(path)?;
     let header = parse_header(&mut reader, path, gz, file_len, rank, what, describe);
     let r = header.and_then(|h| read_payload(&mut reader, path, gz, file_len, h));
+    blame_corrupt_gzip(&mut reader, gz, r)
+}
+
+/// `r`, or when it is a data error of a gzip file (`gz`), and the rest of the stream in `reader`
+/// fails its integrity check, that: malformed content may be the symptom of a corrupt stream.
+fn blame_corrupt_gzip<T>(reader: &mut dyn Read, gz: bool, r: Result<T>) -> Result<T> {
     match r {
         Err(Error::Data { path, msg }) if gz && !msg.starts_with(GZIP_CORRUPT) => {
-            // Malformed content may be the symptom of a corrupt stream: if the rest of the stream
-            // fails its integrity check, report that instead.
-            match io::copy(&mut (&mut reader).take(GZIP_SKIM_LIMIT), &mut io::sink()) {
+            match io::copy(&mut reader.take(GZIP_SKIM_LIMIT), &mut io::sink()) {
                 Err(e) => {
                     Err(Error::data(path, format!("{GZIP_CORRUPT}: {e} (what was decompressed is invalid too: {msg})")))
                 }
@@ -362,7 +366,8 @@ fn describe_images(d: &[u64]) -> String {
 pub fn read_idx_image_header(path: impl AsRef<Path>) -> Result<(usize, usize, usize)> {
     fn inner(path: &Path) -> Result<(usize, usize, usize)> {
         let (mut reader, gz, file_len) = open_idx(path)?;
-        let h = parse_header(&mut reader, path, gz, file_len, 3, "images", describe_images)?;
+        let h = parse_header(&mut reader, path, gz, file_len, 3, "images", describe_images);
+        let h = blame_corrupt_gzip(&mut reader, gz, h)?;
         let d = |i: usize| usize::try_from(h.dims[i]).unwrap_or(usize::MAX);
         Ok((d(0), d(1), d(2)))
     }
