@@ -109,13 +109,15 @@ struct Args {
     /// Print the result as one JSON object on the last stdout line.
     #[arg(long)]
     json: bool,
-    /// Save the best parameters here, with PATH's .last.safetensors, .metrics.csv and .png siblings.
+    /// Save the best parameters here; beside it, with PATH's extension replaced (m.safetensors →
+    /// m.last.safetensors, m.metrics.csv, m.png, m.confusion.png): the resumable checkpoint, the
+    /// metrics, the curves and the test confusion matrix.
     #[arg(long, value_name = "PATH", value_parser = non_empty_path)]
     save: Option<PathBuf>,
     /// Start from these parameters (a checkpoint of the experiment's model).
     #[arg(long, value_name = "PATH", value_parser = non_empty_path, conflicts_with = "resume")]
     load: Option<PathBuf>,
-    /// Continue the run saved in this resumable checkpoint (PATH.last.safetensors of --save).
+    /// Continue the run saved in this resumable checkpoint (m.last.safetensors of --save m.safetensors).
     #[arg(long, value_name = "PATH", value_parser = non_empty_path)]
     resume: Option<PathBuf>,
     /// Pixel scaling of image data.
@@ -323,7 +325,7 @@ where
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let mut model = M::init(&mut rng, Init::Gaussian(1e-3));
     if let Some(p) = &args.load {
-        shaped::io::load(&mut model, p)?;
+        shaped::io::load(&mut model, p).map_err(|e| flag_io("--load", e))?;
         if !args.quiet {
             eprintln!("loaded {}", p.display());
         }
@@ -356,6 +358,8 @@ where
         solver = solver.checkpoint(p).metrics_csv(metrics_path(p));
     }
     if let Some(p) = &args.resume {
+        // (A missing file named by the flag, before any training.)
+        std::fs::File::open(p).map_err(|e| flag_io("--resume", shaped::Error::io(p, e)))?;
         // Without --save, keep updating the file the run resumed from.
         if args.save.is_none() {
             solver = solver.last_checkpoint(p);
@@ -608,5 +612,16 @@ fn experiment(args: &Args, comm: Option<&dyn Comm>) -> shaped::Result<Report> {
             let splits = split_images(args, train, test, &dir, &dir)?;
             run::<Vgg, _>(args, comm, splits, SoftmaxCrossEntropy::<10>)
         }
+    }
+}
+
+/// `e`, when it is an I/O error on the file a flag names (a missing `--load` or `--resume` file),
+/// as a checkpoint error that names the flag.
+fn flag_io(flag: &str, e: shaped::Error) -> shaped::Error {
+    match e {
+        shaped::Error::Io { path, source } => {
+            shaped::Error::checkpoint(path, format!("{flag}: cannot read the checkpoint: {source}"))
+        }
+        e => e,
     }
 }

@@ -97,9 +97,9 @@ pub mod prelude {
     pub use crate::shape::{Const, ConstDim, Dim, Dyn, Shape};
     pub use crate::solver::{Solver, accuracy, predict};
     pub use crate::tensor::Tensor;
+    pub use rand::Rng;
     pub use rand::SeedableRng;
     pub use rand::rngs::StdRng;
-    pub use rand::Rng;
 }
 
 /// The README's Rust blocks, compiled and run as doctests (`cargo test --doc`).

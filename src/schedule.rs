@@ -67,7 +67,11 @@ pub trait Schedule: Send + Sync + Debug {
 
 /// Refuses a decay factor that is not a finite value ≥ 0.
 fn check_gamma(gamma: f32) -> Result<(), String> {
-    if gamma.is_finite() && gamma >= 0.0 { Ok(()) } else { Err(format!("gamma = {gamma}: the factor must be a finite value ≥ 0")) }
+    if gamma.is_finite() && gamma >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!("gamma = {gamma}: the factor must be a finite value ≥ 0"))
+    }
 }
 
 /// `base · γⁿ` as `n` repeated `f32` multiplications.
@@ -184,7 +188,10 @@ impl Schedule for WarmupCosine {
             return Err(format!("min_lr = {}: the floor must be a finite value ≥ 0", self.min_lr));
         }
         if self.min_lr > base {
-            return Err(format!("min_lr = {} is above the learning rate {base}: the cosine would raise the rate", self.min_lr));
+            return Err(format!(
+                "min_lr = {} is above the learning rate {base}: the cosine would raise the rate",
+                self.min_lr
+            ));
         }
         if self.epochs == Some(0) {
             return Err("epochs = Some(0): the warm-up and cosine span at least one epoch".into());
