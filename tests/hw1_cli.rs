@@ -210,6 +210,11 @@ fn hw1_never_destroys_user_files() {
     );
     // --save onto the data, or onto --load.
     hw1_fails(&bin, &dir, &["1a", "--data", c, "--save", "b20.csv", "--quiet"], 1, &["b20.csv", "--data"]);
+    // A --load or --resume file that is not there: named with its flag.
+    for flag in ["--load", "--resume"] {
+        let args = ["1a", "--data", c, flag, "gone.safetensors", "--quiet"];
+        hw1_fails(&bin, &dir, &args, 1, &["gone.safetensors", flag, "cannot read the checkpoint"]);
+    }
     hw1_fails(
         &bin,
         &dir,
