@@ -318,6 +318,16 @@ where
     train.check_input::<M::Input>("training")?;
     val.check_input::<M::Input>("validation")?;
     test.check_input::<M::Input>("test")?;
+    // A batch the model cannot train on, named by its flag (batch norm over one value per channel).
+    let batch = args.batch.unwrap_or(Spec::of(args.experiment()).batch).min(train.len());
+    if let (min, Some(layer)) = shaped::step::TrainStep::<M::Input, M>::min_batch()
+        && batch < min
+    {
+        return Err(shaped::Error::Training(format!(
+            "--batch: batches of {batch} sample(s) are too small to train {layer}: batch norm needs more than one \
+             value per channel in training (use --batch {min} or more)"
+        )));
+    }
     let experiment = args.experiment();
     let spec = Spec::of(experiment);
     let epochs = args.epochs.unwrap_or(if args.experiment.is_none() { 5 } else { spec.epochs });

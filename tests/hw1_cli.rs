@@ -277,6 +277,11 @@ fn hw1_checks_meaning_and_every_split_before_training() {
     // --limit 1 leaves no validation sample.
     let ok = dir.join("ok");
     mnist_dir(&ok, 20, (28, 28), 5, (28, 28));
+    // Batches of one sample for 4b's BatchNorm1d: named by --batch, before the first epoch.
+    let (code, _, stderr) = hw1(&bin, &dir, &["4b", "--data", ok.to_str().unwrap(), "--batch", "1", "--epochs", "1"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("--batch: batches of 1 sample") && stderr.contains("`bn2` (BatchNorm1d<16>)"), "{stderr}");
+    assert!(!stderr.contains("epoch   1"), "trained first: {stderr}");
     hw1_fails(
         &bin,
         &dir,
