@@ -302,7 +302,10 @@ fn dropout_keep_and_drop_probabilities() {
     assert_eq!(<Dropout<Keep<80>> as Module<f32>>::zeros().keep_probability(), 0.8);
     assert!((<Dropout<Drop<80>> as Module<f32>>::zeros().keep_probability() - 0.2).abs() < 1e-15);
     assert_eq!(kept_fraction::<Keep<100>, Inverted>(5), 1.0);
-    assert_eq!(kept_fraction::<Drop<100>, Inverted>(6), 0.0);
+    // (`Drop<100>`, like `Keep<0>`, is a compile error: tests/ui/dropout_all_fail.rs.)
+    let d99 = kept_fraction::<Drop<99>, Inverted>(6);
+    assert!(d99 > 0.0 && d99 < 0.02, "Drop<99> kept {d99}");
+    assert_eq!(kept_fraction::<Drop<0>, Inverted>(7), 1.0);
     println!("kept fractions: Keep<80> {k80}, Drop<80> {d80}, Keep<80> vanilla {k80v}, Drop<20> vanilla {d20}");
 }
 
