@@ -169,9 +169,7 @@ where
     M: Layer<S, f32>,
 {
     data.check_fits::<S>("evaluation")?;
-    if batch == 0 {
-        return Err(Error::Shape("evaluate: batches of 0 samples (the batch size must be at least 1)".into()));
-    }
+    crate::solver::check_eval_batch(batch, "evaluate")?;
     let classes = <M::Out as Shape>::SAMPLE_NUMEL;
     let labels = data.labels();
     let per = data.sample_len();

@@ -11,6 +11,7 @@ use crate::shape::{Dyn, Shape};
 use crate::tensor::Tensor;
 
 mod floor;
+pub(crate) use floor::too_small;
 mod parts;
 
 /// The buffers of a training step (input batch, targets, output, output gradient, cache, parameter
@@ -312,10 +313,7 @@ impl<S: Shape<Batch = Dyn>, M: Layer<S, f32>> TrainStep<S, M> {
             if let (min, Some(layer)) = Self::min_batch()
                 && n < min
             {
-                return Err(Error::Shape(format!(
-                    "a batch of {n} sample is too small to train {layer}: batch norm needs more than one value \
-                     per channel in training (batches of at least {min} samples)"
-                )));
+                return Err(Error::Shape(format!("a batch of {n} sample is {}", floor::too_small(&layer, min))));
             }
         }
         Ok(())

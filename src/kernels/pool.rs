@@ -169,9 +169,8 @@ fn window2<E: Elem, const RELU: bool>(r0: &[E], r1: &[E], ox: usize, w: usize, i
 /// Whether a later value `v` takes a window's maximum from `best`: when it is larger, or a NaN (a
 /// window with a NaN pools to NaN, its last NaN in row-major order, as in PyTorch).
 #[inline(always)]
-#[allow(clippy::eq_op)] // `v != v`: whether `v` is a NaN, for any `Elem`
 fn wins<E: Elem>(v: E, best: E) -> bool {
-    v > best || v != v
+    v > best || v.is_nan()
 }
 
 /// [`max2_forward`] for `f32` with AVX2: eight windows per step (their two input rows split into

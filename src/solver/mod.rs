@@ -475,7 +475,7 @@ where
 }
 
 /// Refuses an evaluation in batches of 0 samples (`what`: the function's name).
-fn check_eval_batch(batch: usize, what: &str) -> Result<()> {
+pub(crate) fn check_eval_batch(batch: usize, what: &str) -> Result<()> {
     if batch == 0 {
         return Err(Error::Shape(format!("{what}: batches of 0 samples (the batch size must be at least 1)")));
     }

@@ -213,11 +213,10 @@ impl Solver {
         let (min_batch, layer) = job.min_batch();
         if let Some(layer) = layer.filter(|_| bs < min_batch) {
             return Err(Error::Training(format!(
-                "batches of {bs} sample(s) (Solver::batch_size({}), {} training samples) are too small to train \
-                 {layer}: batch norm needs more than one value per channel in training; use batches of at least \
-                 {min_batch}",
+                "batches of {bs} sample(s) (Solver::batch_size({}), {} training samples) are {}",
                 self.batch_size,
-                train.len()
+                train.len(),
+                crate::step::too_small(&layer, min_batch)
             )));
         }
         let last_path = self.last_checkpoint_file();

@@ -18,6 +18,14 @@ pub(crate) fn min_train_batch(rule: &Rule, input: Extents) -> (usize, Option<Str
     }
 }
 
+/// Why batches below `min` do not train `layer` (the end of the refusals' sentences).
+pub(crate) fn too_small(layer: &str, min: usize) -> String {
+    format!(
+        "too small to train {layer}: batch norm needs more than one value per channel in training (batches of at \
+         least {min} samples)"
+    )
+}
+
 /// `rule`'s output extents on `x`, and the first batch norm (by path) inside it that sees one
 /// value per channel and sample.
 fn walk(rule: &Rule, x: Extents, path: &str) -> (Extents, Option<String>) {
@@ -34,20 +42,24 @@ fn walk(rule: &Rule, x: Extents, path: &str) -> (Extents, Option<String>) {
             let mut e = x;
             let mut found = None;
             for field in seq.fields {
-                let sub = if path.is_empty() { field.name.to_string() } else { format!("{path}.{}", field.name) };
-                let (next, f) = walk(&field.rule, e, &sub);
+                let (next, f) = walk(&field.rule, e, &child(path, field.name));
                 e = next;
                 found = found.or(f);
             }
             found
         }
+        // (The branches by their parameter paths: `Residual`'s fields `block` and `shortcut`.)
         Rule::Residual { main, shortcut } => {
-            let (_, a) = walk(main, x, &format!("{path}.main"));
-            a.or_else(|| walk(shortcut, x, &format!("{path}.shortcut")).1)
+            walk(main, x, &child(path, "block")).1.or_else(|| walk(shortcut, x, &child(path, "shortcut")).1)
         }
         _ => None,
     };
     (out, found)
+}
+
+/// The path of `name` inside `path` (`a.b`; `name` alone at the root), as parameter paths read.
+fn child(path: &str, name: &str) -> String {
+    if path.is_empty() { name.to_string() } else { format!("{path}.{name}") }
 }
 
 /// Whether a layer so named normalises over the batch (`BatchNorm1d`, `BatchNorm2d`,
@@ -95,5 +107,13 @@ mod tests {
         assert_eq!(min_train_batch(&bn2, Extents::new(&[3, 1, 1])), (2, Some("BatchNorm2d<3>".to_string())));
         let (_, inner) = min_train_batch(&Rule::Seq(&MAPS_SEQ), Extents::new(&[2, 1, 1]));
         assert_eq!(inner.as_deref(), Some("`bn` (BatchNorm2d<3>)"));
+        // Inside a residual block, by the block's parameter path.
+        const RES: [Field; 1] = [Field {
+            name: "res",
+            rule: Rule::Residual { main: &Rule::Features { name: "BatchNorm1d", n: 8 }, shortcut: &Rule::Identity },
+        }];
+        const RES_SEQ: SeqRule = SeqRule { name: "Res", input: None, output: None, fields: &RES };
+        let (_, layer) = min_train_batch(&Rule::Seq(&RES_SEQ), Extents::new(&[8]));
+        assert_eq!(layer.as_deref(), Some("`res.block` (BatchNorm1d<8>)"));
     }
 }
